@@ -1,0 +1,52 @@
+"""Pixel geometry of shapes: areas, clipping to the frame, rasterising to bitmaps."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .annotations import Shape
+
+
+def polygon_area(points: tuple[float, ...]) -> float:
+    xs, ys = np.asarray(points[0::2]), np.asarray(points[1::2])
+    if len(xs) < 3:
+        return 0.0
+    return float(abs(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1))) / 2)
+
+
+def raw_area(shape: Shape) -> float:
+    """The shape's own area before clipping (<= 0 for degenerate shapes)."""
+    if shape.kind == "rectangle":
+        x0, y0, x1, y1 = shape.points
+        w, h = x1 - x0, y1 - y0
+        return w * h if w > 0 and h > 0 else min(w, h, 0.0)
+    if shape.kind == "polygon":
+        return polygon_area(shape.points)
+    return float(sum(shape.points[1:-4:2]))  # the runs of 1s
+
+
+def clipped_bbox(shape: Shape, width: int, height: int) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = shape.bbox()
+    return (min(max(x0, 0.0), width), min(max(y0, 0.0), height),
+            min(max(x1, 0.0), width), min(max(y1, 0.0), height))
+
+
+def mask_bitmap(shape: Shape, width: int, height: int) -> np.ndarray:
+    """The shape as a (height, width) bool bitmap of its frame, clipped to the frame."""
+    if shape.kind == "polygon":
+        img = Image.new("1", (width, height), 0)
+        ImageDraw.Draw(img).polygon(list(zip(shape.points[0::2], shape.points[1::2])),
+                                    fill=1, outline=1)
+        return np.asarray(img, dtype=bool)
+    out = np.zeros((height, width), dtype=bool)
+    if shape.kind == "rectangle":
+        x0, y0, x1, y1 = (int(round(v)) for v in clipped_bbox(shape, width, height))
+        out[y0:y1, x0:x1] = True
+        return out
+    *runs, left, top, right, bottom = (int(v) for v in shape.points)
+    w, h = right - left + 1, bottom - top + 1
+    box = np.repeat((np.arange(len(runs)) & 1) != 0, runs)[: w * h].reshape(h, w)
+    ys, xs = slice(max(top, 0), min(top + h, height)), slice(max(left, 0), min(left + w, width))
+    out[ys, xs] = box[ys.start - top: ys.stop - top, xs.start - left: xs.stop - left]
+    return out

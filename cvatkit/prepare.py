@@ -1,0 +1,258 @@
+"""From a task source to a training-ready dataset folder.
+
+``prepare`` reads the task once for its annotations (checking and cleaning them), splits
+it, then streams the frames into TFRecord shards. The folder is built aside and renamed
+into place at the end, so it appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .annotations import Frame, LabelMap
+from .checks import Checker, Report
+from .errors import AnnotationError, OutputExistsError, UsageError
+from .labelfiles import write_label_files
+from .sources import Source
+from .split import DEFAULT_VAL_FRACTION, split_val
+from .tfrecords import EncodedFrame, ShardWriter, encode_frame
+
+DATASET_JSON = "dataset.json"
+REPORT_JSON = "report.json"
+VAL_COCO_JSON = "val_coco.json"
+FORMAT_VERSION = 1
+_IN_FLIGHT = 32
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A prepared dataset folder."""
+
+    path: Path
+    labels: LabelMap
+    report: Report
+    train_files: tuple[str, ...]
+    val_files: tuple[str, ...]
+    include_masks: bool
+
+
+def prepare(source: Source, out_dir: str | os.PathLike[str], *,
+            val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0,
+            masks: str = "auto", overwrite: bool = False, strict: bool = False,
+            workers: int = 2, pbar: Callable[[int], object] | None = None) -> Dataset:
+    """Check, split and write ``source`` as a dataset in ``out_dir``.
+
+    ``masks``: ``auto`` writes instance masks when the task has polygons or masks,
+    ``always`` / ``never`` force it. ``strict`` turns dropped shapes into an error.
+    ``pbar`` is called with the number of frames written since its last call.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise UsageError(f"--val-split must be in [0, 1), got {val_fraction}")
+    if masks not in ("auto", "always", "never"):
+        raise UsageError(f"masks must be auto, always or never, got {masks!r}")
+    out = Path(out_dir)
+    _check_out_dir(out, overwrite)
+
+    summary = source.summary()
+    report = Report(source=source.description, task=summary.name)
+    checker = Checker(source.labels, report)
+    frames = [checker.check(frame) for frame in source.frames()]
+    report.skipped = dict(Counter(source.skipped))
+    if not frames:
+        extra = ""
+        if report.skipped.get("track"):
+            extra = (" (it holds tracks only: that is a 'CVAT for video 1.1' export; export "
+                     "the task as 'CVAT for images 1.1')")
+        raise AnnotationError(f"{source.description}: the task has no frames{extra}")
+    if not any(f.shapes for f in frames):
+        raise AnnotationError(
+            f"{source.description}: none of the task's {len(frames)} frames has a shape to "
+            "train on; annotate some frames in CVAT first")
+    if strict and report.problems:
+        raise AnnotationError(
+            f"{len(report.problems)} shapes are unusable and --strict is set; the first: "
+            f"{report.problems[0]}")
+    include_masks = masks == "always" or (masks == "auto" and any(
+        s.kind != "rectangle" for f in frames for s in f.shapes))
+
+    val_names = split_val((_key(f) for f in frames), val_fraction, seed)
+    train = [f for f in frames if _key(f) not in val_names]
+    val = [f for f in frames if _key(f) in val_names]
+    report.train_frames, report.val_frames = len(train), len(val)
+
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    _remove_stale_partials(out)
+    tmp.mkdir(parents=True)
+    try:
+        ids = {_key(f): n for n, f in enumerate(frames, start=1)}
+        formats: Counter[str] = Counter()
+        files: dict[str, tuple[str, ...]] = {}
+        for split, subset in (("train", train), ("val", val)):
+            if not subset:
+                files[split] = ()
+                continue
+            writer = ShardWriter(tmp, split, len(subset))
+            try:
+                for enc in _encode_all(source, subset, ids, include_masks, workers):
+                    writer.write(enc.example)
+                    formats[enc.image_format + (" (re-encoded)" if enc.reencoded else "")] += 1
+                    if pbar is not None:
+                        pbar(1)
+            finally:
+                writer.close()
+            files[split] = tuple(p.name for p in writer.paths)
+        write_label_files(source.labels, tmp)
+        _write_coco_gt(tmp / VAL_COCO_JSON, val, ids, source.labels, include_masks)
+        (tmp / REPORT_JSON).write_text(report.to_json(), encoding="utf-8")
+        meta = {
+            "format": FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "source": source.description,
+            "task": summary.name,
+            "task_id": summary.id,
+            "labels": list(source.labels.names),
+            "frames": len(frames),
+            "train_frames": len(train),
+            "val_frames": len(val),
+            "val_fraction": val_fraction,
+            "seed": seed,
+            "include_masks": include_masks,
+            "train_files": list(files["train"]),
+            "val_files": list(files["val"]),
+            "val_coco": VAL_COCO_JSON,
+            "image_formats": dict(formats),
+        }
+        (tmp / DATASET_JSON).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
+                                        encoding="utf-8")
+        _commit(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Dataset(out, source.labels, report, files["train"], files["val"], include_masks)
+
+
+def is_dataset(path: str | os.PathLike[str]) -> bool:
+    return (Path(path) / DATASET_JSON).is_file()
+
+
+def _key(frame: Frame) -> str:
+    return f"{frame.subset}/{frame.name}" if frame.subset else frame.name
+
+
+def _encode_all(source: Source, frames: list[Frame], ids: dict[str, int],
+                include_masks: bool, workers: int):
+    """Encoded frames in order; reading and encoding run ahead in a small thread pool
+    with a bounded number of frames in flight, so memory stays flat."""
+
+    def job(frame: Frame) -> EncodedFrame:
+        return encode_frame(frame, source.read_image(frame), source.labels,
+                            source_id=ids[_key(frame)], image_name=source.image_name(frame),
+                            include_masks=include_masks)
+
+    if workers <= 1:
+        yield from map(job, frames)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = []
+        it = iter(frames)
+        for frame in it:
+            pending.append(pool.submit(job, frame))
+            if len(pending) >= _IN_FLIGHT:
+                break
+        while pending:
+            done = pending.pop(0)
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(job, nxt))
+            try:
+                yield done.result()
+            except BaseException:
+                for p in pending:
+                    p.cancel()
+                raise
+
+
+def _write_coco_gt(path: Path, frames: list[Frame], ids: dict[str, int], labels: LabelMap,
+                   include_masks: bool) -> None:
+    """The validation split as COCO ground truth, for Model Garden's COCO evaluator."""
+    from .geometry import clipped_bbox, mask_bitmap
+
+    images, anns = [], []
+    for frame in frames:
+        image_id = ids[_key(frame)]
+        images.append({"id": image_id, "file_name": frame.name, "width": frame.width,
+                       "height": frame.height})
+        for shape in frame.shapes:
+            x0, y0, x1, y1 = clipped_bbox(shape, frame.width, frame.height)
+            ann = {"id": len(anns) + 1, "image_id": image_id,
+                   "category_id": labels.id_of(shape.label),
+                   "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
+                   "iscrowd": 0}
+            if include_masks:
+                from pycocotools import mask as coco_mask
+                import numpy as np
+
+                bitmap = mask_bitmap(shape, frame.width, frame.height)
+                rle = coco_mask.encode(np.asfortranarray(bitmap.astype(np.uint8)))
+                rle["counts"] = rle["counts"].decode("ascii")
+                ann["segmentation"] = rle
+                ann["area"] = float(bitmap.sum())
+            anns.append(ann)
+    doc = {"images": images, "annotations": anns,
+           "categories": [{"id": label.id, "name": label.name} for label in labels]}
+    path.write_text(json.dumps(doc), encoding="utf-8")
+
+
+def _check_out_dir(out: Path, overwrite: bool) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise OutputExistsError(f"{out} exists and is not a folder; choose another OUT_DIR")
+    if is_dataset(out):
+        if not overwrite:
+            raise OutputExistsError(
+                f"{out} already holds a dataset; pass --overwrite to replace it, or choose "
+                "another OUT_DIR")
+        return
+    if any(out.iterdir()):
+        raise OutputExistsError(
+            f"{out} is not empty and does not hold a cvatkit dataset; choose an empty or new "
+            "folder")
+
+
+def _commit(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale_partials(out: Path) -> None:
+    """Leftovers of runs that were killed: their process is gone."""
+    if not out.parent.exists():
+        return
+    for p in out.parent.glob(f".{out.name}.partial-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,1 @@
+"""ipywidgets views over cvatkit (task picker, model form, run monitor, ...)."""
