@@ -21,6 +21,7 @@ class Report:
 
     source: str = ""
     task: str = ""
+    task_id: int | None = None
     labels: list[str] = field(default_factory=list)
     frames: int = 0
     frames_without_shapes: int = 0
@@ -136,6 +137,10 @@ class Checker:
     def _unusable(shape: Shape) -> str:
         if shape.kind == "polygon" and len(shape.points) < 6:
             return f"has {len(shape.points) // 2} points (a polygon needs at least 3)"
+        if shape.kind == "mask":
+            *runs, left, top, right, bottom = shape.points
+            if sum(runs) != (right - left + 1) * (bottom - top + 1) or min(runs) < 0:
+                return "has a damaged mask encoding (its runs do not cover its box)"
         area = raw_area(shape)
         if area <= 0:
             if shape.kind == "rectangle":

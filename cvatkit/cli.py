@@ -146,20 +146,12 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from collections import Counter
-
-    from .checks import Checker, Report
+    from .prepare import check
     from .sources import open_source
-    from .split import split_val
 
     source = open_source(args.source, server_host=args.server_host)
     try:
-        report = Report(source=source.description, task=source.summary().name)
-        checker = Checker(source.labels, report)
-        frames = [checker.check(f) for f in source.frames()]
-        report.skipped = dict(Counter(source.skipped))
-        val = split_val((f.name for f in frames), args.val_split)
-        report.val_frames, report.train_frames = len(val), len(frames) - len(val)
+        report = check(source, val_fraction=args.val_split)
     finally:
         source.close()
     print(report.format(max_problems=50))

@@ -54,28 +54,13 @@ def prepare(source: Source, out_dir: str | os.PathLike[str], *,
     ``always`` / ``never`` force it. ``strict`` turns dropped shapes into an error.
     ``pbar`` is called with the number of frames written since its last call.
     """
-    if not 0.0 <= val_fraction < 1.0:
-        raise UsageError(f"--val-split must be in [0, 1), got {val_fraction}")
+    _check_fraction(val_fraction)
     if masks not in ("auto", "always", "never"):
         raise UsageError(f"masks must be auto, always or never, got {masks!r}")
     out = Path(out_dir)
     _check_out_dir(out, overwrite)
 
-    summary = source.summary()
-    report = Report(source=source.description, task=summary.name)
-    checker = Checker(source.labels, report)
-    frames = [checker.check(frame) for frame in source.frames()]
-    report.skipped = dict(Counter(source.skipped))
-    if not frames:
-        extra = ""
-        if report.skipped.get("track"):
-            extra = (" (it holds tracks only: that is a 'CVAT for video 1.1' export; export "
-                     "the task as 'CVAT for images 1.1')")
-        raise AnnotationError(f"{source.description}: the task has no frames{extra}")
-    if not any(f.shapes for f in frames):
-        raise AnnotationError(
-            f"{source.description}: none of the task's {len(frames)} frames has a shape to "
-            "train on; annotate some frames in CVAT first")
+    frames, report = _read_checked(source)
     if strict and report.problems:
         raise AnnotationError(
             f"{len(report.problems)} shapes are unusable and --strict is set; the first: "
@@ -116,8 +101,8 @@ def prepare(source: Source, out_dir: str | os.PathLike[str], *,
             "format": FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "source": source.description,
-            "task": summary.name,
-            "task_id": summary.id,
+            "task": report.task,
+            "task_id": report.task_id,
             "labels": list(source.labels.names),
             "frames": len(frames),
             "train_frames": len(train),
@@ -137,6 +122,43 @@ def prepare(source: Source, out_dir: str | os.PathLike[str], *,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Dataset(out, source.labels, report, files["train"], files["val"], include_masks)
+
+
+def check(source: Source, *, val_fraction: float = DEFAULT_VAL_FRACTION,
+          seed: int = 0) -> Report:
+    """The dataset report of ``source`` (what ``prepare`` would write), writing nothing."""
+    _check_fraction(val_fraction)
+    frames, report = _read_checked(source)
+    val = split_val((_key(f) for f in frames), val_fraction, seed)
+    report.val_frames, report.train_frames = len(val), len(frames) - len(val)
+    return report
+
+
+def _check_fraction(val_fraction: float) -> None:
+    if not 0.0 <= val_fraction < 1.0:
+        raise UsageError(
+            f"the validation split (--val-split) must be at least 0 and below 1, got "
+            f"{val_fraction}")
+
+
+def _read_checked(source: Source) -> tuple[list[Frame], Report]:
+    """Every frame's metadata, checked and cleaned, and the report of what was found."""
+    summary = source.summary()
+    report = Report(source=source.description, task=summary.name, task_id=summary.id)
+    checker = Checker(source.labels, report)
+    frames = [checker.check(frame) for frame in source.frames()]
+    report.skipped = dict(Counter(source.skipped))
+    if not frames:
+        extra = ""
+        if report.skipped.get("track"):
+            extra = (" (it holds tracks only: that is a 'CVAT for video 1.1' export; export "
+                     "the task as 'CVAT for images 1.1')")
+        raise AnnotationError(f"{source.description}: the task has no frames{extra}")
+    if not any(f.shapes for f in frames):
+        raise AnnotationError(
+            f"{source.description}: none of the task's {len(frames)} frames has a shape to "
+            "train on; annotate some frames in CVAT first")
+    return frames, report
 
 
 def is_dataset(path: str | os.PathLike[str]) -> bool:

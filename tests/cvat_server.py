@@ -4,7 +4,7 @@ It speaks the subset of CVAT 2.73.0's API that cvat-sdk 2.80.0 uses to log in
 (password or Personal Access Token), list and retrieve tasks, read labels, data
 meta, jobs and original-quality chunks, and read and write task annotations.
 Paths, status codes, JSON field names and content types follow the exchanges
-recorded in ``/work/shared/cvat-api/cvat-2.73.0-sdk-2.80.0.jsonl``.
+recorded in ``tests/data/cvat-2.73.0-sdk-2.80.0.jsonl``.
 
 Usage::
 
@@ -16,6 +16,7 @@ Usage::
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import math
@@ -190,6 +191,7 @@ class CvatTestServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in separate writes
             timeout = 30
 
             def _handle(self) -> None:
@@ -269,8 +271,9 @@ class CvatTestServer:
         with self._lock:
             task = self._tasks[task_id]
             names = task.label_ids()
-            return [{**{k: v for k, v in s.items() if k != "label_id"},
-                     "label": names[s["label_id"]]} for s in self._sorted(task.shapes)]
+            return copy.deepcopy([
+                {**{k: v for k, v in s.items() if k != "label_id"}, "label": names[s["label_id"]]}
+                for s in self._sorted(task.shapes)])
 
     def set_task_updated(self, task_id: int) -> None:
         """Bump the task's ``updated_date`` so cvat-sdk treats its cache as stale."""
@@ -441,7 +444,8 @@ class CvatTestServer:
     def _sorted(shapes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return sorted(shapes, key=lambda s: (s["frame"], s["id"]))
 
-    def _write_payload(self, request: _Request, task: _Task) -> list[dict[str, Any]]:
+    def _write_payload(self, request: _Request) -> list[dict[str, Any]]:
+        """The shapes of a write request (tags and tracks are not supported)."""
         data = request.json()
         if not isinstance(data, dict) or not isinstance(data.get("shapes", []), list):
             raise ApiError(400, {"non_field_errors": ["Invalid data."]})
@@ -464,7 +468,8 @@ class CvatTestServer:
         data = request.json()
         if not isinstance(data, dict) or (data.get("username"), data.get("password")) != (
                 self.username, self.password):
-            raise ApiError(400, {"non_field_errors": ["Unable to log in with provided credentials."]})
+            message = "Unable to log in with provided credentials."
+            raise ApiError(400, {"non_field_errors": [message]})
         session, csrf = secrets.token_hex(16), secrets.token_hex(16)
         self._sessions[session] = csrf
         return 200, {"key": secrets.token_hex(20)}, JSON_TYPE, [
@@ -476,7 +481,8 @@ class CvatTestServer:
         if "sessionid" in cookies:
             self._sessions.pop(cookies["sessionid"].value, None)
         return 200, {"detail": "Successfully logged out."}, JSON_TYPE, [
-            ("Set-Cookie", 'sessionid=""; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/')]
+            ("Set-Cookie", 'sessionid=""; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0;'
+                           " Path=/")]
 
     def _list_tasks(self, request: _Request) -> _Response:
         tasks = [self._task_json(t) for t in sorted(self._tasks.values(), key=lambda t: -t.id)]
@@ -559,14 +565,13 @@ class CvatTestServer:
 
     def _get_annotations(self, request: _Request, task_id: int) -> _Response:
         task = self._task(task_id)
-        shapes = [dict(s) for s in self._sorted(task.shapes)]
-        return 200, {"version": 0, "tags": [], "shapes": shapes, "tracks": [],
+        return 200, {"version": 0, "tags": [], "shapes": self._sorted(task.shapes), "tracks": [],
                      "intervals": []}, JSON_TYPE, []
 
     def _patch_annotations(self, request: _Request, task_id: int) -> _Response:
         task = self._task(task_id)
         action = request.query.get("action")
-        shapes = self._write_payload(request, task)
+        shapes = self._write_payload(request)
         if action == "create":
             created = [self._new_shape(task, {k: v for k, v in s.items() if k != "id"})
                        for s in shapes]
@@ -582,14 +587,14 @@ class CvatTestServer:
             doomed = {s["id"] for s in shapes}
             task.shapes = [s for s in task.shapes if s["id"] not in doomed]
             return self._written(task, shapes)
-        for update in shapes:
-            _, stored = self._new_shape(task, {**by_id[update["id"]], **update}, update["id"])
-            task.shapes[task.shapes.index(by_id[update["id"]])] = stored
+        updated = [self._new_shape(task, {**by_id[u["id"]], **u}, u["id"])[1] for u in shapes]
+        for stored in updated:  # validated all first, so a bad shape changes nothing
+            task.shapes[task.shapes.index(by_id[stored["id"]])] = stored
         return self._written(task, shapes)
 
     def _put_annotations(self, request: _Request, task_id: int) -> _Response:
         task = self._task(task_id)
-        shapes = self._write_payload(request, task)
+        shapes = self._write_payload(request)
         created = [self._new_shape(task, {k: v for k, v in s.items() if k != "id"})
                    for s in shapes]
         task.shapes = [stored for _, stored in created]

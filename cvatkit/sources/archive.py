@@ -33,7 +33,10 @@ class Container:
             names = [n for n in self._zip.namelist() if not n.endswith("/")]
             tops = {n.split("/", 1)[0] for n in names}
             if len(tops) == 1 and all("/" in n for n in names):
-                self._prefix = tops.pop() + "/"
+                top = tops.pop() + "/"
+                if any(n == top + "annotations.xml" or n.startswith(top + "annotations/")
+                       for n in names):
+                    self._prefix = top
             self._names = {n[len(self._prefix):] for n in names}
         else:
             raise SourceError(

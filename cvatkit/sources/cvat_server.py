@@ -60,7 +60,8 @@ def connect(host: str | None = None, *, access_token: str | None = None,
     try:
         if access_token is not None:
             client.login(AccessTokenCredentials(access_token))
-            client.api_client.users_api.retrieve_self()
+            # A token is only checked when used: ask for one task so a bad token fails here.
+            client.api_client.tasks_api.list(page_size=1)
         else:
             client.login((user, password))  # type: ignore[arg-type]
     except Exception as e:

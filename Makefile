@@ -1,0 +1,42 @@
+# cvatkit: the two commands are `make demo` and `make test`; both set up .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.cvatkit-installed
+DEMO_DIR ?= build/demo
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lab dashboard lock bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
+	@touch $(STAMP)
+
+demo: setup
+	@rm -rf $(DEMO_DIR)
+	$(BIN)/cvatkit sample $(DEMO_DIR)/sample
+	$(BIN)/cvatkit prepare $(DEMO_DIR)/sample/task.zip $(DEMO_DIR)/dataset
+	@echo "demo: sample task in $(DEMO_DIR)/sample, TFRecords and label files in $(DEMO_DIR)/dataset"
+
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lab: setup
+	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks
+
+dashboard: setup
+	$(BIN)/voila --Voila.ip=127.0.0.1 --no-browser notebooks/dashboard.ipynb
+
+# Refresh the pins after changing pyproject.toml's dependencies.
+lock: setup
+	$(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check > constraints.txt
+
+bench: setup
+	$(BIN)/python bench/convert.py
+
+clean:
+	rm -rf build .pytest_cache
