@@ -99,6 +99,8 @@ class Shape:
     """Rectangle rotation in degrees, clockwise around its centre, as in CVAT."""
     score: float | None = None
     """None for ground truth; a model's confidence for predictions."""
+    where: str = field(default="", compare=False, repr=False)
+    """Where the shape is described, for messages: ``annotations.xml line 57``."""
 
     def __post_init__(self) -> None:
         if self.kind not in SHAPE_KINDS:

@@ -102,7 +102,7 @@ class Checker:
         for shape in frame.shapes:
             if shape.label not in self.labels:
                 raise AnnotationError(
-                    f"{frame.where}: frame {frame.name!r} has a {shape.kind} labelled "
+                    f"{shape.where or frame.where}: frame {frame.name!r} has a {shape.kind} labelled "
                     f"{shape.label!r}, which is not in the label map "
                     f"({', '.join(self.labels.names)})")
             why = self._unusable(shape)
@@ -152,5 +152,5 @@ class Checker:
     def _problem(self, frame: Frame, shape: Shape, why: str) -> None:
         if len(self.report.problems) < MAX_PROBLEMS_KEPT:
             self.report.problems.append(
-                f"{frame.where}: frame {frame.index} {frame.name!r}: {shape.kind} "
+                f"{shape.where or frame.where}: frame {frame.index} {frame.name!r}: {shape.kind} "
                 f"{shape.label!r} {why}; dropped")

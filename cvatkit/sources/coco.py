@@ -151,6 +151,7 @@ class CocoSource:
         attrs = ann.get("attributes") or {}
         common = dict(
             label=self._category_names[cat],
+            where=where,
             occluded=bool(attrs.get("occluded", False)),
             attributes=tuple((str(k), str(v)) for k, v in attrs.items()
                              if k not in _ATTRIBUTES_SKIPPED),

@@ -145,6 +145,7 @@ class CvatXmlSource:
                 "or fix the annotation")
         common = dict(
             label=label,
+            where=where,
             occluded=el.get("occluded", "0") in ("1", "true", "True"),
             attributes=tuple((a.get("name", ""), a.text or "") for a in el.iter("attribute")),
             z_order=int(_float_attr(el, "z_order", where, default=0)),
