@@ -23,10 +23,11 @@ ImageLoader = Callable[[Frame], bytes]
 
 def write_cvat_xml(dest: Path, frames: Iterable[Frame], labels: LabelMap, *,
                    task_name: str, images: ImageLoader | None = None,
-                   task_id: int = 1) -> None:
+                   task_id: int = 1, dumped: str | None = None) -> None:
     """A "CVAT for images 1.1" zip: annotations.xml, and images/ when ``images`` is given.
 
-    Frames are streamed: neither the XML nor the images are held whole in memory.
+    Images are streamed into the zip one at a time. ``dumped`` is the export time written
+    in the metadata (default: now; pass a fixed one for byte-identical exports).
     """
     frames = list(frames)
     tmp = dest.with_name(dest.name + ".partial")
@@ -37,7 +38,8 @@ def write_cvat_xml(dest: Path, frames: Iterable[Frame], labels: LabelMap, *,
             xf.write_declaration()
             with xf.element("annotations"):
                 xf.write(_el("version", "1.1"))
-                xf.write(_meta(labels, task_name, task_id, len(frames)), pretty_print=True)
+                xf.write(_meta(labels, task_name, task_id, len(frames), dumped),
+                         pretty_print=True)
                 for frame in frames:
                     xf.write(_image_el(frame), pretty_print=True)
         if images is not None:
@@ -101,8 +103,9 @@ def _el(tag: str, text: str | None = None, **attrs: str) -> etree._Element:
     return el
 
 
-def _meta(labels: LabelMap, task_name: str, task_id: int, size: int) -> etree._Element:
-    now = time.strftime("%Y-%m-%d %H:%M:%S.000000+00:00", time.gmtime())
+def _meta(labels: LabelMap, task_name: str, task_id: int, size: int,
+          dumped: str | None = None) -> etree._Element:
+    now = dumped or time.strftime("%Y-%m-%d %H:%M:%S.000000+00:00", time.gmtime())
     meta = _el("meta")
     task = etree.SubElement(meta, "task")
     for tag, text in (("id", str(task_id)), ("name", task_name), ("size", str(size)),

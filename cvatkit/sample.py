@@ -30,6 +30,7 @@ LABELS = LabelMap.from_names(
 _RGB = {"square": (220, 40, 60), "triangle": (40, 170, 60), "circle": (60, 90, 210)}
 _CIRCLE_VERTICES = 20
 _TEST_OFFSET = 1_000_000
+_DUMPED = "2024-01-01 00:00:00.000000+00:00"
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def write_sample(out_dir: str | Path, *, frames: int = DEFAULT_FRAMES,
         dest = out / name
         if fmt == "cvat":
             write_cvat_xml(dest, frame_list, LABELS, task_name=title,
-                           images=lambda f: images[f.name])
+                           images=lambda f: images[f.name], dumped=_DUMPED)
         else:
             write_coco(dest, frame_list, LABELS, images=lambda f: images[f.name])
         paths.append(dest)

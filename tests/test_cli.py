@@ -1,0 +1,65 @@
+"""The command line: help everywhere, the sample task, the check command."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+
+from cvatkit.cli import main
+
+COMMANDS = ["sample", "prepare", "check", "tasks"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: cvatkit {command}")
+
+
+def test_top_level_help_lists_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in COMMANDS:
+        assert command in out
+
+
+def test_no_command_and_bad_arguments_exit_2(capsys):
+    assert main([]) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["prepare"])
+    assert e.value.code == 2
+    assert "required: SOURCE, OUT_DIR" in capsys.readouterr().err
+
+
+def test_module_entry_point_runs():
+    r = subprocess.run([sys.executable, "-m", "cvatkit", "sample", "--help"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "usage: cvatkit sample" in r.stdout
+
+
+def test_sample_is_deterministic_and_seeded(tmp_path, capsys):
+    def digest(d):
+        return hashlib.sha256((d / "task.zip").read_bytes()).hexdigest()
+
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        assert main(["sample", str(tmp_path / name), "--frames", "5", "--test-frames", "2",
+                     "--seed", str(seed)]) == 0
+    assert digest(tmp_path / "a") == digest(tmp_path / "b") != digest(tmp_path / "c")
+    assert "5 frames" in capsys.readouterr().out
+    assert main(["sample", str(tmp_path / "d"), "--frames", "0"]) == 2
+
+
+def test_check_prints_the_report_and_writes_nothing(sample_coco, capsys, tmp_path):
+    before = set(sample_coco.parent.iterdir())
+    assert main(["check", str(sample_coco)]) == 0
+    out = capsys.readouterr().out
+    assert "frames: 40 (36 train, 4 val)" in out
+    assert "shapes per label:" in out and "square" in out
+    assert set(sample_coco.parent.iterdir()) == before
