@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .annotations import LabelMap, Shape, TaskSummary
+from .geometry import ellipse_polygon
 
 _KINDS = {"rectangle": "rectangle", "polygon": "polygon", "mask": "mask"}
 
@@ -28,19 +29,24 @@ def shape_from_cvat(shape: Any, label_names: dict[int, str],
                     attr_names: dict[int, str]) -> Shape | None:
     """A Shape from a ``models.LabeledShape``; None for kinds cvatkit does not train on."""
     kind = getattr(shape.type, "value", str(shape.type))
+    points = tuple(float(p) for p in shape.points)
+    rotation = float(getattr(shape, "rotation", 0.0) or 0.0)
     if kind == "ellipse":
-        return None
+        # CVAT stores an ellipse as its centre and the top-right corner of its box.
+        cx, cy, x2, y2 = points[:4]
+        kind, points = "polygon", ellipse_polygon(cx, cy, abs(x2 - cx), abs(cy - y2), rotation)
+        rotation = 0.0
     if kind not in _KINDS:
         return None
     return Shape(
         kind=_KINDS[kind],
         label=label_names[shape.label_id],
-        points=tuple(float(p) for p in shape.points),
+        points=points,
         occluded=bool(shape.occluded),
         attributes=tuple((attr_names.get(a.spec_id, str(a.spec_id)), str(a.value))
                          for a in (shape.attributes or [])),
         z_order=int(shape.z_order or 0),
-        rotation=float(getattr(shape, "rotation", 0.0) or 0.0),
+        rotation=rotation,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -50,3 +52,19 @@ def mask_bitmap(shape: Shape, width: int, height: int) -> np.ndarray:
     ys, xs = slice(max(top, 0), min(top + h, height)), slice(max(left, 0), min(left + w, width))
     out[ys, xs] = box[ys.start - top: ys.stop - top, xs.start - left: xs.stop - left]
     return out
+
+
+ELLIPSE_VERTICES = 32
+
+
+def ellipse_polygon(cx: float, cy: float, rx: float, ry: float,
+                    rotation: float = 0.0) -> tuple[float, ...]:
+    """An ellipse (centre, radii, rotation in degrees) as a polygon's flat points."""
+    rot = math.radians(rotation)
+    out: list[float] = []
+    for i in range(ELLIPSE_VERTICES):
+        t = 2 * math.pi * i / ELLIPSE_VERTICES
+        x, y = rx * math.cos(t), ry * math.sin(t)
+        out += (cx + x * math.cos(rot) - y * math.sin(rot),
+                cy + x * math.sin(rot) + y * math.cos(rot))
+    return tuple(out)

@@ -33,6 +33,9 @@ def server():
                                "attributes": []})
         shapes.append({"type": "polyline", "label": "square", "frame": 0,
                        "points": [1, 1, 5, 5], "attributes": []})
+        # CVAT keeps an ellipse as its centre and the top-right corner of its box.
+        shapes.append({"type": "ellipse", "label": "circle", "frame": 9,
+                       "points": [50, 40, 60, 35], "attributes": []})
         srv.sample_task = srv.add_task(
             "sample shapes", [{"name": n, "type": "any"} for n in LABELS.names], frames,
             shapes=shapes, chunk_size=4)
@@ -71,6 +74,8 @@ def test_server_task_reads_like_an_export_and_second_read_downloads_nothing(serv
     assert [(s.kind, s.label, s.points) for s in frames[3].shapes] == [
         (s.kind, s.label, tuple(float(p) for p in s.points)) for s in expected.shapes]
     assert dict(src.skipped) == {"polyline": 1}
+    ellipse = frames[9].shapes[-1]
+    assert ellipse.kind == "polygon" and ellipse.bbox() == pytest.approx((40, 35, 60, 45))
     # The original-quality chunk's bytes, not a re-encoding.
     assert src.read_image(frames[5]) == server.sample_frames[5][1]
 

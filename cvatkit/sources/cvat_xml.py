@@ -15,11 +15,11 @@ from lxml import etree
 
 from ..annotations import Frame, LabelMap, Shape, TaskSummary
 from ..errors import AnnotationError, SourceError
+from ..geometry import ellipse_polygon
 from .archive import Container
 
 ANNOTATIONS = "annotations.xml"
 _SKIPPED_KINDS = ("polyline", "points", "cuboid", "skeleton", "tag")
-_ELLIPSE_VERTICES = 32
 
 
 class CvatXmlSource:
@@ -230,14 +230,7 @@ def _parse_points(raw: str, where: str) -> tuple[float, ...]:
 
 def _ellipse_polygon(el: etree._Element, where: str) -> tuple[float, ...]:
     cx, cy, rx, ry = (_float_attr(el, k, where) for k in ("cx", "cy", "rx", "ry"))
-    rot = math.radians(_float_attr(el, "rotation", where, default=0.0))
-    out: list[float] = []
-    for i in range(_ELLIPSE_VERTICES):
-        t = 2 * math.pi * i / _ELLIPSE_VERTICES
-        x, y = rx * math.cos(t), ry * math.sin(t)
-        out += (cx + x * math.cos(rot) - y * math.sin(rot),
-                cy + x * math.sin(rot) + y * math.cos(rot))
-    return tuple(out)
+    return ellipse_polygon(cx, cy, rx, ry, _float_attr(el, "rotation", where, default=0.0))
 
 
 def _mask_points(el: etree._Element, where: str) -> tuple[float, ...]:
