@@ -116,28 +116,21 @@ def export_dir(work: Path, frames: int, seed: int = 0) -> Path:
 
 def _tree_rss_kb(root: int) -> tuple[int, int]:
     """(summed VmRSS in kB, process count) of `root` and its descendants."""
-    parents: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(d))
-    total, count, todo = 0, 0, [root]
+    procs: dict[int, tuple[int, int]] = {}  # pid: (ppid, rss kB)
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{d}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        procs[int(d)] = (int(fields["PPid"]), int(fields.get("VmRSS", "0 kB").split()[0]))
+    tree, todo = set(), [root]
     while todo:
         pid = todo.pop()
-        todo.extend(parents.get(pid, ()))
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-                        count += 1
-        except OSError:
-            pass
-    return total, count
+        if pid in procs and pid not in tree:
+            tree.add(pid)
+            todo.extend(p for p, (pp, _) in procs.items() if pp == pid)
+    return sum(procs[p][1] for p in tree), len(tree)
 
 
 def measure(cmd: list[str], log: Path, env: dict | None = None) -> dict:
@@ -167,17 +160,24 @@ def measure(cmd: list[str], log: Path, env: dict | None = None) -> dict:
             "max_procs": peak["procs"], "cpu_s": ru.ru_utime + ru.ru_stime}
 
 
-def count_records(out: Path) -> int:
-    """Records in every *.tfrecord under `out`, read by the TFRecord framing:
-    uint64 length, uint32 crc, data, uint32 crc."""
-    n = 0
-    for path in out.rglob("*.tfrecord"):
+def records(out: Path):
+    """The records of every *.tfrecord under `out`, read by the TFRecord framing:
+    uint64 length, uint32 crc of the length, data, uint32 crc of the data."""
+    for path in sorted(out.rglob("*.tfrecord")):
         with open(path, "rb") as f:
             while header := f.read(12):
                 (length,) = struct.unpack("<Q", header[:8])
-                f.seek(length + 4, os.SEEK_CUR)
-                n += 1
-    return n
+                yield f.read(length)
+                f.seek(4, os.SEEK_CUR)
+
+
+def count_objects(out: Path) -> int:
+    """Objects (class labels) in the records: run after the timed runs, as it imports TF."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return sum(len(tf.train.Example.FromString(r).features.feature[
+        "image/object/class/label"].int64_list.value) for r in records(out))
 
 
 def ensure_datumaro() -> None:
@@ -189,18 +189,25 @@ def ensure_datumaro() -> None:
     subprocess.run([str(DATUM), "convert", "--help"], check=True, stdout=subprocess.DEVNULL)
 
 
+def command(tool: str, src: Path, out: Path) -> list[str]:
+    if tool == "cvatkit":
+        return [str(CVATKIT), "prepare", str(src), str(out), "--val-split", "0.1"]
+    if tool == "cvatkit-boxes":
+        # Boxes only, like datumaro's output: no instance masks for the polygons.
+        return [str(CVATKIT), "prepare", str(src), str(out), "--val-split", "0.1",
+                "--masks", "never"]
+    # --save-media puts the images into the records (image/encoded), as cvatkit does.
+    return [str(DATUM), "convert", "-if", "cvat", "-i", str(src), "-f", "tf_detection_api",
+            "-o", str(out), "--", "--save-media"]
+
+
 def run_tool(tool: str, src: Path, out: Path, log: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    if tool == "cvatkit":
-        cmd = [str(CVATKIT), "prepare", str(src), str(out), "--val-split", "0.1"]
-    else:
-        cmd = [str(DATUM), "convert", "-if", "cvat", "-i", str(src), "-f", "tf_detection_api",
-               "-o", str(out), "--", "--save-media"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    r = measure(cmd, log, env)
-    r["records"] = count_records(out)
+    r = measure(command(tool, src, out), log, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    r["records"] = sum(1 for _ in records(out))
     print(f"  {tool:<9} {r['wall_s']:7.1f} s  ru_maxrss {r['maxrss_mb']:6.0f} MB  "
-          f"tree peak {r['tree_peak_mb']:6.0f} MB  records {r['records']}", flush=True)
+          f"tree peak {r['tree_peak_mb']:6.0f} MB ({r['max_procs']} process(es))  "
+          f"records {r['records']}", flush=True)
     return r
 
 
@@ -215,35 +222,53 @@ def main() -> int:
     work = args.work.resolve()
     ensure_datumaro()
     src, small_src = export_dir(work, args.frames), export_dir(work, args.small)
+    tools = ("cvatkit", "cvatkit-boxes", "datumaro")
+    outs = {t: work / f"out-{t}" for t in tools + ("cvatkit-small",)}
+    for tool in tools:
+        print(f"{tool}: {' '.join(command(tool, src, outs[tool]))}")
 
-    runs: dict[str, list[dict]] = {"cvatkit": [], "datumaro": []}
+    runs: dict[str, list[dict]] = {t: [] for t in tools}
     for k in range(args.runs):
-        for tool in ("cvatkit", "datumaro"):
+        for tool in tools:
             print(f"run {k + 1}/{args.runs}: {tool} on {args.frames} frames", flush=True)
-            runs[tool].append(run_tool(tool, src, work / f"out-{tool}", work / f"{tool}.log"))
+            runs[tool].append(run_tool(tool, src, outs[tool], work / f"{tool}.log"))
     print(f"cvatkit alone on {args.small} frames", flush=True)
-    small = run_tool("cvatkit", small_src, work / "out-cvatkit-small", work / "cvatkit-small.log")
+    small = run_tool("cvatkit", small_src, outs["cvatkit-small"], work / "cvatkit-small.log")
 
+    # Not timed: what went into the records, against what the export annotates.
+    shapes = {n: sum(len(layout(0, i).shapes) for i in range(n))
+              for n in (args.frames, args.small)}
     best = {t: min(rs, key=lambda r: r["wall_s"]) for t, rs in runs.items()}
-    rows = [(args.frames, t, best[t]) for t in best] + [(args.small, "cvatkit", small)]
-    print(f"\n{'frames':>6}  {'tool':<9} {'wall s':>7} {'frames/s':>9} {'peak RSS MB':>11} "
-          f"{'tree MB':>8} {'records':>7}")
-    for n, tool, r in rows:
-        print(f"{n:>6}  {tool:<9} {r['wall_s']:>7.1f} {n / r['wall_s']:>9.1f} "
-              f"{r['maxrss_mb']:>11.0f} {r['tree_peak_mb']:>8.0f} {r['records']:>7}")
+    rows = [(args.frames, t, best[t], outs[t]) for t in best]
+    rows.append((args.small, "cvatkit", small, outs["cvatkit-small"]))
+    print(f"\n{'frames':>6}  {'tool':<13} {'wall s':>7} {'CPU s':>6} {'frames/s':>9} "
+          f"{'peak RSS MB':>11} {'records':>7} {'objects':>15}")
+    for n, tool, r, out in rows:
+        r["objects"] = count_objects(out)
+        print(f"{n:>6}  {tool:<13} {r['wall_s']:>7.1f} {r['cpu_s']:>6.1f} "
+              f"{n / r['wall_s']:>9.1f} {r['tree_peak_mb']:>11.0f} {r['records']:>7} "
+              f"{r['objects']:>7} of {shapes[n]:<6}")
     speedup = best["datumaro"]["wall_s"] / best["cvatkit"]["wall_s"]
-    rss_ratio = best["cvatkit"]["maxrss_mb"] / small["maxrss_mb"]
-    print(f"\ndatumaro wall / cvatkit wall = {speedup:.2f}x (target >= 5x)")
-    print(f"cvatkit peak RSS: {best['cvatkit']['maxrss_mb']:.0f} MB at {args.frames} frames, "
-          f"{small['maxrss_mb']:.0f} MB at {args.small} frames (ratio {rss_ratio:.2f})")
-    for tool, r in best.items():
-        if r["records"] != args.frames:
-            print(f"WARNING: {tool} wrote {r['records']} records for {args.frames} frames")
+    speedup_boxes = best["datumaro"]["wall_s"] / best["cvatkit-boxes"]["wall_s"]
+    rss_ratio = best["cvatkit"]["tree_peak_mb"] / small["tree_peak_mb"]
+    print(f"\ndatumaro wall / cvatkit wall, same content (boxes, no masks) = "
+          f"{speedup_boxes:.2f}x (target >= 5x)")
+    print(f"datumaro wall / cvatkit wall, cvatkit also writing polygon masks = {speedup:.2f}x")
+    print(f"cvatkit peak RSS (all its processes): {best['cvatkit']['tree_peak_mb']:.0f} MB at "
+          f"{args.frames} frames, {small['tree_peak_mb']:.0f} MB at {args.small} frames "
+          f"(ratio {rss_ratio:.2f})")
+    for n, tool, r, _ in rows:
+        if r["records"] != n:
+            print(f"WARNING: {tool} wrote {r['records']} records for {n} frames")
 
     results = {
         "frames": args.frames, "small": args.small, "image_size": [W, H],
-        "cpus": os.cpu_count(), "runs": runs, "best": best, "small_cvatkit": small,
-        "datumaro_over_cvatkit_wall": speedup, "cvatkit_rss_ratio_vs_small": rss_ratio,
+        "cpus": os.cpu_count(), "annotated_shapes": shapes,
+        "commands": {t: command(t, src, outs[t]) for t in tools},
+        "runs": runs, "best": best, "small_cvatkit": small,
+        "datumaro_over_cvatkit_wall": speedup,
+        "datumaro_over_cvatkit_boxes_wall": speedup_boxes,
+        "cvatkit_rss_ratio_vs_small": rss_ratio,
     }
     (work / "convert-results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"results written to {work / 'convert-results.json'}")

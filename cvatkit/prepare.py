@@ -13,7 +13,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,8 @@ REPORT_JSON = "report.json"
 VAL_COCO_JSON = "val_coco.json"
 FORMAT_VERSION = 1
 _IN_FLIGHT = 32
+_BATCH = 16
+PROCESS_POOL_MIN_FRAMES = 256
 
 
 @dataclass(frozen=True)
@@ -171,35 +173,80 @@ def _key(frame: Frame) -> str:
 
 def _encode_all(source: Source, frames: list[Frame], ids: dict[str, int],
                 include_masks: bool, workers: int):
-    """Encoded frames in order; reading and encoding run ahead in a small thread pool
-    with a bounded number of frames in flight, so memory stays flat."""
+    """Encoded frames, in order, with a bounded number in flight so memory stays flat.
 
-    def job(frame: Frame) -> EncodedFrame:
-        return encode_frame(frame, source.read_image(frame), source.labels,
-                            source_id=ids[_key(frame)], image_name=source.image_name(frame),
-                            include_masks=include_masks)
+    Big tasks from an export are encoded by worker processes (each opens the export
+    itself); others by a small thread pool.
+    """
+    jobs = [(f, ids[_key(f)]) for f in frames]
+    opener = getattr(source, "opener", lambda: None)()
+    if workers > 1 and opener is not None and len(frames) >= PROCESS_POOL_MIN_FRAMES:
+        import multiprocessing
 
-    if workers <= 1:
-        yield from map(job, frames)
+        pool = ProcessPoolExecutor(max_workers=workers,
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_init, initargs=(opener,))
+        batches = [jobs[i:i + _BATCH] for i in range(0, len(jobs), _BATCH)]
+        yield from _in_order(pool, lambda batch: pool.submit(_encode_batch, batch,
+                                                             include_masks),
+                             batches, in_flight=2 * workers, flatten=True)
         return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    local = _LocalEncoder(source, include_masks)
+    if workers <= 1:
+        yield from map(local, jobs)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers)
+    yield from _in_order(pool, lambda job: pool.submit(local, job), jobs,
+                         in_flight=_IN_FLIGHT, flatten=False)
+
+
+def _in_order(pool, submit, items, *, in_flight: int, flatten: bool):
+    with pool:
         pending = []
-        it = iter(frames)
-        for frame in it:
-            pending.append(pool.submit(job, frame))
-            if len(pending) >= _IN_FLIGHT:
-                break
-        while pending:
-            done = pending.pop(0)
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(job, nxt))
-            try:
-                yield done.result()
-            except BaseException:
-                for p in pending:
-                    p.cancel()
-                raise
+        it = iter(items)
+        try:
+            for item in it:
+                pending.append(submit(item))
+                if len(pending) >= in_flight:
+                    break
+            while pending:
+                done = pending.pop(0)
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(submit(nxt))
+                result = done.result()
+                if flatten:
+                    yield from result
+                else:
+                    yield result
+        finally:
+            for p in pending:
+                p.cancel()
+
+
+class _LocalEncoder:
+    def __init__(self, source: Source, include_masks: bool) -> None:
+        self.source, self.include_masks = source, include_masks
+
+    def __call__(self, job: tuple[Frame, int]) -> EncodedFrame:
+        frame, source_id = job
+        return encode_frame(frame, self.source.read_image(frame), self.source.labels,
+                            source_id=source_id, image_name=self.source.image_name(frame),
+                            include_masks=self.include_masks)
+
+
+_worker_source: Source | None = None
+
+
+def _worker_init(opener) -> None:
+    global _worker_source
+    _worker_source = opener()
+
+
+def _encode_batch(batch: list[tuple[Frame, int]], include_masks: bool) -> list[EncodedFrame]:
+    assert _worker_source is not None
+    encoder = _LocalEncoder(_worker_source, include_masks)
+    return [encoder(job) for job in batch]
 
 
 def _write_coco_gt(path: Path, frames: list[Frame], ids: dict[str, int], labels: LabelMap,

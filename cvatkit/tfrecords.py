@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from PIL import Image
 from .annotations import Frame, LabelMap
 from .errors import SourceError
 from .geometry import clipped_bbox, mask_bitmap
+from .tfexample import TFRecordWriter, make_example
 
 FRAMES_PER_SHARD = 1000
 _PASS_THROUGH = {"JPEG": b"jpeg", "PNG": b"png", "BMP": b"bmp", "GIF": b"gif"}
@@ -46,8 +48,6 @@ def shard_name(split: str, index: int, count: int) -> str:
 def encode_frame(frame: Frame, data: bytes, labels: LabelMap, *, source_id: int,
                  image_name: str, include_masks: bool) -> EncodedFrame:
     """The frame's tf.Example, after checking that its image decodes and fits its size."""
-    import tensorflow as tf
-
     fmt, data, reencoded = _checked_image(data, frame, image_name)
     w, h = frame.width, frame.height
     xmin, ymin, xmax, ymax, ids, names, areas, masks = [], [], [], [], [], [], [], []
@@ -66,13 +66,13 @@ def encode_frame(frame: Frame, data: bytes, labels: LabelMap, *, source_id: int,
             areas.append((x1 - x0) * (y1 - y0))
 
     def b(values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+        return ("bytes", values)
 
     def f(values):
-        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+        return ("float", values)
 
     def i(values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        return ("int64", values)
 
     feature = {
         "image/height": i([h]),
@@ -95,19 +95,16 @@ def encode_frame(frame: Frame, data: bytes, labels: LabelMap, *, source_id: int,
     }
     if include_masks:
         feature["image/object/mask"] = b(masks)
-    example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return EncodedFrame(example.SerializeToString(), fmt, reencoded, len(ids))
+    return EncodedFrame(make_example(feature), fmt, reencoded, len(ids))
 
 
 class ShardWriter:
     """Writes one split's examples round-robin over its shards."""
 
     def __init__(self, folder: Path, split: str, frames: int) -> None:
-        import tensorflow as tf
-
         self.count = shard_count(frames)
         self.paths = [folder / shard_name(split, k, self.count) for k in range(self.count)]
-        self._writers = [tf.io.TFRecordWriter(str(p)) for p in self.paths]
+        self._writers = [TFRecordWriter(p) for p in self.paths]
         self._next = 0
         self.written = 0
 
@@ -150,5 +147,6 @@ def _checked_image(data: bytes, frame: Frame, image_name: str) -> tuple[str, byt
 
 def _png(bitmap: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(bitmap.astype(np.uint8), mode="L").save(buf, format="PNG", compress_level=1)
+    Image.fromarray(bitmap.astype(np.uint8), mode="L").save(
+        buf, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
     return buf.getvalue()

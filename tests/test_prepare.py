@@ -167,3 +167,25 @@ def test_png_frames_pass_through_and_other_formats_become_png(tmp_path):
     assert stored["t.tiff"][:8] == b"\x89PNG\r\n\x1a\n"
     meta = json.loads((ds.path / "dataset.json").read_text())
     assert meta["image_formats"] == {"PNG": 1, "PNG (re-encoded)": 1}
+
+
+def test_worker_processes_write_the_same_records_and_pass_errors_on(monkeypatch, sample_cvat,
+                                                                     tmp_path):
+    from cvatkit.errors import SourceError
+
+    one = prepare(open_export(sample_cvat), tmp_path / "one", workers=1)
+    import sys
+
+    monkeypatch.setattr(sys.modules["cvatkit.prepare"], "PROCESS_POOL_MIN_FRAMES", 1)
+    many = prepare(open_export(sample_cvat), tmp_path / "many", workers=2)
+    for name in one.train_files + one.val_files:
+        assert (one.path / name).read_bytes() == (many.path / name).read_bytes()
+    # A frame that does not decode fails the run from inside a worker process, clearly.
+    broken = tmp_path / "broken"
+    with zipfile.ZipFile(sample_cvat) as src, zipfile.ZipFile(tmp_path / "b.zip", "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(info, b"junk" if info.filename.endswith("000007.jpg") else data)
+    with pytest.raises(SourceError, match=r"images/frame_000007.jpg .* does not decode"):
+        prepare(open_export(tmp_path / "b.zip"), broken, workers=2)
+    assert not broken.exists()

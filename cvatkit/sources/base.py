@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from ..annotations import Frame, LabelMap, TaskSummary
@@ -36,6 +36,11 @@ class Source(Protocol):
 
     def image_name(self, frame: Frame) -> str:
         """Where the frame's image lives, for messages."""
+        ...
+
+    def opener(self) -> Callable[[], Source] | None:
+        """A picklable way for a worker process to open the same source, or None when
+        the source cannot be shared (frames are then encoded in threads)."""
         ...
 
     def close(self) -> None: ...

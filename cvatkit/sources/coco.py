@@ -6,6 +6,8 @@ The export is ``annotations/instances_<subset>.json`` plus ``images/`` (CVAT wri
 
 from __future__ import annotations
 
+import functools
+
 import json
 import math
 from collections import Counter, defaultdict
@@ -97,6 +99,10 @@ class CocoSource:
             f"{self.container.display(f'images/{frame.subset}/{frame.name}')} nor "
             f"images/{frame.name} is in the export; export the task again with 'Save images' "
             "checked, or put the image there")
+
+    def opener(self):
+        """How a worker process opens this export itself."""
+        return functools.partial(_reopen, str(self.container.path))
 
     def close(self) -> None:
         self.container.close()
@@ -226,3 +232,9 @@ def _bitmap_to_cvat(bitmap: np.ndarray, where: str) -> tuple[float, ...]:
     if not bitmap.any():
         raise AnnotationError(f"{where}: the mask is empty")
     return tuple(float(v) for v in encode_mask(bitmap))
+
+
+def _reopen(path: str):
+    from . import open_export
+
+    return open_export(path)

@@ -177,6 +177,9 @@ class CvatServerSource:
                 return i
         raise ServerError(f"task {self.task_id} has no frame {frame.index}")
 
+    def opener(self) -> None:
+        return None  # the client's session lives in this process
+
     def close(self) -> None:
         pass
 

@@ -7,6 +7,8 @@ names the XML line at fault.
 
 from __future__ import annotations
 
+import functools
+
 import math
 from collections import Counter
 from collections.abc import Iterator
@@ -69,6 +71,10 @@ class CvatXmlSource:
             f"{frame.where}: frame {frame.index} names image {frame.name!r}, but "
             f"{self.container.display('images/' + frame.name)} is not in the export; export "
             "the task again with 'Save images' checked, or put the image there")
+
+    def opener(self):
+        """How a worker process opens this export itself."""
+        return functools.partial(_reopen, str(self.container.path))
 
     def close(self) -> None:
         self.container.close()
@@ -245,3 +251,9 @@ def _mask_points(el: etree._Element, where: str) -> tuple[float, ...]:
             f"{where}: mask rle covers {sum(rle)} pixels but its box is {width}x{height}; "
             "the export is damaged, export the task again")
     return tuple(float(v) for v in rle) + (left, top, left + width - 1, top + height - 1)
+
+
+def _reopen(path: str):
+    from . import open_export
+
+    return open_export(path)

@@ -1,0 +1,207 @@
+"""The run directory: the only channel between a trainer process and any UI.
+
+``run.json`` is the resolved spec, ``status.json`` the current state, ``events.jsonl`` an
+append-only log of typed events (one JSON object per line), next to ``checkpoints/``,
+``tensorboard/`` and, at the end, ``export/``. ``Run(path).follow()`` yields the events
+as they come, so the CLI's progress bar, the live plots and the tests share one reader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import CvatkitError
+
+RUN_JSON = "run.json"
+STATUS_JSON = "status.json"
+EVENTS_JSONL = "events.jsonl"
+CHECKPOINTS = "checkpoints"
+TENSORBOARD = "tensorboard"
+EXPORT = "export"
+TERMINAL = ("completed", "stopped", "failed")
+STATES = ("starting", "running", "stopping") + TERMINAL
+
+
+class RunError(CvatkitError):
+    """A run directory is missing, foreign or in a state that forbids the request."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepEvent:
+    """Training progress, averaged over the steps since the previous one."""
+
+    step: int
+    time: float
+    losses: dict[str, float]
+    """Every loss component the model reports (``cls_loss``, ``box_loss``, ...)."""
+    total_loss: float
+    learning_rate: float
+    examples_per_sec: float
+    steps_per_sec: float
+    stage: int = 0
+    kind: str = "step"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalEvent:
+    """An evaluation: COCO AP over IoU 0.5:0.95, AP at IoU 0.5, AP per class."""
+
+    step: int
+    time: float
+    ap: float
+    ap50: float
+    per_class: dict[str, float]
+    metrics: dict[str, float] = field(default_factory=dict)
+    split: str = "val"
+    kind: str = "eval"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusEvent:
+    """A change of state: started, stopped, completed, failed (with the reason)."""
+
+    step: int
+    time: float
+    state: str
+    message: str = ""
+    kind: str = "status"
+
+
+Event = StepEvent | EvalEvent | StatusEvent
+_KINDS = {"step": StepEvent, "eval": EvalEvent, "status": StatusEvent}
+
+
+def event_from_json(line: str) -> Event | None:
+    try:
+        obj = json.loads(line)
+        cls = _KINDS[obj["kind"]]
+        return cls(**obj)
+    except (ValueError, KeyError, TypeError):
+        return None  # a line being written, or one from a newer version
+
+
+@dataclass(frozen=True, kw_only=True)
+class Status:
+    state: str
+    step: int = 0
+    pid: int | None = None
+    error: str = ""
+    updated: float = 0.0
+    total_steps: int = 0
+
+
+class Run:
+    """A run directory, read or written."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return (self.path / RUN_JSON).is_file()
+
+    def spec(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / RUN_JSON).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunError(f"{self.path} is not a cvatkit run (no {RUN_JSON})") from None
+
+    def status(self) -> Status:
+        try:
+            obj = json.loads((self.path / STATUS_JSON).read_text(encoding="utf-8"))
+            return Status(**obj)
+        except FileNotFoundError:
+            return Status(state="starting")
+        except (ValueError, TypeError):
+            return Status(state="starting")
+
+    def is_alive(self) -> bool:
+        """Whether the trainer process of a non-terminal run is still there."""
+        st = self.status()
+        if st.state in TERMINAL or not st.pid:
+            return False
+        try:
+            os.kill(st.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return _pid_is_trainer(st.pid)
+
+    def events(self) -> list[Event]:
+        return list(self._read_from(0)[0])
+
+    def follow(self, *, poll: float = 0.5, timeout: float | None = None) -> Iterator[Event]:
+        """Every event, then new ones as they are written, until the run ends (or its
+        process is gone without saying so, which yields a ``failed`` status)."""
+        offset = 0
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            events, offset = self._read_from(offset)
+            yield from events
+            st = self.status()
+            if st.state in TERMINAL:
+                events, offset = self._read_from(offset)
+                yield from events
+                return
+            if st.pid and not self.is_alive():
+                events, offset = self._read_from(offset)
+                yield from events
+                if self.status().state not in TERMINAL:
+                    yield StatusEvent(step=st.step, time=time.time(), state="failed",
+                                      message="the trainer process ended without a word "
+                                              "(killed, or out of memory?)")
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            time.sleep(poll)
+
+    def _read_from(self, offset: int) -> tuple[list[Event], int]:
+        try:
+            with open(self.path / EVENTS_JSONL, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            return [], offset
+        end = data.rfind(b"\n") + 1  # only whole lines
+        out = [e for line in data[:end].decode("utf-8").splitlines()
+               if (e := event_from_json(line)) is not None]
+        return out, offset + end
+
+    # -- writing (the trainer) -----------------------------------------------------------
+
+    def write_spec(self, spec: dict[str, Any]) -> None:
+        _atomic_write(self.path / RUN_JSON, json.dumps(spec, indent=2, default=str) + "\n")
+
+    def set_status(self, state: str, *, step: int = 0, error: str = "",
+                   total_steps: int = 0) -> None:
+        assert state in STATES, state
+        st = Status(state=state, step=step, pid=os.getpid(), error=error,
+                    updated=time.time(), total_steps=total_steps)
+        _atomic_write(self.path / STATUS_JSON, json.dumps(asdict(st)) + "\n")
+
+    def append(self, event: Event) -> None:
+        with open(self.path / EVENTS_JSONL, "a", encoding="utf-8") as f:
+            f.write(json.dumps(asdict(event)) + "\n")
+            f.flush()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _pid_is_trainer(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the pid
+    return b"cvatkit" in cmdline
