@@ -28,6 +28,15 @@ def raw_area(shape: Shape) -> float:
     return float(sum(shape.points[1:-4:2]))  # the runs of 1s
 
 
+def shape_area(shape: Shape, width: int, height: int) -> float:
+    """The area COCO counts: the box for rectangles (clipped to the frame), the polygon's
+    own area, or the mask's pixels."""
+    if shape.kind == "rectangle":
+        x0, y0, x1, y1 = clipped_bbox(shape, width, height)
+        return (x1 - x0) * (y1 - y0)
+    return raw_area(shape)
+
+
 def clipped_bbox(shape: Shape, width: int, height: int) -> tuple[float, float, float, float]:
     x0, y0, x1, y1 = shape.bbox()
     return (min(max(x0, 0.0), width), min(max(y0, 0.0), height),

@@ -82,6 +82,11 @@ def build_experiment(spec: ModelSpec, hp: Hyperparameters, data: DataInfo, *,
         m.anchor = retinanet_cfg.Anchor(anchor_size=hp.anchor_size or spec.anchor_size)
     else:
         m.min_level, m.max_level = 2, 6
+        if spec.backbone == "inception_resnet_v2":
+            m.min_level = 3
+        if spec.backbone == "spinenet49":
+            m.min_level, m.max_level = 3, 7
+            m.decoder = decoders.Decoder(type="identity", identity=decoders.Identity())
         m.include_mask = spec.family == "maskrcnn"
         if hp.anchor_size:
             m.anchor.anchor_size = hp.anchor_size

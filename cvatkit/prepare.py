@@ -62,6 +62,19 @@ def prepare(source: Source, out_dir: str | os.PathLike[str], *,
     out = Path(out_dir)
     _check_out_dir(out, overwrite)
 
+    # Worker processes start while the annotations are read.
+    pool = _start_pool(source, workers)
+    try:
+        return _prepare(source, out, pool, val_fraction=val_fraction, seed=seed,
+                        masks=masks, overwrite=overwrite, strict=strict, workers=workers,
+                        pbar=pbar)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _prepare(source: Source, out: Path, pool, *, val_fraction: float, seed: int,
+             masks: str, overwrite: bool, strict: bool, workers: int, pbar) -> Dataset:
     frames, report = _read_checked(source)
     if strict and report.problems:
         raise AnnotationError(
@@ -88,7 +101,7 @@ def prepare(source: Source, out_dir: str | os.PathLike[str], *,
                 continue
             writer = ShardWriter(tmp, split, len(subset))
             try:
-                for enc in _encode_all(source, subset, ids, include_masks, workers):
+                for enc in _encode_all(source, subset, ids, include_masks, workers, pool):
                     writer.write(enc.example)
                     formats[enc.image_format + (" (re-encoded)" if enc.reencoded else "")] += 1
                     if pbar is not None:
@@ -137,10 +150,10 @@ def check(source: Source, *, val_fraction: float = DEFAULT_VAL_FRACTION,
 
 
 def _check_fraction(val_fraction: float) -> None:
-    if not 0.0 <= val_fraction < 1.0:
+    if not 0.0 <= val_fraction <= 1.0:
         raise UsageError(
-            f"the validation split (--val-split) must be at least 0 and below 1, got "
-            f"{val_fraction}")
+            f"the validation split (--val-split) must be between 0 and 1 (1: every frame "
+            f"for evaluation, as for a test set), got {val_fraction}")
 
 
 def _read_checked(source: Source) -> tuple[list[Frame], Report]:
@@ -171,57 +184,72 @@ def _key(frame: Frame) -> str:
     return f"{frame.subset}/{frame.name}" if frame.subset else frame.name
 
 
+def _start_pool(source: Source, workers: int):
+    """Worker processes for big exports (started now, used once the frames are known)."""
+    opener = getattr(source, "opener", lambda: None)()
+    if workers <= 1 or opener is None:
+        return None
+    try:
+        expected = source.summary().frames
+    except Exception:  # noqa: BLE001  (the first pass will report it properly)
+        return None
+    if expected < PROCESS_POOL_MIN_FRAMES:
+        return None
+    import multiprocessing
+
+    pool = ProcessPoolExecutor(max_workers=workers,
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(opener,))
+    for _ in range(workers):
+        pool.submit(int)
+    return pool
+
+
 def _encode_all(source: Source, frames: list[Frame], ids: dict[str, int],
-                include_masks: bool, workers: int):
+                include_masks: bool, workers: int, pool=None):
     """Encoded frames, in order, with a bounded number in flight so memory stays flat.
 
     Big tasks from an export are encoded by worker processes (each opens the export
     itself); others by a small thread pool.
     """
     jobs = [(f, ids[_key(f)]) for f in frames]
-    opener = getattr(source, "opener", lambda: None)()
-    if workers > 1 and opener is not None and len(frames) >= PROCESS_POOL_MIN_FRAMES:
-        import multiprocessing
-
-        pool = ProcessPoolExecutor(max_workers=workers,
-                                   mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_worker_init, initargs=(opener,))
+    if pool is not None:
         batches = [jobs[i:i + _BATCH] for i in range(0, len(jobs), _BATCH)]
         yield from _in_order(pool, lambda batch: pool.submit(_encode_batch, batch,
                                                              include_masks),
-                             batches, in_flight=2 * workers, flatten=True)
+                             batches, in_flight=2 * workers, flatten=True, own=False)
         return
     local = _LocalEncoder(source, include_masks)
     if workers <= 1:
         yield from map(local, jobs)
         return
-    pool = ThreadPoolExecutor(max_workers=workers)
-    yield from _in_order(pool, lambda job: pool.submit(local, job), jobs,
-                         in_flight=_IN_FLIGHT, flatten=False)
+    threads = ThreadPoolExecutor(max_workers=workers)
+    yield from _in_order(threads, lambda job: threads.submit(local, job), jobs,
+                         in_flight=_IN_FLIGHT, flatten=False, own=True)
 
 
-def _in_order(pool, submit, items, *, in_flight: int, flatten: bool):
-    with pool:
-        pending = []
-        it = iter(items)
-        try:
-            for item in it:
-                pending.append(submit(item))
-                if len(pending) >= in_flight:
-                    break
-            while pending:
-                done = pending.pop(0)
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append(submit(nxt))
-                result = done.result()
-                if flatten:
-                    yield from result
-                else:
-                    yield result
-        finally:
-            for p in pending:
-                p.cancel()
+def _in_order(pool, submit, items, *, in_flight: int, flatten: bool, own: bool):
+    pending = []
+    it = iter(items)
+    try:
+        for item in it:
+            pending.append(submit(item))
+            if len(pending) >= in_flight:
+                break
+        while pending:
+            done = pending.pop(0)
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(submit(nxt))
+            if flatten:
+                yield from done.result()
+            else:
+                yield done.result()
+    finally:
+        for p in pending:
+            p.cancel()
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _LocalEncoder:
@@ -252,7 +280,7 @@ def _encode_batch(batch: list[tuple[Frame, int]], include_masks: bool) -> list[E
 def _write_coco_gt(path: Path, frames: list[Frame], ids: dict[str, int], labels: LabelMap,
                    include_masks: bool) -> None:
     """The validation split as COCO ground truth, for Model Garden's COCO evaluator."""
-    from .geometry import clipped_bbox, mask_bitmap
+    from .geometry import clipped_bbox, mask_bitmap, shape_area
 
     images, anns = [], []
     for frame in frames:
@@ -273,7 +301,7 @@ def _write_coco_gt(path: Path, frames: list[Frame], ids: dict[str, int], labels:
                 rle = coco_mask.encode(np.asfortranarray(bitmap.astype(np.uint8)))
                 rle["counts"] = rle["counts"].decode("ascii")
                 ann["segmentation"] = rle
-                ann["area"] = float(bitmap.sum())
+                ann["area"] = shape_area(shape, frame.width, frame.height)
             anns.append(ann)
     doc = {"images": images, "annotations": anns,
            "categories": [{"id": label.id, "name": label.name} for label in labels]}

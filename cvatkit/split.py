@@ -16,8 +16,8 @@ def split_val(names: Iterable[str], fraction: float = DEFAULT_VAL_FRACTION,
     The choice depends only on the names and the seed, not on their order, so the same
     task always splits the same way and a frame keeps its side as the task grows.
     """
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"the validation fraction must be in [0, 1), got {fraction}")
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"the validation fraction must be in [0, 1], got {fraction}")
     names = list(names)
     count = round(len(names) * fraction)
     if fraction > 0 and len(names) >= 2:

@@ -20,7 +20,7 @@ from PIL import Image
 
 from .annotations import Frame, LabelMap
 from .errors import SourceError
-from .geometry import clipped_bbox, mask_bitmap
+from .geometry import clipped_bbox, mask_bitmap, shape_area
 from .tfexample import TFRecordWriter, make_example
 
 FRAMES_PER_SHARD = 1000
@@ -56,14 +56,9 @@ def encode_frame(frame: Frame, data: bytes, labels: LabelMap, *, source_id: int,
         xmin.append(x0 / w), ymin.append(y0 / h), xmax.append(x1 / w), ymax.append(y1 / h)
         ids.append(labels.id_of(shape.label))
         names.append(shape.label.encode("utf-8"))
-        if include_masks or shape.kind != "rectangle":
-            bitmap = mask_bitmap(shape, w, h)
-            areas.append(float(bitmap.sum()) if shape.kind != "rectangle"
-                         else (x1 - x0) * (y1 - y0))
-            if include_masks:
-                masks.append(_png(bitmap))
-        else:
-            areas.append((x1 - x0) * (y1 - y0))
+        areas.append(shape_area(shape, w, h))
+        if include_masks:
+            masks.append(_png(mask_bitmap(shape, w, h)))
 
     def b(values):
         return ("bytes", values)
@@ -124,11 +119,14 @@ def _checked_image(data: bytes, frame: Frame, image_name: str) -> tuple[str, byt
         img = Image.open(io.BytesIO(data))
         fmt = img.format or ""
         size = img.size
-        if fmt == "JPEG":
-            # A reduced-size decode reads every entropy-coded block: it catches truncated
-            # and corrupt files at a fraction of a full decode's cost.
-            img.draft("L", (max(1, size[0] // 8), max(1, size[1] // 8)))
-        img.load()
+        # Opening parses a JPEG's headers up to its image data. A JPEG that also ends
+        # with its end-of-image marker is whole: what TensorFlow's decoder refuses is a
+        # damaged header or a truncated file. Any other JPEG is decoded (at 1/8 scale,
+        # which still reads every block) to find out; other formats are decoded whole.
+        if not (fmt == "JPEG" and _ends_with_eoi(data)):
+            if fmt == "JPEG":
+                img.draft("L", (max(1, size[0] // 8), max(1, size[1] // 8)))
+            img.load()
     except Exception as e:
         raise SourceError(
             f"{image_name} (frame {frame.index} {frame.name!r}) does not decode as an image "
@@ -143,6 +141,10 @@ def _checked_image(data: bytes, frame: Frame, image_name: str) -> tuple[str, byt
     buf = io.BytesIO()
     img.convert("RGB").save(buf, format="PNG")
     return "PNG", buf.getvalue(), True
+
+
+def _ends_with_eoi(data: bytes) -> bool:
+    return b"\xff\xd9" in data[-64:].rstrip(b"\x00\n\r ")[-2:]
 
 
 def _png(bitmap: np.ndarray) -> bytes:
