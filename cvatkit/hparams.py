@@ -204,7 +204,7 @@ def recommended_steps(train_frames: int, batch_size: int) -> int:
     """The original workflow's rule of thumb: (frames / batch size) x 1000, rounded to
     the nearest thousand (100 frames at batch 24 -> 4000)."""
     raw = train_frames / max(batch_size, 1) * 1000
-    return max(1000, int(round(raw / 1000.0)) * 1000)
+    return max(1000, int(raw / 1000.0 + 0.5) * 1000)
 
 
 def resolve(spec, values: Mapping[str, Any], data, *, gpus: int) -> tuple[Hyperparameters, list[str]]:

@@ -1,0 +1,101 @@
+"""Hyperparameters as users type them, and their resolution against a model and data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cvatkit.catalog import get_model
+from cvatkit.hparams import (HyperparameterError, format_hparams, parse_hparams,
+                             recommended_steps, resolve)
+from cvatkit.mg_config import DataInfo
+
+DATA = DataInfo(path=Path("/nowhere"), labels=("a", "b", "c"), train_frames=100,
+                val_frames=10, include_masks=False, val_fraction=0.1)
+
+
+def test_seed_syntax_hyphens_underscores_comments():
+    text = """
+    # the seed's example
+    num-steps=100
+    batch_size = 8
+    --initial_learning_rate=0.01   # pasted from a command line
+    aug-hflip=no
+    """
+    assert parse_hparams(text) == {"num-steps": 100, "batch-size": 8,
+                                   "initial-learning-rate": 0.01, "aug-hflip": False}
+    assert parse_hparams("num_clones=4") == {"num-clones": 4}
+    assert parse_hparams(format_hparams({"num-steps": 5, "aug-hflip": True})) == {
+        "num-steps": 5, "aug-hflip": True}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("num-step=10", "line 1: unknown hyperparameter 'num-step'; did you mean 'num-steps'?"),
+    ("\nbatchsize=3", "line 2: unknown hyperparameter 'batchsize'; did you mean 'batch-size'?"),
+    ("num-steps=abc", "line 1: num-steps='abc' is not a whole number"),
+    ("num-steps=1.5", "line 1: num-steps='1.5' is not a whole number"),
+    ("initial_learning_rate=0", "line 1: initial-learning-rate=0 must be > 0"),
+    ("batch-size=-2", "line 1: batch-size=-2 must be >= 1"),
+    ("aug-hflip=maybe", "line 1: aug-hflip='maybe' is not true or false"),
+    ("aug-type=mixup", "aug-type='mixup' is not one of none, autoaugment, randaugment"),
+    ("num-steps=5\nnum_steps=6", "line 2: num-steps is already set on line 1"),
+    ("num-classes=3", "the number of classes comes from the dataset"),
+    ("just words", "line 1: 'just words' is not key=value"),
+    ("initial-learning-rate=nan", "is not a number"),
+])
+def test_mistakes_name_the_line(text, message):
+    with pytest.raises(HyperparameterError) as e:
+        parse_hparams(text, origin="hparams.txt")
+    assert message in str(e.value)
+    assert "hparams.txt" in str(e.value)
+
+
+def test_defaults_come_from_the_model_and_user_values_win():
+    spec = get_model("ssd-mobilenet-v2-coco")
+    hp, notes = resolve(spec, {}, DATA, gpus=0)
+    assert (hp.batch_size, hp.initial_learning_rate, hp.num_steps, hp.image_size) == (
+        24, 0.004, 10000, 320)
+    assert any("recommended num-steps" in n and "using 10000" in n for n in notes)
+    hp, notes = resolve(spec, {"num-steps": 100, "batch-size": 8}, DATA, gpus=0)
+    assert (hp.num_steps, hp.batch_size) == (100, 8)
+    assert any("13000" in n for n in notes)  # 100 frames / 8 x 1000, rounded
+
+
+def test_recommended_steps_follow_the_seed_rule():
+    assert recommended_steps(100, 24) == 4000
+
+
+def test_batch_scales_with_clones_unless_set():
+    spec = get_model("frcnn-res50-coco")
+    hp, _ = resolve(spec, {"num-clones": 2}, DATA, gpus=2)
+    assert hp.batch_size == 2 and hp.num_clones == 2
+
+
+@pytest.mark.parametrize("model, values, gpus, message", [
+    ("ssd-mobilenet-v2-coco", {"num-clones": 2, "batch-size": 5}, 2,
+     "batch-size=5 does not divide over num-clones=2"),
+    ("ssd-mobilenet-v2-coco", {"num-clones": 4}, 1, "asks for 4 GPUs but this machine has 1"),
+    ("ssd-mobilenet-v2-coco", {"num-clones": 2}, 0, "this machine has none"),
+    ("frcnn-nas-coco", {}, 0, "frcnn-nas-coco needs at least 2 GPUs"),
+    ("ssd-mobilenet-v2-coco", {"stage-1-epochs": 1}, 0, "apply to maskrcnn only"),
+    ("maskrcnn", {}, 0, "the dataset has boxes only"),
+    ("ssd-mobilenet-v2-coco", {"image-size": 100}, 0, "must be a multiple of 64 (the coarsest feature level); try 128"),
+    ("ssd-mobilenet-v2-coco", {"val-split": 0.2}, 0,
+     "the dataset was split with 0.1; prepare it again with --val-split 0.2"),
+    ("ssd-mobilenet-v2-coco", {"schedule-step-2": 5}, 0, "needs schedule-step-1"),
+])
+def test_context_checks(model, values, gpus, message):
+    with pytest.raises(HyperparameterError) as e:
+        resolve(get_model(model), values, DATA, gpus=gpus)
+    assert message in str(e.value)
+
+
+def test_maskrcnn_stage_epochs_become_steps():
+    data = DataInfo(**{**DATA.__dict__, "include_masks": True})
+    hp, _ = resolve(get_model("maskrcnn"), {"stage-1-epochs": 2, "stage-2-epochs": 1,
+                                            "stage-3-epochs": 1, "batch-size": 10},
+                    data, gpus=0)
+    assert hp.num_steps == 4 * 10  # 100 frames at batch 10: 10 steps per epoch
+    with pytest.raises(HyperparameterError, match="either num-steps or stage"):
+        resolve(get_model("maskrcnn"), {"stage-1-epochs": 1, "num-steps": 5}, data, gpus=0)
