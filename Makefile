@@ -16,11 +16,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
 	@touch $(STAMP)
 
+# The sample task -> TFRecords -> the default model trained on the CPU -> exported, and
+# evaluated on the sample's held-out frames.
 demo: setup
 	@rm -rf $(DEMO_DIR)
 	$(BIN)/cvatkit sample $(DEMO_DIR)/sample
-	$(BIN)/cvatkit prepare $(DEMO_DIR)/sample/task.zip $(DEMO_DIR)/dataset
-	@echo "demo: sample task in $(DEMO_DIR)/sample, TFRecords and label files in $(DEMO_DIR)/dataset"
+	$(BIN)/cvatkit prepare $(DEMO_DIR)/sample/task.zip $(DEMO_DIR)/dataset --val-split 0
+	$(BIN)/cvatkit prepare $(DEMO_DIR)/sample/test.zip $(DEMO_DIR)/test --val-split 1
+	$(BIN)/cvatkit train --data $(DEMO_DIR)/dataset --eval-data $(DEMO_DIR)/test \
+		--run-dir $(DEMO_DIR)/run --hparams-file demo/sample.hparams
+	@echo "demo: run in $(DEMO_DIR)/run (events.jsonl, checkpoints/, tensorboard/), model in $(DEMO_DIR)/run/export"
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import textwrap
+import time
 from collections.abc import Sequence
 
 from .errors import CvatkitError
@@ -296,6 +297,8 @@ def _follow(run) -> int:
     bar = tqdm(total=total, unit="step", desc="training", file=sys.stderr, disable=None,
                dynamic_ncols=True)
     state, message = "running", ""
+    started = time.monotonic()
+    last_eval = None
     try:
         for event in run.follow():
             if isinstance(event, StepEvent):
@@ -304,6 +307,7 @@ def _follow(run) -> int:
                                 lr=f"{event.learning_rate:.2g}",
                                 ex_s=f"{event.examples_per_sec:.1f}")
             elif isinstance(event, EvalEvent):
+                last_eval = event
                 per = ", ".join(f"{k} {v:.3f}" for k, v in event.per_class.items())
                 bar.write(f"step {event.step}: {event.split} COCO AP {event.ap:.3f}, "
                           f"AP@0.5 {event.ap50:.3f} ({per})")
@@ -320,6 +324,11 @@ def _follow(run) -> int:
     if state == "failed":
         _say_error(f"training failed: {message or run.status().error}")
         return 1
+    if state == "completed" and last_eval is not None:
+        frames = run.spec().get("eval_data") or run.spec()["data"]
+        print(f"{run.spec()['model']['key']}: COCO AP {last_eval.ap:.3f}, AP@0.5 "
+              f"{last_eval.ap50:.3f} on {frames['val_frames']} {last_eval.split} frames; "
+              f"{time.monotonic() - started:.0f} s")
     return 0
 
 

@@ -114,13 +114,15 @@ class Run:
             raise RunError(f"{self.path} is not a cvatkit run (no {RUN_JSON})") from None
 
     def status(self) -> Status:
-        try:
-            obj = json.loads((self.path / STATUS_JSON).read_text(encoding="utf-8"))
-            return Status(**obj)
-        except FileNotFoundError:
-            return Status(state="starting")
-        except (ValueError, TypeError):
-            return Status(state="starting")
+        for _attempt in range(5):
+            try:
+                obj = json.loads((self.path / STATUS_JSON).read_text(encoding="utf-8"))
+                return Status(**obj)
+            except FileNotFoundError:
+                return Status(state="starting")
+            except (ValueError, TypeError):
+                time.sleep(0.05)  # written by an older cvatkit, or not by cvatkit at all
+        return Status(state="starting")
 
     def is_alive(self) -> bool:
         """Whether the trainer process of a non-terminal run is still there."""
@@ -187,6 +189,12 @@ class Run:
                     updated=time.time(), total_steps=total_steps)
         _atomic_write(self.path / STATUS_JSON, json.dumps(asdict(st)) + "\n")
 
+    def record_pid(self, pid: int) -> None:
+        """The trainer's pid, as soon as it is started (it then writes its own status)."""
+        st = self.status()
+        _atomic_write(self.path / STATUS_JSON, json.dumps(
+            {**asdict(st), "pid": pid, "updated": time.time()}) + "\n")
+
     def append(self, event: Event) -> None:
         with open(self.path / EVENTS_JSONL, "a", encoding="utf-8") as f:
             f.write(json.dumps(asdict(event)) + "\n")
@@ -204,4 +212,4 @@ def _pid_is_trainer(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True  # no /proc: trust the pid
-    return b"cvatkit" in cmdline
+    return not cmdline or b"cvatkit" in cmdline  # empty while the process starts

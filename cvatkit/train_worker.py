@@ -151,10 +151,12 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
     run.set_status("starting", step=run.status().step, total_steps=hp.num_steps)
     mg = _ModelGardenLoop(run, spec, hp, data, evald, init)
     step = mg.step()
-    if step >= hp.num_steps and not resume:
-        pass
+    replicas = mg.strategy.num_replicas_in_sync
+    where = (f"on {replicas} replicas ({type(mg.strategy).__name__})" if replicas > 1
+             else "on one device")
     run.append(StatusEvent(step=step, time=time.time(), state="running",
-                           message=f"resumed at step {step}" if step else "started"))
+                           message=f"resumed at step {step}" if resume and step
+                           else f"started {where}"))
     run.set_status("running", step=step, total_steps=hp.num_steps)
 
     outcome = Outcome("running", step)
@@ -236,6 +238,9 @@ class _ModelGardenLoop:
         import official.vision  # noqa: F401  (registers tasks and experiments)
 
         from . import backbones  # noqa: F401  (registers cvatkit's extra backbones)
+        from .coco_metrics import enable_in_model_garden
+
+        enable_in_model_garden()
 
         self.run, self.spec, self.hp = run, spec, hp
         self.strategy = make_strategy(hp.num_clones)
@@ -287,7 +292,7 @@ class _ModelGardenLoop:
             else:
                 target = tf.train.Checkpoint(model=tf.train.Checkpoint(
                     backbone=model.backbone, decoder=model.decoder))
-            target.read(init["path"]).expect_partial()
+            target.read(init["path"]).expect_partial().assert_existing_objects_matched()
         elif init["path"].endswith(".h5"):
             self.trainer.model.backbone.load_keras_weights(init["path"])
         else:

@@ -266,11 +266,7 @@ def _spawn(run: Run, *, resume: bool) -> Run:
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True, env=env)
     log.close()
-    # The worker writes its own pid; until it does, record the child's.
-    st = run.status()
-    run_status = {**asdict(st), "pid": proc.pid, "updated": time.time()}
-    (run.path / "status.json").write_text(json.dumps(run_status) + "\n")
-    run._process = proc  # type: ignore[attr-defined]
+    run.record_pid(proc.pid)
     return run
 
 
