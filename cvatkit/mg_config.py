@@ -99,7 +99,8 @@ def build_experiment(spec: ModelSpec, hp: Hyperparameters, data: DataInfo, *,
 
     t = c.task
     t.init_checkpoint = init_checkpoint
-    t.init_checkpoint_modules = init_modules
+    t.init_checkpoint_modules = init_modules if init_modules == "all" else [
+        m.strip() for m in init_modules.split(",")]
     t.annotation_file = str(data.path / "val_coco.json") if data.val_frames else None
     t.per_category_metrics = True
     t.losses.l2_weight_decay = hp.l2_weight_decay

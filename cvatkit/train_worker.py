@@ -250,12 +250,12 @@ class _ModelGardenLoop:
                             val_frames=eval_source.val_frames,
                             include_masks=data.include_masks,
                             val_fraction=data.val_fraction)
-        pretrained = init if init and init.get("kind") == "pretrained" else None
+        # Model Garden's task loads starting weights: 'all' from an earlier run, the
+        # backbone (and decoder) from published weights or to re-initialise the heads.
+        start = init if init and not init["path"].endswith(".h5") else None
         self.experiment = build_experiment(
-            spec, hp, exp_data,
-            init_checkpoint=pretrained["path"] if pretrained and not
-            pretrained["path"].endswith(".h5") else None,
-            init_modules=pretrained["modules"] if pretrained else "backbone")
+            spec, hp, exp_data, init_checkpoint=start["path"] if start else None,
+            init_modules=start["modules"] if start else "backbone")
         if evald is not None:
             t = self.experiment.task
             t.validation_data.input_path = str(evald.path / "val-*.tfrecord")
@@ -266,14 +266,30 @@ class _ModelGardenLoop:
             self.task = task_factory.get_task(self.experiment.task,
                                               logging_dir=str(run.path / TENSORBOARD))
             model = self.task.build_model()
-            optimizer = self.task.create_optimizer(self.experiment.trainer.optimizer_config,
-                                                   self.experiment.runtime)
+            self._stages = self._plan_stages(data)
+            self._stage_gradients = None
+            if self._stages:
+                from official.modeling import optimization
+
+                from .stages import StageGradients
+
+                self._stage_gradients = StageGradients(model)
+                opt_config = self.experiment.trainer.optimizer_config
+                opt_config.optimizer.sgd.global_clipnorm = None  # clipped in the transformer
+                factory = optimization.OptimizerFactory(opt_config)
+                optimizer = factory.build_optimizer(
+                    factory.build_learning_rate(),
+                    gradient_transformers=[self._stage_gradients])
+            else:
+                optimizer = self.task.create_optimizer(
+                    self.experiment.trainer.optimizer_config, self.experiment.runtime)
             self.trainer = base_trainer.Trainer(
                 self.experiment, self.task, model=model, optimizer=optimizer, train=True,
                 evaluate=self.can_evaluate, checkpoint_exporter=None)
         self._init = init
         self.manager = tf.train.CheckpointManager(
-            self.trainer.checkpoint, directory=str(run.path / CHECKPOINTS), max_to_keep=3,
+            self.trainer.checkpoint, directory=str(run.path / CHECKPOINTS),
+            max_to_keep=max(3, len(self._stages) + 2),
             step_counter=self.trainer.global_step, checkpoint_interval=hp.checkpoint_interval,
             init_fn=self._initialize)
         self.manager.restore_or_initialize()
@@ -281,19 +297,9 @@ class _ModelGardenLoop:
         self._tf = tf
 
     def _initialize(self) -> None:
+        """First weights of a fresh run (not called when resuming from a checkpoint)."""
         init = self._init
-        if not init:
-            return
-        if init["kind"] == "run":
-            tf = self._tf if hasattr(self, "_tf") else __import__("tensorflow")
-            model = self.trainer.model
-            if init["modules"] == "all":
-                target = tf.train.Checkpoint(model=model)
-            else:
-                target = tf.train.Checkpoint(model=tf.train.Checkpoint(
-                    backbone=model.backbone, decoder=model.decoder))
-            target.read(init["path"]).expect_partial().assert_existing_objects_matched()
-        elif init["path"].endswith(".h5"):
+        if init and init["path"].endswith(".h5"):
             self.trainer.model.backbone.load_keras_weights(init["path"])
         else:
             self.trainer.initialize()
@@ -318,11 +324,26 @@ class _ModelGardenLoop:
     def latest_checkpoint(self) -> str:
         return self.manager.latest_checkpoint
 
+    def _plan_stages(self, data: DataInfo):
+        from .stages import plan_stages
+
+        hp = self.hp
+        epochs = (hp.stage_1_epochs, hp.stage_2_epochs, hp.stage_3_epochs)
+        if self.spec.family != "maskrcnn" or not any(epochs):
+            return []
+        return plan_stages(epochs, data.train_frames, hp.batch_size)
+
     def stages(self) -> list[tuple[int, int]]:
-        return [(0, self.hp.num_steps)]
+        if not self._stages:
+            return [(0, self.hp.num_steps)]
+        return [(s.number, s.end_step) for s in self._stages]
 
     def enter_stage(self, stage: int) -> None:
-        pass
+        """Set the stage; a checkpoint marks where each stage begins."""
+        if self._stage_gradients is None:
+            return
+        self._stage_gradients.stage.assign(stage)
+        self.save(self.step(), force=True)
 
     def summaries(self, event: StepEvent) -> None:
         tf = self._tf

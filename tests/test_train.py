@@ -271,3 +271,37 @@ def test_run_dir_that_holds_a_run_and_resume_of_nothing(trained, prepared, tmp_p
     assert "is not a cvatkit run" in _err(capsys)
     assert main(["train", "--resume", str(trained.path)]) == 2
     assert "has completed" in _err(capsys)
+
+
+def _fingerprint(values) -> np.ndarray:
+    """Each tensor's sum of absolute values, sorted: equal only for the same weights."""
+    return np.sort([float(np.abs(np.asarray(v, dtype=np.float64)).sum()) for v in values])
+
+
+@pytest.mark.parametrize("reinit", [False, True])
+def test_fine_tune_loads_the_earlier_runs_weights(trained, prepared, reinit):
+    import tensorflow as tf
+    from official.core import task_factory
+
+    from cvatkit.mg_config import build_experiment
+    from cvatkit.trainer import plan_run
+
+    plan = plan_run(prepared.path, "ssd-mobilenet-v2-coco", "image-size=128\nnum-steps=1",
+                    init_checkpoint=str(trained.path), reinit_heads=reinit)
+    exp = build_experiment(plan.spec, plan.hparams, plan.data,
+                           init_checkpoint=plan.init.path, init_modules=plan.init.modules)
+    task = task_factory.get_task(exp.task)
+    model = task.build_model()
+    task.initialize(model)
+    reader = tf.train.load_checkpoint(plan.init.path)
+
+    def saved(prefix):
+        return _fingerprint(reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+                            if k.startswith(prefix) and k.endswith("VARIABLE_VALUE")
+                            and "OPTIMIZER_SLOT" not in k)
+
+    def same(a, b):
+        return a.shape == b.shape and np.allclose(a, b, rtol=1e-5, atol=1e-3)
+
+    assert same(_fingerprint(model.backbone.weights), saved("backbone/"))
+    assert same(_fingerprint(model.head.weights), saved("head/")) is (not reinit)
