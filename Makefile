@@ -42,6 +42,7 @@ lock: setup
 
 bench: setup
 	$(BIN)/python bench/convert.py
+	$(BIN)/python bench/train_throughput.py
 
 clean:
 	rm -rf build .pytest_cache
