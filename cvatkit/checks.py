@@ -55,7 +55,7 @@ class Report:
         if unused:
             lines.append(f"  labels with no shapes (the model cannot learn them): "
                          f"{', '.join(unused)}")
-        lines.append(f"  shapes by kind: " + ", ".join(
+        lines.append("  shapes by kind: " + ", ".join(
             f"{k} {v}" for k, v in sorted(self.shapes_per_kind.items())) if
             self.shapes_per_kind else "  shapes by kind: none")
         for key, text in (("clipped", "partly outside the frame, clipped"),

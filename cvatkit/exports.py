@@ -5,7 +5,6 @@ The readers in ``cvatkit.sources`` read back exactly what these write.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import zipfile

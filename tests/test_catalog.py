@@ -102,7 +102,7 @@ models:
     assert build_experiment(catalog["my-ssd"], hp, DATA).task.model.head.num_filters == 96
     assert catalog["tiny-rcnn"].family == "fasterrcnn"
     assert main(["models"]) == 0
-    assert f"SSD for my cameras" in capsys.readouterr().out
+    assert "SSD for my cameras" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("text, message", [

@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from cvat_server import CvatTestServer  # noqa: E402
 
-from cvatkit import connect, list_tasks, open_source, prepare  # noqa: E402
+from cvatkit import connect, list_tasks, open_source  # noqa: E402
 from cvatkit.cli import main  # noqa: E402
 from cvatkit.errors import ServerError, UsageError  # noqa: E402
 from cvatkit.sample import LABELS, sample_frame  # noqa: E402

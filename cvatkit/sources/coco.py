@@ -6,11 +6,10 @@ The export is ``annotations/instances_<subset>.json`` plus ``images/`` (CVAT wri
 
 from __future__ import annotations
 
-import functools
 
 import json
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 from ..annotations import Frame, LabelMap, Shape, TaskSummary
 from ..errors import AnnotationError, SourceError
 from .archive import Container
+from .export import ExportSource
 
 _ATTRIBUTES_SKIPPED = ("occluded", "rotation", "z_order", "track_id", "keyframe")
 
@@ -30,13 +30,11 @@ def coco_files(container: Container) -> list[str]:
             and n.count("/") == 1]
 
 
-class CocoSource:
+class CocoSource(ExportSource):
     """A task exported from CVAT as "COCO 1.0" (every ``instances_*.json`` subset)."""
 
     def __init__(self, container: Container) -> None:
-        self.container = container
-        self.description = str(container.path)
-        self.skipped: Counter[str] = Counter()
+        super().__init__(container)
         self._files = sorted(coco_files(container))
         if not self._files:
             raise SourceError(
@@ -83,29 +81,6 @@ class CocoSource:
                             shapes=tuple(s for s in shapes if s is not None),
                             subset=subset, where=where)
                 index += 1
-
-    def image_name(self, frame: Frame) -> str:
-        for name in _image_candidates(frame):
-            if self.container.exists(name):
-                return name
-        return f"images/{frame.name}"
-
-    def read_image(self, frame: Frame) -> bytes:
-        for name in _image_candidates(frame):
-            if self.container.exists(name):
-                return self.container.read(name)
-        raise SourceError(
-            f"{frame.where}: names image {frame.name!r}, but neither "
-            f"{self.container.display(f'images/{frame.subset}/{frame.name}')} nor "
-            f"images/{frame.name} is in the export; export the task again with 'Save images' "
-            "checked, or put the image there")
-
-    def opener(self):
-        """How a worker process opens this export itself."""
-        return functools.partial(_reopen, str(self.container.path))
-
-    def close(self) -> None:
-        self.container.close()
 
     # -- parsing -----------------------------------------------------------------------
 
@@ -184,9 +159,6 @@ def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else None
 
 
-def _image_candidates(frame: Frame) -> list[str]:
-    names = [f"images/{frame.subset}/{frame.name}"] if frame.subset else []
-    return names + [f"images/{frame.name}", frame.name]
 
 
 def _numbers(values: list, where: str) -> tuple[float, ...]:
@@ -233,8 +205,3 @@ def _bitmap_to_cvat(bitmap: np.ndarray, where: str) -> tuple[float, ...]:
         raise AnnotationError(f"{where}: the mask is empty")
     return tuple(float(v) for v in encode_mask(bitmap))
 
-
-def _reopen(path: str):
-    from . import open_export
-
-    return open_export(path)

@@ -7,10 +7,8 @@ names the XML line at fault.
 
 from __future__ import annotations
 
-import functools
 
 import math
-from collections import Counter
 from collections.abc import Iterator
 
 from lxml import etree
@@ -19,18 +17,17 @@ from ..annotations import Frame, LabelMap, Shape, TaskSummary
 from ..errors import AnnotationError, SourceError
 from ..geometry import ellipse_polygon
 from .archive import Container
+from .export import ExportSource
 
 ANNOTATIONS = "annotations.xml"
 _SKIPPED_KINDS = ("polyline", "points", "cuboid", "skeleton", "tag")
 
 
-class CvatXmlSource:
+class CvatXmlSource(ExportSource):
     """A task exported from CVAT as "CVAT for images 1.1"."""
 
     def __init__(self, container: Container) -> None:
-        self.container = container
-        self.description = str(container.path)
-        self.skipped: Counter[str] = Counter()
+        super().__init__(container)
         self._xml_name = container.display(ANNOTATIONS)
         meta = self._read_meta()
         self._task_name = meta.findtext("task/name") or meta.findtext("job/name") or \
@@ -56,28 +53,6 @@ class CvatXmlSource:
         self.skipped.clear()
         for elem in self._iter_images():
             yield self._frame(elem)
-
-    def image_name(self, frame: Frame) -> str:
-        for name in _image_candidates(frame):
-            if self.container.exists(name):
-                return name
-        return f"images/{frame.name}"
-
-    def read_image(self, frame: Frame) -> bytes:
-        for name in _image_candidates(frame):
-            if self.container.exists(name):
-                return self.container.read(name)
-        raise SourceError(
-            f"{frame.where}: frame {frame.index} names image {frame.name!r}, but "
-            f"{self.container.display('images/' + frame.name)} is not in the export; export "
-            "the task again with 'Save images' checked, or put the image there")
-
-    def opener(self):
-        """How a worker process opens this export itself."""
-        return functools.partial(_reopen, str(self.container.path))
-
-    def close(self) -> None:
-        self.container.close()
 
     # -- parsing -----------------------------------------------------------------------
 
@@ -168,12 +143,6 @@ class CvatXmlSource:
         return Shape(kind="mask", points=_mask_points(el, where), **common)
 
 
-def _image_candidates(frame: Frame) -> list[str]:
-    names = []
-    if frame.subset:
-        names.append(f"images/{frame.subset}/{frame.name}")
-    names += [f"images/{frame.name}", frame.name]
-    return names
 
 
 def _parse_labels(meta: etree._Element, xml_name: str) -> LabelMap:
@@ -252,8 +221,3 @@ def _mask_points(el: etree._Element, where: str) -> tuple[float, ...]:
             "the export is damaged, export the task again")
     return tuple(float(v) for v in rle) + (left, top, left + width - 1, top + height - 1)
 
-
-def _reopen(path: str):
-    from . import open_export
-
-    return open_export(path)
