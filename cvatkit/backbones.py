@@ -57,8 +57,9 @@ class InceptionResNetV2Backbone(tf_keras.Model):
         return self._output_specs
 
     def load_keras_weights(self, path: str) -> None:
-        """Load Keras Applications' ImageNet weights (the 'notop' .h5 file)."""
-        self._net.load_weights(path, by_name=True, skip_mismatch=True)
+        """Load Keras Applications' ImageNet weights (the 'notop' .h5 file), layer by
+        layer in order: the network is built exactly as Keras Applications builds it."""
+        self._net.load_weights(path)
 
     def get_config(self):
         return {}

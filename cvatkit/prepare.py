@@ -66,7 +66,7 @@ def prepare(source: Source, out_dir: str | os.PathLike[str], *,
     pool = _start_pool(source, workers)
     try:
         return _prepare(source, out, pool, val_fraction=val_fraction, seed=seed,
-                        masks=masks, overwrite=overwrite, strict=strict, workers=workers,
+                        masks=masks, strict=strict, workers=workers,
                         pbar=pbar)
     finally:
         if pool is not None:
@@ -74,7 +74,7 @@ def prepare(source: Source, out_dir: str | os.PathLike[str], *,
 
 
 def _prepare(source: Source, out: Path, pool, *, val_fraction: float, seed: int,
-             masks: str, overwrite: bool, strict: bool, workers: int, pbar) -> Dataset:
+             masks: str, strict: bool, workers: int, pbar) -> Dataset:
     frames, report = _read_checked(source)
     if strict and report.problems:
         raise AnnotationError(

@@ -133,9 +133,6 @@ def eval_event(logs: dict[str, float], step: int, labels: tuple[str, ...],
 
 
 def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
-    from .catalog import ModelSpec
-    from .hparams import Hyperparameters
-
     model_fields = dict(spec_json["model"])
     if model_fields.get("weights"):
         w = dict(model_fields["weights"])

@@ -131,3 +131,26 @@ def test_pretrained_backbone_reaches_the_model(http, tmp_path, prepared, monkeyp
     task.initialize(model)
     kernel = next(v for v in model.backbone.weights if "kernel" in v.name)
     np.testing.assert_allclose(kernel.numpy(), 0.5)
+
+
+def test_keras_h5_weights_reach_the_inception_resnet_v2_backbone(http, tmp_path):
+    import tensorflow as tf
+    import tf_keras
+
+    from cvatkit.backbones import InceptionResNetV2Backbone
+
+    root, url, _ = http
+    donor = tf_keras.applications.InceptionResNetV2(include_top=False, weights=None,
+                                                    input_shape=(96, 96, 3))
+    for v in donor.weights:
+        v.assign(tf.fill(v.shape, 0.25))
+    donor.save_weights(str(root / "irv2_notop.h5"))
+    weights = Weights(description="Inception-ResNet-v2 made in this test",
+                      urls=(f"{url}/irv2_notop.h5",), checkpoint="irv2_notop.h5",
+                      kind="keras_h5")
+    path = fetch_weights(weights, cache=tmp_path / "cache")
+    backbone = InceptionResNetV2Backbone(tf_keras.layers.InputSpec(shape=[None, 128, 128, 3]))
+    backbone.load_keras_weights(str(path))
+    assert all(np.allclose(v.numpy(), 0.25) for v in backbone.weights)
+    assert {k: tuple(v) for k, v in backbone.output_specs.items()} == {
+        "3": (None, 16, 16, 320), "4": (None, 8, 8, 1088), "5": (None, 4, 4, 1536)}
