@@ -134,6 +134,10 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
     if init_checkpoint and pretrained:
         raise UsageError("give either a starting checkpoint or --pretrained, not both")
     if init_checkpoint:
+        from .model_store import is_version_uri, pull
+
+        if is_version_uri(init_checkpoint):
+            init_checkpoint = str(pull(init_checkpoint))
         init = resolve_init_checkpoint(init_checkpoint, spec, data, reinit_heads=reinit_heads)
     elif pretrained:
         if spec.weights is None or not spec.weights.urls:

@@ -11,7 +11,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from cvatkit import open_export, prepare, write_sample  # noqa: E402
 
-from helpers import SAMPLE_FRAMES, SAMPLE_TEST_FRAMES  # noqa: E402
+from helpers import SAMPLE_FRAMES, SAMPLE_TEST_FRAMES, SECRET, TINY  # noqa: E402
+from cvatkit.cli import main  # noqa: E402
+from cvatkit.runs import Run  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +41,37 @@ def prepared(sample_cvat, tmp_path_factory):
         return prepare(source, out)
     finally:
         source.close()
+
+
+@pytest.fixture(scope="session")
+def trained(prepared, tmp_path_factory):
+    """A finished 20-step run of the default model on the sample dataset."""
+    run_dir = tmp_path_factory.mktemp("runs") / "run"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = SECRET
+    try:
+        code = main(["train", "--data", str(prepared.path), "--run-dir", str(run_dir),
+                     "--hparams", TINY])
+    finally:
+        del os.environ["AWS_SECRET_ACCESS_KEY"]
+    assert code == 0, (run_dir / "trainer.log").read_text()[-3000:]
+    return Run(run_dir)
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    """A real S3 server (SeaweedFS) on 127.0.0.1 with real credentials."""
+    from cvatkit.s3_server import serve
+
+    server = serve(tmp_path_factory.mktemp("seaweed"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(seaweed, monkeypatch):
+    """The standard AWS environment pointing at the test server."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in seaweed.env().items():
+        monkeypatch.setenv(key, value)
+    return seaweed

@@ -15,23 +15,7 @@ from cvatkit.hparams import Hyperparameters
 from cvatkit.runs import EvalEvent, Run, StatusEvent, StepEvent
 from cvatkit.train_worker import run_loop
 
-TINY = "num-steps=20;batch-size=8;image-size=128;log-interval=10;checkpoint-interval=10;" \
-       "eval-interval=10"
-SECRET = "aws-secret-that-must-not-leak"
-
-
-@pytest.fixture(scope="module")
-def trained(prepared, tmp_path_factory):
-    """A finished 20-step run of the default model on the sample dataset."""
-    run_dir = tmp_path_factory.mktemp("runs") / "run"
-    os.environ["AWS_SECRET_ACCESS_KEY"] = SECRET
-    try:
-        code = main(["train", "--data", str(prepared.path), "--run-dir", str(run_dir),
-                     "--hparams", TINY])
-    finally:
-        del os.environ["AWS_SECRET_ACCESS_KEY"]
-    assert code == 0, (run_dir / "trainer.log").read_text()[-3000:]
-    return Run(run_dir)
+from helpers import SECRET
 
 
 def _err(capsys) -> str:

@@ -1,0 +1,233 @@
+"""Publishing trained models to a store, listing them, and pulling them back.
+
+A version lives under ``<namespace>/models/<model-key>/<version>/``: ``saved_model/``,
+``checkpoints/``, ``label_map.pbtxt``, ``classes.csv``, ``label_map.json``,
+``metrics.json``, ``run.json`` and ``manifest.json`` (every file with its size and
+SHA-256), written last. A version without a manifest is incomplete: it is never listed
+and never pulled, and publishing the same run again completes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .runs import EXPORT, CHECKPOINTS, EvalEvent, Run
+from .store import ChecksumError, Progress, Store, StoreError, open_store
+
+MANIFEST = "manifest.json"
+_LABEL_FILES = ("label_map.pbtxt", "classes.csv", "label_map.json")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One complete version in a store."""
+
+    uri: str
+    namespace: str
+    model_key: str
+    version: str
+    created: str
+    labels: tuple[str, ...]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    source_task: str = ""
+    size: int = 0
+    run_digest: str = ""
+
+
+def publish(run_dir: str | os.PathLike[str], store: Store, namespace: str,
+            model_key: str | None = None, *, progress: Progress | None = None) -> ModelVersion:
+    """Upload a completed run as a new version (or return the version it already is)."""
+    _check_name(namespace, "namespace")
+    run = Run(run_dir)
+    if not run.exists():
+        raise UsageError(f"{run.path} is not a cvatkit run (no run.json)")
+    if run.status().state != "completed" or not (run.path / EXPORT).is_dir():
+        raise UsageError(f"the run {run.path} has not completed (it is "
+                         f"{run.status().state}); only a completed run, with its export/, "
+                         "can be published")
+    spec = run.spec()
+    model_key = model_key or spec["model"]["key"]
+    _check_name(model_key, "model key")
+    files = _run_files(run)
+    entries = [{"path": key, "size": path.stat().st_size, "sha256": _sha256(path)}
+               for path, key in files]
+    digest = hashlib.sha256("\n".join(f"{e['path']} {e['sha256']}" for e in entries)
+                            .encode()).hexdigest()
+    created = spec.get("created") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    version = re.sub(r"[^0-9]", "", created)[:14] + "-" + digest[:10]
+    prefix = f"{namespace}/models/{model_key}/{version}/"
+    existing = store.get_bytes(prefix + MANIFEST)
+    if existing is not None:
+        return _version(store, prefix, json.loads(existing))
+    metrics = _metrics(run)
+    dataset = spec.get("data", {})
+    extra = {
+        "metrics.json": json.dumps(metrics, indent=2).encode(),
+        "run.json": json.dumps(_public_spec(spec), indent=2, default=str).encode(),
+    }
+    for name, data in extra.items():
+        entries.append({"path": name, "size": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest()})
+    todo = [(path, prefix + key, e["sha256"]) for (path, key), e in zip(files, entries)
+            if store.stored_digest(prefix + key) != e["sha256"]]
+    store.put_files(todo, progress=progress)
+    for name, data in extra.items():
+        store.put_bytes(prefix + name, data)
+    manifest = {
+        "format": 1,
+        "namespace": namespace,
+        "model_key": model_key,
+        "version": version,
+        "created": created,
+        "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "run_digest": digest,
+        "labels": spec.get("labels", []),
+        "metrics": {k: metrics[k] for k in ("ap", "ap50", "split", "step") if k in metrics},
+        "source_task": _source_task(dataset),
+        "files": entries,
+    }
+    store.put_bytes(prefix + MANIFEST, json.dumps(manifest, indent=2).encode())
+    return _version(store, prefix, manifest)
+
+
+def list_models(store: Store, namespace: str) -> list[ModelVersion]:
+    """The complete versions in ``namespace``, newest first."""
+    _check_name(namespace, "namespace")
+    out = []
+    for obj in store.list(f"{namespace}/models/"):
+        if obj.key.endswith("/" + MANIFEST):
+            data = store.get_bytes(obj.key)
+            if data is not None:
+                out.append(_version(store, obj.key[: -len(MANIFEST)], json.loads(data)))
+    return sorted(out, key=lambda v: (v.created, v.version), reverse=True)
+
+
+def pull(uri: str, dest: str | os.PathLike[str] | None = None, *,
+         progress: Progress | None = None) -> Path:
+    """A version's files in a local folder (default: a cache), checksums verified."""
+    store, prefix = _split_version_uri(uri)
+    data = store.get_bytes(prefix + MANIFEST)
+    if data is None:
+        raise StoreError(f"{uri} is not a complete model version (no {MANIFEST}); list the "
+                         "versions with `cvatkit list`, or publish the run again")
+    manifest = json.loads(data)
+    target = Path(dest) if dest is not None else _cache_dir(uri)
+    if (target / MANIFEST).is_file() and (target / MANIFEST).read_bytes() == data:
+        return target
+    if target.exists() and any(target.iterdir()):
+        raise UsageError(f"{target} is not empty; pull into an empty or new folder")
+    tmp = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for entry in manifest["files"]:
+            local = tmp / entry["path"]
+            local.parent.mkdir(parents=True, exist_ok=True)
+            store.get_file(prefix + entry["path"], local, progress=progress)
+            actual = _sha256(local)
+            if actual != entry["sha256"]:
+                raise ChecksumError(
+                    f"{entry['path']} of {uri} has SHA-256 {actual}, its manifest says "
+                    f"{entry['sha256']}: the stored copy is damaged; publish the run again")
+        (tmp / MANIFEST).write_bytes(data)
+        if target.exists():
+            target.rmdir()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def is_version_uri(text: str) -> bool:
+    return text.startswith(("s3://", "file://")) and "/models/" in text
+
+
+def _split_version_uri(uri: str) -> tuple[Store, str]:
+    m = re.match(r"^(?P<root>.*?)/(?P<ns>[^/]+)/models/(?P<key>[^/]+)/(?P<version>[^/]+)/?$",
+                 uri)
+    if not m:
+        raise UsageError(f"{uri!r} is not a model version: expected "
+                         "STORE/NAMESPACE/models/MODEL_KEY/VERSION (as `cvatkit list` shows)")
+    return open_store(m["root"]), f"{m['ns']}/models/{m['key']}/{m['version']}/"
+
+
+def _version(store: Store, prefix: str, manifest: dict[str, Any]) -> ModelVersion:
+    return ModelVersion(
+        uri=f"{store.uri.rstrip('/')}/{prefix.rstrip('/')}",
+        namespace=manifest["namespace"], model_key=manifest["model_key"],
+        version=manifest["version"], created=manifest["created"],
+        labels=tuple(manifest.get("labels", [])), metrics=manifest.get("metrics", {}),
+        source_task=manifest.get("source_task", ""),
+        size=sum(f["size"] for f in manifest.get("files", [])),
+        run_digest=manifest.get("run_digest", ""))
+
+
+def _run_files(run: Run) -> list[tuple[Path, str]]:
+    export = run.path / EXPORT
+    files = [(p, "saved_model/" + p.relative_to(export / "saved_model").as_posix())
+             for p in sorted((export / "saved_model").rglob("*")) if p.is_file()]
+    files += [(export / n, n) for n in _LABEL_FILES if (export / n).is_file()]
+    ckpt = run.path / CHECKPOINTS
+    files += [(p, f"{CHECKPOINTS}/{p.name}") for p in sorted(ckpt.glob("*")) if p.is_file()]
+    if not any(k.startswith("saved_model/saved_model.pb") for _, k in files):
+        raise UsageError(f"{export} has no saved_model/saved_model.pb; train the run to "
+                         "completion again")
+    return files
+
+
+def _metrics(run: Run) -> dict[str, Any]:
+    evals = [e for e in run.events() if isinstance(e, EvalEvent)]
+    if not evals:
+        return {}
+    e = evals[-1]
+    return {"ap": e.ap, "ap50": e.ap50, "per_class": e.per_class, "split": e.split,
+            "step": e.step, "coco": e.metrics}
+
+
+def _public_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """run.json as published: what the run was, not where it lay on this machine."""
+    out = json.loads(json.dumps(spec, default=str))
+    for section in ("data", "eval_data"):
+        if isinstance(out.get(section), dict):
+            out[section].pop("path", None)
+    if isinstance(out.get("init"), dict):
+        out["init"].pop("path", None)
+    return out
+
+
+def _source_task(data: dict[str, Any]) -> str:
+    path = data.get("path")
+    if path and (Path(path) / "dataset.json").is_file():
+        meta = json.loads((Path(path) / "dataset.json").read_text())
+        return f"{meta.get('task', '')} ({meta.get('source', '')})".strip()
+    return ""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_name(name: str, what: str) -> None:
+    if not _NAME.match(name or ""):
+        raise UsageError(f"{what} {name!r} may hold letters, digits, '.', '_' and '-' only")
+
+
+def _cache_dir(uri: str) -> Path:
+    from .weights import cache_root
+
+    return cache_root() / "models" / hashlib.sha256(uri.encode()).hexdigest()[:16]
