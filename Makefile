@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cvatkit-installed
 DEMO_DIR ?= build/demo
+# Where `make demo` publishes the model: empty = a local S3 server (SeaweedFS) it starts.
+DEMO_STORE ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lab dashboard lock bench clean
@@ -25,7 +27,17 @@ demo: setup
 	$(BIN)/cvatkit prepare $(DEMO_DIR)/sample/test.zip $(DEMO_DIR)/test --val-split 1
 	$(BIN)/cvatkit train --data $(DEMO_DIR)/dataset --eval-data $(DEMO_DIR)/test \
 		--run-dir $(DEMO_DIR)/run --hparams-file demo/sample.hparams
-	@echo "demo: run in $(DEMO_DIR)/run (events.jsonl, checkpoints/, tensorboard/), model in $(DEMO_DIR)/run/export"
+ifeq ($(DEMO_STORE),)
+	$(BIN)/cvatkit s3-serve $(DEMO_DIR)/s3 --detach > $(DEMO_DIR)/s3.env
+	. ./$(DEMO_DIR)/s3.env && $(BIN)/cvatkit publish $(DEMO_DIR)/run --store s3://models/demo \
+		--namespace demo --create-bucket && \
+		$(BIN)/cvatkit list --store s3://models/demo --namespace demo; \
+		status=$$?; $(BIN)/cvatkit s3-serve $(DEMO_DIR)/s3 --stop; exit $$status
+else
+	$(BIN)/cvatkit publish $(DEMO_DIR)/run --store $(DEMO_STORE) --namespace demo
+	$(BIN)/cvatkit list --store $(DEMO_STORE) --namespace demo
+endif
+	@echo "demo: run in $(DEMO_DIR)/run (events.jsonl, checkpoints/, tensorboard/), model in $(DEMO_DIR)/run/export, published to $(or $(DEMO_STORE),the local S3 server in $(DEMO_DIR)/s3)"
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
