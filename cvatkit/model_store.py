@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .runs import EXPORT, CHECKPOINTS, EvalEvent, Run
+from .runs import CHECKPOINTS, EXPORT, EvalEvent, Run
 from .store import ChecksumError, Progress, Store, StoreError, open_store
 
 MANIFEST = "manifest.json"
