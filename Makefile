@@ -55,6 +55,7 @@ lock: setup
 bench: setup
 	$(BIN)/python bench/convert.py
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/publish.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -217,7 +217,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .prepare import prepare
+    from .datasets import prepare
     from .sources import open_source
 
     source = open_source(args.source, server_host=args.server_host)
@@ -238,7 +238,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .prepare import check
+    from .datasets import check
     from .sources import open_source
 
     source = open_source(args.source, server_host=args.server_host)

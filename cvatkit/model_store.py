@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,16 +60,26 @@ def publish(run_dir: str | os.PathLike[str], store: Store, namespace: str,
     model_key = model_key or spec["model"]["key"]
     _check_name(model_key, "model key")
     files = _run_files(run)
-    entries = [{"path": key, "size": path.stat().st_size, "sha256": _sha256(path)}
-               for path, key in files]
-    digest = hashlib.sha256("\n".join(f"{e['path']} {e['sha256']}" for e in entries)
-                            .encode()).hexdigest()
+    # The version is named after the run (its spec and its files' names and sizes), so the
+    # same run always lands in the same version and a broken publish is completed by the
+    # next one; the files' SHA-256 go into the manifest, computed while they upload.
+    identity = hashlib.sha256(json.dumps(
+        [spec, [(key, path.stat().st_size) for path, key in files]],
+        sort_keys=True, default=str).encode()).hexdigest()
     created = spec.get("created") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    version = re.sub(r"[^0-9]", "", created)[:14] + "-" + digest[:10]
+    version = re.sub(r"[^0-9]", "", created)[:14] + "-" + identity[:10]
     prefix = f"{namespace}/models/{model_key}/{version}/"
     existing = store.get_bytes(prefix + MANIFEST)
     if existing is not None:
         return _version(store, prefix, json.loads(existing))
+    present = {o.key: o.size for o in store.list(prefix)}
+    todo = [(path, prefix + key) for path, key in files
+            if present.get(prefix + key) != path.stat().st_size]
+    with ThreadPoolExecutor(max_workers=2) as hashing:
+        digests = [hashing.submit(_sha256, path) for path, _ in files]
+        store.put_files(todo, progress=progress)
+        entries = [{"path": key, "size": path.stat().st_size, "sha256": d.result()}
+                   for (path, key), d in zip(files, digests)]
     metrics = _metrics(run)
     dataset = spec.get("data", {})
     extra = {
@@ -76,13 +87,11 @@ def publish(run_dir: str | os.PathLike[str], store: Store, namespace: str,
         "run.json": json.dumps(_public_spec(spec), indent=2, default=str).encode(),
     }
     for name, data in extra.items():
+        store.put_bytes(prefix + name, data)
         entries.append({"path": name, "size": len(data),
                         "sha256": hashlib.sha256(data).hexdigest()})
-    todo = [(path, prefix + key, e["sha256"]) for (path, key), e in zip(files, entries)
-            if store.stored_digest(prefix + key) != e["sha256"]]
-    store.put_files(todo, progress=progress)
-    for name, data in extra.items():
-        store.put_bytes(prefix + name, data)
+    digest = hashlib.sha256("\n".join(f"{e['path']} {e['sha256']}" for e in entries)
+                            .encode()).hexdigest()
     manifest = {
         "format": 1,
         "namespace": namespace,

@@ -38,18 +38,15 @@ class StoredObject:
 class Store(Protocol):
     uri: str
 
-    def put_files(self, files: Iterable[tuple[Path, str, str]], *,
+    def put_files(self, files: Iterable[tuple[Path, str]], *,
                   progress: Progress | None = None) -> None:
-        """Upload (local path, key, sha256) triples; the digest is kept with the object."""
+        """Upload (local path, key) pairs; an object appears only once it is whole."""
         ...
 
     def put_bytes(self, key: str, data: bytes) -> None: ...
     def get_bytes(self, key: str) -> bytes | None: ...
     def get_file(self, key: str, path: Path, *, progress: Progress | None = None) -> None: ...
     def list(self, prefix: str) -> list[StoredObject]: ...
-    def stored_digest(self, key: str) -> str | None:
-        """The sha256 kept with an object, or None when it is missing."""
-        ...
 
 
 def open_store(uri: str, *, create_bucket: bool = False) -> Store:
@@ -75,13 +72,12 @@ class LocalStore:
         return self.root / key
 
     def put_files(self, files, *, progress=None) -> None:
-        for path, key, digest in files:
+        for path, key in files:
             dest = self._path(key)
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(f".{dest.name}.partial")
             shutil.copyfile(path, tmp)
             os.replace(tmp, dest)
-            dest.with_name(f".{dest.name}.sha256").write_text(digest)
             if progress:
                 progress(path.stat().st_size)
 
@@ -113,10 +109,6 @@ class LocalStore:
         return [StoredObject(p.relative_to(self.root).as_posix(), p.stat().st_size)
                 for p in sorted(base.rglob("*")) if p.is_file() and not p.name.startswith(".")]
 
-    def stored_digest(self, key: str) -> str | None:
-        dest = self._path(key)
-        marker = dest.with_name(f".{dest.name}.sha256")
-        return marker.read_text() if dest.exists() and marker.exists() else None
 
 
 class S3Store:
@@ -133,9 +125,13 @@ class S3Store:
         self.uri = f"s3://{bucket}/{prefix}".rstrip("/")
         try:
             session = boto3.session.Session()
+            # Integrity is the manifest's job (SHA-256 of every file, checked on pull), so
+            # no second checksum is computed per request.
             self._client = session.client("s3", config=Config(
                 retries={"max_attempts": 3, "mode": "standard"},
-                max_pool_connections=self.CONCURRENCY + 2))
+                max_pool_connections=self.CONCURRENCY + 2,
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required"))
         except Exception as e:  # noqa: BLE001  (a missing profile, a bad endpoint URL)
             raise StoreError(f"cannot use {self.uri}: the AWS configuration is not usable "
                              f"({type(e).__name__}: {e})") from None
@@ -194,9 +190,8 @@ class S3Store:
         try:
             with create_transfer_manager(self._client, config) as manager:
                 futures = [manager.upload(str(path), self.bucket, self._key(key),
-                                          extra_args={"Metadata": {"sha256": digest}},
                                           subscribers=[_Progress()])
-                           for path, key, digest in files]
+                           for path, key in files]
                 for f in futures:
                     f.result()
         except StoreError:
@@ -241,15 +236,6 @@ class S3Store:
         except Exception as e:  # noqa: BLE001
             raise self._error(e, f"list {prefix}") from None
         return out
-
-    def stored_digest(self, key: str) -> str | None:
-        try:
-            head = self._client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except Exception as e:  # noqa: BLE001
-            if _code(e) in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise self._error(e, f"look at {key}") from None
-        return head.get("Metadata", {}).get("sha256")
 
 
 def _code(e: Exception) -> str:

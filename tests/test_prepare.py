@@ -176,7 +176,7 @@ def test_worker_processes_write_the_same_records_and_pass_errors_on(monkeypatch,
     one = prepare(open_export(sample_cvat), tmp_path / "one", workers=1)
     import sys
 
-    monkeypatch.setattr(sys.modules["cvatkit.prepare"], "PROCESS_POOL_MIN_FRAMES", 1)
+    monkeypatch.setattr(sys.modules["cvatkit.datasets"], "PROCESS_POOL_MIN_FRAMES", 1)
     many = prepare(open_export(sample_cvat), tmp_path / "many", workers=2)
     for name in one.train_files + one.val_files:
         assert (one.path / name).read_bytes() == (many.path / name).read_bytes()
