@@ -75,10 +75,15 @@ class ModelSpec:
     user catalog entries."""
     experiment: str = ""
     """The Model Garden experiment the config starts from (by family if empty)."""
+    init_version: str = ""
+    """A model-store version (``s3://.../NS/models/KEY/VERSION``) runs start from unless
+    given another checkpoint: its weights, with the same class check."""
     source: str = "built-in"
 
     @property
     def weights_note(self) -> str:
+        if self.init_version:
+            return f"the model store version {self.init_version}"
         return self.weights.description if self.weights else "random initialisation"
 
 

@@ -131,6 +131,8 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
                                "--val-split 1 to evaluate on all its frames")
     hp, notes = resolve(spec, values, data, gpus=count_gpus() if gpus is None else gpus)
     init = None
+    if not init_checkpoint and not pretrained and spec.init_version:
+        init_checkpoint = spec.init_version
     if init_checkpoint and pretrained:
         raise UsageError("give either a starting checkpoint or --pretrained, not both")
     if init_checkpoint:
@@ -176,11 +178,13 @@ def resolve_init_checkpoint(path: str, spec: ModelSpec, data: DataInfo, *,
         if not Path(prefix + ".index").is_file():
             raise UsageError(f"{path}: no such checkpoint (expected {prefix}.index)")
     labels = tuple(prev.get("labels", ()))
-    prev_model = prev.get("model", {}).get("key")
-    if prev_model != spec.key:
+    prev_model = prev.get("model", {})
+    built = (prev_model.get("family"), prev_model.get("backbone"))
+    if built != (spec.family, spec.backbone):
         raise UsageError(
-            f"the checkpoint {prefix} was trained as {prev_model!r}; it can only start "
-            f"another {prev_model!r} run, not {spec.key!r}")
+            f"the checkpoint {prefix} is a {built[0]} on {built[1]} "
+            f"({prev_model.get('key')!r}); it cannot start {spec.key!r}, a {spec.family} on "
+            f"{spec.backbone}: pick a model with the same architecture")
     if len(labels) != len(data.labels) and not reinit_heads:
         raise UsageError(
             f"checkpoint {prefix} was trained on {len(labels)} classes "

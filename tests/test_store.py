@@ -203,3 +203,22 @@ def test_cli_and_no_secret_anywhere(s3_env, tmp_path, capsys, trained):
     plan = plan_run(trained.spec()["data"]["path"], "ssd-mobilenet-v2-coco",
                     "image-size=128\nnum-steps=1", init_checkpoint=version_uri)
     assert plan.init.kind == "run" and plan.init.path.endswith("checkpoints/ckpt-20")
+
+
+def test_catalog_entry_starts_from_a_store_version(s3_env, tmp_path, trained, prepared):
+    from cvatkit.catalog import load_catalog
+    from cvatkit.errors import UsageError
+
+    store = open_store(f"s3://{_bucket()}", create_bucket=True)
+    version = publish(trained.path, store, "lab")
+    (tmp_path / "models.yaml").write_text(
+        f"models:\n  shapes-v2:\n    base: ssd-mobilenet-v2-coco\n"
+        f"    init_version: {version.uri}\n  other-arch:\n    base: ssdlite-mobilenet-v2\n"
+        f"    backbone: mobilenet_v1\n    init_version: {version.uri}\n")
+    catalog = load_catalog(tmp_path / "models.yaml")
+    assert "model store version" in catalog["shapes-v2"].weights_note
+    plan = plan_run(prepared.path, "shapes-v2", "image-size=128\nnum-steps=1", catalog=catalog)
+    assert plan.init.kind == "run" and plan.init.labels == ("square", "triangle", "circle")
+    assert plan.init.path.endswith("checkpoints/ckpt-20")
+    with pytest.raises(UsageError, match="cannot start 'other-arch'"):
+        plan_run(prepared.path, "other-arch", "image-size=128\nnum-steps=1", catalog=catalog)
