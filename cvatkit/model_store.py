@@ -71,7 +71,7 @@ def publish(run_dir: str | os.PathLike[str], store: Store, namespace: str,
     prefix = f"{namespace}/models/{model_key}/{version}/"
     existing = store.get_bytes(prefix + MANIFEST)
     if existing is not None:
-        return _version(store, prefix, json.loads(existing))
+        return _version(store, prefix, _manifest(existing, prefix + MANIFEST))
     present = {o.key: o.size for o in store.list(prefix)}
     todo = [(path, prefix + key) for path, key in files
             if present.get(prefix + key) != path.stat().st_size]
@@ -117,7 +117,7 @@ def list_models(store: Store, namespace: str) -> list[ModelVersion]:
         if obj.key.endswith("/" + MANIFEST):
             data = store.get_bytes(obj.key)
             if data is not None:
-                out.append(_version(store, obj.key[: -len(MANIFEST)], json.loads(data)))
+                out.append(_version(store, obj.key[: -len(MANIFEST)], _manifest(data, obj.key)))
     return sorted(out, key=lambda v: (v.created, v.version), reverse=True)
 
 
@@ -129,7 +129,7 @@ def pull(uri: str, dest: str | os.PathLike[str] | None = None, *,
     if data is None:
         raise StoreError(f"{uri} is not a complete model version (no {MANIFEST}); list the "
                          "versions with `cvatkit list`, or publish the run again")
-    manifest = json.loads(data)
+    manifest = _manifest(data, prefix + MANIFEST)
     target = Path(dest) if dest is not None else _cache_dir(uri)
     if (target / MANIFEST).is_file() and (target / MANIFEST).read_bytes() == data:
         return target
@@ -156,6 +156,17 @@ def pull(uri: str, dest: str | os.PathLike[str] | None = None, *,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _manifest(data: bytes, key: str) -> dict[str, Any]:
+    try:
+        manifest = json.loads(data)
+        if not isinstance(manifest.get("files"), list):
+            raise ValueError("no file list")
+        return manifest
+    except (ValueError, AttributeError) as e:
+        raise StoreError(f"{key} in the store is damaged ({e}); delete that version's "
+                         "folder and publish the run again") from None
 
 
 def is_version_uri(text: str) -> bool:

@@ -222,3 +222,15 @@ def test_catalog_entry_starts_from_a_store_version(s3_env, tmp_path, trained, pr
     assert plan.init.path.endswith("checkpoints/ckpt-20")
     with pytest.raises(UsageError, match="cannot start 'other-arch'"):
         plan_run(prepared.path, "other-arch", "image-size=128\nnum-steps=1", catalog=catalog)
+
+
+def test_damaged_manifest_is_named(tmp_path):
+    store = open_store(str(tmp_path / "store"))
+    v = publish(fake_run(tmp_path / "run").path, store, "lab")
+    manifest = tmp_path / "store" / "lab" / "models" / "ssd-mobilenet-v2-coco" / v.version / \
+        "manifest.json"
+    manifest.write_text("{not json")
+    with pytest.raises(StoreError, match=f"{v.version}/manifest.json in the store is damaged"):
+        list_models(store, "lab")
+    with pytest.raises(StoreError, match="is damaged"):
+        pull(v.uri, tmp_path / "p")
