@@ -1,13 +1,17 @@
-"""Shared fixtures: the sample task in both export formats, and its prepared dataset."""
+"""Shared fixtures: the sample task in both export formats, its prepared dataset, a short
+trained run, and a real S3 server (SeaweedFS)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Downloads and pulled models go to a cache of the test session's own, not the user's.
+os.environ["CVATKIT_CACHE"] = tempfile.mkdtemp(prefix="cvatkit-test-cache-")
 
 from cvatkit import open_export, prepare, write_sample  # noqa: E402
 
