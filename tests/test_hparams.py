@@ -17,7 +17,7 @@ DATA = DataInfo(path=Path("/nowhere"), labels=("a", "b", "c"), train_frames=100,
 
 def test_seed_syntax_hyphens_underscores_comments():
     text = """
-    # the seed's example
+    # the example of CVAT's original training workflow
     num-steps=100
     batch_size = 8
     --initial_learning_rate=0.01   # pasted from a command line
