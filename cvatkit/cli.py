@@ -426,10 +426,7 @@ def _cmd_s3_serve(args: argparse.Namespace) -> int:
             server.stop()
             print(f"stopped the S3 server of {args.dir}")
         return 0
-    if running(args.dir) is not None:
-        server = running(args.dir)
-    else:
-        server = serve(args.dir, port=args.port)
+    server = running(args.dir) or serve(args.dir, port=args.port)
     for key, value in server.env().items():
         print(f"export {key}={value}")
     if args.detach:

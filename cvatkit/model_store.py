@@ -23,6 +23,7 @@ from typing import Any
 from .errors import UsageError
 from .runs import CHECKPOINTS, EXPORT, EvalEvent, Run
 from .store import ChecksumError, Progress, Store, StoreError, open_store
+from .weights import cache_root, sha256_file
 
 MANIFEST = "manifest.json"
 _LABEL_FILES = ("label_map.pbtxt", "classes.csv", "label_map.json")
@@ -60,11 +61,12 @@ def publish(run_dir: str | os.PathLike[str], store: Store, namespace: str,
     model_key = model_key or spec["model"]["key"]
     _check_name(model_key, "model key")
     files = _run_files(run)
+    sizes = [path.stat().st_size for path, _ in files]
     # The version is named after the run (its spec and its files' names and sizes), so the
     # same run always lands in the same version and a broken publish is completed by the
     # next one; the files' SHA-256 go into the manifest, computed while they upload.
     identity = hashlib.sha256(json.dumps(
-        [spec, [(key, path.stat().st_size) for path, key in files]],
+        [spec, [(key, size) for (_, key), size in zip(files, sizes)]],
         sort_keys=True, default=str).encode()).hexdigest()
     created = spec.get("created") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     version = re.sub(r"[^0-9]", "", created)[:14] + "-" + identity[:10]
@@ -73,13 +75,13 @@ def publish(run_dir: str | os.PathLike[str], store: Store, namespace: str,
     if existing is not None:
         return _version(store, prefix, _manifest(existing, prefix + MANIFEST))
     present = {o.key: o.size for o in store.list(prefix)}
-    todo = [(path, prefix + key) for path, key in files
-            if present.get(prefix + key) != path.stat().st_size]
+    todo = [(path, prefix + key) for (path, key), size in zip(files, sizes)
+            if present.get(prefix + key) != size]
     with ThreadPoolExecutor(max_workers=2) as hashing:
-        digests = [hashing.submit(_sha256, path) for path, _ in files]
+        digests = [hashing.submit(sha256_file, path) for path, _ in files]
         store.put_files(todo, progress=progress)
-        entries = [{"path": key, "size": path.stat().st_size, "sha256": d.result()}
-                   for (path, key), d in zip(files, digests)]
+        entries = [{"path": key, "size": size, "sha256": d.result()}
+                   for (_, key), size, d in zip(files, sizes, digests)]
     metrics = _metrics(run)
     dataset = spec.get("data", {})
     extra = {
@@ -142,7 +144,7 @@ def pull(uri: str, dest: str | os.PathLike[str] | None = None, *,
             local = tmp / entry["path"]
             local.parent.mkdir(parents=True, exist_ok=True)
             store.get_file(prefix + entry["path"], local, progress=progress)
-            actual = _sha256(local)
+            actual = sha256_file(local)
             if actual != entry["sha256"]:
                 raise ChecksumError(
                     f"{entry['path']} of {uri} has SHA-256 {actual}, its manifest says "
@@ -234,13 +236,6 @@ def _source_task(data: dict[str, Any]) -> str:
     return ""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def _check_name(name: str, what: str) -> None:
     if not _NAME.match(name or ""):
@@ -248,6 +243,4 @@ def _check_name(name: str, what: str) -> None:
 
 
 def _cache_dir(uri: str) -> Path:
-    from .weights import cache_root
-
     return cache_root() / "models" / hashlib.sha256(uri.encode()).hexdigest()[:16]

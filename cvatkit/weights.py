@@ -129,18 +129,24 @@ def _unpack(folder: Path, weights: Weights, names: list[str]) -> str:
     return str(prefix.relative_to(folder))
 
 
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _verify(folder: Path, files: dict[str, str], weights: Weights) -> None:
     for name, pinned in files.items():
         path = folder / "files" / name
-        digest = hashlib.sha256()
         try:
-            with open(path, "rb") as f:
-                while chunk := f.read(_CHUNK):
-                    digest.update(chunk)
+            actual = sha256_file(path)
         except OSError:
             raise WeightsError(f"cached weights file {path} is missing; delete {folder} to "
                                "download again") from None
         expected = weights.sha256.get(name, pinned)
-        if digest.hexdigest() != expected:
+        if actual != expected:
             raise WeightsError(f"cached weights file {path} no longer matches its SHA-256; "
                                f"delete {folder} to download it again")

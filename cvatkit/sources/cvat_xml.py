@@ -43,9 +43,9 @@ class CvatXmlSource(ExportSource):
         return self._labels
 
     def summary(self) -> TaskSummary:
+        if self._size is None:  # no <size> in <meta>: count the images, once
+            self._size = sum(1 for _ in self._iter_images())
         frames = self._size
-        if frames is None:
-            frames = sum(1 for _ in self._iter_images())
         return TaskSummary(id=self._task_id, name=self._task_name, labels=self._labels.names,
                            frames=frames, source=self.description)
 
