@@ -188,6 +188,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--search", help="only tasks whose name contains this text")
     _server_args(s)
     s.set_defaults(func=_cmd_tasks)
+
+    from .cli_inference import add_commands
+
+    add_commands(sub, _server_args)
     return p
 
 

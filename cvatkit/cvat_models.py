@@ -64,3 +64,17 @@ def summary_from_cvat(task: Any, labels: Sequence[Any], host: str) -> TaskSummar
         media_type=str(getattr(task, "media_type", "image") or "image"),
         extra={"host": host, "mode": str(getattr(task, "mode", "") or "")},
     )
+
+
+def shape_to_cvat(shape: Shape, label_id: int) -> Any:
+    """A ``models.LabeledShapeRequest`` for a predicted shape (frame 0, as
+    ``cvat_sdk.auto_annotation`` functions return them)."""
+    import cvat_sdk.auto_annotation as cvataa
+
+    make = {"rectangle": cvataa.rectangle, "polygon": cvataa.polygon, "mask": cvataa.mask}
+    return make[shape.kind](label_id, [float(p) for p in shape.points])
+
+
+def shape_key(shape: Shape) -> tuple:
+    """What makes two shapes the same annotation: label, kind and points to 0.01 px."""
+    return (shape.label, shape.kind, tuple(round(float(p), 2) for p in shape.points))

@@ -155,8 +155,6 @@ def _image_el(frame: Frame) -> etree._Element:
                 **common, "rle": ", ".join(str(r) for r in runs), "left": str(left),
                 "top": str(top), "width": str(right - left + 1),
                 "height": str(bottom - top + 1), "z_order": str(shape.z_order)})
-        if shape.score is not None:
-            etree.SubElement(s, "attribute", {"name": "score"}).text = f"{shape.score:.4f}"
         for name, value in shape.attributes:
             etree.SubElement(s, "attribute", {"name": name}).text = value
     return el

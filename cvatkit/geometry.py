@@ -77,3 +77,55 @@ def ellipse_polygon(cx: float, cy: float, rx: float, ry: float,
         out += (cx + x * math.cos(rot) - y * math.sin(rot),
                 cy + x * math.sin(rot) + y * math.cos(rot))
     return tuple(out)
+
+
+def encode_mask(bitmap: np.ndarray, left: int = 0, top: int = 0) -> tuple[float, ...] | None:
+    """A bool bitmap (placed at ``left``, ``top`` of its frame) in CVAT's mask encoding,
+    cropped to its set pixels; None when no pixel is set. ``mask_bitmap`` reverses it."""
+    ys, xs = np.nonzero(bitmap)
+    if not len(ys):
+        return None
+    y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
+    flat = bitmap[y0:y1 + 1, x0:x1 + 1].reshape(-1)
+    edges = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
+    bounds = np.concatenate(([0], edges, [flat.size]))
+    runs = np.diff(bounds).tolist()
+    if flat[0]:
+        runs.insert(0, 0)
+    return tuple(float(r) for r in runs) + (
+        float(x0 + left), float(y0 + top), float(x1 + left), float(y1 + top))
+
+
+def bitmap_polygon(bitmap: np.ndarray, left: int = 0, top: int = 0,
+                   tolerance: float = 0.7) -> tuple[float, ...] | None:
+    """The outline of a bitmap's largest blob as polygon points in frame pixels, simplified
+    to within ``tolerance`` pixels; None when it has no blob of 3 or more vertices."""
+    import cv2
+
+    contours, _ = cv2.findContours(bitmap.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    contour = cv2.approxPolyDP(max(contours, key=cv2.contourArea), tolerance, True)
+    if len(contour) < 3:
+        return None
+    return tuple(float(v) for x, y in contour[:, 0, :] for v in (x + left, y + top))
+
+
+def as_kind(shape: Shape, kind: str, width: int, height: int) -> Shape | None:
+    """The shape redrawn as a rectangle, polygon or mask (what a CVAT label accepts);
+    None when nothing of it is left inside the frame."""
+    from dataclasses import replace
+
+    if shape.kind == kind:
+        return shape
+    if kind == "rectangle":
+        x0, y0, x1, y1 = clipped_bbox(shape, width, height)
+        return replace(shape, kind="rectangle", points=(x0, y0, x1, y1), rotation=0.0) \
+            if x1 > x0 and y1 > y0 else None
+    if kind == "polygon" and shape.kind == "rectangle" and not shape.rotation:
+        x0, y0, x1, y1 = shape.points
+        return replace(shape, kind="polygon", points=(x0, y0, x1, y0, x1, y1, x0, y1))
+    bitmap = mask_bitmap(shape, width, height)
+    points = encode_mask(bitmap) if kind == "mask" else bitmap_polygon(bitmap)
+    return None if points is None else replace(shape, kind=kind, points=points, rotation=0.0)

@@ -54,8 +54,18 @@ _FIELD = re.compile(r"(?P<key>id|name|display_name)\s*:\s*(?P<val>\d+|'(?:[^'\\]
 def read_label_map(folder: Path) -> LabelMap:
     """The label map of a dataset or model folder, from whichever label file it has."""
     folder = Path(folder)
-    if (folder / LABEL_MAP_JSON).exists():
-        path = folder / LABEL_MAP_JSON
+    for name in (LABEL_MAP_JSON, PBTXT, CLASSES_CSV):
+        if (folder / name).exists():
+            return read_label_file(folder / name)
+    raise SourceError(
+        f"{folder} has no label file ({LABEL_MAP_JSON}, {PBTXT} or {CLASSES_CSV})")
+
+
+def read_label_file(path: Path) -> LabelMap:
+    """A label map from one file: ``.json`` (label_map.json), ``.pbtxt`` or ``.csv``
+    (classes.csv), told apart by the file's suffix."""
+    path = Path(path)
+    if path.suffix == ".json":
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))["label_map"]
             pairs = sorted((int(k), str(v)) for k, v in raw.items())
@@ -63,23 +73,23 @@ def read_label_map(folder: Path) -> LabelMap:
             raise SourceError(f"{path}: not a label map ({e}); expected "
                               '{"label_map": {"1": "name", ...}}') from None
         return _from_pairs(pairs, path)
-    if (folder / PBTXT).exists():
-        path = folder / PBTXT
+    if path.suffix == ".pbtxt":
         pairs = []
         for m in _ITEM.finditer(path.read_text(encoding="utf-8")):
             fields = {f["key"]: f["val"] for f in _FIELD.finditer(m["body"])}
             if "id" not in fields or "name" not in fields:
                 raise SourceError(f"{path}: an item lacks its id or name")
             pairs.append((int(fields["id"]), _unquote(fields["name"])))
+        if not pairs:
+            raise SourceError(f"{path}: no label items (item {{ id: 1 name: 'cat' }})")
         return _from_pairs(sorted(pairs), path)
-    if (folder / CLASSES_CSV).exists():
-        path = folder / CLASSES_CSV
+    if path.suffix == ".csv":
         rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
         if not rows or [c.strip() for c in rows[0]] != ["labels"]:
             raise SourceError(f"{path}: the first row must be the header 'labels'")
         return LabelMap.from_names(r[0] for r in rows[1:] if r)
-    raise SourceError(
-        f"{folder} has no label file ({LABEL_MAP_JSON}, {PBTXT} or {CLASSES_CSV})")
+    raise SourceError(f"{path}: a label file is label_map.json, label_map.pbtxt or "
+                      "classes.csv (told apart by the suffix .json, .pbtxt or .csv)")
 
 
 def _unquote(raw: str) -> str:

@@ -164,6 +164,7 @@ class CvatTestServer:
         self._tasks: dict[int, _Task] = {}
         self._sessions: dict[str, str] = {}  # sessionid -> csrftoken
         self._next = {"task": 1, "job": 1, "label": 1, "shape": 1}
+        self._faults: list[tuple[str, int, bool]] = []  # (method, status, apply first)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., _Response]]] = [
@@ -282,6 +283,12 @@ class CvatTestServer:
             task.updated = _later_than(task.updated)
 
     # ------------------------------------------------------------- internals
+    def fail_next(self, method: str, *, status: int = 502, apply: bool = False) -> None:
+        """Answer the next ``method`` request to a task's annotations with ``status``;
+        with ``apply`` the write is carried out first (a response lost on the way back)."""
+        with self._lock:
+            self._faults.append((method, status, apply))
+
     def _take_id(self, kind: str, forced: int | None = None) -> int:
         value = self._next[kind] if forced is None else forced
         self._next[kind] = max(self._next[kind], value + 1)
@@ -323,10 +330,23 @@ class CvatTestServer:
                     with self._lock:
                         if func not in (self._about, self._login, self._logout):
                             self._authenticate(request)
-                        return func(request, *map(int, match.groups()))
+                        fault = self._fault(request)
+                        if fault is None:
+                            return func(request, *map(int, match.groups()))
+                        status, apply = fault
+                        if apply:
+                            func(request, *map(int, match.groups()))
+                        raise ApiError(status, {"detail": "Bad gateway (injected by the test)"})
         if path_matched:
             raise ApiError(405, {"detail": f'Method "{request.method}" not allowed.'})
         raise ApiError(404, {"detail": "Not found."})
+
+    def _fault(self, request: _Request) -> tuple[int, bool] | None:
+        for i, (method, status, apply) in enumerate(self._faults):
+            if method == request.method and "/annotations" in request.path:
+                del self._faults[i]
+                return status, apply
+        return None
 
     def _authenticate(self, request: _Request) -> None:
         """Accept a Bearer PAT or a session cookie (plus the CSRF header for unsafe methods)."""

@@ -1,0 +1,204 @@
+"""``cvatkit predict``, ``evaluate`` and ``annotate``: a trained model put to use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import UsageError
+
+
+def add_commands(sub, server_args) -> None:
+    s = sub.add_parser(
+        "predict", help="run a model over frames and draw what it finds",
+        description="Run MODEL (a run folder, its export/, a SavedModel folder or a "
+        "model-store version URI) over FRAMES: image files or folders of them, a CVAT "
+        "export (.zip or folder) or cvat://TASK_ID. Writes OUT/predictions.json, a picture "
+        "per frame for the first --draw frames in OUT/pictures/ and OUT/gallery.png.")
+    s.add_argument("model", metavar="MODEL")
+    s.add_argument("frames", metavar="FRAMES", nargs="+")
+    s.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    s.add_argument("--draw", type=int, default=16, metavar="N",
+                   help="pictures of the first N frames (default 16; 0 for none)")
+    s.add_argument("--no-ground-truth", action="store_true",
+                   help="leave the task's own annotations out of the pictures")
+    s.add_argument("--limit", type=int, default=None, metavar="N", help="only N frames")
+    _model_args(s)
+    server_args(s)
+    s.set_defaults(func=_cmd_predict)
+
+    s = sub.add_parser(
+        "evaluate", help="score a model against a task's annotations",
+        description="Predict every frame of SOURCE (a CVAT export or cvat://TASK_ID) and "
+        "compare with its annotations: COCO AP, AP@0.5 and AP per label (pycocotools), and "
+        "at the threshold the share of annotated objects found (IoU >= 0.5, right label) "
+        "and the false boxes per frame.")
+    s.add_argument("model", metavar="MODEL")
+    s.add_argument("source", metavar="SOURCE")
+    s.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    s.add_argument("--limit", type=int, default=None, metavar="N", help="only N frames")
+    _model_args(s)
+    server_args(s)
+    s.set_defaults(func=_cmd_evaluate)
+
+    s = sub.add_parser(
+        "annotate", help="pre-annotate a CVAT task (or write a file CVAT can upload)",
+        description="Predict a task's frames and add the shapes to it: on a CVAT server "
+        "with --task (through cvat-sdk's annotate_task), or offline with --source EXPORT "
+        "--out FILE, which writes a 'CVAT for images 1.1' annotations file for CVAT's "
+        "Upload annotations. The label mapping is shown first; model labels the task lacks "
+        "are refused unless mapped (--map) or dropped (--drop-unmapped). Shapes equal to "
+        "ones already on the task are never written twice, so a failed run can be re-run.")
+    s.add_argument("model", metavar="MODEL")
+    where = s.add_mutually_exclusive_group(required=True)
+    where.add_argument("--task", type=int, metavar="ID", help="a task on the CVAT server")
+    where.add_argument("--source", metavar="EXPORT", help="a CVAT export (.zip or folder)")
+    s.add_argument("--out", metavar="FILE", help="with --source: the annotations file to "
+                   "write (.xml, or .zip holding annotations.xml)")
+    s.add_argument("--dry-run", type=int, default=None, metavar="N",
+                   help="predict the first N frames and show what would be written; "
+                   "write nothing")
+    s.add_argument("--clear-existing", action="store_true",
+                   help="replace the task's annotations instead of adding to them")
+    s.add_argument("--map", action="append", default=[], metavar="MODEL=TASK",
+                   help="send a model label to a task label of another name (repeatable)")
+    s.add_argument("--drop-unmapped", action="store_true",
+                   help="leave out predictions of model labels the task does not have")
+    _model_args(s, batch=False)
+    server_args(s)
+    s.set_defaults(func=_cmd_annotate)
+
+
+def _model_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--threshold", type=float, default=0.5, metavar="T",
+                   help="keep detections scoring at least T, 0..1 (default 0.5)")
+    g.add_argument("--max-detections", type=int, default=100, metavar="N",
+                   help="at most N detections per frame (default 100)")
+    g.add_argument("--labels", metavar="FILE",
+                   help="label map for SavedModels that carry none (label_map.pbtxt, "
+                   "classes.csv or label_map.json)")
+    if batch:
+        g.add_argument("--batch-size", type=int, default=8, metavar="N",
+                       help="frames per model call when the model takes batches (default 8)")
+
+
+def _frames(args: argparse.Namespace):
+    """A task source when FRAMES names one (cvat://, an export), else the image paths."""
+    from .sources import open_source
+
+    items = args.frames
+    first = items[0]
+    looks_like_task = first.startswith("cvat://") or first.endswith(".zip") or (
+        Path(first).is_dir() and ((Path(first) / "annotations.xml").exists()
+                                  or (Path(first) / "annotations").is_dir()))
+    if not looks_like_task:
+        return items
+    if len(items) > 1:
+        raise UsageError(f"{first} is a task: give it alone, or give image files only")
+    return open_source(first, server_host=args.server_host)
+
+
+def _bar(desc: str, unit: str = "frame"):
+    from tqdm import tqdm
+
+    return tqdm(unit=unit, desc=desc, file=sys.stderr, disable=None)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .detector import check_threshold, load_detector
+    from .predict import predict, save_predictions
+
+    check_threshold(args.threshold)
+    detector = load_detector(args.model, labels=args.labels)
+    frames = _frames(args)
+    with _bar("predicting") as bar:
+        predictions = predict(detector, frames, threshold=args.threshold,
+                              max_detections=args.max_detections, batch_size=args.batch_size,
+                              limit=args.limit, keep_images=max(args.draw, 0),
+                              progress=bar.update)
+        written = save_predictions(
+            predictions, args.out, labels=detector.labels.names,
+            ground_truth=not args.no_ground_truth,
+            about={"model": args.model, "threshold": args.threshold})
+    data = json.loads(written["predictions"].read_text())
+    shapes = sum(len(f["shapes"]) for f in data["frames"])
+    print(f"{shapes} shapes on {len(data['frames'])} frames -> {written['predictions']}")
+    if "gallery" in written:
+        print(f"pictures: {written['pictures']}/, gallery: {written['gallery']}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .detector import check_threshold, load_detector
+    from .evaluation import SCORE_FLOOR, evaluate
+    from .predict import predict
+    from .sources import open_source
+
+    check_threshold(args.threshold)
+    detector = load_detector(args.model, labels=args.labels)
+    source = open_source(args.source, server_host=args.server_host)
+    try:
+        with _bar("predicting") as bar:
+            predictions = list(predict(
+                detector, source, threshold=min(SCORE_FLOOR, args.threshold),
+                max_detections=args.max_detections, batch_size=args.batch_size,
+                limit=args.limit, progress=bar.update))
+        result = evaluate(predictions, [*detector.labels.names, *source.labels.names],
+                          threshold=args.threshold)
+    finally:
+        source.close()
+    print(f"{args.model} on {source.description}")
+    print(result.format())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    return 0
+
+
+def _cmd_annotate(args: argparse.Namespace) -> int:
+    from .detector import check_threshold, load_detector
+    from .label_mapping import parse_label_pairs
+    from .preannotate import annotate_export, annotate_task
+
+    check_threshold(args.threshold)
+    mapping = parse_label_pairs(args.map)
+    if args.task is not None and args.out:
+        raise UsageError("--out goes with --source (offline); with --task the shapes go "
+                         "straight to the CVAT server")
+    detector = load_detector(args.model, labels=args.labels)
+    common = dict(mapping=mapping, drop_unmapped=args.drop_unmapped,
+                  threshold=args.threshold, max_detections=args.max_detections,
+                  clear_existing=args.clear_existing, dry_run=args.dry_run,
+                  on_mapping=lambda plan: print(plan.format(), flush=True))
+    if args.source:
+        from .sources import open_export
+
+        if not args.out and args.dry_run is None:
+            raise UsageError("with --source, give --out FILE (.xml or .zip) for the "
+                             "annotations file, or --dry-run N")
+        source = open_export(args.source)
+        try:
+            with _bar("predicting") as bar:
+                result = annotate_export(detector, source, args.out, progress=bar.update,
+                                         **common)
+        finally:
+            source.close()
+    else:
+        from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
+
+        from .sources import connect
+
+        client = connect(args.server_host)
+        try:
+            result = annotate_task(client, args.task, detector,
+                                   progress=DeferredTqdmProgressReporter(
+                                       {"file": sys.stderr, "disable": None}), **common)
+        finally:
+            client.close()
+    print(result.format(mapping=False))
+    for p in result.predictions:
+        shapes = ", ".join(f"{s.label} {s.kind} {s.score:.2f}" for s in p.frame.shapes)
+        print(f"  frame {p.frame.index} {p.frame.name}: {shapes or 'nothing'}")
+    return 0

@@ -1,0 +1,295 @@
+"""Exported detectors: load one, call it, get shapes in pixels of the original frame.
+
+Two kinds of SavedModel are understood, told apart by their ``serving_default`` input:
+
+- TF Model Garden (what ``cvatkit train`` exports): input ``inputs``, uint8
+  ``[batch, height, width, 3]`` of any size; ``detection_boxes`` in pixels of the frame
+  after the model's own resize, mapped back with ``image_info`` (rows: original size,
+  resized size, scale, offset).
+- TF2 Object Detection API (its model zoo): input ``input_tensor``, uint8
+  ``[1, height, width, 3]``; ``detection_boxes`` normalised to 0..1.
+
+Both give ``[ymin, xmin, ymax, xmax]`` boxes, 1-based ``detection_classes``,
+``detection_scores`` sorted high to low and ``num_detections``; Mask R-CNN adds
+``detection_masks``: a small probability map per detection, relative to its box.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .annotations import LabelMap, Shape
+from .errors import CvatkitError, UsageError
+from .geometry import bitmap_polygon, encode_mask
+from .labelfiles import read_label_file, read_label_map
+
+SIGNATURE = "serving_default"
+MODEL_GARDEN = "model-garden"
+OD_API = "od-api"
+_INPUTS = {"inputs": MODEL_GARDEN, "input_tensor": OD_API}
+_REQUIRED = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+_MASK_THRESHOLD = 0.5
+
+
+class ModelError(CvatkitError):
+    """A model cannot be loaded or used as given (not a SavedModel, wrong labels, ...)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelInfo:
+    """What was found where the user pointed."""
+
+    description: str
+    """What the user gave: a path or a model-store version URI."""
+    saved_model: Path
+    kind: str
+    """``model-garden`` or ``od-api``."""
+    labels: LabelMap
+    label_file: Path
+    has_masks: bool
+    batch_size: int | None
+    """The batch size the signature requires; None when any is accepted."""
+    model_key: str = ""
+    """The catalog key it was trained from, when its export says."""
+
+
+class Detector:
+    """A loaded detector. ``detect`` takes RGB uint8 frames, returns shapes per frame."""
+
+    def __init__(self, info: ModelInfo, function) -> None:
+        self.info = info
+        self._fn = function
+        self._input = next(k for k in _INPUTS if _INPUTS[k] == info.kind)
+
+    @property
+    def labels(self) -> LabelMap:
+        return self.info.labels
+
+    def call(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """The SavedModel's raw outputs for a uint8 ``[N, H, W, 3]`` batch."""
+        import tensorflow as tf
+
+        out = self._fn(**{self._input: tf.constant(batch)})
+        return {k: v.numpy() for k, v in out.items()}
+
+    def detect(self, images: Sequence[np.ndarray], *, threshold: float = 0.5,
+               max_detections: int = 100, polygons: bool = False) -> list[list[Shape]]:
+        """Shapes for each frame, best first: rectangles, or masks (polygons when asked)
+        for models that predict masks. Frames of one call must share a size."""
+        check_threshold(threshold)
+        if not images:
+            return []
+        out = self.call(np.stack(images))
+        return [self._shapes(out, i, images[i].shape[1], images[i].shape[0], threshold,
+                             max_detections, polygons) for i in range(len(images))]
+
+    def _shapes(self, out: dict[str, np.ndarray], i: int, width: int, height: int,
+                threshold: float, max_detections: int, polygons: bool) -> list[Shape]:
+        n = min(int(np.asarray(out["num_detections"][i]).reshape(-1)[0]), max_detections)
+        scores = out["detection_scores"][i][:n]
+        keep = np.flatnonzero(scores >= threshold)
+        if not len(keep):
+            return []
+        boxes = self._frame_boxes(out, "detection_boxes", i, width, height)[keep]
+        classes = np.rint(out["detection_classes"][i][keep]).astype(int)
+        bad = classes[(classes < 1) | (classes > len(self.labels))]
+        if len(bad):
+            raise ModelError(
+                f"{self.info.description} returned class id {bad[0]}, but its label map "
+                f"{self.info.label_file} has {len(self.labels)} labels (ids 1.."
+                f"{len(self.labels)}); give the label map the model was trained with")
+        masks = None
+        if self.info.has_masks and "detection_masks" in out:
+            mask_key = ("detection_outer_boxes" if "detection_outer_boxes" in out
+                        else "detection_boxes")
+            masks = (out["detection_masks"][i][keep],
+                     self._frame_boxes(out, mask_key, i, width, height)[keep])
+        shapes = []
+        for j, (box, cls, score) in enumerate(zip(boxes, classes, scores[keep])):
+            ymin, xmin, ymax, xmax = (float(v) for v in box)
+            xmin, xmax = min(max(xmin, 0.0), width), min(max(xmax, 0.0), width)
+            ymin, ymax = min(max(ymin, 0.0), height), min(max(ymax, 0.0), height)
+            if xmax - xmin < 1e-3 or ymax - ymin < 1e-3:
+                continue
+            label = self.labels.name_of(int(cls))
+            shape = None
+            if masks is not None:
+                shape = _mask_shape(masks[0][j], masks[1][j], width, height, label,
+                                    float(score), polygons)
+            if shape is None:
+                shape = Shape(kind="rectangle", label=label, score=float(score),
+                              points=(round(xmin, 2), round(ymin, 2), round(xmax, 2),
+                                      round(ymax, 2)))
+            shapes.append(shape)
+        return shapes
+
+    def _frame_boxes(self, out: dict[str, np.ndarray], key: str, i: int, width: int,
+                     height: int) -> np.ndarray:
+        boxes = np.asarray(out[key][i], dtype=np.float64)
+        if self.info.kind == MODEL_GARDEN:
+            info = out["image_info"][i]
+            scale = np.tile(info[2], 2)
+            offset = np.tile(info[3], 2)
+            return (boxes + offset) / np.where(scale == 0, 1, scale)
+        return boxes * np.array([height, width, height, width], dtype=np.float64)
+
+
+def check_threshold(threshold: float) -> None:
+    if not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+        raise UsageError(f"score threshold {threshold!r} is outside 0..1; give e.g. 0.5")
+
+
+def load_detector(model: str | os.PathLike[str], *,
+                  labels: str | os.PathLike[str] | None = None) -> Detector:
+    """Load a detector from a run folder, its ``export/``, a SavedModel folder or a
+    model-store version URI. ``labels`` (a label file or a folder with one) is needed
+    for SavedModels that carry none, e.g. the TF2 model zoo's."""
+    info_dir, description = _locate(model)
+    saved = info_dir / "saved_model" if (info_dir / "saved_model" / "saved_model.pb").is_file() \
+        else info_dir
+    label_map, label_file = _labels(saved, labels, description)
+    model_json = _model_json(saved)
+    if model_json.get("labels") is not None and list(model_json["labels"]) != \
+            list(label_map.names):
+        raise ModelError(
+            f"{label_file} lists {len(label_map)} labels {list(label_map.names)}, but "
+            f"{description} was trained on {len(model_json['labels'])}: "
+            f"{list(model_json['labels'])}; give the label map the model was trained with")
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(str(saved))
+    except Exception as e:  # TF raises many kinds for a damaged or foreign file
+        raise ModelError(f"{saved} could not be loaded as a SavedModel "
+                         f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    signatures = dict(getattr(loaded, "signatures", {}) or {})
+    if SIGNATURE not in signatures:
+        raise ModelError(
+            f"{saved} has no {SIGNATURE!r} signature (it has: "
+            f"{', '.join(signatures) or 'none'}); export the detector with one")
+    fn = signatures[SIGNATURE]
+    inputs = fn.structured_input_signature[1]
+    kind = next((_INPUTS[k] for k in inputs if k in _INPUTS), None)
+    outputs = fn.structured_outputs
+    missing = [k for k in _REQUIRED if k not in outputs]
+    if kind is None or len(inputs) != 1 or missing:
+        raise ModelError(
+            f"{saved}: its {SIGNATURE!r} signature takes {sorted(inputs)} and returns "
+            f"{sorted(outputs)}; cvatkit runs detectors exported by TF Model Garden (input "
+            "'inputs') or the TF2 Object Detection API (input 'input_tensor') that return "
+            f"{', '.join(_REQUIRED)}")
+    if kind == MODEL_GARDEN and "image_info" not in outputs:
+        raise ModelError(f"{saved}: a Model Garden export without 'image_info' cannot map "
+                         "boxes back to the frame; export it with image_info (the default)")
+    spec = inputs[next(k for k in inputs if k in _INPUTS)]
+    _check_class_count(outputs, label_map, label_file, description)
+    batch = spec.shape[0] if spec.shape.rank else None
+    info = ModelInfo(description=description, saved_model=saved, kind=kind,
+                     labels=label_map, label_file=label_file,
+                     has_masks="detection_masks" in outputs,
+                     batch_size=int(batch) if batch is not None else None,
+                     model_key=str(model_json.get("model", "")))
+    detector = Detector(info, fn)
+    detector._loaded = loaded  # keeps the functions' variables alive
+    return detector
+
+
+def _locate(model: str | os.PathLike[str]) -> tuple[Path, str]:
+    text = os.fspath(model)
+    from .model_store import is_version_uri, pull
+
+    if is_version_uri(text):
+        return pull(text), text
+    if "://" in text:
+        raise UsageError(f"{text!r}: give a run folder, a SavedModel folder or a model-store "
+                         "version URI (s3://bucket/namespace/models/KEY/VERSION)")
+    path = Path(text)
+    if not path.exists():
+        raise UsageError(f"{path} does not exist; give a run folder, its export/ folder, a "
+                         "SavedModel folder or a model-store version URI")
+    if (path / "run.json").is_file():
+        if not (path / "export").is_dir():
+            raise ModelError(f"{path} is a run that has not exported a model yet (no "
+                             "export/ folder); wait for it to complete, or resume it")
+        path = path / "export"
+    if not ((path / "saved_model.pb").is_file()
+            or (path / "saved_model" / "saved_model.pb").is_file()):
+        raise ModelError(f"{path} is not a SavedModel: it has no saved_model.pb (nor "
+                         "saved_model/saved_model.pb); give a run folder, its export/ "
+                         "folder or a SavedModel folder")
+    return path, text
+
+
+def _labels(saved: Path, labels: str | os.PathLike[str] | None,
+            description: str) -> tuple[LabelMap, Path]:
+    from .labelfiles import CLASSES_CSV, LABEL_MAP_JSON, PBTXT
+
+    names = (LABEL_MAP_JSON, PBTXT, CLASSES_CSV)
+    if labels is not None:
+        path = Path(labels)
+        if path.is_file():
+            return read_label_file(path), path
+        if path.is_dir():
+            return read_label_map(path), path
+        raise UsageError(f"label file {path} does not exist")
+    for folder in (saved, saved.parent):
+        found = [folder / n for n in names if (folder / n).is_file()]
+        if found:
+            return read_label_file(found[0]), found[0]
+    raise ModelError(
+        f"{description} has no label file ({', '.join(names)}) beside its SavedModel "
+        f"({saved}); give the one it was trained with, e.g. --labels label_map.pbtxt")
+
+
+def _model_json(saved: Path) -> dict:
+    for folder in (saved, saved.parent):
+        if (folder / "model.json").is_file():
+            try:
+                return json.loads((folder / "model.json").read_text(encoding="utf-8"))
+            except ValueError:
+                return {}
+    return {}
+
+
+def _check_class_count(outputs, label_map: LabelMap, label_file: Path,
+                       description: str) -> None:
+    """The OD API exports per-class scores with the background first: count them."""
+    spec = outputs.get("detection_multiclass_scores")
+    width = spec.shape[-1] if spec is not None and spec.shape.rank else None
+    if width is not None and int(width) - 1 != len(label_map):
+        raise ModelError(
+            f"{description} predicts {int(width) - 1} classes, but {label_file} has "
+            f"{len(label_map)} labels; give the label map the model was trained with")
+
+
+def _mask_shape(probs: np.ndarray, box: np.ndarray, width: int, height: int, label: str,
+                score: float, polygons: bool) -> Shape | None:
+    """A box-relative probability map pasted into the frame, as a mask or a polygon."""
+    from PIL import Image
+
+    ymin, xmin, ymax, xmax = (float(v) for v in box)
+    x0, y0 = max(int(math.floor(xmin)), 0), max(int(math.floor(ymin)), 0)
+    x1, y1 = min(int(math.ceil(xmax)), width), min(int(math.ceil(ymax)), height)
+    if x1 <= x0 or y1 <= y0 or xmax <= xmin or ymax <= ymin:
+        return None
+    # Resample the map over the box's own extent, then crop to whole frame pixels.
+    bw, bh = max(int(round(xmax - xmin)), 1), max(int(round(ymax - ymin)), 1)
+    resized = np.asarray(Image.fromarray(np.asarray(probs, dtype=np.float32))
+                         .resize((bw, bh), Image.BILINEAR))
+    ys = np.clip(((np.arange(y0, y1) + 0.5 - ymin) * bh / (ymax - ymin)).astype(int), 0, bh - 1)
+    xs = np.clip(((np.arange(x0, x1) + 0.5 - xmin) * bw / (xmax - xmin)).astype(int), 0, bw - 1)
+    bitmap = resized[np.ix_(ys, xs)] >= _MASK_THRESHOLD
+    if polygons:
+        points = bitmap_polygon(bitmap, x0, y0)
+        return None if points is None else Shape(kind="polygon", label=label, score=score,
+                                                 points=points)
+    points = encode_mask(bitmap, x0, y0)
+    return None if points is None else Shape(kind="mask", label=label, score=score,
+                                             points=points)

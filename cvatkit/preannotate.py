@@ -1,0 +1,261 @@
+"""Pre-annotate a task with a detector: on a CVAT server, or offline into a file that
+CVAT's "Upload annotations" takes ("CVAT for images 1.1").
+
+Both paths show the label mapping first, refuse unmapped labels unless told to drop
+them, can do a dry run on a few frames, and never write a shape twice: predictions equal
+to a shape already on the task are left out, so a failed upload can simply be run again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .annotations import Frame, LabelMap, Shape
+from .cvat_models import shape_key
+from .detector import Detector, check_threshold
+from .errors import ServerError, UsageError
+from .geometry import as_kind
+from .label_mapping import LabelMapping, map_labels
+from .predict import Prediction, predict
+
+Progress = Callable[[int], object]
+_CVAT_KINDS = {"rectangle": "rectangle", "polygon": "polygon", "mask": "mask"}
+EXISTING = "(existing)"
+DROPPED = "(dropped)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnnotateResult:
+    """What a pre-annotation did (or, for a dry run, would do)."""
+
+    task: str
+    mapping: LabelMapping
+    frames: int
+    shapes: dict[str, int]
+    """Shapes written (or planned) per task label."""
+    skipped_existing: int = 0
+    dropped: int = 0
+    dry_run: bool = False
+    predictions: tuple[Prediction, ...] = field(default=(), repr=False)
+    """A dry run's frames with the shapes it would write."""
+    out: Path | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.shapes.values())
+
+    def format(self, *, mapping: bool = True) -> str:
+        verb = "would write" if self.dry_run else "wrote"
+        per = ", ".join(f"{n} {c}" for n, c in self.shapes.items() if c) or "nothing"
+        lines = [self.mapping.format()] if mapping else []
+        lines.append(f"{self.task}: {verb} {self.total} shapes on {self.frames} frames "
+                     f"({per})")
+        if self.skipped_existing:
+            lines.append(f"  {self.skipped_existing} predictions equal to shapes already "
+                         "there were not written again")
+        if self.dropped:
+            lines.append(f"  {self.dropped} predictions of unmapped labels were dropped")
+        if self.out is not None:
+            lines.append(f"  annotations file: {self.out} (CVAT: Actions > Upload "
+                         "annotations > CVAT 1.1)")
+        return "\n".join(lines)
+
+
+def output_kinds(labels: LabelMap, has_masks: bool) -> dict[str, str]:
+    """The shape to write for each task label: what its CVAT type takes; for labels of
+    type "any", polygons from mask models and rectangles otherwise."""
+    return {label.name: _CVAT_KINDS.get(label.type, "polygon" if has_masks else "rectangle")
+            for label in labels}
+
+
+def plan_labels(detector: Detector, task_labels: LabelMap, *, task: str,
+                mapping: Mapping[str, str] | None = None,
+                drop_unmapped: bool = False) -> LabelMapping:
+    """The model-to-task label mapping, checked (see ``cvatkit.label_mapping``)."""
+    return map_labels(detector.labels.names, task_labels.names, mapping=mapping,
+                      drop_unmapped=drop_unmapped, task=task)
+
+
+def annotate_export(detector: Detector, source, out: str | os.PathLike[str] | None, *,
+                    mapping: Mapping[str, str] | None = None, drop_unmapped: bool = False,
+                    threshold: float = 0.5, max_detections: int = 100,
+                    clear_existing: bool = False, dry_run: int | None = None,
+                    progress: Progress | None = None,
+                    on_mapping: Callable[[LabelMapping], object] | None = None
+                    ) -> AnnotateResult:
+    """Pre-annotations of an export's frames as ``out`` (``.xml``, or ``.zip`` holding
+    annotations.xml): the task's own shapes are kept unless ``clear_existing``."""
+    from .exports import cvat_xml_bytes, write_cvat_xml
+
+    check_threshold(threshold)
+    if out is None and dry_run is None:
+        raise UsageError("give the annotations file to write (--out FILE.xml or .zip), or "
+                         "--dry-run N")
+    dest = Path(out) if out is not None else None
+    if dest is not None and dest.suffix not in (".xml", ".zip"):
+        raise UsageError(f"{dest}: the annotations file is written as .xml or .zip")
+    labels_ = source.labels
+    plan = plan_labels(detector, labels_, task=source.description, mapping=mapping,
+                       drop_unmapped=drop_unmapped)
+    kinds = output_kinds(labels_, detector.info.has_masks)
+    if on_mapping is not None:
+        on_mapping(plan)
+    if dry_run is not None:
+        return _dry_run(detector, source, plan, kinds, source.description, threshold=threshold,
+                        max_detections=max_detections, clear_existing=clear_existing,
+                        frames=dry_run, progress=progress)
+    counts: Counter[str] = Counter()
+    frames: list[Frame] = []
+    for p in predict(detector, source, threshold=threshold, max_detections=max_detections,
+                     progress=progress):
+        existing = () if clear_existing else p.ground_truth
+        new = task_shapes(p.frame, plan.target, kinds.__getitem__,
+                          {shape_key(s) for s in existing}, counts)
+        frames.append(replace(p.frame, shapes=tuple(existing) + tuple(new)))
+    assert dest is not None
+    result = _result(source.description, plan, len(frames), counts)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    name = source.summary().name or "pre-annotations"
+    if dest.suffix == ".zip":
+        write_cvat_xml(dest, frames, labels_, task_name=name)
+    else:
+        tmp = dest.with_name(dest.name + ".partial")
+        tmp.write_bytes(cvat_xml_bytes(frames, labels_, task_name=name))
+        tmp.replace(dest)
+    return replace(result, out=dest)
+
+
+def annotate_task(client, task_id: int, detector: Detector, *,
+                  mapping: Mapping[str, str] | None = None, drop_unmapped: bool = False,
+                  threshold: float = 0.5, max_detections: int = 100,
+                  clear_existing: bool = False, dry_run: int | None = None,
+                  progress=None, on_mapping: Callable[[LabelMapping], object] | None = None
+                  ) -> AnnotateResult:
+    """Pre-annotate task ``task_id`` through ``cvat_sdk.auto_annotation.annotate_task``.
+
+    ``dry_run=N`` predicts the first N frames and writes nothing. ``progress``: a
+    ``cvat_sdk`` ProgressReporter (e.g. ``cvat_sdk.core.helpers.TqdmProgressReporter``).
+    ``on_mapping`` is shown the label mapping before any frame is predicted.
+    """
+    from cvat_sdk.auto_annotation import annotate_task as sdk_annotate_task
+
+    from .cvat_function import DetectorFunction
+    from .sources.cvat_server import CvatServerSource, _server_error
+
+    check_threshold(threshold)
+    host = client.api_map.host
+    where = f"task {task_id} on {host}"
+    try:
+        task = client.tasks.retrieve(task_id)
+    except Exception as e:
+        raise _server_error(e, host, f"read task {task_id}") from None
+    chunk_type = str(getattr(task, "data_original_chunk_type", "imageset") or "imageset")
+    if str(getattr(task, "media_type", "image")) == "video" or chunk_type == "video":
+        raise UsageError(
+            f"{where} is a video task; cvat-sdk's annotate_task pre-annotates image tasks "
+            "only. Create the task from images (extract the video's frames), or export it "
+            "and use `cvatkit annotate MODEL --source EXPORT --out FILE`")
+    source = CvatServerSource(client, task_id)
+    plan = plan_labels(detector, source.labels, task=where, mapping=mapping,
+                       drop_unmapped=drop_unmapped)
+    kinds = output_kinds(source.labels, detector.info.has_masks)
+    if on_mapping is not None:
+        on_mapping(plan)
+    if dry_run is not None:
+        return _dry_run(detector, source, plan, kinds, where, threshold=threshold,
+                        max_detections=max_detections, clear_existing=clear_existing,
+                        frames=dry_run, progress=None)
+    existing: dict[str, set[tuple]] = {}
+    if not clear_existing:
+        for frame in _current_frames(client, task_id, source, host):
+            existing[frame.name] = {shape_key(s) for s in frame.shapes}
+    function = DetectorFunction(detector, mapping=plan, kinds=kinds, threshold=threshold,
+                                max_detections=max_detections, existing=existing)
+    try:
+        sdk_annotate_task(client, task_id, function, pbar=progress,
+                          clear_existing=clear_existing, conf_threshold=threshold)
+    except Exception as e:
+        from cvat_sdk.auto_annotation import BadFunctionError
+
+        if isinstance(e, BadFunctionError):
+            raise UsageError(f"{where} does not accept these predictions: {e}") from None
+        planned = sum(c for k, c in function.counts.items() if k not in (EXISTING, DROPPED))
+        cause = _server_error(e, host, f"upload {planned} shapes to task {task_id}")
+        raise ServerError(
+            f"{cause} Nothing is lost: run the same command again; shapes that already "
+            "reached the task are not written twice") from None
+    return _result(where, plan, len(source._dataset.samples), function.counts)
+
+
+def _result(task: str, plan: LabelMapping, frames: int, counts: Counter[str],
+            **more) -> AnnotateResult:
+    return AnnotateResult(task=task, mapping=plan, frames=frames,
+                          shapes={t: counts[t] for t in plan.targets},
+                          skipped_existing=counts[EXISTING], dropped=counts[DROPPED], **more)
+
+
+def _dry_run(detector: Detector, source, plan: LabelMapping, kinds: Mapping[str, str],
+             task: str, *, threshold: float, max_detections: int, clear_existing: bool,
+             frames: int, progress: Progress | None) -> AnnotateResult:
+    """What would be written on the first ``frames`` frames; nothing is written."""
+    if frames < 1:
+        raise UsageError(f"--dry-run {frames}: give the number of frames to try, at least 1")
+    counts: Counter[str] = Counter()
+    predictions = []
+    for p in predict(detector, source, threshold=threshold, max_detections=max_detections,
+                     limit=frames, progress=progress):
+        known = set() if clear_existing else {shape_key(s) for s in p.ground_truth}
+        new = task_shapes(p.frame, plan.target, kinds.__getitem__, known, counts)
+        predictions.append(Prediction(frame=replace(p.frame, shapes=tuple(new)),
+                                      ground_truth=p.ground_truth))
+    return _result(task, plan, len(predictions), counts, dry_run=True,
+                   predictions=tuple(predictions))
+
+
+def task_shapes(frame: Frame, target_of: Callable[[str], str | None],
+                kind_of: Callable[[str], str], known: set[tuple],
+                counts: Counter[str]) -> list[Shape]:
+    """A frame's predictions relabelled and reshaped for a task, minus shapes whose
+    ``shape_key`` is in ``known``; ``counts`` tallies them per task label, plus
+    ``EXISTING`` and ``DROPPED``."""
+    out = []
+    for shape in frame.shapes:
+        target = target_of(shape.label)
+        if target is None:
+            counts[DROPPED] += 1
+            continue
+        converted = as_kind(replace(shape, label=target), kind_of(target), frame.width,
+                            frame.height)
+        if converted is None:
+            continue
+        if shape_key(converted) in known:
+            counts[EXISTING] += 1
+            continue
+        counts[target] += 1
+        out.append(converted)
+    return out
+
+
+def _current_frames(client, task_id: int, source, host: str):
+    """The task's shapes as the server has them now (not from a local cache)."""
+    from .cvat_models import attribute_names, shape_from_cvat
+    from .sources.cvat_server import _server_error
+
+    try:
+        data = client.tasks.retrieve(task_id).get_annotations()
+    except Exception as e:
+        raise _server_error(e, host, f"read the annotations of task {task_id}") from None
+    label_names = {label.id: label.name for label in source._dataset.labels}
+    attrs = attribute_names(source._dataset.labels)
+    names = {sample.frame_index: sample.frame_name for sample in source._dataset.samples}
+    by_frame: dict[int, list[Shape]] = {}
+    for s in data.shapes or []:
+        shape = shape_from_cvat(s, label_names, attrs)
+        if shape is not None:
+            by_frame.setdefault(int(s.frame), []).append(shape)
+    return [Frame(index=k, name=names.get(k, str(k)), width=0, height=0,
+                  shapes=tuple(v)) for k, v in by_frame.items()]
