@@ -138,7 +138,7 @@ class Run:
         return _pid_is_trainer(st.pid)
 
     def events(self) -> list[Event]:
-        return list(self._read_from(0)[0])
+        return list(self.read_events(0)[0])
 
     def follow(self, *, poll: float = 0.5, timeout: float | None = None) -> Iterator[Event]:
         """Every event, then new ones as they are written, until the run ends (or its
@@ -146,15 +146,15 @@ class Run:
         offset = 0
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            events, offset = self._read_from(offset)
+            events, offset = self.read_events(offset)
             yield from events
             st = self.status()
             if st.state in TERMINAL:
-                events, offset = self._read_from(offset)
+                events, offset = self.read_events(offset)
                 yield from events
                 return
             if st.pid and not self.is_alive():
-                events, offset = self._read_from(offset)
+                events, offset = self.read_events(offset)
                 yield from events
                 if self.status().state not in TERMINAL:
                     yield StatusEvent(step=st.step, time=time.time(), state="failed",
@@ -165,7 +165,9 @@ class Run:
                 return
             time.sleep(poll)
 
-    def _read_from(self, offset: int) -> tuple[list[Event], int]:
+    def read_events(self, offset: int = 0) -> tuple[list[Event], int]:
+        """The whole events written from byte ``offset`` on, and the offset after them:
+        a poller passes the offset back next time (never blocks)."""
         try:
             with open(self.path / EVENTS_JSONL, "rb") as f:
                 f.seek(offset)

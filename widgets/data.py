@@ -1,0 +1,312 @@
+"""Picking the task to train on: the built-in sample, a CVAT export, or a task on a server.
+
+``DataState`` holds the choice and does the work (connect, list, check, prepare) through
+cvatkit; ``DataPanel`` lays out its controls. Credentials typed into the panel stay in
+memory only until the login succeeds (the client keeps the session), and never appear in
+``repr(state)``, ``state.to_dict()`` or any file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+from traitlets import Enum, HasTraits, Int, List, Unicode, observe
+
+from cvatkit import check, connect, list_tasks, open_export, open_source, prepare, write_sample
+from cvatkit.annotations import TaskSummary
+from cvatkit.checks import Report
+from cvatkit.datasets import Dataset
+from cvatkit.errors import UsageError
+from cvatkit.sample import DEFAULT_FRAMES
+
+from ._errors import error_html, pre_html, reports_errors
+
+MODES = ("sample", "export", "server")
+REPORT_PROBLEMS = 20
+"""Dropped-shape messages the report shows (the rest are counted)."""
+
+
+class DataState(HasTraits):
+    """Where the training data comes from, its dataset report, and the last error."""
+
+    mode = Enum(MODES, default_value="sample",
+                help="sample: the built-in task; export: a CVAT export; server: a CVAT task")
+    host = Unicode("", help="CVAT address, e.g. https://app.cvat.ai (default $CVAT_HOST)")
+    user = Unicode("", help="CVAT user name, to log in with a password")
+    token = Unicode("", help="Personal Access Token; cleared once logged in").tag(secret=True)
+    password = Unicode("", help="password of `user`; cleared once logged in").tag(secret=True)
+    connected_to = Unicode("", help="the host of the live session, '' when not connected")
+    tasks = List(help="TaskSummary records of the server's tasks, newest first")
+    search = Unicode("", help="show only tasks whose id, name or labels contain this")
+    task_id = Int(None, allow_none=True, help="the picked server task")
+    export_path = Unicode("", help="a CVAT export: .zip or folder")
+    sample_dir = Unicode("cvatkit-sample", help="where use_sample writes the sample task")
+    sample_path = Unicode("", help="the sample task's export, once written")
+    dataset_path = Unicode("", help="the folder prepare_dataset wrote last")
+    report = Unicode("", help="the dataset report of the current source, as text")
+    error = Unicode("", help="what went wrong last, as the user should read it")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._client = None
+        self.last_report: Report | None = None
+
+    # -- what the rest of the app reads ----------------------------------------------------
+
+    @property
+    def source_uri(self) -> str:
+        """The current source as ``cvatkit prepare`` takes it ('' if none is chosen)."""
+        if self.mode == "server":
+            return "" if self.task_id is None else f"cvat://{self.task_id}"
+        return self.export_path.strip() if self.mode == "export" else self.sample_path
+
+    def shown_tasks(self) -> list[TaskSummary]:
+        """The tasks that match ``search``."""
+        needle = self.search.strip().lower()
+        if not needle:
+            return list(self.tasks)
+        return [t for t in self.tasks
+                if needle in f"{t.id} {t.name} {' '.join(t.labels)}".lower()]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The choice, without credentials (safe to log or save)."""
+        return {name: getattr(self, name) for name in self.trait_names()
+                if not self.trait_metadata(name, "secret") and name not in ("tasks", "report")}
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if v not in ("", None))
+        return f"DataState({fields})"
+
+    # -- actions (buttons call these; errors land in .error) --------------------------------
+
+    @reports_errors()
+    def connect(self) -> bool:
+        """Log in to ``host`` with the token (or user and password) and list its tasks."""
+        self.close()
+        token = self.token or None
+        client = connect(self.host.strip() or None, access_token=token,
+                         user=None if token else (self.user.strip() or None),
+                         password=None if token else (self.password or None))
+        self._client = client
+        self.token = self.password = ""  # the client holds the session now
+        self.connected_to = str(client.api_map.host)
+        self.mode = "server"
+        self._list_tasks()
+        return True
+
+    @reports_errors()
+    def refresh_tasks(self) -> bool:
+        """List the server's tasks again."""
+        self._list_tasks()
+        return True
+
+    @reports_errors()
+    def select_task(self, task_id: int | None) -> bool:
+        """Pick a server task (its report is made by ``load_report``: that reads the task)."""
+        if task_id is not None and self.tasks and task_id not in {t.id for t in self.tasks}:
+            raise UsageError(f"task {task_id} is not among the tasks of "
+                             f"{self.connected_to or 'the server'}; refresh the list")
+        if task_id != self.task_id or self.mode != "server":
+            self.report = ""
+            self.last_report = None
+        self.task_id = task_id
+        self.mode = "server"
+        return True
+
+    @reports_errors()
+    def use_sample(self, out_dir: str | os.PathLike[str] | None = None, *,
+                   frames: int = DEFAULT_FRAMES) -> bool:
+        """Write the built-in sample task into ``out_dir`` and show its report."""
+        if out_dir is not None:
+            self.sample_dir = os.fspath(out_dir)
+        if not self.sample_dir.strip():
+            raise UsageError("give a folder for the sample task")
+        task = write_sample(self.sample_dir.strip(), frames=frames)
+        self.sample_path = str(task.task)
+        self.mode = "sample"
+        self._load_report()
+        return True
+
+    @reports_errors()
+    def use_export(self, path: str | os.PathLike[str] | None = None) -> bool:
+        """Use the CVAT export at ``path`` (default: ``export_path``) and show its report."""
+        if path is not None:
+            self.export_path = os.fspath(path)
+        if not self.export_path.strip():
+            raise UsageError("give the path of a CVAT export (a .zip or a folder)")
+        self.mode = "export"
+        self._load_report()
+        return True
+
+    @reports_errors()
+    def load_report(self) -> bool:
+        """Read the current source and show what it holds and what is wrong with it."""
+        self._load_report()
+        return True
+
+    @reports_errors()
+    def prepare_dataset(self, out_dir: str | os.PathLike[str], *, overwrite: bool = False,
+                        val_fraction: float = 0.1, pbar=None) -> Dataset | None:
+        """Write the current source as a training dataset (TFRecords) into ``out_dir``.
+
+        Returns the ``Dataset`` (its ``path`` is what ``plan_run`` takes), or None with the
+        reason in ``error``."""
+        source = self._open()
+        try:
+            ds = prepare(source, out_dir, val_fraction=val_fraction, overwrite=overwrite,
+                         pbar=pbar)
+        finally:
+            source.close()
+        self.last_report = ds.report
+        self.report = ds.report.format(max_problems=REPORT_PROBLEMS)
+        self.dataset_path = str(ds.path)
+        return ds
+
+    def close(self) -> None:
+        """End the server session, if any."""
+        client, self._client = self._client, None
+        self.connected_to = ""
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001  (closing a dead session is not worth a message)
+                pass
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @observe("mode")
+    def _mode_changed(self, change) -> None:
+        self.report = ""
+        self.last_report = None
+
+    def _list_tasks(self) -> None:
+        if self._client is None:
+            raise UsageError("connect to a CVAT server first")
+        self.tasks = list_tasks(self._client)
+        if self.task_id is not None and self.task_id not in {t.id for t in self.tasks}:
+            self.task_id = None
+
+    def _open(self):
+        if self.mode == "server":
+            if self._client is None:
+                raise UsageError("connect to a CVAT server first")
+            if self.task_id is None:
+                raise UsageError("pick a task from the list first")
+            return open_source(self.source_uri, client=self._client)
+        if self.mode == "export":
+            if not self.export_path.strip():
+                raise UsageError("give the path of a CVAT export (a .zip or a folder)")
+            return open_export(Path(self.export_path.strip()).expanduser())
+        if not self.sample_path:
+            raise UsageError("write the sample task first ('Use the sample task')")
+        return open_export(self.sample_path)
+
+    def _load_report(self) -> None:
+        self.report = ""
+        source = self._open()
+        try:
+            report = check(source)
+        finally:
+            source.close()
+        self.last_report = report
+        self.report = report.format(max_problems=REPORT_PROBLEMS)
+
+
+def task_row(task: TaskSummary) -> str:
+    """One line of the task list."""
+    labels = ", ".join(task.labels) or "no labels"
+    return (f"#{task.id}  {task.name}  ·  {task.frames} frames  ·  {task.status or '?'}"
+            f"  ·  {labels}")
+
+
+class DataPanel(W.VBox):
+    """Controls over a ``DataState``: source mode, server login, task list, report."""
+
+    def __init__(self, state: DataState | None = None, **kwargs: Any) -> None:
+        self.state = s = state if state is not None else DataState()
+        wide = W.Layout(width="min(100%, 640px)")
+        self.mode = W.ToggleButtons(options=[("Sample task", "sample"),
+                                             ("CVAT export", "export"),
+                                             ("CVAT server", "server")])
+        self.sample_dir = W.Text(description="Folder", layout=wide)
+        self.sample_button = W.Button(description="Use the sample task", icon="magic")
+        self.export_path = W.Text(description="Export", layout=wide,
+                                  placeholder="a CVAT export: task.zip or its folder")
+        self.export_button = W.Button(description="Open export", icon="folder-open")
+        self.host = W.Text(description="Server", placeholder="https://app.cvat.ai")
+        self.user = W.Text(description="User", placeholder="with a password")
+        self.token = W.Password(description="Token", placeholder="Personal Access Token")
+        self.password = W.Password(description="Password")
+        self.connect_button = W.Button(description="Connect", icon="plug")
+        self.connection = W.HTML()
+        self.search = W.Text(description="Search", placeholder="id, name or label",
+                             continuous_update=True)
+        self.refresh_button = W.Button(description="Refresh", icon="refresh")
+        self.tasks = W.Select(options=[], rows=8, layout=W.Layout(width="100%"))
+        self.check_button = W.Button(description="Check task", icon="check")
+        self.report = W.HTML()
+        self.error = W.HTML()
+
+        for name in ("mode", "sample_dir", "export_path", "host", "user", "token",
+                     "password", "search"):
+            W.link((s, name), (getattr(self, name), "value"))
+        self.sample_button.on_click(lambda _b: s.use_sample())
+        self.export_button.on_click(lambda _b: s.use_export())
+        self.connect_button.on_click(lambda _b: s.connect())
+        self.refresh_button.on_click(lambda _b: s.refresh_tasks())
+        self.check_button.on_click(lambda _b: s.load_report())
+        self.tasks.observe(self._on_pick, names="value")
+        s.observe(self._show_tasks, names=["tasks", "search"])
+        s.observe(self._show_selected, names="task_id")
+        s.observe(self._show_mode, names="mode")
+        s.observe(self._show_text, names=["report", "error", "connected_to", "tasks"])
+
+        self._sample_box = W.HBox([self.sample_dir, self.sample_button])
+        self._export_box = W.HBox([self.export_path, self.export_button])
+        self._server_box = W.VBox([
+            W.HBox([self.host, self.connect_button]),
+            W.HBox([self.token, W.HTML("&nbsp;or&nbsp;"), self.user, self.password]),
+            self.connection,
+            W.HBox([self.search, self.refresh_button]),
+            W.HTML("<small>#id · name · frames · status · labels</small>"),
+            self.tasks, self.check_button])
+        super().__init__([self.mode, self._sample_box, self._export_box, self._server_box,
+                          self.error, self.report], **kwargs)
+        self._show_tasks()
+        self._show_mode()
+        self._show_text()
+
+    def close(self) -> None:
+        self.state.close()
+        super().close()
+
+    def _on_pick(self, change) -> None:
+        if change.new is not None and change.new != self.state.task_id:
+            self.state.select_task(change.new)
+
+    def _show_tasks(self, _change=None) -> None:
+        shown = self.state.shown_tasks()
+        self.tasks.options = [(task_row(t), t.id) for t in shown]
+        ids = {t.id for t in shown}
+        self.tasks.value = self.state.task_id if self.state.task_id in ids else None
+
+    def _show_selected(self, change) -> None:
+        if change.new in {value for _label, value in self.tasks.options}:
+            self.tasks.value = change.new
+        else:
+            self.tasks.value = None
+
+    def _show_mode(self, _change=None) -> None:
+        for mode, box in (("sample", self._sample_box), ("export", self._export_box),
+                          ("server", self._server_box)):
+            box.layout.display = "" if self.state.mode == mode else "none"
+
+    def _show_text(self, _change=None) -> None:
+        s = self.state
+        self.report.value = pre_html(s.report)
+        self.error.value = error_html(s.error)
+        self.connection.value = (f"connected to {s.connected_to}: {len(s.tasks)} tasks"
+                                 if s.connected_to else "")

@@ -1,0 +1,368 @@
+"""Choosing the model, the GPUs, the starting checkpoint and the hyperparameters.
+
+``ModelState`` keeps the hyperparameters as the ``key=value`` text of CVAT's training
+workflow and a small form of the most used keys in step: editing the text refills the
+form, editing a field rewrites its line of the text (keeping the user's spelling of the
+key and any comment). Every edit is checked at once by cvatkit's own parser and resolver,
+so the message names the line or the key at fault. ``ModelPanel`` lays out the controls.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+from traitlets import Bool, Dict, HasTraits, Int, List, Unicode, observe, validate
+
+from cvatkit.catalog import BUILT_IN, DEFAULT_MODEL, ModelSpec, get_model, load_catalog
+from cvatkit.errors import CvatkitError, UsageError
+from cvatkit.hparams import (ALIASES, BY_KEY, PARAMS, HyperparameterError, convert,
+                             normalize_key, parse_hparams, resolve)
+from cvatkit.mg_config import DataInfo
+from cvatkit.model_store import is_version_uri, list_models
+from cvatkit.runs import CHECKPOINTS, RUN_JSON
+from cvatkit.store import open_store
+from cvatkit.trainer import RunPlan, count_gpus, load_data_info, plan_run, resolve_init_checkpoint
+
+from ._errors import error_html, reports_errors
+
+FORM_KEYS = ("num-steps", "batch-size", "initial-learning-rate", "image-size")
+"""The keys the form shows, in canonical spelling."""
+FORM_LABELS = {"num-steps": "Steps", "batch-size": "Batch size",
+               "initial-learning-rate": "Learning rate", "image-size": "Image size"}
+CLONES = "num-clones"
+
+
+def canonical_key(key: str) -> str:
+    """``key`` as ``parse_hparams`` files it (``lr`` -> ``initial-learning-rate``)."""
+    k = normalize_key(key)
+    return ALIASES.get(k, k)
+
+
+def set_line(text: str, key: str, value: str) -> str:
+    """``text`` with the line that sets ``key`` (any spelling) now giving ``value``; an
+    empty value removes the line, a missing line is added at the end."""
+    out: list[str] = []
+    done = False
+    for line in text.splitlines():
+        body, hash_, comment = line.partition("#")
+        name, eq, _old = body.partition("=")
+        if eq and canonical_key(name) == key:
+            if not value:
+                continue
+            if not done:
+                done = True
+                out.append(f"{name.strip()}={value}" + (f"  #{comment}" if hash_ else ""))
+                continue
+        out.append(line)
+    if value and not done:
+        out.append(f"{key}={value}")
+    return "".join(f"{line}\n" for line in out)
+
+
+class ModelState(HasTraits):
+    """The model, GPUs, starting checkpoint and hyperparameters of the next run."""
+
+    model = Unicode(DEFAULT_MODEL, help="a key of the model catalog")
+    advice = Unicode("", help="what the catalog says about the model, as text")
+    gpus_detected = Int(0, help="GPUs this machine has (count_gpus)")
+    gpus = Int(0, help="GPUs to train on (0: the CPU); written as num-clones")
+    init_checkpoint = Unicode("", help="a run folder, one of its checkpoints, or a "
+                                       "model-store version URI; '' for the model's own")
+    checkpoint_choices = List(help="run folders and store versions to start from")
+    pretrained = Bool(False, help="start from the model's published weights (downloaded "
+                                  "once) when no checkpoint is given")
+    text = Unicode("", help="hyperparameters, one key=value per line")
+    form = Dict(help="FORM_KEYS -> the value as text ('' = the model's default)")
+    defaults = Dict(help="FORM_KEYS -> the model's default, as text")
+    values = Dict(help="the values of the last text that parsed, by canonical key")
+    message = Unicode("", help="what is wrong with the current choice ('' if nothing)")
+    notes = Unicode("", help="hints from the resolver, such as the recommended num-steps")
+
+    def __init__(self, *, catalog: dict[str, ModelSpec] | None = None,
+                 gpus_detected: int | None = None, data: DataInfo | None = None,
+                 **kwargs: Any) -> None:
+        catalog_error = ""
+        if catalog is None:
+            try:
+                catalog = load_catalog()
+            except CvatkitError as e:  # a broken user catalog must not hide the built-ins
+                catalog, catalog_error = {s.key: s for s in BUILT_IN}, str(e)
+        self.catalog = catalog
+        self.data = data
+        self._syncing = False
+        self._editing: str | None = None
+        detected = count_gpus() if gpus_detected is None else gpus_detected
+        kwargs.setdefault("gpus", min(1, detected))
+        super().__init__(gpus_detected=detected, **kwargs)
+        self._describe_model()
+        self._validate()
+        if catalog_error:
+            self.message = catalog_error
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.catalog[self.model]
+
+    # -- edits -----------------------------------------------------------------------------
+
+    def set_field(self, key: str, value: str) -> bool:
+        """Set a form field (``''``: the model's default) and rewrite its line of the text."""
+        key = canonical_key(key)
+        if key not in BY_KEY:
+            self.message = f"unknown hyperparameter {key!r}"
+            return False
+        raw = value.strip()
+        self.form = {**self.form, key: raw} if key in FORM_KEYS else self.form
+        if raw:
+            try:
+                convert(BY_KEY[key], raw, f"the {key} field")
+            except HyperparameterError as e:
+                self.message = str(e)
+                return False
+        self._editing = key
+        try:
+            new_text = set_line(self.text, key, raw)
+            if new_text == self.text:
+                self._validate()
+            self.text = new_text
+        finally:
+            self._editing = None
+        return not self.message
+
+    @reports_errors("message")
+    def set_data(self, data_dir: str) -> bool:
+        """Check against a prepared dataset from now on (its frames, labels and split)."""
+        self.data = load_data_info(data_dir)
+        self._validate()
+        return True
+
+    @reports_errors("message")
+    def list_runs(self, runs_root: str) -> list[str]:
+        """Add the runs under ``runs_root`` that have a checkpoint to the choices."""
+        root = Path(runs_root).expanduser()
+        runs = sorted((p for p in root.iterdir() if (p / RUN_JSON).is_file()
+                       and (p / CHECKPOINTS / "checkpoint").is_file()),
+                      key=lambda p: p.stat().st_mtime, reverse=True) if root.is_dir() else []
+        found = [str(p) for p in runs]
+        self._add_choices(found)
+        return found
+
+    @reports_errors("message")
+    def list_store_versions(self, store_uri: str, namespace: str) -> list[str]:
+        """Add the model versions of a store's namespace (newest first) to the choices."""
+        found = [v.uri for v in list_models(open_store(store_uri), namespace)]
+        self._add_choices(found)
+        return found
+
+    @reports_errors("message")
+    def plan(self, data_dir: str) -> RunPlan | None:
+        """The checked plan of a run on the prepared dataset ``data_dir``, or None with
+        the reason in ``message``. (A store version is downloaded here, once.)"""
+        checkpoint = self.init_checkpoint.strip() or None
+        plan = plan_run(data_dir, self.model, self.text, init_checkpoint=checkpoint,
+                        pretrained=self.pretrained and checkpoint is None,
+                        catalog=self.catalog, gpus=self.gpus_detected)
+        self.notes = "\n".join(plan.notes)
+        return plan
+
+    # -- keeping things in step -------------------------------------------------------------
+
+    @validate("model")
+    def _known_model(self, proposal) -> str:
+        return get_model(proposal.value, self.catalog).key
+
+    @validate("gpus")
+    def _gpus_in_range(self, proposal) -> int:
+        n = proposal.value
+        if not 0 <= n <= max(self.gpus_detected, 1):
+            raise UsageError(f"{n} GPUs asked for; this machine has {self.gpus_detected}")
+        return n
+
+    @observe("model")
+    def _model_changed(self, change) -> None:
+        self._describe_model()
+        self._validate()
+
+    @observe("text", "init_checkpoint")
+    def _inputs_changed(self, change) -> None:
+        self._validate()
+
+    @observe("gpus")
+    def _gpus_changed(self, change) -> None:
+        if not self._syncing:
+            self.set_field(CLONES, str(change.new) if change.new > 1 else "")
+
+    def _describe_model(self) -> None:
+        spec = self.spec
+        gpus = f"; needs at least {spec.min_gpus} GPUs" if spec.min_gpus else ""
+        self.advice = (f"{spec.title}: {spec.family} on {spec.backbone}, {spec.image_size} px; "
+                       f"batch {spec.batch_size} per GPU, learning rate "
+                       f"{spec.learning_rate:g}, {spec.num_steps} steps{gpus}. "
+                       f"{self._weights_text(spec)}.\n{spec.advice}")
+        self._set_defaults()
+
+    @staticmethod
+    def _weights_text(spec: ModelSpec) -> str:
+        if spec.init_version:
+            return f"Starts from {spec.weights_note}"
+        if spec.weights is not None and spec.weights.urls:
+            return f"Published initial weights: {spec.weights.description}"
+        return "No published initial weights: trains from random initialisation"
+
+    def _set_defaults(self) -> None:
+        spec, clones = self.spec, max(1, self.values.get(CLONES, 1))
+        self.defaults = {"num-steps": str(spec.num_steps),
+                         "batch-size": str(spec.batch_size * clones),
+                         "initial-learning-rate": f"{spec.learning_rate:g}",
+                         "image-size": str(spec.image_size)}
+
+    def _validate(self) -> None:
+        self._fill_form()
+        try:
+            values = parse_hparams(self.text)
+        except HyperparameterError as e:
+            self.message, self.notes = str(e), ""
+            return
+        self.values = values
+        self._sync_gpus(values)
+        self._set_defaults()
+        try:
+            _hp, notes = resolve(self.spec, values, self._data_for_checks(values),
+                                 gpus=self.gpus_detected)
+            self._check_checkpoint()
+        except CvatkitError as e:
+            self.message, self.notes = str(e), ""
+            return
+        self.message = ""
+        self.notes = "\n".join(notes) if self.data is not None else ""
+
+    def _fill_form(self) -> None:
+        """The form shows each key's value as the text writes it (first line that sets
+        it), whether or not the rest of the text parses; the field being edited keeps
+        what is typed in it."""
+        form = {k: "" for k in FORM_KEYS}
+        seen = set()
+        for line in self.text.splitlines():
+            name, eq, value = line.split("#", 1)[0].partition("=")
+            key = canonical_key(name) if eq else ""
+            if key in form and key not in seen:
+                form[key] = value.strip()
+                seen.add(key)
+        if self._editing in form:
+            form[self._editing] = self.form.get(self._editing, "")
+        self.form = form
+
+    def _sync_gpus(self, values: dict[str, Any]) -> None:
+        clones = values.get(CLONES)
+        gpus = clones if clones is not None else min(1, self.gpus_detected)
+        if 0 <= gpus <= max(self.gpus_detected, 1) and gpus != self.gpus:
+            self._syncing = True
+            try:
+                self.gpus = gpus
+            finally:
+                self._syncing = False
+
+    def _data_for_checks(self, values: dict[str, Any]) -> DataInfo:
+        if self.data is not None:
+            return self.data
+        # Before a dataset is prepared: a stand-in that lets every dataset-free check run.
+        return DataInfo(path=Path("."), labels=(), train_frames=1000, val_frames=0,
+                        include_masks=True, val_fraction=values.get("val-split", 0.1))
+
+    def _check_checkpoint(self) -> None:
+        path = self.init_checkpoint.strip()
+        if not path or is_version_uri(path):
+            return
+        if self.data is not None:
+            resolve_init_checkpoint(path, self.spec, self.data)
+            return
+        p = Path(path).expanduser()
+        if not any((c / RUN_JSON).is_file() for c in (p, p.parent, p.parent.parent)):
+            raise UsageError(
+                f"start from {path!r}: that is not a cvatkit run folder or one of its "
+                "checkpoints, nor a model-store version (s3://BUCKET/NS/models/KEY/VERSION)")
+
+    def _add_choices(self, found: list[str]) -> None:
+        self.checkpoint_choices = list(dict.fromkeys([*self.checkpoint_choices, *found]))
+
+
+def hparams_help_html() -> str:
+    """Every hyperparameter key and what it does, as a collapsed HTML table."""
+    rows = "".join(f"<tr><td><code>{p.key}</code></td><td>{html.escape(p.help)}</td></tr>"
+                   for p in PARAMS)
+    return (f"<details><summary>All hyperparameters</summary><table>{rows}</table>"
+            "</details>")
+
+
+class ModelPanel(W.VBox):
+    """Controls over a ``ModelState``."""
+
+    def __init__(self, state: ModelState | None = None, **kwargs: Any) -> None:
+        self.state = s = state if state is not None else ModelState()
+        wide = W.Layout(width="min(100%, 640px)")
+        self.model = W.Dropdown(options=[(f"{k}: {spec.title}", k)
+                                         for k, spec in s.catalog.items()],
+                                description="Model", layout=wide)
+        self.advice = W.HTML()
+        self.gpus = W.IntSlider(min=min(1, s.gpus_detected), max=max(s.gpus_detected, 0),
+                                description="GPUs", disabled=s.gpus_detected <= 1)
+        self.gpu_note = W.HTML(
+            f"{s.gpus_detected} GPU(s) found" if s.gpus_detected
+            else "no GPU found: training runs on the CPU")
+        self.checkpoint = W.Combobox(
+            description="Start from", options=[], ensure_option=False, layout=wide,
+            placeholder="the model's own weights; or a run folder, or s3://.../models/KEY/V")
+        self.pretrained = W.Checkbox(description="start from the published weights "
+                                     "(downloaded once)", indent=False)
+        self.text = W.Textarea(description="Hyper-params", continuous_update=True,
+                               placeholder="one key=value per line, e.g.\nnum-steps=100",
+                               layout=W.Layout(width="min(100%, 640px)", height="8em"))
+        self.fields = {key: W.Text(description=FORM_LABELS[key], continuous_update=True)
+                       for key in FORM_KEYS}
+        self.message = W.HTML()
+        self.notes = W.HTML()
+        self._showing = False
+
+        for name in ("model", "gpus", "text", "pretrained"):
+            W.link((s, name), (getattr(self, name), "value"))
+        W.link((s, "init_checkpoint"), (self.checkpoint, "value"))
+        for key, field in self.fields.items():
+            field.observe(lambda change, key=key: self._on_field(key, change.new),
+                          names="value")
+        s.observe(self._show_form, names=["form", "defaults"])
+        s.observe(self._show_text, names=["advice", "message", "notes"])
+        s.observe(self._show_choices, names="checkpoint_choices")
+
+        form = W.GridBox(list(self.fields.values()),
+                         layout=W.Layout(grid_template_columns="repeat(2, 320px)"))
+        super().__init__([self.model, self.advice, W.HBox([self.gpus, self.gpu_note]),
+                          self.checkpoint, self.pretrained, form, self.text,
+                          W.HTML(hparams_help_html()), self.message, self.notes], **kwargs)
+        self._show_form()
+        self._show_text()
+        self._show_choices()
+
+    def _on_field(self, key: str, value: str) -> None:
+        if not self._showing:
+            self.state.set_field(key, value)
+
+    def _show_form(self, _change=None) -> None:
+        self._showing = True
+        try:
+            for key, field in self.fields.items():
+                field.placeholder = self.state.defaults.get(key, "")
+                field.value = self.state.form.get(key, "")
+        finally:
+            self._showing = False
+
+    def _show_text(self, _change=None) -> None:
+        s = self.state
+        self.advice.value = "<br>".join(html.escape(p) for p in s.advice.splitlines())
+        self.message.value = error_html(s.message)
+        self.notes.value = (f"<small>{html.escape(s.notes)}</small>" if s.notes else "")
+
+    def _show_choices(self, _change=None) -> None:
+        self.checkpoint.options = list(self.state.checkpoint_choices)

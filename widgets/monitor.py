@@ -1,0 +1,309 @@
+"""Watching a training run: live loss, learning-rate and AP plots, Start/Stop/Resume.
+
+``RunMonitor`` is a view over a ``MonitorState`` (``progress.py``). A background poller
+(an asyncio task on the kernel's loop, else a thread) calls ``refresh()``: one poll, and a
+redraw at most ``REDRAWS_PER_SECOND`` times a second by moving the lines' data
+(``set_data``) and ``draw_idle()``. Tests call ``refresh()`` directly. Closing the
+notebook or the kernel leaves training running; any monitor can re-attach to a run folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+from ipympl.backend_nbagg import Canvas, FigureManager
+from matplotlib.figure import Figure
+
+from cvatkit.errors import UsageError
+from cvatkit.trainer import RunPlan
+
+from ._errors import error_html, error_text, log
+from .progress import ACTIVE, LOST, MonitorState, Series, format_duration
+
+__all__ = ["LOST", "MonitorState", "RateLimiter", "RunMonitor", "Series", "format_duration"]
+
+REDRAWS_PER_SECOND = 2.0
+POLL_SECONDS = 0.5
+_figure_numbers = itertools.count(1)
+
+
+class RateLimiter:
+    """Lets an action through at most ``per_second`` times a second; the rest are refused
+    (the caller keeps them pending and asks again later)."""
+
+    def __init__(self, per_second: float = REDRAWS_PER_SECOND, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 1.0 / per_second
+        self.clock = clock
+        self._last: float | None = None
+
+    def allow(self) -> bool:
+        now = self.clock()
+        if self._last is not None and now - self._last < self.interval:
+            return False
+        self._last = now
+        return True
+
+
+def _figure(title: str, ylabel: str):
+    """A figure on its own ipympl canvas (a widget), whatever ``%matplotlib`` says.
+
+    Built directly rather than with ``plt.subplots`` under ``plt.ioff()``: the canvas is a
+    widget even when the notebook's backend is inline, and pyplot does not keep the figure
+    (no second display, nothing to ``plt.close``)."""
+    fig = Figure(figsize=(4.6, 3.0), layout="constrained")
+    canvas = Canvas(fig)
+    FigureManager(canvas, next(_figure_numbers))
+    canvas.header_visible = False
+    canvas.toolbar_visible = "fade-in-fade-out"
+    ax = fig.add_subplot()
+    ax.set_title(title, fontsize="medium")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+class RunMonitor(W.VBox):
+    """Start/Stop/Resume buttons, a run picker, a status line and live plots over a
+    ``MonitorState``.
+
+    ``plan`` is called by the Start button for the run to start (a ``RunPlan``, or None
+    when it could not make one; it shows its own message then). Without it there is no
+    Start button: the monitor only watches runs started elsewhere.
+    """
+
+    def __init__(self, state: MonitorState | None = None, *,
+                 plan: Callable[[], RunPlan | None] | None = None,
+                 poll_seconds: float = POLL_SECONDS,
+                 clock: Callable[[], float] = time.monotonic,
+                 autopoll: bool = True, background: bool = True, **kwargs: Any) -> None:
+        self.state = s = state if state is not None else MonitorState()
+        self.plan = plan
+        self.poll_seconds = poll_seconds
+        self.limiter = RateLimiter(REDRAWS_PER_SECOND, clock=clock)
+        self.autopoll = autopoll
+        self.background = background
+        self.redraws = 0
+        self._dirty = True
+        self._polling = False
+        self._task: asyncio.Task | None = None
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+
+        self.start_button = W.Button(description="Start", icon="play", button_style="success")
+        self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger")
+        self.resume_button = W.Button(description="Resume", icon="repeat")
+        self.picker = W.Dropdown(description="Run", options=[],
+                                 layout=W.Layout(width="min(100%, 480px)"))
+        self.attach_button = W.Button(description="Attach", icon="link")
+        self.list_button = W.Button(icon="refresh", tooltip="list the runs again",
+                                    layout=W.Layout(width="40px"))
+        self.status = W.HTML()
+        self.error = W.HTML()
+        self.start_button.layout.display = "" if plan is not None else "none"
+
+        self.loss_fig, self.loss_ax = _figure("loss", "loss")
+        self.lr_fig, self.lr_ax = _figure("learning rate", "learning rate")
+        self.ap_fig, self.ap_ax = _figure("evaluation", "COCO AP")
+        self._loss_lines: dict[str, Any] = {}
+        (self._total_line,) = self.loss_ax.plot([], [], color="black", lw=2,
+                                                label="total_loss")
+        (self._lr_line,) = self.lr_ax.plot([], [], color="tab:purple")
+        (self._ap_line,) = self.ap_ax.plot([], [], "o-", label="AP")
+        (self._ap50_line,) = self.ap_ax.plot([], [], "s--", label="AP@0.5")
+        self.ap_ax.legend(loc="lower right", fontsize="small")
+
+        self.start_button.on_click(lambda _b: self._act(self._start))
+        self.stop_button.on_click(lambda _b: self._act(self._stop, background=True))
+        self.resume_button.on_click(lambda _b: self._act(self._resume))
+        self.attach_button.on_click(lambda _b: self._act(self._attach))
+        self.list_button.on_click(lambda _b: s.list_runs())
+        s.observe(self._show_runs, names="runs")
+        s.observe(self._show_status, names=["run_dir", "state", "step", "total_steps",
+                                             "steps_per_sec", "eta_seconds", "run_error",
+                                             "message", "error"])
+
+        plots = W.Box([self.loss_fig.canvas, self.lr_fig.canvas, self.ap_fig.canvas],
+                      layout=W.Layout(flex_flow="row wrap"))
+        super().__init__([
+            W.HBox([self.start_button, self.stop_button, self.resume_button]),
+            W.HBox([self.picker, self.attach_button, self.list_button]),
+            self.status, self.error, plots], **kwargs)
+        s.list_runs()
+        self._show_runs()
+        self.refresh(force=True)
+        if s.run_dir and not s.finished:
+            self._poll_soon()
+
+    # -- the poll-and-redraw cycle -------------------------------------------------------
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Poll the run once and redraw if something changed and the rate limit allows
+        (``force``: redraw now whatever the limit); whether it redrew."""
+        with self.state.lock:
+            if self.state.poll():
+                self._dirty = True
+                self._show_status()
+            if self._dirty and (force or self.limiter.allow()):
+                self._redraw()
+                return True
+            return False
+
+    def _redraw(self) -> None:
+        s = self.state
+        new_names = False
+        for name in list(self._loss_lines):
+            if name not in s.losses:  # attached to another run
+                self._loss_lines.pop(name).remove()
+                new_names = True
+        for name, series in s.losses.items():
+            line = self._loss_lines.get(name)
+            if line is None:
+                (line,) = self.loss_ax.plot([], [], lw=1, label=name)
+                self._loss_lines[name] = line
+                new_names = True
+            line.set_data(series.steps, series.values)
+        if new_names:
+            self.loss_ax.legend(loc="upper right", fontsize="small")
+        self._total_line.set_data(s.total_loss.steps, s.total_loss.values)
+        self._lr_line.set_data(s.learning_rate.steps, s.learning_rate.values)
+        self._ap_line.set_data(s.ap.steps, s.ap.values)
+        self._ap50_line.set_data(s.ap50.steps, s.ap50.values)
+        for fig, ax in ((self.loss_fig, self.loss_ax), (self.lr_fig, self.lr_ax),
+                        (self.ap_fig, self.ap_ax)):
+            ax.relim()
+            ax.autoscale_view()
+            fig.canvas.draw_idle()
+        self._dirty = False
+        self.redraws += 1
+        self._show_status()
+
+    def start_polling(self) -> None:
+        """Poll and redraw in the background until the run ends (or ``stop_polling``):
+        an asyncio task on the kernel's loop, else a thread."""
+        if self._polling:
+            return
+        self._polling = True
+        self._wake.clear()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            self._task = loop.create_task(self._poll_async())
+        else:
+            self._thread = threading.Thread(target=self._poll_thread, daemon=True,
+                                            name="cvatkit-run-monitor")
+            self._thread.start()
+
+    def stop_polling(self) -> None:
+        self._polling = False
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    @property
+    def polling(self) -> bool:
+        return self._polling
+
+    async def _poll_async(self) -> None:
+        try:
+            while self._polling and self._tick():
+                await asyncio.sleep(self.poll_seconds)
+        finally:
+            self._polling = False
+
+    def _poll_thread(self) -> None:
+        try:
+            while self._polling and self._tick():
+                self._wake.wait(self.poll_seconds)
+        finally:
+            self._polling = False
+
+    def _tick(self) -> bool:
+        """One poll; whether to go on (until the run has ended and all is drawn)."""
+        try:
+            self.refresh()
+        except Exception as e:  # noqa: BLE001  (a drawing bug must not kill the poller)
+            self.state.error = error_text(e)
+        s = self.state
+        return bool(s.run_dir) and (not s.finished or self._dirty)
+
+    def _poll_soon(self) -> None:
+        if self.autopoll:
+            self.start_polling()
+
+    # -- buttons -------------------------------------------------------------------------
+
+    def _act(self, action: Callable[[], object], *, background: bool = False) -> None:
+        """Run a button's action; a slow one (Stop waits for the checkpoint) in a thread,
+        so the kernel keeps drawing meanwhile."""
+        def run() -> None:
+            try:
+                action()
+            except Exception as e:  # noqa: BLE001  (nothing escapes a callback)
+                log.debug("run monitor action failed", exc_info=e)
+                self.state.error = error_text(e)
+            self.refresh(force=True)
+            self._show_status()
+
+        if background and self.background:
+            threading.Thread(target=run, daemon=True, name="cvatkit-run-action").start()
+        else:
+            run()
+
+    def _start(self) -> None:
+        if self.plan is None:
+            raise UsageError("this monitor has no plan to start; use the app's Train step")
+        plan = self.plan()
+        if plan is not None and self.state.start(plan):
+            self._poll_soon()
+
+    def _stop(self) -> None:
+        self.stop_button.disabled = True
+        self.state.stop()
+
+    def _resume(self) -> None:
+        if self.state.resume():
+            self._poll_soon()
+
+    def _attach(self) -> None:
+        if not self.picker.value:
+            raise UsageError("pick a run first")
+        if self.state.attach(self.picker.value):
+            self._dirty = True
+            self._poll_soon()
+
+    # -- showing the state ---------------------------------------------------------------
+
+    def _show_runs(self, _change=None) -> None:
+        self.picker.options = [(Path(p).name, p) for p in self.state.runs]
+        if self.state.run_dir in self.state.runs:
+            self.picker.value = self.state.run_dir
+
+    def _show_status(self, _change=None) -> None:
+        s = self.state
+        color = {"failed": "#b00020", "completed": "#1b5e20"}.get(s.state, "inherit")
+        where = f" <small>{html.escape(s.run_dir)}</small>" if s.run_dir else ""
+        self.status.value = (f'<span style="color:{color}">{html.escape(s.summary())}</span>'
+                             f"{where}")
+        self.error.value = error_html("\n".join(t for t in (s.run_error, s.error) if t))
+        self.stop_button.disabled = s.state not in ("starting", "running")
+        self.resume_button.disabled = s.state not in ("stopped", "failed")
+        self.start_button.disabled = self.plan is None or s.state in ACTIVE
+
+    def close(self) -> None:
+        self.stop_polling()
+        for fig in (self.loss_fig, self.lr_fig, self.ap_fig):
+            fig.canvas.close()
+        super().close()
