@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
 	@touch $(STAMP)
 
-# The sample task -> TFRecords -> the default model trained on the CPU -> exported, and
-# evaluated on the sample's held-out frames.
+# The sample task -> TFRecords -> the default model trained on the CPU -> exported, drawn
+# and evaluated on the sample's held-out frames, which it also pre-annotates (a CVAT 1.1
+# file) -> published to the model store.
 demo: setup
 	@rm -rf $(DEMO_DIR)
 	$(BIN)/cvatkit sample $(DEMO_DIR)/sample
@@ -27,6 +28,10 @@ demo: setup
 	$(BIN)/cvatkit prepare $(DEMO_DIR)/sample/test.zip $(DEMO_DIR)/test --val-split 1
 	$(BIN)/cvatkit train --data $(DEMO_DIR)/dataset --eval-data $(DEMO_DIR)/test \
 		--run-dir $(DEMO_DIR)/run --hparams-file demo/sample.hparams
+	$(BIN)/cvatkit predict $(DEMO_DIR)/run $(DEMO_DIR)/sample/test.zip --out $(DEMO_DIR)/predictions --draw 12
+	$(BIN)/cvatkit evaluate $(DEMO_DIR)/run $(DEMO_DIR)/sample/test.zip --json $(DEMO_DIR)/evaluation.json
+	$(BIN)/cvatkit annotate $(DEMO_DIR)/run --source $(DEMO_DIR)/sample/test.zip --clear-existing \
+		--out $(DEMO_DIR)/pre-annotations.zip
 ifeq ($(DEMO_STORE),)
 	$(BIN)/cvatkit s3-serve $(DEMO_DIR)/s3 --detach > $(DEMO_DIR)/s3.env
 	. ./$(DEMO_DIR)/s3.env && $(BIN)/cvatkit publish $(DEMO_DIR)/run --store s3://models/demo \
@@ -38,6 +43,7 @@ else
 	$(BIN)/cvatkit list --store $(DEMO_STORE) --namespace demo
 endif
 	@echo "demo: run in $(DEMO_DIR)/run (events.jsonl, checkpoints/, tensorboard/), model in $(DEMO_DIR)/run/export, published to $(or $(DEMO_STORE),the local S3 server in $(DEMO_DIR)/s3)"
+	@echo "      pictures in $(DEMO_DIR)/predictions (gallery.png, pictures/), evaluation in $(DEMO_DIR)/evaluation.json, pre-annotations for CVAT in $(DEMO_DIR)/pre-annotations.zip"
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

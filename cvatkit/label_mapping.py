@@ -37,10 +37,12 @@ class LabelMapping:
 
     def format(self) -> str:
         width = max((len(m) for m, _, _ in self.pairs), default=5)
+        shown = [(m, t if t else "(dropped)", h) for m, t, h in self.pairs]
+        target_width = max((len(t) for _, t, _ in shown), default=5)
         lines = [f"model label -> label of {self.task}"]
-        for model, task, how in self.pairs:
-            lines.append(f"  {model:<{width}} -> {task if task else '(dropped)'}"
-                         f"{f'   ({how})' if how else ''}")
+        for model, task, how in shown:
+            lines.append(f"  {model:<{width}} -> {task:<{target_width}}"
+                         f"{f'   ({how})' if how else ''}".rstrip())
         return "\n".join(lines)
 
 
