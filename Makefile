@@ -20,30 +20,33 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The sample task -> TFRecords -> the default model trained on the CPU -> exported, drawn
 # and evaluated on the sample's held-out frames, which it also pre-annotates (a CVAT 1.1
-# file) -> published to the model store.
+# file) -> published to the model store. The two notebooks run headless under papermill.
+PAPERMILL := $(BIN)/papermill --log-output --no-progress-bar -k python3
+TRAIN_NB = $(PAPERMILL) notebooks/train.ipynb $(DEMO_DIR)/notebooks/train.ipynb \
+	-p interactive False -p workdir $(DEMO_DIR) -p run_name run \
+	-p hparams_file demo/sample.hparams -p namespace demo
 demo: setup
 	@rm -rf $(DEMO_DIR)
-	$(BIN)/cvatkit sample $(DEMO_DIR)/sample
-	$(BIN)/cvatkit prepare $(DEMO_DIR)/sample/task.zip $(DEMO_DIR)/dataset --val-split 0
-	$(BIN)/cvatkit prepare $(DEMO_DIR)/sample/test.zip $(DEMO_DIR)/test --val-split 1
-	$(BIN)/cvatkit train --data $(DEMO_DIR)/dataset --eval-data $(DEMO_DIR)/test \
-		--run-dir $(DEMO_DIR)/run --hparams-file demo/sample.hparams
-	$(BIN)/cvatkit predict $(DEMO_DIR)/run $(DEMO_DIR)/sample/test.zip --out $(DEMO_DIR)/predictions --draw 12
-	$(BIN)/cvatkit evaluate $(DEMO_DIR)/run $(DEMO_DIR)/sample/test.zip --json $(DEMO_DIR)/evaluation.json
-	$(BIN)/cvatkit annotate $(DEMO_DIR)/run --source $(DEMO_DIR)/sample/test.zip --clear-existing \
-		--out $(DEMO_DIR)/pre-annotations.zip
+	@mkdir -p $(DEMO_DIR)/notebooks
 ifeq ($(DEMO_STORE),)
 	$(BIN)/cvatkit s3-serve $(DEMO_DIR)/s3 --detach > $(DEMO_DIR)/s3.env
-	. ./$(DEMO_DIR)/s3.env && $(BIN)/cvatkit publish $(DEMO_DIR)/run --store s3://models/demo \
-		--namespace demo --create-bucket && \
+	. ./$(DEMO_DIR)/s3.env && $(TRAIN_NB) -p store s3://models/demo && \
 		$(BIN)/cvatkit list --store s3://models/demo --namespace demo; \
 		status=$$?; $(BIN)/cvatkit s3-serve $(DEMO_DIR)/s3 --stop; exit $$status
 else
-	$(BIN)/cvatkit publish $(DEMO_DIR)/run --store $(DEMO_STORE) --namespace demo
+	$(TRAIN_NB) -p store $(DEMO_STORE)
 	$(BIN)/cvatkit list --store $(DEMO_STORE) --namespace demo
 endif
-	@echo "demo: run in $(DEMO_DIR)/run (events.jsonl, checkpoints/, tensorboard/), model in $(DEMO_DIR)/run/export, published to $(or $(DEMO_STORE),the local S3 server in $(DEMO_DIR)/s3)"
-	@echo "      pictures in $(DEMO_DIR)/predictions (gallery.png, pictures/), evaluation in $(DEMO_DIR)/evaluation.json, pre-annotations for CVAT in $(DEMO_DIR)/pre-annotations.zip"
+	$(PAPERMILL) notebooks/inference.ipynb $(DEMO_DIR)/notebooks/inference.ipynb \
+		-p interactive False -p model $(DEMO_DIR)/runs/run \
+		-p frames $(DEMO_DIR)/sample/test.zip -p out $(DEMO_DIR)/predictions
+	$(BIN)/cvatkit annotate $(DEMO_DIR)/runs/run --source $(DEMO_DIR)/sample/test.zip \
+		--clear-existing --out $(DEMO_DIR)/pre-annotations.zip
+	@echo
+	@echo "demo: executed notebooks in $(DEMO_DIR)/notebooks/ (train.ipynb, inference.ipynb)"
+	@echo "      run in $(DEMO_DIR)/runs/run (events.jsonl, checkpoints/, tensorboard/), model in $(DEMO_DIR)/runs/run/export"
+	@echo "      pictures in $(DEMO_DIR)/predictions/ (gallery.png, pictures/), pre-annotations for CVAT in $(DEMO_DIR)/pre-annotations.zip"
+	@echo "      model published to $(or $(DEMO_STORE),s3://models/demo on the local S3 server in $(DEMO_DIR)/s3)"
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
@@ -52,7 +55,7 @@ lab: setup
 	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks
 
 dashboard: setup
-	$(BIN)/voila --Voila.ip=127.0.0.1 --no-browser notebooks/dashboard.ipynb
+	CVATKIT_WORKDIR=$(CURDIR)/build/dashboard $(BIN)/voila --Voila.ip=127.0.0.1 --no-browser notebooks/dashboard.ipynb
 
 # Refresh the pins after changing pyproject.toml's dependencies.
 lock: setup

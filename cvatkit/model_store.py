@@ -60,7 +60,7 @@ def publish(run_dir: str | os.PathLike[str], store: Store, namespace: str,
     spec = run.spec()
     model_key = model_key or spec["model"]["key"]
     _check_name(model_key, "model key")
-    files = _run_files(run)
+    files = run_files(run)
     sizes = [path.stat().st_size for path, _ in files]
     # The version is named after the run (its spec and its files' names and sizes), so the
     # same run always lands in the same version and a broken publish is completed by the
@@ -195,7 +195,8 @@ def _version(store: Store, prefix: str, manifest: dict[str, Any]) -> ModelVersio
         run_digest=manifest.get("run_digest", ""))
 
 
-def _run_files(run: Run) -> list[tuple[Path, str]]:
+def run_files(run: Run) -> list[tuple[Path, str]]:
+    """The files ``publish`` uploads for a run, with their keys inside the version."""
     export = run.path / EXPORT
     files = [(p, "saved_model/" + p.relative_to(export / "saved_model").as_posix())
              for p in sorted((export / "saved_model").rglob("*")) if p.is_file()]

@@ -1,23 +1,90 @@
-"""The notebooks run in a real kernel."""
+"""The notebooks run in a real kernel under papermill, with parameters."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import nbformat
 import papermill
+import pytest
+
+from helpers import SECRET, TINY
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def test_dashboard_notebook_runs_and_shows_the_report(tmp_path):
-    out = tmp_path / "dashboard.ipynb"
-    papermill.execute_notebook(str(NOTEBOOKS / "dashboard.ipynb"), str(out),
-                               cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
-    import nbformat
+def run_notebook(name: str, executed: Path, cwd: Path, **parameters) -> nbformat.NotebookNode:
+    papermill.execute_notebook(str(NOTEBOOKS / name), str(executed), parameters=parameters,
+                               cwd=str(cwd), kernel_name="python3", progress_bar=False)
+    return nbformat.read(executed, as_version=4)
 
-    nb = nbformat.read(out, as_version=4)
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                   for o in c.get("outputs", []))
-    assert "frames: 60 (54 train, 6 val)" in text
-    assert "shapes per label:" in text
-    assert (tmp_path / "build" / "dashboard" / "sample" / "task.zip").exists()
+
+def outputs(nb: nbformat.NotebookNode) -> tuple[str, list[dict]]:
+    """All text the cells printed, and every output."""
+    every = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    text = "".join(o.get("text", "") for o in every)
+    text += "".join(str(o.get("data", {}).get("text/plain", "")) for o in every)
+    return text, every
+
+
+def test_every_notebook_has_a_parameters_cell_of_literals_and_no_definitions():
+    for path in NOTEBOOKS.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert not any(c.get("outputs") for c in code), f"{path.name}: outputs committed"
+        for cell in code:
+            assert not any(line.lstrip().startswith(("def ", "class "))
+                           for line in cell.source.splitlines()), path.name
+        if path.name != "dashboard.ipynb":
+            tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+            assert len(tagged) == 1, path.name
+            import ast
+
+            for stmt in ast.parse(tagged[0].source).body:
+                assert isinstance(stmt, ast.Assign) and isinstance(
+                    stmt.value, ast.Constant), f"{path.name}: {ast.unparse(stmt)}"
+
+
+def test_train_notebook_runs_headless_and_publishes(sample_cvat, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    store = tmp_path / "store"
+    nb = run_notebook("train.ipynb", tmp_path / "train.ipynb", tmp_path,
+                      interactive=False, source=str(sample_cvat), hparams=TINY.replace(";", "\n"),
+                      workdir="work", run_name="nb", store=str(store), namespace="team")
+    text, _ = outputs(nb)
+    assert "step 20/20: loss" in text
+    assert "completed" in text and "published " in text
+    assert (tmp_path / "work" / "runs" / "nb" / "export" / "saved_model").is_dir()
+    assert list(store.glob("team/models/*/*/manifest.json"))
+    assert SECRET not in (tmp_path / "train.ipynb").read_text()
+
+
+def test_a_failing_train_notebook_fails_with_the_reason(sample_cvat, tmp_path):
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        run_notebook("train.ipynb", tmp_path / "train.ipynb", tmp_path, interactive=False,
+                     source=str(sample_cvat), hparams="num-steps=abc", workdir="work")
+    assert info.value.ename == "HyperparameterError"
+    assert "num-steps" in info.value.evalue and "'abc'" in info.value.evalue
+    assert not (tmp_path / "work" / "runs").exists()
+
+
+def test_inference_notebook_draws_the_gallery_and_evaluates(trained, sample_cvat, tmp_path):
+    nb = run_notebook("inference.ipynb", tmp_path / "inference.ipynb", tmp_path,
+                      interactive=False, model=str(trained.path),
+                      frames=str(sample_cvat.parent / "test.zip"), threshold=0.3, count=4,
+                      out=str(tmp_path / "pictures"))
+    text, every = outputs(nb)
+    assert "frames: 6" in text and "COCO AP" in text
+    assert any("image/png" in o.get("data", {}) for o in every)
+    assert (tmp_path / "pictures" / "gallery.png").exists()
+    assert len(list((tmp_path / "pictures" / "pictures").glob("*.png"))) == 4
+
+
+def test_dashboard_notebook_builds_the_app(tmp_path):
+    nb = run_notebook("dashboard.ipynb", tmp_path / "dashboard.ipynb", tmp_path)
+    _, every = outputs(nb)
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+               for o in every)
+    assert not os.environ.get("CVAT_PASSWORD") or \
+        os.environ["CVAT_PASSWORD"] not in (tmp_path / "dashboard.ipynb").read_text()

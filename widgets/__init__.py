@@ -9,11 +9,20 @@ cvatkit and that tests drive directly, plus a widget that lays out its controls:
   (``key=value`` text and a form kept in step, checked as you type).
 - ``MonitorState`` (``progress.py``) / ``RunMonitor`` (``monitor.py``): Start/Stop/Resume,
   re-attaching to earlier runs, live loss, learning-rate and AP plots.
+- ``InferenceState`` / ``InferenceViewer``: a model's predictions on test frames (made
+  once), a score-threshold slider that only filters them, the gallery and the evaluation.
+- ``PublishState`` and ``AnnotateState`` / ``PublishPanel``: publishing a run to the model
+  store; pre-annotating a CVAT task or an export, the label mapping previewed first.
+- ``AppState`` / ``App``: the steps as tabs, passing results from one to the next.
 """
 
+from .app import App, AppState
 from .data import DataPanel, DataState
+from .inference import InferenceState, InferenceViewer
 from .model import ModelPanel, ModelState
 from .monitor import MonitorState, RateLimiter, RunMonitor
+from .publish import AnnotateState, PublishPanel, PublishState
 
-__all__ = ["DataPanel", "DataState", "ModelPanel", "ModelState", "MonitorState",
-           "RateLimiter", "RunMonitor"]
+__all__ = ["AnnotateState", "App", "AppState", "DataPanel", "DataState", "InferenceState",
+           "InferenceViewer", "ModelPanel", "ModelState", "MonitorState", "PublishPanel",
+           "PublishState", "RateLimiter", "RunMonitor"]

@@ -63,6 +63,12 @@ class DataState(HasTraits):
             return "" if self.task_id is None else f"cvat://{self.task_id}"
         return self.export_path.strip() if self.mode == "export" else self.sample_path
 
+    @property
+    def client(self):
+        """The logged-in CVAT client (None when not connected): other steps (pre-annotation,
+        inference on ``cvat://`` frames) use the same session."""
+        return self._client
+
     def shown_tasks(self) -> list[TaskSummary]:
         """The tasks that match ``search``."""
         needle = self.search.strip().lower()

@@ -1,0 +1,182 @@
+"""The whole job in a few calls, for batch runs (papermill) and scripts.
+
+Each call prints its progress as plain lines (a notebook's output, a log) and raises a
+``CvatkitError`` when something is wrong, so a papermill run fails with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .errors import CvatkitError, UsageError
+
+Say = Callable[[str], object]
+SAMPLE = "sample"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingData:
+    train: Path
+    """The prepared dataset to train on."""
+    eval: Path | None
+    """Held-out frames to evaluate on (the sample's test frames), when there are any."""
+    test_source: str | None
+    """The held-out frames as a task (an export path), for pictures and evaluation."""
+
+
+def task_uri(source: str, task_id: int | None = None) -> str:
+    """``cvat://ID`` when a task id is given, else ``source`` as it is."""
+    if task_id is not None:
+        if source not in ("", SAMPLE) and not source.startswith("cvat://"):
+            raise UsageError(f"give either a task id or a source, not both ({source!r} "
+                             f"and task {task_id})")
+        return f"cvat://{int(task_id)}"
+    if not source:
+        raise UsageError("no task given: set source to 'sample', an export path or "
+                         "cvat://TASK_ID")
+    return source
+
+
+def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = print,
+                 sample_frames: int = 400, sample_test_frames: int = 60) -> TrainingData:
+    """The dataset(s) to train on, prepared once under ``workdir/datasets/`` and reused.
+
+    ``source`` is ``sample`` (the built-in task, with its held-out frames for evaluation),
+    a CVAT export path or ``cvat://TASK_ID``.
+    """
+    from . import datasets
+    from .sample import write_sample
+    from .sources import open_source
+
+    work = Path(workdir)
+    if source == SAMPLE:
+        sample = work / "sample"
+        if not (sample / "test.zip").exists():
+            say(f"writing the sample task to {sample}")
+            write_sample(sample, frames=sample_frames, test_frames=sample_test_frames)
+        pairs = [(sample / "task.zip", work / "datasets" / "sample", 0.0),
+                 (sample / "test.zip", work / "datasets" / "sample-test", 1.0)]
+    else:
+        name = source.replace("cvat://", "task-").rstrip("/").split("/")[-1]
+        name = name.removesuffix(".zip") or "task"
+        pairs = [(Path(source) if "://" not in source else source,
+                  work / "datasets" / name, datasets.DEFAULT_VAL_FRACTION)]
+    for src, out, fraction in pairs:
+        if (out / "dataset.json").exists():
+            say(f"dataset {out} is already prepared")
+            continue
+        opened = open_source(src)
+        try:
+            say(f"preparing {opened.description} -> {out}")
+            ds = datasets.prepare(opened, out, val_fraction=fraction)
+        finally:
+            opened.close()
+        say(ds.report.format())
+    if source == SAMPLE:
+        return TrainingData(train=pairs[0][1], eval=pairs[1][1],
+                            test_source=str(pairs[1][0]))
+    return TrainingData(train=pairs[0][1], eval=None, test_source=None)
+
+
+def train(*, source: str = SAMPLE, task_id: int | None = None,
+          model: str | None = None, hparams: str = "", hparams_file: str = "",
+          workdir: str | os.PathLike[str] = "cvatkit-work", init_checkpoint: str | None = None,
+          run_name: str | None = None, say: Say = print):
+    """Prepare the task, train ``model`` on it in its own process and wait for the end,
+    printing progress; returns the finished ``Run``. A failed run raises.
+
+    ``hparams`` holds ``key=value`` lines; ``hparams_file`` names a file of them."""
+    from .catalog import DEFAULT_MODEL
+    from .trainer import plan_run, start_run
+
+    origin = "hyperparameters"
+    if hparams_file:
+        if hparams:
+            raise UsageError("give hyperparameters as text or as a file, not both")
+        try:
+            text = Path(hparams_file).read_text(encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"hyperparameters file {hparams_file}: {e.strerror}") from None
+        hparams, origin = text, str(hparams_file)
+    data = prepare_data(task_uri(source, task_id), workdir, say=say)
+    plan = plan_run(data.train, model or DEFAULT_MODEL, hparams, hparams_origin=origin,
+                    init_checkpoint=init_checkpoint or None, eval_data=data.eval)
+    for note in plan.notes:
+        say(f"note: {note}")
+    name = run_name or time.strftime(f"{plan.spec.key}-%Y%m%d-%H%M%S")
+    run = start_run(plan, Path(workdir) / "runs" / name)
+    say(f"training {plan.spec.key} in {run.path} ({plan.hparams.num_steps} steps)")
+    follow(run, say=say)
+    return run
+
+
+def follow(run, *, say: Say = print) -> str:
+    """Print a run's progress until it ends; raise if it failed. Returns its final state."""
+    from .runs import EvalEvent, StatusEvent, StepEvent
+
+    total = run.status().total_steps or 0
+    state, message = "running", ""
+    for event in run.follow():
+        if isinstance(event, StepEvent):
+            eta = ((total - event.step) / event.steps_per_sec
+                   if event.steps_per_sec > 0 and total else None)
+            say(f"step {event.step}/{total}: loss {event.total_loss:.3f}, lr "
+                f"{event.learning_rate:.3g}, {event.steps_per_sec:.2f} steps/s"
+                + (f", about {eta / 60:.1f} min left" if eta is not None else ""))
+        elif isinstance(event, EvalEvent):
+            per = ", ".join(f"{k} {v:.3f}" for k, v in event.per_class.items())
+            say(f"step {event.step}: {event.split} COCO AP {event.ap:.3f}, AP@0.5 "
+                f"{event.ap50:.3f} ({per})")
+        elif isinstance(event, StatusEvent):
+            state, message = event.state, event.message
+            say(f"{event.state}" + (f": {event.message}" if event.message else ""))
+    if state == "failed":
+        raise CvatkitError(f"training failed: {message or run.status().error}")
+    return state
+
+
+def publish(run, store: str, namespace: str, *, create_bucket: bool = False,
+            say: Say = print):
+    """Push a finished run to the model store; returns the version."""
+    from .model_store import publish as publish_run
+    from .store import open_store
+
+    target = open_store(store, create_bucket=create_bucket)
+    version = publish_run(run.path, target, namespace)
+    say(f"published {version.uri}")
+    return version
+
+
+def show_predictions(model: str, frames: str, *, threshold: float = 0.5, count: int = 12,
+                     out: str | os.PathLike[str] | None = None, say: Say = print):
+    """Predict ``frames`` (an export, ``cvat://ID`` or an image folder), print the
+    evaluation when they are annotated, save pictures under ``out`` and return the
+    gallery figure of the first ``count`` frames."""
+    from .detector import check_threshold, load_detector
+    from .drawing import gallery_figure, label_colors
+    from .evaluation import SCORE_FLOOR, evaluate
+    from .predict import predict, save_predictions
+    from .sources import open_source
+
+    check_threshold(threshold)
+    detector = load_detector(model)
+    is_task = frames.startswith("cvat://") or frames.endswith(".zip") or (
+        Path(frames) / "annotations.xml").exists()
+    source = open_source(frames) if is_task else [frames]
+    predictions = list(predict(detector, source, threshold=SCORE_FLOOR, keep_images=count))
+    shown = [replace(p, frame=replace(p.frame, shapes=tuple(
+        s for s in p.frame.shapes if (s.score or 0) >= threshold))) for p in predictions]
+    if is_task and any(p.ground_truth for p in predictions):
+        labels = [*detector.labels.names, *source.labels.names]  # type: ignore[union-attr]
+        say(evaluate(predictions, labels, threshold=threshold).format())
+    if out is not None:
+        written = save_predictions(shown, out, labels=detector.labels.names)
+        say(f"predictions and pictures in {written['predictions'].parent}")
+    colors = label_colors(detector.labels.names)
+    tiles = [(p.image, p.frame.shapes, p.ground_truth, Path(p.frame.name).name)
+             for p in shown if p.image is not None]
+    return gallery_figure(tiles, colors=colors)

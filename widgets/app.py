@@ -1,0 +1,242 @@
+"""The whole flow as one widget: Data -> Model -> Train -> Inference -> Publish.
+
+``AppState`` holds each step's state and passes results along: the Data step's prepared
+dataset goes to the Model step's checks and to training; the run being watched becomes
+the model of the Inference step and the run to publish (and the model to pre-annotate
+with); the Data step's CVAT session and task list serve the Inference (``cvat://``
+frames) and Annotate steps. ``App`` shows the steps' panels in tabs. Everything a
+notebook's parameters cell gives (source, model, hyperparameters, store, namespace) can
+be passed to the constructor.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+
+from cvatkit.errors import CvatkitError
+from cvatkit.sample import TEST_ZIP
+from cvatkit.trainer import RunPlan
+
+from ._errors import error_text
+from .data import DataPanel, DataState
+from .inference import InferenceState, InferenceViewer, run_frames
+from .model import ModelPanel, ModelState
+from .monitor import RunMonitor
+from .progress import MonitorState
+from .publish import AnnotateState, PublishPanel, PublishState
+
+STEPS = ("1. Data", "2. Model", "3. Train", "4. Inference", "5. Publish")
+DATASETS = "datasets"
+RUNS = "runs"
+SAMPLE = "sample"
+WORKDIR_ENV = "CVATKIT_WORKDIR"
+
+
+def dataset_name(data: DataState) -> str:
+    """The folder name under ``<workdir>/datasets`` for the Data step's current source."""
+    if data.mode == "sample":
+        return SAMPLE
+    if data.mode == "server":
+        return f"task-{data.task_id}"
+    stem = Path(data.export_path.strip().rstrip("/")).name
+    stem = stem[:-4] if stem.endswith(".zip") else stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "export"
+
+
+class AppState:
+    """Each step's state, wired so that results pass from step to step."""
+
+    def __init__(self, *, workdir: str | Path | None = None, source: str | None = None,
+                 model: str | None = None, hparams: str | None = None,
+                 store: str | None = None, namespace: str | None = None,
+                 gpus_detected: int | None = None) -> None:
+        self.workdir = Path(workdir or os.environ.get(WORKDIR_ENV)
+                            or "cvatkit-work").expanduser()
+        self.data = DataState(sample_dir=str(self.workdir / SAMPLE))
+        self._prefill_source(source)
+        self.model = self._model_state(model, hparams, gpus_detected)
+        self.monitor = MonitorState(runs_root=str(self.workdir / RUNS))
+        self.inference = InferenceState()
+        self.publish = PublishState(store=store or "", namespace=namespace or "")
+        self.annotate = AnnotateState(data=self.data)
+        self._prepared_for = ""  # the source_uri the dataset was last prepared from
+        self._auto_frames = ""   # the frames the app filled in (the user's own are kept)
+
+        self.data.observe(self._dataset_changed, names="dataset_path")
+        self.data.observe(self._sample_written, names="sample_path")
+        self.data.observe(self._connection_changed, names="connected_to")
+        self.monitor.observe(self._runs_listed, names="runs")
+        self.monitor.observe(self._run_attached, names="run_dir")
+        self.monitor.list_runs()
+        message = self.model.message
+        self.model.list_runs(str(self.workdir / RUNS))  # earlier runs to start from
+        self.model.message = self.model.message or message
+        if self.data.sample_path:
+            self._sample_written()
+
+    @property
+    def dataset_dir(self) -> Path:
+        """Where the Data step's current source is prepared for training."""
+        return self.workdir / DATASETS / dataset_name(self.data)
+
+    # -- what the Train step's Start button calls ---------------------------------------
+
+    def prepare_data(self) -> str | None:
+        """The prepared dataset of the Data step's source (prepared now unless it already
+        was in this session: the sample task is written first when needed); None with
+        the reason in the Data step's ``error``."""
+        data = self.data
+        if data.mode == "sample" and not data.sample_path and not data.use_sample():
+            return None
+        if data.dataset_path and self._prepared_for == data.source_uri and \
+                Path(data.dataset_path, "dataset.json").is_file():
+            return data.dataset_path
+        ds = data.prepare_dataset(self.dataset_dir, overwrite=True)
+        if ds is None:
+            return None
+        self._prepared_for = data.source_uri
+        return str(ds.path)
+
+    def plan_training(self) -> RunPlan | None:
+        """Prepare the data if needed and plan the run the Model step describes; None
+        with the reason in the Train step's ``error`` (and the step's own)."""
+        self.monitor.error = ""
+        self.monitor.runs_root = str(self.workdir / RUNS)
+        try:
+            path = self.prepare_data()
+            if path is None:
+                self.monitor.error = f"the data is not ready: {self.data.error}"
+                return None
+            if not self.model.set_data(path):
+                self.monitor.error = f"the model step: {self.model.message}"
+                return None
+            plan = self.model.plan(path)
+            if plan is None:
+                self.monitor.error = f"the model step: {self.model.message}"
+            return plan
+        except Exception as e:  # noqa: BLE001  (the Start button must show, not raise)
+            self.monitor.error = error_text(e)
+            return None
+
+    # -- wiring ---------------------------------------------------------------------------
+
+    def _prefill_source(self, source: str | None) -> None:
+        text = (source or "").strip()
+        if not text or text == SAMPLE:
+            self.data.mode = "sample"
+        elif text.startswith("cvat://"):
+            self.data.mode = "server"
+            task = text[len("cvat://"):].strip("/")
+            if task.isdigit():
+                self.data.task_id = int(task)
+            else:
+                self.data.error = (f"{text!r}: a CVAT task is named cvat://TASK_ID, "
+                                   "e.g. cvat://42")
+        else:
+            self.data.export_path = text
+            self.data.mode = "export"
+
+    @staticmethod
+    def _model_state(model: str | None, hparams: str | None,
+                     gpus_detected: int | None) -> ModelState:
+        kwargs: dict[str, Any] = {"text": hparams or ""}
+        if model:
+            kwargs["model"] = model
+        try:
+            return ModelState(gpus_detected=gpus_detected, **kwargs)
+        except CvatkitError as e:  # an unknown model key: say so, keep the rest
+            kwargs.pop("model", None)
+            state = ModelState(gpus_detected=gpus_detected, **kwargs)
+            state.message = str(e)
+            return state
+
+    def _dataset_changed(self, change) -> None:
+        if change.new:
+            self.model.set_data(change.new)
+
+    def _sample_written(self, _change=None) -> None:
+        test = Path(self.data.sample_path).with_name(TEST_ZIP)
+        if test.is_file():
+            self._add_frames(str(test))
+
+    def _connection_changed(self, change) -> None:
+        self.inference.client = self.data.client
+        if change.new:
+            self.annotate.target = "server"
+
+    def _runs_listed(self, _change=None) -> None:
+        runs = list(self.monitor.runs)
+        self.publish.run_choices = runs
+        self.inference.model_choices = list(dict.fromkeys(
+            [*runs, *self.inference.model_choices]))
+
+    def _run_attached(self, change) -> None:
+        run_dir = change.new
+        if not run_dir:
+            return
+        self.inference.model = run_dir
+        self.publish.run_dir = run_dir
+        self.annotate.model = run_dir
+        try:
+            frames = run_frames(run_dir)
+        except CvatkitError:
+            frames = ""
+        if frames:
+            self._add_frames(frames)
+            if not self.inference.frames.strip() or self.inference.frames == self._auto_frames:
+                self.inference.frames = self._auto_frames = frames
+
+    def _add_frames(self, frames: str) -> None:
+        self.inference.frame_choices = list(dict.fromkeys(
+            [frames, *self.inference.frame_choices]))
+        if not self.inference.frames.strip():
+            self.inference.frames = self._auto_frames = frames
+
+    def close(self) -> None:
+        self.data.close()
+
+
+class App(W.VBox):
+    """The steps in tabs: Data, Model, Train (the run monitor), Inference, Publish.
+
+    ``workdir`` (default ``$CVATKIT_WORKDIR``, else ``cvatkit-work`` in the current
+    folder) holds the sample task, the prepared datasets and the runs; the other
+    arguments prefill the steps (a notebook passes its parameters). ``background`` and
+    ``autopoll`` are for tests: False runs every action in the caller's thread."""
+
+    def __init__(self, *, workdir: str | Path | None = None, source: str | None = None,
+                 model: str | None = None, hparams: str | None = None,
+                 store: str | None = None, namespace: str | None = None,
+                 background: bool = True, autopoll: bool = True,
+                 gpus_detected: int | None = None, **kwargs: Any) -> None:
+        self.state = s = AppState(workdir=workdir, source=source, model=model,
+                                  hparams=hparams, store=store, namespace=namespace,
+                                  gpus_detected=gpus_detected)
+        self.data = DataPanel(s.data)
+        self.model = ModelPanel(s.model)
+        self.monitor = RunMonitor(s.monitor, plan=s.plan_training, autopoll=autopoll,
+                                  background=background)
+        self.inference = InferenceViewer(s.inference, background=background)
+        self.publish = PublishPanel(s.publish, s.annotate, background=background)
+        self.tabs = W.Tab(children=[self.data, self.model, self.monitor, self.inference,
+                                    self.publish], titles=STEPS)
+        super().__init__([self.tabs], **kwargs)
+
+    def show(self, step: str) -> None:
+        """Open a step's tab by its name (``"Inference"``) or title."""
+        for i, title in enumerate(STEPS):
+            if step.lower() in title.lower():
+                self.tabs.selected_index = i
+                return
+        raise ValueError(f"no step {step!r}; the steps are {', '.join(STEPS)}")
+
+    def close(self) -> None:
+        for panel in (self.data, self.model, self.monitor, self.inference, self.publish):
+            panel.close()
+        self.state.close()
+        super().close()

@@ -1,0 +1,345 @@
+"""Looking at a trained model's output: a gallery of test frames and its evaluation.
+
+``InferenceState`` loads the detector and predicts the frames ONCE, at cvatkit's low score
+floor (what COCO AP needs), keeping the pixels of the frames it shows. The score threshold
+then only filters those predictions: moving the slider redraws the gallery and recounts
+the found and false boxes, it never calls the model again. ``InferenceViewer`` lays out
+the inputs, the slider, the gallery (a PNG in an ``ipywidgets.Image``, which Voila shows
+as it is) and the evaluation table; loading TensorFlow and predicting run in a thread.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+from traitlets import Bool, Bytes, Float, HasTraits, Instance, Int, List, Unicode, observe
+
+from cvatkit import open_export, open_source
+from cvatkit.detector import Detector, load_detector
+from cvatkit.errors import UsageError
+from cvatkit.evaluation import SCORE_FLOOR, Evaluation, evaluate
+from cvatkit.predict import Prediction, predict
+from cvatkit.runs import Run
+from cvatkit.sample import TASK_ZIP, TEST_ZIP
+
+from ._errors import error_html, error_text, log, reports_errors
+
+SHOWN = 12
+"""Frames drawn in the gallery by default."""
+COLUMNS = 4
+PNG_DPI = 72
+
+
+def run_frames(run_dir: str) -> str:
+    """The frames to look at a run's model on: its evaluation data's task, else the
+    held-out ``test.zip`` beside the sample task it trained on, else its training task
+    (as a path or ``cvat://ID``); '' when the run does not say."""
+    spec = Run(run_dir).spec()
+    for section in ("eval_data", "data"):
+        info = spec.get(section)
+        if not isinstance(info, dict) or not info.get("path"):
+            continue
+        meta_file = Path(info["path"]) / "dataset.json"
+        try:
+            source = str(json.loads(meta_file.read_text(encoding="utf-8")).get("source", ""))
+        except (OSError, ValueError):
+            continue
+        if source.startswith("cvat://"):
+            return source.split(" ", 1)[0]  # "cvat://7 on https://host"
+        path = Path(source)
+        if section == "data" and path.name == TASK_ZIP and (path.parent / TEST_ZIP).is_file():
+            return str(path.parent / TEST_ZIP)
+        if source:
+            return source
+    return ""
+
+
+def open_frames(text: str, *, client=None):
+    """A task source for a CVAT export or ``cvat://ID`` (on ``client`` when given, else
+    the server of the environment), or image paths for an image file or folder."""
+    text = text.strip()
+    if not text:
+        raise UsageError("give the frames to run on: a CVAT export (.zip or folder), "
+                         "cvat://TASK_ID, or an image file or folder")
+    if text.startswith("cvat://"):
+        return open_source(text, client=client)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise UsageError(f"{path} does not exist; give a CVAT export (.zip or folder), "
+                         "cvat://TASK_ID, or an image file or folder")
+    if path.suffix == ".zip" or (path.is_dir() and (
+            (path / "annotations.xml").is_file() or (path / "annotations").is_dir())):
+        return open_export(path)
+    return [str(path)]
+
+
+def figure_png(fig, *, dpi: int = PNG_DPI) -> bytes:
+    """A matplotlib figure as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+class InferenceState(HasTraits):
+    """A model's predictions on some frames, filtered by a score threshold."""
+
+    model = Unicode("", help="a run folder, its export/, a SavedModel folder or a "
+                             "model-store version URI")
+    model_choices = List(help="run folders and store versions to pick from")
+    labels = Unicode("", help="a label file, for SavedModels that carry none")
+    frames = Unicode("", help="a CVAT export (.zip or folder), cvat://TASK_ID, or an image "
+                              "file or folder")
+    frame_choices = List(help="frame sources to pick from (the sample's test.zip, ...)")
+    count = Int(SHOWN, min=0, help="frames to show: kept with their pixels and drawn")
+    limit = Int(0, min=0, help="frames to predict and evaluate (0: all of them)")
+    threshold = Float(0.5, min=0.0, max=1.0, help="shapes scoring below it are not shown "
+                                                  "nor counted")
+    show_ground_truth = Bool(True, help="draw the frames' own annotations, dashed")
+    busy = Bool(False, help="loading or predicting")
+    status = Unicode("", help="what is going on, or what the last run did")
+    frames_done = Int(0, help="frames predicted so far by the current run")
+    evaluation = Instance(Evaluation, allow_none=True,
+                          help="the predictions against the annotations, at threshold")
+    evaluation_text = Unicode("", help="the evaluation as text (Evaluation.format())")
+    gallery = Bytes(b"", help="the shown frames and their shapes, as a PNG")
+    shapes_drawn = Int(0, help="predicted shapes in the gallery (at threshold)")
+    error = Unicode("", help="what went wrong last, as the user should read it")
+
+    def __init__(self, *, client=None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.client = client
+        """A logged-in CVAT client for ``cvat://`` frames (the Data step's session)."""
+        self.detector: Detector | None = None
+        self._loaded_key: tuple[str, str] | None = None
+        self.predictions: list[Prediction] = []
+        """Every predicted frame, with all shapes above the score floor."""
+        self.task_labels: tuple[str, ...] = ()
+        self.predicted_with = ""
+        """The model the predictions are from."""
+        self._lock = threading.RLock()
+
+    # -- actions (buttons call these; errors land in .error) ------------------------------
+
+    @reports_errors()
+    def load(self) -> Detector:
+        """Load the model (once per model and label file); its labels go to ``status``."""
+        return self._load()
+
+    @reports_errors()
+    def run(self) -> int:
+        """Predict the frames once (at the score floor) and show them; the number of
+        frames predicted. Blocks: the viewer calls it in a thread."""
+        if self.busy:
+            raise UsageError("a run is going on; wait for it to finish")
+        self.busy = True
+        try:
+            return self._run()
+        finally:
+            self.busy = False
+
+    def _run(self) -> int:
+        detector = self._load()
+        frames = open_frames(self.frames, client=self.client)
+        self.frames_done = 0
+        self.status = f"predicting {self.frames.strip()} ..."
+
+        def advance(n: int) -> None:
+            self.frames_done += n
+            self.status = f"predicting: {self.frames_done} frames done"
+
+        try:
+            predictions = list(predict(detector, frames, threshold=SCORE_FLOOR,
+                                       keep_images=self.count, limit=self.limit or None,
+                                       progress=advance))
+            task_labels = tuple(frames.labels.names) if hasattr(frames, "labels") else ()
+        finally:
+            if hasattr(frames, "close"):
+                frames.close()
+        with self._lock:
+            self.predictions = predictions
+            self.task_labels = task_labels
+            self.predicted_with = self.model.strip()
+            self._refresh()
+        self.status = (f"{len(predictions)} frames predicted by {self.predicted_with}"
+                       f"{'' if self.evaluation else ' (no annotations: no evaluation)'}")
+        return len(predictions)
+
+    def _load(self) -> Detector:
+        model = self.model.strip()
+        if not model:
+            raise UsageError("give the model: a run folder, its export/, a SavedModel folder "
+                             "or a model-store version URI (s3://BUCKET/NS/models/KEY/V)")
+        key = (model, self.labels.strip())
+        if self.detector is None or self._loaded_key != key:
+            self.status = f"loading {model} ..."
+            self.detector = load_detector(model, labels=key[1] or None)
+            self._loaded_key = key
+        self.status = (f"model {model}: {len(self.detector.labels)} labels "
+                       f"({', '.join(self.detector.labels.names)})")
+        return self.detector
+
+    # -- what the gallery and the table show ----------------------------------------------
+
+    @property
+    def label_names(self) -> list[str]:
+        """The model's labels, then the task's others: the colour order of the gallery."""
+        names = list(self.detector.labels.names) if self.detector is not None else []
+        return list(dict.fromkeys([*names, *self.task_labels]))
+
+    def kept(self, prediction: Prediction) -> tuple:
+        """A frame's predicted shapes at the current threshold."""
+        return tuple(s for s in prediction.frame.shapes
+                     if (s.score if s.score is not None else 1.0) >= self.threshold)
+
+    def gallery_items(self) -> list[tuple]:
+        """(image, shapes at threshold, ground truth or (), title) for each shown frame."""
+        items = []
+        for p in self.predictions:
+            if p.image is None or len(items) >= self.count:
+                continue
+            shapes = self.kept(p)
+            truth = tuple(p.ground_truth) if self.show_ground_truth else ()
+            items.append((p.image, shapes, truth,
+                          f"{Path(p.frame.name).name}: {len(shapes)} found"))
+        return items
+
+    def draw(self) -> bytes:
+        """The gallery as PNG bytes (b'' when there is nothing to show)."""
+        from cvatkit.drawing import gallery_figure, label_colors
+
+        items = self.gallery_items()
+        if not items:
+            return b""
+        fig = gallery_figure(items, colors=label_colors(self.label_names),
+                             columns=min(COLUMNS, len(items)))
+        return figure_png(fig)
+
+    @observe("threshold", "show_ground_truth")
+    def _filter_changed(self, change) -> None:
+        with self._lock:
+            if self.predictions:
+                self._refresh()
+
+    def _refresh(self) -> None:
+        """Re-filter the kept predictions: the evaluation and the gallery (no model call).
+        Never raises: an observer's exception would escape into the slider."""
+        try:
+            ev = None
+            if any(p.ground_truth for p in self.predictions):
+                ev = evaluate(self.predictions, self.label_names, threshold=self.threshold)
+            items = self.gallery_items()
+            png = self.draw()
+        except Exception as e:  # noqa: BLE001  (shown to the user)
+            log.debug("inference refresh failed", exc_info=e)
+            self.error = error_text(e)
+            return
+        with self.hold_trait_notifications():
+            self.evaluation = ev
+            self.evaluation_text = ev.format() if ev is not None else ""
+            self.shapes_drawn = sum(len(shapes) for _, shapes, _, _ in items)
+            self.gallery = png
+
+
+def evaluation_html(ev: Evaluation | None) -> str:
+    """The summary line and a table per label, as HTML ('' for None)."""
+    if ev is None:
+        return ""
+
+    def num(x: float) -> str:
+        return f"{x:.3f}" if x >= 0 else "-"
+
+    summary = (f"<p><b>COCO AP {ev.ap:.3f}</b> · AP@0.5 {ev.ap50:.3f} · AP@0.75 "
+               f"{ev.ap75:.3f} on {ev.frames} frames<br>at score ≥ {ev.threshold:.2f}: "
+               f"found {ev.found} of {ev.annotated} annotated objects "
+               f"({100 * ev.found_share:.1f}%), {ev.false} false boxes "
+               f"({ev.false_per_frame:.2f} per frame)</p>")
+    head = "".join(f"<th style=\"text-align:{a};padding:0 8px\">{h}</th>" for h, a in (
+        ("label", "left"), ("AP", "right"), ("AP@0.5", "right"), ("objects", "right"),
+        ("found", "right"), ("false", "right")))
+    rows = "".join(
+        "<tr>" + "".join(f"<td style=\"text-align:{a};padding:0 8px\">{v}</td>" for v, a in (
+            (html.escape(c.label), "left"), (num(c.ap), "right"), (num(c.ap50), "right"),
+            (c.annotated, "right"), (c.found, "right"), (c.false, "right"))) + "</tr>"
+        for c in ev.per_class)
+    return f"{summary}<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+class InferenceViewer(W.VBox):
+    """Model and frames inputs, Run, a score-threshold slider, a ground-truth switch, the
+    gallery and the evaluation table over an ``InferenceState``.
+
+    ``background``: Run predicts in a thread so the page stays responsive (tests pass
+    False, or call ``state.run()`` directly)."""
+
+    def __init__(self, state: InferenceState | None = None, *, background: bool = True,
+                 **kwargs: Any) -> None:
+        self.state = s = state if state is not None else InferenceState()
+        self.background = background
+        self._thread: threading.Thread | None = None
+        wide = W.Layout(width="min(100%, 640px)")
+        self.model = W.Combobox(description="Model", options=[], ensure_option=False,
+                                layout=wide, placeholder="a run folder, a SavedModel folder "
+                                "or s3://BUCKET/NS/models/KEY/VERSION")
+        self.frames = W.Combobox(description="Frames", options=[], ensure_option=False,
+                                 layout=wide, placeholder="test.zip, a CVAT export, "
+                                 "cvat://ID, or an image folder")
+        self.count = W.BoundedIntText(description="Show", min=0, max=64,
+                                      layout=W.Layout(width="160px"))
+        self.run_button = W.Button(description="Run", icon="play", button_style="primary")
+        self.threshold = W.FloatSlider(description="Score ≥", min=0.0, max=1.0, step=0.01,
+                                       readout_format=".2f", continuous_update=False)
+        self.ground_truth = W.Checkbox(description="show ground truth (dashed)", indent=False)
+        self.status = W.HTML()
+        self.error = W.HTML()
+        self.image = W.Image(format="png", layout=W.Layout(max_width="100%"))
+        self.table = W.HTML()
+
+        for name, control in (("model", self.model), ("frames", self.frames),
+                              ("count", self.count), ("threshold", self.threshold),
+                              ("show_ground_truth", self.ground_truth)):
+            W.link((s, name), (control, "value"))
+        W.dlink((s, "gallery"), (self.image, "value"))
+        self.run_button.on_click(lambda _b: self.start_run())
+        s.observe(self._show_choices, names=["model_choices", "frame_choices"])
+        s.observe(self._show_text, names=["status", "error", "busy", "evaluation"])
+
+        super().__init__([
+            self.model, W.HBox([self.frames, self.count, self.run_button]),
+            W.HBox([self.threshold, self.ground_truth]),
+            self.status, self.error, self.image, self.table], **kwargs)
+        self._show_choices()
+        self._show_text()
+
+    def start_run(self) -> None:
+        """What Run does: ``state.run()``, in a thread when ``background``."""
+        if self.state.busy:
+            return
+        if not self.background:
+            self.state.run()
+            return
+        self.state.status = "starting ..."
+        self._thread = threading.Thread(target=self.state.run, daemon=True,
+                                        name="cvatkit-inference")
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for a background run to end (for scripts and tests)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _show_choices(self, _change=None) -> None:
+        self.model.options = list(self.state.model_choices)
+        self.frames.options = list(self.state.frame_choices)
+
+    def _show_text(self, _change=None) -> None:
+        s = self.state
+        self.status.value = f"<small>{html.escape(s.status)}</small>" if s.status else ""
+        self.error.value = error_html(s.error)
+        self.run_button.disabled = s.busy
+        self.table.value = evaluation_html(s.evaluation)
