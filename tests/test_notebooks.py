@@ -46,18 +46,47 @@ def test_every_notebook_has_a_parameters_cell_of_literals_and_no_definitions():
                     stmt.value, ast.Constant), f"{path.name}: {ast.unparse(stmt)}"
 
 
-def test_train_notebook_runs_headless_and_publishes(sample_cvat, tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    store = tmp_path / "store"
-    nb = run_notebook("train.ipynb", tmp_path / "train.ipynb", tmp_path,
-                      interactive=False, source=str(sample_cvat), hparams=TINY.replace(";", "\n"),
-                      workdir="work", run_name="nb", store=str(store), namespace="team")
+def test_train_notebook_runs_headless_on_a_cvat_task_and_publishes(sample_cvat, tmp_path,
+                                                                     monkeypatch):
+    """A batch run on a task of the CVAT test server, credentials from the environment:
+    neither the CVAT token nor the AWS secret may land in the executed notebook."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from cvat_server import CvatTestServer
+
+    from cvatkit import open_export
+
+    export = open_export(sample_cvat)
+    frames, shapes = [], []
+    for frame in export.frames():
+        frames.append((frame.name, export.read_image(frame)))
+        shapes += [{"type": s.kind, "label": s.label, "frame": len(frames) - 1,
+                    "points": list(s.points), "attributes": []} for s in frame.shapes]
+    token = "cvat-token-that-must-not-leak"
+    with CvatTestServer(access_token=token) as server:
+        task = server.add_task("sample", [{"name": n} for n in export.labels.names], frames,
+                               shapes=shapes)
+        monkeypatch.setenv("CVAT_HOST", server.url)
+        monkeypatch.setenv("CVAT_ACCESS_TOKEN", token)
+        monkeypatch.setenv("CVATKIT_CVAT_CACHE", str(tmp_path / "cvat-cache"))
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+        store = tmp_path / "store"
+        nb = run_notebook("train.ipynb", tmp_path / "train.ipynb", tmp_path,
+                          interactive=False, task_id=task, hparams=TINY.replace(";", "\n"),
+                          workdir="work", run_name="nb", store=str(store), namespace="team")
     text, _ = outputs(nb)
+    assert f"preparing cvat://{task} on {server.url}" in text
     assert "step 20/20: loss" in text
     assert "completed" in text and "published " in text
     assert (tmp_path / "work" / "runs" / "nb" / "export" / "saved_model").is_dir()
     assert list(store.glob("team/models/*/*/manifest.json"))
-    assert SECRET not in (tmp_path / "train.ipynb").read_text()
+    written = (tmp_path / "train.ipynb").read_text()
+    assert token not in written and SECRET not in written
+    for path in (tmp_path / "work").rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".log", ".txt", ".yaml"):
+            content = path.read_text(errors="replace")
+            assert token not in content and SECRET not in content, path
 
 
 def test_a_failing_train_notebook_fails_with_the_reason(sample_cvat, tmp_path):
