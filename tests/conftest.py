@@ -79,3 +79,19 @@ def s3_env(seaweed, monkeypatch):
     for key, value in seaweed.env().items():
         monkeypatch.setenv(key, value)
     return seaweed
+
+
+@pytest.fixture
+def widget_callbacks_raise(monkeypatch):
+    """ipywidgets logs and swallows what a click handler raises; with this fixture it
+    fails the test instead."""
+    import ipywidgets
+
+    def call(self, *args, **kwargs):
+        value = None
+        for callback in self.callbacks:
+            out = callback(*args, **kwargs)
+            value = out if out is not None else value
+        return value
+
+    monkeypatch.setattr(ipywidgets.widgets.widget.CallbackDispatcher, "__call__", call)

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import ipywidgets
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -29,17 +28,7 @@ PASSWORD = "widget-secret-pw"
 SAMPLE_FRAMES = 12
 
 
-@pytest.fixture(autouse=True)
-def callbacks_raise(monkeypatch):
-    """ipywidgets logs and swallows what a click handler raises; here it fails the test."""
-    def call(self, *args, **kwargs):
-        value = None
-        for callback in self.callbacks:
-            out = callback(*args, **kwargs)
-            value = out if out is not None else value
-        return value
-
-    monkeypatch.setattr(ipywidgets.widgets.widget.CallbackDispatcher, "__call__", call)
+pytestmark = pytest.mark.usefixtures("widget_callbacks_raise")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import ipywidgets
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -36,17 +35,7 @@ PER_FRAME = {0.5: 2, 0.2: 3, 0.9: 1}
 TOKEN = "pat-widgets-app-token"
 
 
-@pytest.fixture(autouse=True)
-def callbacks_raise(monkeypatch):
-    """ipywidgets logs and swallows what a click handler raises; here it fails the test."""
-    def call(self, *args, **kwargs):
-        value = None
-        for callback in self.callbacks:
-            out = callback(*args, **kwargs)
-            value = out if out is not None else value
-        return value
-
-    monkeypatch.setattr(ipywidgets.widgets.widget.CallbackDispatcher, "__call__", call)
+pytestmark = pytest.mark.usefixtures("widget_callbacks_raise")
 
 
 @pytest.fixture(scope="module")

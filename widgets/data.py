@@ -238,7 +238,8 @@ class DataPanel(W.VBox):
                                              ("CVAT export", "export"),
                                              ("CVAT server", "server")])
         self.sample_dir = W.Text(description="Folder", layout=wide)
-        self.sample_button = W.Button(description="Use the sample task", icon="magic")
+        self.sample_button = W.Button(description="Use the sample task", icon="magic",
+                                      layout=W.Layout(width="auto"))
         self.export_path = W.Text(description="Export", layout=wide,
                                   placeholder="a CVAT export: task.zip or its folder")
         self.export_button = W.Button(description="Open export", icon="folder-open")

@@ -316,11 +316,14 @@ class ModelPanel(W.VBox):
             description="Start from", options=[], ensure_option=False, layout=wide,
             placeholder="the model's own weights; or a run folder, or s3://.../models/KEY/V")
         self.pretrained = W.Checkbox(description="start from the published weights "
-                                     "(downloaded once)", indent=False)
-        self.text = W.Textarea(description="Hyper-params", continuous_update=True,
+                                     "(downloaded once)", indent=False,
+                                     layout=W.Layout(width="auto"))
+        self.text = W.Textarea(description="Hyperparameters", continuous_update=True,
+                               style={"description_width": "110px"},
                                placeholder="one key=value per line, e.g.\nnum-steps=100",
                                layout=W.Layout(width="min(100%, 640px)", height="8em"))
-        self.fields = {key: W.Text(description=FORM_LABELS[key], continuous_update=True)
+        self.fields = {key: W.Text(description=FORM_LABELS[key], continuous_update=True,
+                                   style={"description_width": "110px"})
                        for key in FORM_KEYS}
         self.message = W.HTML()
         self.notes = W.HTML()
