@@ -85,22 +85,6 @@ def _model_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
                        help="frames per model call when the model takes batches (default 8)")
 
 
-def _frames(args: argparse.Namespace):
-    """A task source when FRAMES names one (cvat://, an export), else the image paths."""
-    from .sources import open_source
-
-    items = args.frames
-    first = items[0]
-    looks_like_task = first.startswith("cvat://") or first.endswith(".zip") or (
-        Path(first).is_dir() and ((Path(first) / "annotations.xml").exists()
-                                  or (Path(first) / "annotations").is_dir()))
-    if not looks_like_task:
-        return items
-    if len(items) > 1:
-        raise UsageError(f"{first} is a task: give it alone, or give image files only")
-    return open_source(first, server_host=args.server_host)
-
-
 def _bar(desc: str, unit: str = "frame"):
     from tqdm import tqdm
 
@@ -109,11 +93,11 @@ def _bar(desc: str, unit: str = "frame"):
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .detector import check_threshold, load_detector
-    from .predict import predict, save_predictions
+    from .predict import open_frames, predict, save_predictions
 
     check_threshold(args.threshold)
     detector = load_detector(args.model, labels=args.labels)
-    frames = _frames(args)
+    frames = open_frames(args.frames, server_host=args.server_host)
     with _bar("predicting") as bar:
         predictions = predict(detector, frames, threshold=args.threshold,
                               max_detections=args.max_detections, batch_size=args.batch_size,

@@ -159,14 +159,12 @@ def show_predictions(model: str, frames: str, *, threshold: float = 0.5, count: 
     from .detector import check_threshold, load_detector
     from .drawing import gallery_figure, label_colors
     from .evaluation import SCORE_FLOOR, evaluate
-    from .predict import predict, save_predictions
-    from .sources import open_source
+    from .predict import open_frames, predict, save_predictions
 
     check_threshold(threshold)
     detector = load_detector(model)
-    is_task = frames.startswith("cvat://") or frames.endswith(".zip") or (
-        Path(frames) / "annotations.xml").exists()
-    source = open_source(frames) if is_task else [frames]
+    source = open_frames(frames)
+    is_task = not isinstance(source, list)
     predictions = list(predict(detector, source, threshold=SCORE_FLOOR, keep_images=count))
     shown = [replace(p, frame=replace(p.frame, shapes=tuple(
         s for s in p.frame.shapes if (s.score or 0) >= threshold))) for p in predictions]

@@ -171,8 +171,8 @@ def annotate_task(client, task_id: int, detector: Detector, *,
                         frames=dry_run, progress=None)
     existing: dict[str, set[tuple]] = {}
     if not clear_existing:
-        for frame in _current_frames(client, task_id, source, host):
-            existing[frame.name] = {shape_key(s) for s in frame.shapes}
+        existing = {name: {shape_key(s) for s in shapes}
+                    for name, shapes in source.current_shapes().items()}
     function = DetectorFunction(detector, mapping=plan, kinds=kinds, threshold=threshold,
                                 max_detections=max_detections, existing=existing)
     try:
@@ -188,7 +188,7 @@ def annotate_task(client, task_id: int, detector: Detector, *,
         raise ServerError(
             f"{cause} Nothing is lost: run the same command again; shapes that already "
             "reached the task are not written twice") from None
-    return _result(where, plan, len(source._dataset.samples), function.counts)
+    return _result(where, plan, source.frame_count, function.counts)
 
 
 def _result(task: str, plan: LabelMapping, frames: int, counts: Counter[str],
@@ -238,24 +238,3 @@ def task_shapes(frame: Frame, target_of: Callable[[str], str | None],
         counts[target] += 1
         out.append(converted)
     return out
-
-
-def _current_frames(client, task_id: int, source, host: str):
-    """The task's shapes as the server has them now (not from a local cache)."""
-    from .cvat_models import attribute_names, shape_from_cvat
-    from .sources.cvat_server import _server_error
-
-    try:
-        data = client.tasks.retrieve(task_id).get_annotations()
-    except Exception as e:
-        raise _server_error(e, host, f"read the annotations of task {task_id}") from None
-    label_names = {label.id: label.name for label in source._dataset.labels}
-    attrs = attribute_names(source._dataset.labels)
-    names = {sample.frame_index: sample.frame_name for sample in source._dataset.samples}
-    by_frame: dict[int, list[Shape]] = {}
-    for s in data.shapes or []:
-        shape = shape_from_cvat(s, label_names, attrs)
-        if shape is not None:
-            by_frame.setdefault(int(s.frame), []).append(shape)
-    return [Frame(index=k, name=names.get(k, str(k)), width=0, height=0,
-                  shapes=tuple(v)) for k, v in by_frame.items()]

@@ -63,6 +63,29 @@ def image_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
+def open_frames(items: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
+                client=None, server_host: str | None = None) -> Source | list[str]:
+    """What to predict on: a task source for a CVAT export (.zip or a folder with
+    annotations) or ``cvat://ID`` (on ``client`` when given, else ``server_host`` or the
+    environment's server), otherwise the image files and folders named."""
+    from .sources import open_source
+
+    items = [items] if isinstance(items, (str, os.PathLike)) else list(items)
+    texts = [os.fspath(i).strip() for i in items if os.fspath(i).strip()]
+    if not texts:
+        raise UsageError("give the frames to run on: a CVAT export (.zip or folder), "
+                         "cvat://TASK_ID, or image files or folders")
+    first = Path(texts[0]).expanduser()
+    is_task = texts[0].startswith("cvat://") or first.suffix == ".zip" or (
+        first.is_dir() and ((first / "annotations.xml").is_file()
+                            or (first / "annotations").is_dir()))
+    if not is_task:
+        return [str(Path(t).expanduser()) for t in texts]
+    if len(texts) > 1:
+        raise UsageError(f"{texts[0]} is a task: give it alone, or give image files only")
+    return open_source(texts[0], client=client, server_host=server_host)
+
+
 def predict(detector: Detector, frames: Source | Sequence[str | os.PathLike[str]], *,
             threshold: float = 0.5, max_detections: int = 100, batch_size: int = 8,
             polygons: bool = False, limit: int | None = None, keep_images: int = 0,

@@ -166,7 +166,7 @@ def test_inference_problems_show_as_messages(run, tmp_path):
     state.model = str(run.path)
     state.frames = str(tmp_path / "nowhere.zip")
     viewer.run_button.click()
-    assert "nowhere.zip does not exist" in state.error
+    assert "nowhere.zip: no such file or folder" in state.error
 
     unfinished = tmp_path / "unfinished"
     Run(unfinished).path.mkdir()

@@ -20,11 +20,10 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Bool, Bytes, Float, HasTraits, Instance, Int, List, Unicode, observe
 
-from cvatkit import open_export, open_source
 from cvatkit.detector import Detector, load_detector
 from cvatkit.errors import UsageError
 from cvatkit.evaluation import SCORE_FLOOR, Evaluation, evaluate
-from cvatkit.predict import Prediction, predict
+from cvatkit.predict import Prediction, open_frames, predict
 from cvatkit.runs import Run
 from cvatkit.sample import TASK_ZIP, TEST_ZIP
 
@@ -58,25 +57,6 @@ def run_frames(run_dir: str) -> str:
         if source:
             return source
     return ""
-
-
-def open_frames(text: str, *, client=None):
-    """A task source for a CVAT export or ``cvat://ID`` (on ``client`` when given, else
-    the server of the environment), or image paths for an image file or folder."""
-    text = text.strip()
-    if not text:
-        raise UsageError("give the frames to run on: a CVAT export (.zip or folder), "
-                         "cvat://TASK_ID, or an image file or folder")
-    if text.startswith("cvat://"):
-        return open_source(text, client=client)
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise UsageError(f"{path} does not exist; give a CVAT export (.zip or folder), "
-                         "cvat://TASK_ID, or an image file or folder")
-    if path.suffix == ".zip" or (path.is_dir() and (
-            (path / "annotations.xml").is_file() or (path / "annotations").is_dir())):
-        return open_export(path)
-    return [str(path)]
 
 
 def figure_png(fig, *, dpi: int = PNG_DPI) -> bytes:

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..annotations import Frame, LabelMap, TaskSummary
+from ..annotations import Frame, LabelMap, Shape, TaskSummary
 from ..cvat_models import attribute_names, label_map_from_cvat, shape_from_cvat, summary_from_cvat
 from ..errors import ServerError, UsageError
 
@@ -152,6 +152,26 @@ class CvatServerSource:
                         where=f"task {self.task_id} frame {k}")
         if not self.skipped["tag"]:
             del self.skipped["tag"]
+
+    @property
+    def frame_count(self) -> int:
+        return len(self._dataset.samples)
+
+    def current_shapes(self) -> dict[str, list[Shape]]:
+        """The task's shapes as the server has them now (not from the local cache), by
+        frame name."""
+        try:
+            data = self.client.tasks.retrieve(self.task_id).get_annotations()
+        except Exception as e:
+            raise _server_error(e, self.client.api_map.host,
+                                f"read the annotations of task {self.task_id}") from None
+        names = {sample.frame_index: sample.frame_name for sample in self._dataset.samples}
+        out: dict[str, list[Shape]] = {}
+        for s in data.shapes or []:
+            shape = shape_from_cvat(s, self._label_names, self._attr_names)
+            if shape is not None:
+                out.setdefault(names.get(int(s.frame), str(s.frame)), []).append(shape)
+        return out
 
     def image_name(self, frame: Frame) -> str:
         return f"task {self.task_id} frame {frame.index} ({frame.name})"
