@@ -65,6 +65,8 @@ bench: setup
 	$(BIN)/python bench/convert.py
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/publish.py
+	$(BIN)/python bench/predict.py
+	$(BIN)/python bench/ui_overhead.py
 
 clean:
 	rm -rf build .pytest_cache

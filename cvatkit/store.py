@@ -66,7 +66,7 @@ class LocalStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.uri = str(root)
+        self.uri = root.resolve().as_uri()  # file://...: versions in it are version URIs
 
     def _path(self, key: str) -> Path:
         return self.root / key

@@ -218,8 +218,8 @@ def test_publish_a_run_to_a_local_store_with_progress(run, tmp_path):
     assert publish_state.error == ""
     versions = list_models(open_store(str(tmp_path / "store")), "lab")
     assert [v.uri for v in versions] == [publish_state.published_uri]
-    assert publish_state.published_uri.startswith(str(tmp_path / "store" / "lab" / "models"
-                                                      / "ssd-mobilenet-v2-coco"))
+    assert publish_state.published_uri.startswith(
+        (tmp_path / "store" / "lab" / "models" / "ssd-mobilenet-v2-coco").as_uri())
     assert publish_state.published_uri in panel.published.value
     assert "AP 0.500, AP@0.5 0.900" in publish_state.status
     total = publish_state.total_bytes
@@ -435,3 +435,30 @@ def test_start_prepares_the_data_plans_and_hands_the_run_on(sample, saved_model,
     assert len(started) == 1 and "the data is not ready" in s.monitor.error
     assert "missing.zip" in s.monitor.error
     app.close()
+
+
+def test_store_versions_are_offered_as_starting_points_with_their_class_check(
+        run, tmp_path):
+    from cvatkit.mg_config import DataInfo
+    from cvatkit.model_store import publish
+
+    store = tmp_path / "store"
+    version = publish(run.path, open_store(str(store)), "lab")
+    app = App(workdir=tmp_path / "work", store=str(store), namespace="lab",
+              background=False, autopoll=False)
+    model = app.state.model
+    assert (model.store, model.namespace) == (str(store), "lab")  # shared with Publish
+    app.state.publish.namespace = "team"
+    assert model.namespace == "team"
+    model.namespace = "lab"
+    assert model.list_store_versions(model.store, model.namespace) == [version.uri]
+    assert version.uri in model.checkpoint_choices and not model.message
+    # a dataset with other labels: the version's class count is refused before training
+    model.data = DataInfo(path=tmp_path, labels=("a", "b"), train_frames=10, val_frames=0,
+                          include_masks=False, val_fraction=0.1)
+    model.init_checkpoint = version.uri
+    assert "trained on 3 classes" in model.message and "the dataset has 2" in model.message
+    model.init_checkpoint = ""
+    assert not model.message
+    assert model.list_store_versions("", "lab") is None
+    assert "give the model store" in model.message

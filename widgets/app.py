@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
+from traitlets import link
 
 from cvatkit.errors import CvatkitError
 from cvatkit.sample import TEST_ZIP
@@ -63,6 +64,9 @@ class AppState:
         self.monitor = MonitorState(runs_root=str(self.workdir / RUNS))
         self.inference = InferenceState()
         self.publish = PublishState(store=store or "", namespace=namespace or "")
+        # One store and namespace for starting points and for publishing.
+        link((self.publish, "store"), (self.model, "store"))
+        link((self.publish, "namespace"), (self.model, "namespace"))
         self.annotate = AnnotateState(data=self.data)
         self._prepared_for = ""  # the source_uri the dataset was last prepared from
         self._auto_frames = ""   # the frames the app filled in (the user's own are kept)

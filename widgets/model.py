@@ -72,6 +72,8 @@ class ModelState(HasTraits):
     init_checkpoint = Unicode("", help="a run folder, one of its checkpoints, or a "
                                        "model-store version URI; '' for the model's own")
     checkpoint_choices = List(help="run folders and store versions to start from")
+    store = Unicode("", help="the model store whose versions to offer as starting points")
+    namespace = Unicode("", help="the namespace in that store")
     pretrained = Bool(False, help="start from the model's published weights (downloaded "
                                   "once) when no checkpoint is given")
     text = Unicode("", help="hyperparameters, one key=value per line")
@@ -92,6 +94,7 @@ class ModelState(HasTraits):
                 catalog, catalog_error = {s.key: s for s in BUILT_IN}, str(e)
         self.catalog = catalog
         self.data = data
+        self._version_labels: dict[str, tuple[str, ...]] = {}
         self._syncing = False
         self._editing: str | None = None
         detected = count_gpus() if gpus_detected is None else gpus_detected
@@ -152,9 +155,17 @@ class ModelState(HasTraits):
 
     @reports_errors("message")
     def list_store_versions(self, store_uri: str, namespace: str) -> list[str]:
-        """Add the model versions of a store's namespace (newest first) to the choices."""
-        found = [v.uri for v in list_models(open_store(store_uri), namespace)]
+        """Add the model versions of a store's namespace (newest first) to the choices;
+        their labels are kept to check a chosen version's classes before training."""
+        if not store_uri.strip() or not namespace.strip():
+            raise UsageError("give the model store (s3://bucket/prefix or a folder) and "
+                             "the namespace to list its versions")
+        versions = list_models(open_store(store_uri.strip()), namespace.strip())
+        self._version_labels.update({v.uri: tuple(v.labels) for v in versions})
+        found = [v.uri for v in versions]
         self._add_choices(found)
+        if not found:
+            self.notes = f"no model versions in {store_uri} namespace {namespace!r}"
         return found
 
     @reports_errors("message")
@@ -274,7 +285,17 @@ class ModelState(HasTraits):
 
     def _check_checkpoint(self) -> None:
         path = self.init_checkpoint.strip()
-        if not path or is_version_uri(path):
+        if is_version_uri(path):
+            labels = self._version_labels.get(path)
+            if labels is not None and self.data is not None and \
+                    len(labels) != len(self.data.labels):
+                raise UsageError(
+                    f"start from {path}: it was trained on {len(labels)} classes "
+                    f"({', '.join(labels)}), the dataset has {len(self.data.labels)} "
+                    f"({', '.join(self.data.labels)}); pick a version trained on the same "
+                    "labels, or start from the model's own weights")
+            return
+        if not path:
             return
         if self.data is not None:
             resolve_init_checkpoint(path, self.spec, self.data)
@@ -325,6 +346,13 @@ class ModelPanel(W.VBox):
         self.fields = {key: W.Text(description=FORM_LABELS[key], continuous_update=True,
                                    style={"description_width": "110px"})
                        for key in FORM_KEYS}
+        self.store = W.Text(description="Store", placeholder="s3://bucket/prefix or a folder",
+                            layout=W.Layout(width="min(100%, 380px)"))
+        self.namespace = W.Text(description="Namespace", placeholder="e.g. lab",
+                                layout=W.Layout(width="220px"))
+        self.list_button = W.Button(description="List its versions", icon="list",
+                                    layout=W.Layout(width="auto"))
+        self.list_button.on_click(lambda _b: s.list_store_versions(s.store, s.namespace))
         self.message = W.HTML()
         self.notes = W.HTML()
         self._showing = False
@@ -332,6 +360,8 @@ class ModelPanel(W.VBox):
         for name in ("model", "gpus", "text", "pretrained"):
             W.link((s, name), (getattr(self, name), "value"))
         W.link((s, "init_checkpoint"), (self.checkpoint, "value"))
+        W.link((s, "store"), (self.store, "value"))
+        W.link((s, "namespace"), (self.namespace, "value"))
         for key, field in self.fields.items():
             field.observe(lambda change, key=key: self._on_field(key, change.new),
                           names="value")
@@ -342,7 +372,9 @@ class ModelPanel(W.VBox):
         form = W.GridBox(list(self.fields.values()),
                          layout=W.Layout(grid_template_columns="repeat(2, 320px)"))
         super().__init__([self.model, self.advice, W.HBox([self.gpus, self.gpu_note]),
-                          self.checkpoint, self.pretrained, form, self.text,
+                          self.checkpoint,
+                          W.HBox([self.store, self.namespace, self.list_button]),
+                          self.pretrained, form, self.text,
                           W.HTML(hparams_help_html()), self.message, self.notes], **kwargs)
         self._show_form()
         self._show_text()
