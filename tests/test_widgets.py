@@ -302,8 +302,9 @@ def _make_run(path: Path, *, steps=(10, 20, 30, 40), evals=(20,), state="running
 
 
 def _monitor(tmp_path: Path, clock: FakeClock | None = None) -> RunMonitor:
+    # Fake wall time: the CPU budget (real CPU time against it) is tested on its own.
     return RunMonitor(MonitorState(runs_root=str(tmp_path)), clock=clock or FakeClock(),
-                      autopoll=False, background=False)
+                      cpu_budget=None, autopoll=False, background=False)
 
 
 def test_monitor_plots_each_series_and_shows_the_eta(tmp_path):
@@ -375,7 +376,7 @@ def test_redraws_are_limited_to_two_per_second(tmp_path):
     assert monitor.refresh() and len(monitor._total_line.get_xdata()) == 21
     assert not monitor.refresh()  # nothing new: nothing to draw
 
-    limiter = RateLimiter(2, clock=clock)
+    limiter = RateLimiter(2, clock=clock, cpu_budget=None)
     start = clock.now
     allowed = []
     for k in range(30):
@@ -468,3 +469,37 @@ def test_stop_ends_the_trainer_process_and_resume_refuses_a_completed_run(tmp_pa
     monitor.refresh(force=True)
     monitor.state.resume()
     assert "has completed" in monitor.state.error
+
+
+def test_redraws_keep_within_their_cpu_budget():
+    clock, cpu = FakeClock(), FakeClock()
+    limiter = RateLimiter(2, cpu_budget=0.02, clock=clock, cpu_clock=cpu)
+    assert limiter.allow()
+    cpu.now += 0.1  # the first redraw cost 0.1 s of CPU: the next may come 5 s later
+    clock.now += 0.5
+    assert limiter.allow()
+    assert limiter.gap == pytest.approx(5.0)
+    allowed_at = clock.now
+    clock.now = allowed_at + 4.9
+    assert not limiter.allow()
+    clock.now = allowed_at + 5.01
+    cpu.now += 0.004  # a cheap one: back to the 2 Hz cap
+    assert limiter.allow() and limiter.gap == pytest.approx(0.5)
+    clock.now += 0.5
+    assert limiter.allow()
+
+
+def test_only_figures_with_new_points_are_redrawn(tmp_path):
+    run = _make_run(tmp_path / "run-a")
+    monitor = _monitor(tmp_path)
+    drawn = []
+    for fig in (monitor.loss_fig, monitor.lr_fig, monitor.ap_fig):
+        fig.canvas.draw_idle = lambda fig=fig: drawn.append(fig)
+    monitor.picker.value = str(run.path)
+    monitor.attach_button.click()
+    monitor.refresh(force=True)
+    assert set(drawn) == {monitor.loss_fig, monitor.lr_fig, monitor.ap_fig}
+    drawn.clear()
+    run.append(_step(50))
+    monitor.refresh(force=True)
+    assert set(drawn) == {monitor.loss_fig, monitor.lr_fig}  # no new evaluation

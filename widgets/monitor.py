@@ -31,25 +31,44 @@ from .progress import ACTIVE, LOST, MonitorState, Series, format_duration
 __all__ = ["LOST", "MonitorState", "RateLimiter", "RunMonitor", "Series", "format_duration"]
 
 REDRAWS_PER_SECOND = 2.0
+CPU_BUDGET = 0.02  # of one core: the share of training time the plots may cost
 POLL_SECONDS = 0.5
 _figure_numbers = itertools.count(1)
 
 
 class RateLimiter:
-    """Lets an action through at most ``per_second`` times a second; the rest are refused
-    (the caller keeps them pending and asks again later)."""
+    """Lets an action through at most ``per_second`` times a second, and no more often
+    than keeps this process's CPU time under ``cpu_budget`` of the wall time (the rest are
+    refused: the caller keeps them pending and asks again later).
+
+    The CPU a redraw costs is mostly spent after the call (ipympl renders and encodes the
+    figure when the browser asks for it), so the cost is measured as the process's CPU
+    time between two allowed actions. On a machine whose cores all train, every CPU
+    second the plots take is a second of training lost: with the default 2% budget, a
+    redraw that costs 0.1 s comes at most every 5 s."""
 
     def __init__(self, per_second: float = REDRAWS_PER_SECOND, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 cpu_budget: float | None = CPU_BUDGET,
+                 clock: Callable[[], float] = time.monotonic,
+                 cpu_clock: Callable[[], float] = time.process_time) -> None:
         self.interval = 1.0 / per_second
+        self.cpu_budget = cpu_budget
         self.clock = clock
+        self.cpu_clock = cpu_clock
         self._last: float | None = None
+        self._cpu_at_last = 0.0
+        self.gap = self.interval
+        """The wait the last action's cost asks for before the next one."""
 
     def allow(self) -> bool:
         now = self.clock()
-        if self._last is not None and now - self._last < self.interval:
+        if self._last is not None and now - self._last < self.gap:
             return False
-        self._last = now
+        cpu = self.cpu_clock()
+        if self._last is not None and self.cpu_budget:
+            cost = max(cpu - self._cpu_at_last, 0.0)
+            self.gap = max(self.interval, cost / self.cpu_budget)
+        self._last, self._cpu_at_last = now, cpu
         return True
 
 
@@ -85,15 +104,17 @@ class RunMonitor(W.VBox):
                  plan: Callable[[], RunPlan | None] | None = None,
                  poll_seconds: float = POLL_SECONDS,
                  clock: Callable[[], float] = time.monotonic,
+                 cpu_budget: float | None = CPU_BUDGET,
                  autopoll: bool = True, background: bool = True, **kwargs: Any) -> None:
         self.state = s = state if state is not None else MonitorState()
         self.plan = plan
         self.poll_seconds = poll_seconds
-        self.limiter = RateLimiter(REDRAWS_PER_SECOND, clock=clock)
+        self.limiter = RateLimiter(REDRAWS_PER_SECOND, cpu_budget=cpu_budget, clock=clock)
         self.autopoll = autopoll
         self.background = background
         self.redraws = 0
         self._dirty = True
+        self._drawn: dict[str, tuple] = {}  # what each figure shows, to skip unchanged ones
         self._polling = False
         self._task: asyncio.Task | None = None
         self._thread: threading.Thread | None = None
@@ -178,8 +199,13 @@ class RunMonitor(W.VBox):
         self._lr_line.set_data(s.learning_rate.steps, s.learning_rate.values)
         self._ap_line.set_data(s.ap.steps, s.ap.values)
         self._ap50_line.set_data(s.ap50.steps, s.ap50.values)
-        for fig, ax in ((self.loss_fig, self.loss_ax), (self.lr_fig, self.lr_ax),
-                        (self.ap_fig, self.ap_ax)):
+        sizes = {"loss": (len(s.total_loss), new_names, *map(len, s.losses.values())),
+                 "lr": (len(s.learning_rate),), "ap": (len(s.ap), len(s.ap50))}
+        for key, fig, ax in (("loss", self.loss_fig, self.loss_ax),
+                             ("lr", self.lr_fig, self.lr_ax), ("ap", self.ap_fig, self.ap_ax)):
+            if self._drawn.get(key) == sizes[key]:
+                continue  # nothing new in this figure: no render
+            self._drawn[key] = sizes[key]
             ax.relim()
             ax.autoscale_view()
             fig.canvas.draw_idle()
@@ -282,6 +308,7 @@ class RunMonitor(W.VBox):
             raise UsageError("pick a run first")
         if self.state.attach(self.picker.value):
             self._dirty = True
+            self._drawn.clear()
             self._poll_soon()
 
     # -- showing the state ---------------------------------------------------------------
