@@ -105,8 +105,9 @@ def test_the_whole_job_in_the_browser(dashboard, s3_env):
 
         # 5. publish to the S3 server
         open_tab(page, "5. Publish")
-        page.get_by_placeholder("s3://bucket/prefix or a local folder").fill("s3://models/ui")
-        page.get_by_placeholder("e.g. lab").fill("ui")
+        page.locator("input[placeholder='s3://bucket/prefix or a local folder']:visible").fill(
+            "s3://models/ui")
+        page.locator("input[placeholder='e.g. lab']:visible").fill("ui")
         page.get_by_text("create the bucket if missing").click()
         page.get_by_role("button", name="Publish").click()
         page.get_by_text(re.compile(r"s3://models/ui/ui/models/")).first.wait_for(
