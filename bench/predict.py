@@ -235,7 +235,7 @@ def main() -> None:
             ratio = "" if way == "bare" else f"{m['fps'] / bare:.2f}x"
             print(f"{r['batch']:>5}  {way:<11}{m['fps']:>9.1f}{m['cpu_ms_per_frame']:>14.2f}"
                   f"{m['shapes'] if m['shapes'] is not None else '':>8}{ratio:>10}")
-    print(f"\nper frame, on its own: " + "; ".join(
+    print("\nper frame, on its own: " + "; ".join(
         f"batch {b}: read {p['read_ms']:.3f} ms, decode {p['decode_ms']:.3f} ms, "
         f"postprocess {p['postprocess_ms']:.3f} ms" for b, p in profiles.items()))
     out = work / "predict-results.json"
