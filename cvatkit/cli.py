@@ -352,9 +352,7 @@ def _follow(run) -> int:
                                 ex_s=f"{event.examples_per_sec:.1f}")
             elif isinstance(event, EvalEvent):
                 last_eval = event
-                per = ", ".join(f"{k} {v:.3f}" for k, v in event.per_class.items())
-                bar.write(f"step {event.step}: {event.split} COCO AP {event.ap:.3f}, "
-                          f"AP@0.5 {event.ap50:.3f} ({per})")
+                bar.write(event.summary())
             elif isinstance(event, StatusEvent):
                 state, message = event.state, event.message
                 if event.state != "running":

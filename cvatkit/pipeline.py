@@ -128,9 +128,7 @@ def follow(run, *, say: Say = print) -> str:
                 f"{event.learning_rate:.3g}, {event.steps_per_sec:.2f} steps/s"
                 + (f", about {eta / 60:.1f} min left" if eta is not None else ""))
         elif isinstance(event, EvalEvent):
-            per = ", ".join(f"{k} {v:.3f}" for k, v in event.per_class.items())
-            say(f"step {event.step}: {event.split} COCO AP {event.ap:.3f}, AP@0.5 "
-                f"{event.ap50:.3f} ({per})")
+            say(event.summary())
         elif isinstance(event, StatusEvent):
             state, message = event.state, event.message
             say(f"{event.state}" + (f": {event.message}" if event.message else ""))

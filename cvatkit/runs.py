@@ -61,6 +61,12 @@ class EvalEvent:
     split: str = "val"
     kind: str = "eval"
 
+    def summary(self) -> str:
+        """``step 600: val COCO AP 0.877, AP@0.5 1.000 (square 0.851, ...)``."""
+        per = ", ".join(f"{k} {v:.3f}" for k, v in self.per_class.items())
+        return (f"step {self.step}: {self.split} COCO AP {self.ap:.3f}, AP@0.5 "
+                f"{self.ap50:.3f} ({per})")
+
 
 @dataclass(frozen=True, kw_only=True)
 class StatusEvent:
