@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 PAPERMILL := $(BIN)/papermill --log-output --no-progress-bar -k python3
 TRAIN_NB = $(PAPERMILL) notebooks/train.ipynb $(DEMO_DIR)/notebooks/train.ipynb \
 	-p interactive False -p workdir $(DEMO_DIR) -p run_name run \
-	-p hparams_file demo/sample.hparams -p namespace demo
+	-p hparams_file demo/sample.hparams -p namespace demo -p create_bucket True
 demo: setup
 	@rm -rf $(DEMO_DIR)
 	@mkdir -p $(DEMO_DIR)/notebooks

@@ -82,6 +82,20 @@ def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = pri
     return TrainingData(train=pairs[0][1], eval=None, test_source=None)
 
 
+def hparams_text(hparams: str = "", hparams_file: str = "") -> str:
+    """The hyperparameter lines given as text, or read from ``hparams_file``."""
+    if not hparams_file:
+        return hparams
+    if hparams:
+        raise UsageError("give hyperparameters as text or as a file, not both")
+    try:
+        return Path(hparams_file).read_text(encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"hyperparameters file {hparams_file}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"hyperparameters file {hparams_file} is not UTF-8 text") from None
+
+
 def train(*, source: str = SAMPLE, task_id: int | None = None,
           model: str | None = None, hparams: str = "", hparams_file: str = "",
           workdir: str | os.PathLike[str] = "cvatkit-work", init_checkpoint: str | None = None,
@@ -93,15 +107,8 @@ def train(*, source: str = SAMPLE, task_id: int | None = None,
     from .catalog import DEFAULT_MODEL
     from .trainer import plan_run, start_run
 
-    origin = "hyperparameters"
-    if hparams_file:
-        if hparams:
-            raise UsageError("give hyperparameters as text or as a file, not both")
-        try:
-            text = Path(hparams_file).read_text(encoding="utf-8")
-        except OSError as e:
-            raise UsageError(f"hyperparameters file {hparams_file}: {e.strerror}") from None
-        hparams, origin = text, str(hparams_file)
+    origin = str(hparams_file) if hparams_file else "hyperparameters"
+    hparams = hparams_text(hparams, hparams_file)
     data = prepare_data(task_uri(source, task_id), workdir, say=say)
     plan = plan_run(data.train, model or DEFAULT_MODEL, hparams, hparams_origin=origin,
                     init_checkpoint=init_checkpoint or None, eval_data=data.eval)
@@ -115,7 +122,8 @@ def train(*, source: str = SAMPLE, task_id: int | None = None,
 
 
 def follow(run, *, say: Say = print) -> str:
-    """Print a run's progress until it ends; raise if it failed. Returns its final state."""
+    """Print a run's progress until it ends; raise unless it completed (a failed run, or
+    one stopped before its last step, has no model to publish). Returns its final state."""
     from .runs import EvalEvent, StatusEvent, StepEvent
 
     total = run.status().total_steps or 0
@@ -134,6 +142,12 @@ def follow(run, *, say: Say = print) -> str:
             say(f"{event.state}" + (f": {event.message}" if event.message else ""))
     if state == "failed":
         raise CvatkitError(f"training failed: {message or run.status().error}")
+    if state != "completed":
+        st = run.status()
+        raise CvatkitError(
+            f"training {st.state or state} at step {st.step} of {st.total_steps or total} "
+            f"before it completed{f' ({message})' if message else ''}; resume it with "
+            f"`cvatkit train --resume {run.path}`")
     return state
 
 

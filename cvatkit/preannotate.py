@@ -17,7 +17,7 @@ from pathlib import Path
 from .annotations import Frame, LabelMap, Shape
 from .cvat_models import shape_key
 from .detector import Detector, check_threshold
-from .errors import ServerError, UsageError
+from .errors import CvatkitError, ServerError, UsageError
 from .geometry import as_kind
 from .label_mapping import LabelMapping, map_labels
 from .predict import Prediction, predict
@@ -178,6 +178,8 @@ def annotate_task(client, task_id: int, detector: Detector, *,
     try:
         sdk_annotate_task(client, task_id, function, pbar=progress,
                           clear_existing=clear_existing, conf_threshold=threshold)
+    except CvatkitError:
+        raise  # the model or a frame, not the upload: says so itself (retrying won't help)
     except Exception as e:
         from cvat_sdk.auto_annotation import BadFunctionError
 

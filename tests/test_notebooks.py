@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import os
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import papermill
 import pytest
 
+from cvatkit.errors import CvatkitError
 from helpers import SECRET, TINY
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -49,9 +52,8 @@ def test_every_notebook_has_a_parameters_cell_of_literals_and_no_definitions():
 def test_train_notebook_runs_headless_on_a_cvat_task_and_publishes(sample_cvat, tmp_path,
                                                                      monkeypatch):
     """A batch run on a task of the CVAT test server, credentials from the environment:
-    neither the CVAT token nor the AWS secret may land in the executed notebook."""
-    import sys
-
+    neither the CVAT password nor the AWS secret may land in the executed notebook, the
+    work folder or the model store."""
     sys.path.insert(0, str(Path(__file__).parent))
     from cvat_server import CvatTestServer
 
@@ -63,12 +65,14 @@ def test_train_notebook_runs_headless_on_a_cvat_task_and_publishes(sample_cvat, 
         frames.append((frame.name, export.read_image(frame)))
         shapes += [{"type": s.kind, "label": s.label, "frame": len(frames) - 1,
                     "points": list(s.points), "attributes": []} for s in frame.shapes]
-    token = "cvat-token-that-must-not-leak"
-    with CvatTestServer(access_token=token) as server:
+    password = "cvat-password-that-must-not-leak"
+    with CvatTestServer(password=password) as server:
         task = server.add_task("sample", [{"name": n} for n in export.labels.names], frames,
                                shapes=shapes)
         monkeypatch.setenv("CVAT_HOST", server.url)
-        monkeypatch.setenv("CVAT_ACCESS_TOKEN", token)
+        monkeypatch.delenv("CVAT_ACCESS_TOKEN", raising=False)
+        monkeypatch.setenv("CVAT_USER", "admin")
+        monkeypatch.setenv("CVAT_PASSWORD", password)
         monkeypatch.setenv("CVATKIT_CVAT_CACHE", str(tmp_path / "cvat-cache"))
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
         store = tmp_path / "store"
@@ -82,20 +86,68 @@ def test_train_notebook_runs_headless_on_a_cvat_task_and_publishes(sample_cvat, 
     assert (tmp_path / "work" / "runs" / "nb" / "export" / "saved_model").is_dir()
     assert list(store.glob("team/models/*/*/manifest.json"))
     written = (tmp_path / "train.ipynb").read_text()
-    assert token not in written and SECRET not in written
-    for path in (tmp_path / "work").rglob("*"):
-        if path.is_file() and path.suffix in (".json", ".jsonl", ".log", ".txt", ".yaml"):
-            content = path.read_text(errors="replace")
-            assert token not in content and SECRET not in content, path
+    assert password not in written and SECRET not in written
+    scanned = 0
+    for path in [*(tmp_path / "work").rglob("*"), *store.rglob("*")]:
+        if path.is_file() and path.suffix not in (".tfrecord", ".jpg", ".png"):
+            content = path.read_bytes()
+            assert password.encode() not in content and SECRET.encode() not in content, path
+            scanned += 1
+    assert scanned > 20
 
 
-def test_a_failing_train_notebook_fails_with_the_reason(sample_cvat, tmp_path):
-    with pytest.raises(papermill.PapermillExecutionError) as info:
-        run_notebook("train.ipynb", tmp_path / "train.ipynb", tmp_path, interactive=False,
-                     source=str(sample_cvat), hparams="num-steps=abc", workdir="work")
-    assert info.value.ename == "HyperparameterError"
-    assert "num-steps" in info.value.evalue and "'abc'" in info.value.evalue
+def test_a_failing_train_notebook_fails_with_the_reason_and_no_traceback(sample_cvat,
+                                                                         tmp_path):
+    """The papermill command, as a batch job runs it: it exits non-zero, and both its
+    output and the executed notebook give the reason without a traceback."""
+    papermill_bin = Path(sys.executable).parent / "papermill"
+    executed = tmp_path / "train.ipynb"
+    done = subprocess.run(
+        [str(papermill_bin), str(NOTEBOOKS / "train.ipynb"), str(executed), "-k", "python3",
+         "--no-progress-bar", "-p", "interactive", "False", "-p", "source", str(sample_cvat),
+         "-p", "hparams", "num-steps=abc", "-p", "workdir", "work"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert "HyperparameterError" in done.stderr and "'abc'" in done.stderr
+    errors = [o for c in nbformat.read(executed, as_version=4).cells
+              if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert len(errors) == 1 and errors[0]["ename"] == "HyperparameterError"
+    shown = "\n".join(errors[0]["traceback"])
+    assert "num-steps" in shown and "'abc'" in shown
+    assert "Traceback" not in shown and 'File "' not in shown and "pipeline.py" not in shown
     assert not (tmp_path / "work" / "runs").exists()
+
+
+def test_a_batch_run_that_did_not_complete_fails(tmp_path):
+    """A run that ended stopped (a scheduler's SIGTERM, `cvatkit stop`) has no model:
+    the batch run must not go on as if it had."""
+    from cvatkit.pipeline import follow
+    from cvatkit.runs import Run, StatusEvent
+
+    run = Run(tmp_path / "run")
+    run.path.mkdir()
+    run.write_spec({"hparams": {"num-steps": 100}})
+    run.append(StatusEvent(step=40, time=0.0, state="stopped", message="stop requested"))
+    (run.path / "status.json").write_text(json.dumps(
+        {"state": "stopped", "step": 40, "total_steps": 100, "pid": 0, "error": ""}))
+    lines = []
+    with pytest.raises(CvatkitError, match=r"training stopped at step 40 of 100 before it "
+                                           r"completed .*--resume"):
+        follow(run, say=lines.append)
+    assert lines == ["stopped: stop requested"]
+
+
+def test_the_train_notebook_opens_the_app_with_its_parameters(tmp_path):
+    (tmp_path / "demo.hparams").write_text("num-steps=30\n")
+    nb = run_notebook("train.ipynb", tmp_path / "train.ipynb", tmp_path, interactive=True,
+                      hparams_file="demo.hparams", store=str(tmp_path / "store"),
+                      namespace="team", workdir="work")
+    _, every = outputs(nb)
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+               for o in every)
+    assert not any(o.get("output_type") == "error" for o in every)
+    assert not (tmp_path / "work" / "runs").exists()  # nothing starts by itself
 
 
 def test_inference_notebook_draws_the_gallery_and_evaluates(trained, sample_cvat, tmp_path):
@@ -115,5 +167,4 @@ def test_dashboard_notebook_builds_the_app(tmp_path):
     _, every = outputs(nb)
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
                for o in every)
-    assert not os.environ.get("CVAT_PASSWORD") or \
-        os.environ["CVAT_PASSWORD"] not in (tmp_path / "dashboard.ipynb").read_text()
+    assert not any(o.get("output_type") == "error" for o in every)

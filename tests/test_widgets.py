@@ -21,7 +21,7 @@ from cvatkit.runs import EvalEvent, Run, StatusEvent, StepEvent  # noqa: E402
 from cvatkit.sample import LABELS, sample_frame  # noqa: E402
 from cvatkit.widgets import (DataPanel, DataState, ModelPanel, ModelState,  # noqa: E402
                              MonitorState, RateLimiter, RunMonitor)
-from cvatkit.widgets.monitor import LOST  # noqa: E402
+from cvatkit.widgets.monitor import LOST, MAX_GAP, RenderMeter  # noqa: E402
 
 TOKEN = "pat-widget-token-4711"
 PASSWORD = "widget-secret-pw"
@@ -110,7 +110,23 @@ def no_cvat_env(monkeypatch, tmp_path):
 
 
 def _serialised(state: DataState) -> str:
-    return repr(state) + json.dumps(state.to_dict(), default=str) + str(state.to_dict())
+    """Everything the state holds, as text: traits, attributes, repr and to_dict."""
+    traits = {name: getattr(state, name) for name in state.trait_names()}
+    return (repr(state) + json.dumps(state.to_dict(), default=str) + str(traits)
+            + str(vars(state)))
+
+
+def _panel_holds(panel: DataPanel, secret: str) -> bool:
+    """Whether any control of the panel (what the page and saved widget state show)
+    holds ``secret``."""
+    return any(secret in str(w.get_state()) for w in _descendants(panel))
+
+
+def _descendants(widget) -> list:
+    out = [widget]
+    for child in getattr(widget, "children", ()):
+        out += _descendants(child)
+    return out
 
 
 def test_server_tasks_are_listed_searched_picked_and_checked(cvat, no_cvat_env):
@@ -119,13 +135,13 @@ def test_server_tasks_are_listed_searched_picked_and_checked(cvat, no_cvat_env):
     panel.mode.value = "server"
     panel.host.value = cvat.url
     panel.token.value = TOKEN
+    assert _panel_holds(panel, TOKEN)  # (the check can see a secret where there is one)
     assert TOKEN not in _serialised(state)
     panel.connect_button.click()
     assert state.error == ""
     assert state.connected_to and "2 tasks" in panel.connection.value
-    # The token served its purpose: it is gone from the state and from the password box.
-    assert state.token == "" and panel.token.value == ""
-    assert TOKEN not in _serialised(state)
+    # The token served its purpose: it is in neither the state nor any of the controls.
+    assert TOKEN not in _serialised(state) and not _panel_holds(panel, TOKEN)
 
     rows = dict((v, label) for label, v in panel.tasks.options)
     assert set(rows) == {cvat.shapes_task, cvat.other_task}
@@ -145,14 +161,22 @@ def test_server_tasks_are_listed_searched_picked_and_checked(cvat, no_cvat_env):
 
 
 def test_server_login_errors_name_the_problem_but_not_the_secret(cvat, no_cvat_env):
-    state = DataState(host=cvat.url, token="wrong-" + TOKEN)
-    assert not state.connect()
+    panel = DataPanel(DataState(host=cvat.url, mode="server"))
+    state = panel.state
+    panel.token.value = "wrong-" + TOKEN
+    panel.connect_button.click()
     assert "refused the access token" in state.error
+    # a failed login forgets the secret too
     assert TOKEN not in state.error and TOKEN not in _serialised(state)
+    assert not _panel_holds(panel, TOKEN)
+    panel.user.value, panel.password.value = "admin", "wrong-" + PASSWORD
+    panel.connect_button.click()
+    assert state.error and not state.connected_to
+    assert PASSWORD not in _serialised(state) and not _panel_holds(panel, PASSWORD)
+    panel.close()
 
-    state = DataState(host=cvat.url, user="admin", password=PASSWORD)
-    assert PASSWORD not in _serialised(state)
-    assert state.connect() and state.password == ""
+    state = DataState(host=cvat.url, user="admin")
+    assert state.connect(password=PASSWORD)
     assert PASSWORD not in _serialised(state)
     assert not state.select_task(999_999)
     assert "999999 is not among the tasks" in state.error
@@ -311,7 +335,7 @@ def test_monitor_plots_each_series_and_shows_the_eta(tmp_path):
     run = _make_run(tmp_path / "run-a")
     clock = FakeClock()
     monitor = _monitor(tmp_path, clock)
-    assert monitor.picker.options == (("run-a", str(run.path)),)
+    assert monitor.picker.options == (("run-a (running, step 40 / 100)", str(run.path)),)
     monitor.picker.value = str(run.path)
     monitor.attach_button.click()
     s = monitor.state
@@ -352,6 +376,9 @@ def test_monitor_plots_each_series_and_shows_the_eta(tmp_path):
     monitor.refresh()
     assert s.finished and s.eta_seconds is None and "ETA" not in monitor.status.value
     assert monitor.stop_button.disabled and monitor.resume_button.disabled
+    # the picker names the attached run, and says how it ended
+    assert monitor.picker.value == str(run.path)
+    assert monitor.picker.options[0][0] == "run-a (completed, step 100 / 100)"
     monitor.close()
 
 
@@ -472,10 +499,10 @@ def test_stop_ends_the_trainer_process_and_resume_refuses_a_completed_run(tmp_pa
 
 
 def test_redraws_keep_within_their_cpu_budget():
-    clock, cpu = FakeClock(), FakeClock()
-    limiter = RateLimiter(2, cpu_budget=0.02, clock=clock, cpu_clock=cpu)
+    clock, renders = FakeClock(), RenderMeter()
+    limiter = RateLimiter(2, cpu_budget=0.02, clock=clock, cost_clock=renders)
     assert limiter.allow()
-    cpu.now += 0.1  # the first redraw cost 0.1 s of CPU: the next may come 5 s later
+    renders.add(0.1)  # the first redraw cost 0.1 s of CPU: the next may come 5 s later
     clock.now += 0.5
     assert limiter.allow()
     assert limiter.gap == pytest.approx(5.0)
@@ -483,10 +510,40 @@ def test_redraws_keep_within_their_cpu_budget():
     clock.now = allowed_at + 4.9
     assert not limiter.allow()
     clock.now = allowed_at + 5.01
-    cpu.now += 0.004  # a cheap one: back to the 2 Hz cap
+    renders.add(0.004)  # a cheap one: back to the 2 Hz cap
     assert limiter.allow() and limiter.gap == pytest.approx(0.5)
+    renders.add(3.0)  # a very costly one: the plots still move every MAX_GAP seconds
     clock.now += 0.5
+    assert limiter.allow() and limiter.gap == pytest.approx(MAX_GAP)
+    clock.now += MAX_GAP
     assert limiter.allow()
+    limiter.reset()  # a newly attached run is drawn at once
+    assert limiter.allow() and limiter.gap == pytest.approx(0.5)
+
+
+def test_only_the_plots_renders_count_against_the_budget(tmp_path):
+    """Whatever else the kernel does between two redraws (predicting, publishing) is not
+    a cost of the plots; the renders themselves are measured on the canvases."""
+    run = _make_run(tmp_path / "run")
+    clock = FakeClock()
+    monitor = RunMonitor(MonitorState(runs_root=str(tmp_path)), clock=clock,
+                         autopoll=False, background=False)
+    monitor.picker.value = str(run.path)
+    monitor.attach_button.click()  # attaches and draws
+    assert monitor.redraws >= 1
+    before = monitor.meter.seconds
+    monitor.loss_fig.canvas.draw()  # what ipympl runs when the browser asks for a frame
+    assert monitor.meter.renders >= 1 and monitor.meter.seconds > before
+    busy_until = time.process_time() + 0.3
+    while time.process_time() < busy_until:  # CPU spent elsewhere in this process
+        pass
+    run.append(_step(50))
+    clock.now += 0.5
+    assert monitor.refresh()
+    run.append(_step(60))
+    clock.now += 0.5
+    assert monitor.refresh(), f"a redraw was held back {monitor.limiter.gap:.1f} s"
+    monitor.close()
 
 
 def test_only_figures_with_new_points_are_redrawn(tmp_path):

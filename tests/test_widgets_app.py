@@ -405,8 +405,14 @@ def test_start_prepares_the_data_plans_and_hands_the_run_on(sample, saved_model,
               autopoll=False, gpus_detected=0)
     s = app.state
     assert s.data.use_sample(frames=12)  # a small sample; Start would write the default
+    shown = []
+    s.monitor.observe(lambda change: shown.append(change.new), names="activity")
     app.monitor.start_button.click()
     assert not started
+    # what Start did before there was a run to show, then nothing once it was done
+    assert shown[0].startswith("getting ready") and shown[-1] == ""
+    assert any(t.startswith("preparing the dataset of ") for t in shown)
+    assert not app.monitor.start_button.disabled
     assert "num-steps='abc' is not a whole number" in s.monitor.error
     assert "num-steps=&#x27;abc&#x27;" in app.monitor.error.value
     assert (work / "datasets" / "sample" / "dataset.json").is_file()
@@ -419,6 +425,7 @@ def test_start_prepares_the_data_plans_and_hands_the_run_on(sample, saved_model,
     assert plan.hparams.num_steps == 20 and s.model.data is not None
     run_dir = s.monitor.run_dir
     assert Path(run_dir).parent == work / "runs" and s.monitor.state == "completed"
+    assert app.monitor.picker.value == run_dir  # the picker shows the run started
     # The run goes on to the next steps.
     assert s.inference.model == run_dir and s.publish.run_dir == run_dir
     assert s.annotate.model == run_dir and run_dir in s.publish.run_choices

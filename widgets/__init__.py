@@ -14,7 +14,12 @@ cvatkit and that tests drive directly, plus a widget that lays out its controls:
 - ``PublishState`` and ``AnnotateState`` / ``PublishPanel``: publishing a run to the model
   store; pre-annotating a CVAT task or an export, the label mapping previewed first.
 - ``AppState`` / ``App``: the steps as tabs, passing results from one to the next.
+
+``plain_errors()`` makes a notebook show cvatkit's errors as their message, without a
+traceback.
 """
+
+from ._errors import plain_errors
 
 from .app import App, AppState
 from .data import DataPanel, DataState
@@ -25,4 +30,4 @@ from .publish import AnnotateState, PublishPanel, PublishState
 
 __all__ = ["AnnotateState", "App", "AppState", "DataPanel", "DataState", "InferenceState",
            "InferenceViewer", "ModelPanel", "ModelState", "MonitorState", "PublishPanel",
-           "PublishState", "RateLimiter", "RunMonitor"]
+           "PublishState", "RateLimiter", "RunMonitor", "plain_errors"]

@@ -62,3 +62,25 @@ def error_html(text: str) -> str:
 def pre_html(text: str) -> str:
     """``text`` in a ``<pre>`` block."""
     return f"<pre style=\"margin:0\">{html.escape(text)}</pre>" if text else ""
+
+
+def plain_errors(shell=None) -> bool:
+    """In a notebook, show a ``CvatkitError`` (a mistake in the input, a server that says
+    no) as its message, not as a traceback: the cell still fails, so a papermill run
+    stops there with that message. Whether a kernel was there to set it up."""
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    if shell is None:
+        return False
+
+    def show(self, etype, value, tb, tb_offset=None):
+        stb = [f"{etype.__name__}: {value}"]
+        self._showtraceback(etype, value, stb)  # the error output, as a traceback would be
+        return stb
+
+    shell.set_custom_exc((CvatkitError,), show)
+    return True

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,17 @@ class AppState:
         if data.dataset_path and self._prepared_for == data.source_uri and \
                 Path(data.dataset_path, "dataset.json").is_file():
             return data.dataset_path
-        ds = data.prepare_dataset(self.dataset_dir, overwrite=True)
+        self.monitor.activity = f"preparing the dataset of {data.source_uri} ..."
+        written = [0, 0.0]
+
+        def advance(n: int) -> None:  # at most a few messages a second reach the page
+            written[0] += n
+            if time.monotonic() - written[1] >= 0.25:
+                written[1] = time.monotonic()
+                self.monitor.activity = (f"preparing the dataset of {data.source_uri}: "
+                                         f"{written[0]} frames written")
+
+        ds = data.prepare_dataset(self.dataset_dir, overwrite=True, pbar=advance)
         if ds is None:
             return None
         self._prepared_for = data.source_uri

@@ -1,9 +1,10 @@
 """Picking the task to train on: the built-in sample, a CVAT export, or a task on a server.
 
 ``DataState`` holds the choice and does the work (connect, list, check, prepare) through
-cvatkit; ``DataPanel`` lays out its controls. Credentials typed into the panel stay in
-memory only until the login succeeds (the client keeps the session), and never appear in
-``repr(state)``, ``state.to_dict()`` or any file.
+cvatkit; ``DataPanel`` lays out its controls. Credentials are never state: the panel's
+password boxes are read and emptied when Connect is clicked, ``DataState.connect`` passes
+them to the login and forgets them (the client keeps the session), so they appear in no
+trait, no ``repr``, no saved widget state and no file, whether the login works or not.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cvatkit.checks import Report
 from cvatkit.datasets import Dataset
 from cvatkit.errors import UsageError
 from cvatkit.sample import DEFAULT_FRAMES
+from cvatkit.sources import disconnect, server_host
 
 from ._errors import error_html, pre_html, reports_errors
 
@@ -36,11 +38,9 @@ class DataState(HasTraits):
                 help="sample: the built-in task; export: a CVAT export; server: a CVAT task")
     host = Unicode("", help="CVAT address, e.g. https://app.cvat.ai (default $CVAT_HOST)")
     user = Unicode("", help="CVAT user name, to log in with a password")
-    token = Unicode("", help="Personal Access Token; cleared once logged in").tag(secret=True)
-    password = Unicode("", help="password of `user`; cleared once logged in").tag(secret=True)
     connected_to = Unicode("", help="the host of the live session, '' when not connected")
     tasks = List(help="TaskSummary records of the server's tasks, newest first")
-    search = Unicode("", help="show only tasks whose id, name or labels contain this")
+    search = Unicode("", help="show only tasks whose id, name, status or labels contain this")
     task_id = Int(None, allow_none=True, help="the picked server task")
     export_path = Unicode("", help="a CVAT export: .zip or folder")
     sample_dir = Unicode("cvatkit-sample", help="where use_sample writes the sample task")
@@ -75,12 +75,12 @@ class DataState(HasTraits):
         if not needle:
             return list(self.tasks)
         return [t for t in self.tasks
-                if needle in f"{t.id} {t.name} {' '.join(t.labels)}".lower()]
+                if needle in f"{t.id} {t.name} {t.status} {' '.join(t.labels)}".lower()]
 
     def to_dict(self) -> dict[str, Any]:
         """The choice, without credentials (safe to log or save)."""
         return {name: getattr(self, name) for name in self.trait_names()
-                if not self.trait_metadata(name, "secret") and name not in ("tasks", "report")}
+                if name not in ("tasks", "report")}
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if v not in ("", None))
@@ -89,16 +89,18 @@ class DataState(HasTraits):
     # -- actions (buttons call these; errors land in .error) --------------------------------
 
     @reports_errors()
-    def connect(self) -> bool:
-        """Log in to ``host`` with the token (or user and password) and list its tasks."""
+    def connect(self, *, token: str = "", password: str = "") -> bool:
+        """Log in to ``host`` with ``token`` (a Personal Access Token), else ``user`` and
+        ``password``, else the environment's credentials, and list its tasks. The secret is
+        used for the login only: the client keeps the session."""
         self.close()
-        token = self.token or None
+        token = token or None
         client = connect(self.host.strip() or None, access_token=token,
                          user=None if token else (self.user.strip() or None),
-                         password=None if token else (self.password or None))
+                         password=None if token else (password or None))
+        del token, password
         self._client = client
-        self.token = self.password = ""  # the client holds the session now
-        self.connected_to = str(client.api_map.host)
+        self.connected_to = server_host(client)
         self.mode = "server"
         self._list_tasks()
         return True
@@ -176,10 +178,7 @@ class DataState(HasTraits):
         client, self._client = self._client, None
         self.connected_to = ""
         if client is not None:
-            try:
-                client.close()
-            except Exception:  # noqa: BLE001  (closing a dead session is not worth a message)
-                pass
+            disconnect(client)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -249,7 +248,7 @@ class DataPanel(W.VBox):
         self.password = W.Password(description="Password")
         self.connect_button = W.Button(description="Connect", icon="plug")
         self.connection = W.HTML()
-        self.search = W.Text(description="Search", placeholder="id, name or label",
+        self.search = W.Text(description="Search", placeholder="id, name, status or label",
                              continuous_update=True)
         self.refresh_button = W.Button(description="Refresh", icon="refresh")
         self.tasks = W.Select(options=[], rows=8, layout=W.Layout(width="100%"))
@@ -257,12 +256,11 @@ class DataPanel(W.VBox):
         self.report = W.HTML()
         self.error = W.HTML()
 
-        for name in ("mode", "sample_dir", "export_path", "host", "user", "token",
-                     "password", "search"):
+        for name in ("mode", "sample_dir", "export_path", "host", "user", "search"):
             W.link((s, name), (getattr(self, name), "value"))
         self.sample_button.on_click(lambda _b: s.use_sample())
         self.export_button.on_click(lambda _b: s.use_export())
-        self.connect_button.on_click(lambda _b: s.connect())
+        self.connect_button.on_click(self._connect)
         self.refresh_button.on_click(lambda _b: s.refresh_tasks())
         self.check_button.on_click(lambda _b: s.load_report())
         self.tasks.observe(self._on_pick, names="value")
@@ -289,6 +287,13 @@ class DataPanel(W.VBox):
     def close(self) -> None:
         self.state.close()
         super().close()
+
+    def _connect(self, _button=None) -> None:
+        """Take the secrets out of their boxes (emptying them at once, so they neither stay
+        in the page nor in any saved widget state) and log in with them."""
+        token, password = self.token.value, self.password.value
+        self.token.value = self.password.value = ""
+        self.state.connect(token=token, password=password)
 
     def _on_pick(self, change) -> None:
         if change.new is not None and change.new != self.state.task_id:

@@ -255,10 +255,11 @@ class InferenceViewer(W.VBox):
     gallery and the evaluation table over an ``InferenceState``.
 
     ``background``: Run predicts in a thread so the page stays responsive (tests pass
-    False, or call ``state.run()`` directly)."""
+    False, or call ``state.run()`` directly). ``run``: start predicting at once (a
+    notebook that was given the model and the frames)."""
 
     def __init__(self, state: InferenceState | None = None, *, background: bool = True,
-                 **kwargs: Any) -> None:
+                 run: bool = False, **kwargs: Any) -> None:
         self.state = s = state if state is not None else InferenceState()
         self.background = background
         self._thread: threading.Thread | None = None
@@ -295,6 +296,8 @@ class InferenceViewer(W.VBox):
             self.status, self.error, self.image, self.table], **kwargs)
         self._show_choices()
         self._show_text()
+        if run:
+            self.start_run()
 
     def start_run(self) -> None:
         """What Run does: ``state.run()``, in a thread when ``background``."""

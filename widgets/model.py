@@ -340,11 +340,11 @@ class ModelPanel(W.VBox):
                                      "(downloaded once)", indent=False,
                                      layout=W.Layout(width="auto"))
         self.text = W.Textarea(description="Hyperparameters", continuous_update=True,
-                               style={"description_width": "110px"},
+                               style={"description_width": "120px"},
                                placeholder="one key=value per line, e.g.\nnum-steps=100",
                                layout=W.Layout(width="min(100%, 640px)", height="8em"))
         self.fields = {key: W.Text(description=FORM_LABELS[key], continuous_update=True,
-                                   style={"description_width": "110px"})
+                                   style={"description_width": "120px"})
                        for key in FORM_KEYS}
         self.store = W.Text(description="Store", placeholder="s3://bucket/prefix or a folder",
                             layout=W.Layout(width="min(100%, 380px)"))

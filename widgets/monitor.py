@@ -28,35 +28,61 @@ from cvatkit.trainer import RunPlan
 from ._errors import error_html, error_text, log
 from .progress import ACTIVE, LOST, MonitorState, Series, format_duration
 
-__all__ = ["LOST", "MonitorState", "RateLimiter", "RunMonitor", "Series", "format_duration"]
+__all__ = ["LOST", "MonitorState", "RateLimiter", "RenderMeter", "RunMonitor", "Series",
+           "format_duration"]
 
 REDRAWS_PER_SECOND = 2.0
 CPU_BUDGET = 0.02  # of one core: the share of training time the plots may cost
+MAX_GAP = 10.0  # seconds: however costly the renders, the plots move at least this often
 POLL_SECONDS = 0.5
 _figure_numbers = itertools.count(1)
 
 
+class RenderMeter:
+    """The CPU time this process spent rendering figures: each canvas of the monitor adds
+    what its ``draw()`` took (ipympl renders with Agg and encodes the PNG diff there, when
+    the browser asks for a redraw). Nothing else the kernel does is counted."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.renders = 0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+    def add(self, seconds: float) -> None:
+        self.seconds += max(seconds, 0.0)
+        self.renders += 1
+
+
 class RateLimiter:
     """Lets an action through at most ``per_second`` times a second, and no more often
-    than keeps this process's CPU time under ``cpu_budget`` of the wall time (the rest are
-    refused: the caller keeps them pending and asks again later).
+    than keeps its cost under ``cpu_budget`` of the wall time (the rest are refused: the
+    caller keeps them pending and asks again later).
 
-    The CPU a redraw costs is mostly spent after the call (ipympl renders and encodes the
-    figure when the browser asks for it), so the cost is measured as the process's CPU
-    time between two allowed actions. On a machine whose cores all train, every CPU
-    second the plots take is a second of training lost: with the default 2% budget, a
-    redraw that costs 0.1 s comes at most every 5 s."""
+    ``cost_clock`` tells the CPU seconds the actions have cost so far (a ``RenderMeter``);
+    the cost of one action is what it grew by between two allowed actions, since a
+    redraw's rendering happens after the call (when the browser asks for it). On a
+    machine whose cores all train, every CPU second the plots take is a second of training
+    lost: with the default 2% budget, a redraw that costs 0.1 s comes at most every 5 s,
+    and never less often than every ``max_gap`` seconds."""
 
     def __init__(self, per_second: float = REDRAWS_PER_SECOND, *,
                  cpu_budget: float | None = CPU_BUDGET,
                  clock: Callable[[], float] = time.monotonic,
-                 cpu_clock: Callable[[], float] = time.process_time) -> None:
+                 cost_clock: Callable[[], float] | None = None,
+                 max_gap: float = MAX_GAP) -> None:
         self.interval = 1.0 / per_second
         self.cpu_budget = cpu_budget
         self.clock = clock
-        self.cpu_clock = cpu_clock
+        self.cost_clock = cost_clock
+        self.max_gap = max(max_gap, self.interval)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the past: the next action is let through at once."""
         self._last: float | None = None
-        self._cpu_at_last = 0.0
+        self._cost_at_last = 0.0
         self.gap = self.interval
         """The wait the last action's cost asks for before the next one."""
 
@@ -64,22 +90,37 @@ class RateLimiter:
         now = self.clock()
         if self._last is not None and now - self._last < self.gap:
             return False
-        cpu = self.cpu_clock()
-        if self._last is not None and self.cpu_budget:
-            cost = max(cpu - self._cpu_at_last, 0.0)
-            self.gap = max(self.interval, cost / self.cpu_budget)
-        self._last, self._cpu_at_last = now, cpu
+        cost_now = self.cost_clock() if self.cost_clock is not None else 0.0
+        if self._last is not None and self.cpu_budget and self.cost_clock is not None:
+            cost = max(cost_now - self._cost_at_last, 0.0)
+            self.gap = min(max(self.interval, cost / self.cpu_budget), self.max_gap)
+        self._last, self._cost_at_last = now, cost_now
         return True
 
 
-def _figure(title: str, ylabel: str):
+class _MeteredCanvas(Canvas):
+    """ipympl's canvas, adding the CPU time of each render to a ``RenderMeter``."""
+
+    def __init__(self, figure, meter: RenderMeter, **kwargs: Any) -> None:
+        super().__init__(figure, **kwargs)
+        self._meter = meter
+
+    def draw(self) -> None:
+        started = time.thread_time()
+        try:
+            super().draw()
+        finally:
+            self._meter.add(time.thread_time() - started)
+
+
+def _figure(title: str, ylabel: str, meter: RenderMeter):
     """A figure on its own ipympl canvas (a widget), whatever ``%matplotlib`` says.
 
     Built directly rather than with ``plt.subplots`` under ``plt.ioff()``: the canvas is a
     widget even when the notebook's backend is inline, and pyplot does not keep the figure
     (no second display, nothing to ``plt.close``)."""
     fig = Figure(figsize=(4.6, 3.0), layout="constrained")
-    canvas = Canvas(fig)
+    canvas = _MeteredCanvas(fig, meter)
     FigureManager(canvas, next(_figure_numbers))
     canvas.header_visible = False
     canvas.toolbar_visible = "fade-in-fade-out"
@@ -109,7 +150,10 @@ class RunMonitor(W.VBox):
         self.state = s = state if state is not None else MonitorState()
         self.plan = plan
         self.poll_seconds = poll_seconds
-        self.limiter = RateLimiter(REDRAWS_PER_SECOND, cpu_budget=cpu_budget, clock=clock)
+        self.meter = RenderMeter()
+        """The CPU time the plots' renders took: what the CPU budget is counted in."""
+        self.limiter = RateLimiter(REDRAWS_PER_SECOND, cpu_budget=cpu_budget, clock=clock,
+                                   cost_clock=self.meter)
         self.autopoll = autopoll
         self.background = background
         self.redraws = 0
@@ -117,6 +161,7 @@ class RunMonitor(W.VBox):
         self._drawn: dict[str, tuple] = {}  # what each figure shows, to skip unchanged ones
         self._polling = False
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
 
@@ -132,26 +177,30 @@ class RunMonitor(W.VBox):
         self.error = W.HTML()
         self.start_button.layout.display = "" if plan is not None else "none"
 
-        self.loss_fig, self.loss_ax = _figure("loss", "loss")
-        self.lr_fig, self.lr_ax = _figure("learning rate", "learning rate")
-        self.ap_fig, self.ap_ax = _figure("evaluation", "COCO AP")
+        self.loss_fig, self.loss_ax = _figure("loss", "loss", self.meter)
+        self.lr_fig, self.lr_ax = _figure("learning rate", "learning rate", self.meter)
+        self.ap_fig, self.ap_ax = _figure("evaluation", "COCO AP", self.meter)
         self._loss_lines: dict[str, Any] = {}
         (self._total_line,) = self.loss_ax.plot([], [], color="black", lw=2,
                                                 label="total_loss")
         (self._lr_line,) = self.lr_ax.plot([], [], color="tab:purple")
         (self._ap_line,) = self.ap_ax.plot([], [], "o-", label="AP")
         (self._ap50_line,) = self.ap_ax.plot([], [], "s--", label="AP@0.5")
+        self.ap_ax.set_ylim(0.0, 1.0)  # AP is a share: a fixed scale reads at a glance
+        self.ap_ax.set_autoscaley_on(False)
         self.ap_ax.legend(loc="lower right", fontsize="small")
 
-        self.start_button.on_click(lambda _b: self._act(self._start))
+        # Start prepares the dataset first (minutes for a big task): in a thread, so the
+        # page stays alive and shows how far it got.
+        self.start_button.on_click(lambda _b: self._act(self._start, background=True))
         self.stop_button.on_click(lambda _b: self._act(self._stop, background=True))
         self.resume_button.on_click(lambda _b: self._act(self._resume))
         self.attach_button.on_click(lambda _b: self._act(self._attach))
         self.list_button.on_click(lambda _b: s.list_runs())
-        s.observe(self._show_runs, names="runs")
+        s.observe(self._show_runs, names=["runs", "run_dir", "state"])
         s.observe(self._show_status, names=["run_dir", "state", "step", "total_steps",
                                              "steps_per_sec", "eta_seconds", "run_error",
-                                             "message", "error"])
+                                             "message", "error", "activity"])
 
         plots = W.Box([self.loss_fig.canvas, self.lr_fig.canvas, self.ap_fig.canvas],
                       layout=W.Layout(flex_flow="row wrap"))
@@ -194,7 +243,9 @@ class RunMonitor(W.VBox):
                 new_names = True
             line.set_data(series.steps, series.values)
         if new_names:
-            self.loss_ax.legend(loc="upper right", fontsize="small")
+            # beside the plot, not over the lines it names
+            self.loss_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                                fontsize="small", borderaxespad=0.0)
         self._total_line.set_data(s.total_loss.steps, s.total_loss.values)
         self._lr_line.set_data(s.learning_rate.steps, s.learning_rate.values)
         self._ap_line.set_data(s.ap.steps, s.ap.values)
@@ -266,7 +317,18 @@ class RunMonitor(W.VBox):
         return bool(s.run_dir) and (not s.finished or self._dirty)
 
     def _poll_soon(self) -> None:
-        if self.autopoll:
+        if not self.autopoll:
+            return
+        loop = self._loop
+        try:
+            asyncio.get_running_loop()
+            in_loop = True
+        except RuntimeError:
+            in_loop = False
+        if not in_loop and loop is not None and loop.is_running():
+            # called from a button's thread: poll on the kernel's loop, as from a cell
+            loop.call_soon_threadsafe(self.start_polling)
+        else:
             self.start_polling()
 
     # -- buttons -------------------------------------------------------------------------
@@ -284,6 +346,10 @@ class RunMonitor(W.VBox):
             self._show_status()
 
         if background and self.background:
+            try:
+                self._loop = asyncio.get_running_loop()  # the kernel's, for the poller
+            except RuntimeError:
+                pass
             threading.Thread(target=run, daemon=True, name="cvatkit-run-action").start()
         else:
             run()
@@ -291,8 +357,17 @@ class RunMonitor(W.VBox):
     def _start(self) -> None:
         if self.plan is None:
             raise UsageError("this monitor has no plan to start; use the app's Train step")
-        plan = self.plan()
+        if self.state.activity:
+            return  # a Start is under way
+        self.start_button.disabled = True
+        self.state.activity = "getting ready: checking the data and the model ..."
+        try:
+            plan = self.plan()
+        finally:
+            self.state.activity = ""
         if plan is not None and self.state.start(plan):
+            self._drawn.clear()
+            self.limiter.reset()
             self._poll_soon()
 
     def _stop(self) -> None:
@@ -309,12 +384,15 @@ class RunMonitor(W.VBox):
         if self.state.attach(self.picker.value):
             self._dirty = True
             self._drawn.clear()
+            self.limiter.reset()
             self._poll_soon()
 
     # -- showing the state ---------------------------------------------------------------
 
     def _show_runs(self, _change=None) -> None:
-        self.picker.options = [(Path(p).name, p) for p in self.state.runs]
+        options = [(self.state.describe_run(p), p) for p in self.state.runs]
+        if options != list(self.picker.options):
+            self.picker.options = options
         if self.state.run_dir in self.state.runs:
             self.picker.value = self.state.run_dir
 
@@ -327,7 +405,8 @@ class RunMonitor(W.VBox):
         self.error.value = error_html("\n".join(t for t in (s.run_error, s.error) if t))
         self.stop_button.disabled = s.state not in ("starting", "running")
         self.resume_button.disabled = s.state not in ("stopped", "failed")
-        self.start_button.disabled = self.plan is None or s.state in ACTIVE
+        self.start_button.disabled = (self.plan is None or s.state in ACTIVE
+                                      or bool(s.activity))
 
     def close(self) -> None:
         self.stop_polling()

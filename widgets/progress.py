@@ -71,6 +71,8 @@ class MonitorState(HasTraits):
     run_error = Unicode("", help="why the run failed, as the trainer said")
     message = Unicode("", help="the trainer's last status message")
     error = Unicode("", help="why the last action (start, stop, ...) did not work")
+    activity = Unicode("", help="what Start is doing before the run exists (preparing "
+                                "the dataset, ...); '' when nothing")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -149,6 +151,8 @@ class MonitorState(HasTraits):
 
     def summary(self) -> str:
         """The status line: state, step / total, speed, ETA, last AP."""
+        if self.activity:
+            return self.activity
         if not self.run_dir:
             return "no run attached"
         parts = [self.state or "starting"]
@@ -227,6 +231,22 @@ class MonitorState(HasTraits):
         found.sort(key=lambda p: (p / RUN_JSON).stat().st_mtime, reverse=True)
         self.runs = [str(p) for p in found]
         return list(self.runs)
+
+    @staticmethod
+    def describe_run(run_dir: str) -> str:
+        """How the run picker names a run: its folder, state and step."""
+        name = Path(run_dir).name
+        try:
+            st = Run(run_dir).status()
+        except Exception:  # noqa: BLE001  (a damaged folder still gets a name)
+            return name
+        if not st.state:
+            return name
+        state = st.state
+        if state not in TERMINAL and st.pid and not Run(run_dir).is_alive():
+            state = "trainer gone"
+        steps = f", step {st.step} / {st.total_steps}" if st.total_steps else ""
+        return f"{name} ({state}{steps})"
 
     def _need_run(self) -> None:
         if not self.run_dir:

@@ -32,6 +32,7 @@ from cvatkit.errors import UsageError
 from cvatkit.label_mapping import LabelMapping, parse_label_pairs
 from cvatkit.model_store import publish
 from cvatkit.preannotate import AnnotateResult, annotate_export, annotate_task, plan_labels
+from cvatkit.sources import server_host
 from cvatkit.store import open_store
 
 from ._errors import error_html, pre_html, reports_errors
@@ -289,9 +290,9 @@ class AnnotateState(HasTraits):
         if summary is None:
             summary = next((t for t in list_tasks(client) if t.id == task_id), None)
         if summary is None:
-            raise UsageError(f"task {task_id} is not on {client.api_map.host}; refresh the "
+            raise UsageError(f"task {task_id} is not on {server_host(client)}; refresh the "
                              "task list and pick another")
-        return LabelMap.from_names(summary.labels), f"task {task_id} on {client.api_map.host}"
+        return LabelMap.from_names(summary.labels), f"task {task_id} on {server_host(client)}"
 
 
 def result_text(result: AnnotateResult) -> str:

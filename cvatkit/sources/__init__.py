@@ -9,11 +9,11 @@ from ..errors import SourceError, UsageError
 from .archive import Container
 from .base import Source
 from .coco import CocoSource, coco_files
-from .cvat_server import CvatServerSource, connect, list_tasks
+from .cvat_server import CvatServerSource, connect, disconnect, list_tasks, server_host
 from .cvat_xml import ANNOTATIONS, CvatXmlSource
 
 __all__ = ["Source", "open_source", "open_export", "CvatXmlSource", "CocoSource",
-           "CvatServerSource", "connect", "list_tasks"]
+           "CvatServerSource", "connect", "disconnect", "list_tasks", "server_host"]
 
 _CVAT_URI = re.compile(r"^cvat://(?P<id>[^/?#]*)/?$")
 

@@ -70,6 +70,19 @@ def connect(host: str | None = None, *, access_token: str | None = None,
     return client
 
 
+def server_host(client) -> str:
+    """The address of the server a client from ``connect`` is logged in to."""
+    return str(client.api_map.host)
+
+
+def disconnect(client) -> None:
+    """End a session from ``connect``; a session already dead is not worth a message."""
+    try:
+        client.close()
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def list_tasks(client, *, search: str | None = None) -> list[TaskSummary]:
     """Every task the user can see (newest first), with its labels."""
     host = client.api_map.host
