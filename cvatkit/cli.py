@@ -30,6 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CvatkitError as e:
         _say_error(str(e))
         return EXIT_USER_ERROR
+    except OSError as e:  # a file the user named cannot be read or written
+        if not e.strerror:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        _say_error(f"{e.strerror}{where}")
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         _say_error("interrupted; nothing was left half-written")
         return 130

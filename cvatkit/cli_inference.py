@@ -39,6 +39,12 @@ def add_commands(sub, server_args) -> None:
     s.add_argument("source", metavar="SOURCE")
     s.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     s.add_argument("--limit", type=int, default=None, metavar="N", help="only N frames")
+    s.add_argument("--map", action="append", default=[], metavar="MODEL=TASK",
+                   help="count a model label as a task label of another name (repeatable; "
+                   "names that differ only in case are matched anyway)")
+    s.add_argument("--drop-unmapped", action="store_true",
+                   help="leave out predictions of model labels the task does not have "
+                   "(by default they count as false boxes)")
     _model_args(s)
     server_args(s)
     s.set_defaults(func=_cmd_evaluate)
@@ -98,15 +104,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     check_threshold(args.threshold)
     detector = load_detector(args.model, labels=args.labels)
     frames = open_frames(args.frames, server_host=args.server_host)
-    with _bar("predicting") as bar:
-        predictions = predict(detector, frames, threshold=args.threshold,
-                              max_detections=args.max_detections, batch_size=args.batch_size,
-                              limit=args.limit, keep_images=max(args.draw, 0),
-                              progress=bar.update)
-        written = save_predictions(
-            predictions, args.out, labels=detector.labels.names,
-            ground_truth=not args.no_ground_truth,
-            about={"model": args.model, "threshold": args.threshold})
+    try:
+        with _bar("predicting") as bar:
+            predictions = predict(detector, frames, threshold=args.threshold,
+                                  max_detections=args.max_detections,
+                                  batch_size=args.batch_size, limit=args.limit,
+                                  keep_images=max(args.draw, 0), progress=bar.update)
+            written = save_predictions(
+                predictions, args.out, labels=detector.labels.names,
+                task_labels=frames.labels.names if hasattr(frames, "labels") else (),
+                ground_truth=not args.no_ground_truth,
+                about={"model": args.model, "threshold": args.threshold})
+    finally:
+        if hasattr(frames, "close"):
+            frames.close()
     data = json.loads(written["predictions"].read_text())
     shapes = sum(len(f["shapes"]) for f in data["frames"])
     print(f"{shapes} shapes on {len(data['frames'])} frames -> {written['predictions']}")
@@ -116,28 +127,41 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from .detector import check_threshold, load_detector
     from .evaluation import SCORE_FLOOR, evaluate
+    from .files import write_text_file
+    from .label_mapping import map_labels, parse_label_pairs
     from .predict import predict
     from .sources import open_source
 
     check_threshold(args.threshold)
+    mapping = parse_label_pairs(args.map)
     detector = load_detector(args.model, labels=args.labels)
     source = open_source(args.source, server_host=args.server_host)
     try:
+        plan = map_labels(detector.labels.names, source.labels.names, mapping=mapping,
+                          drop_unmapped=True, task=source.description)
+        print(plan.format(), flush=True)
         with _bar("predicting") as bar:
-            predictions = list(predict(
-                detector, source, threshold=min(SCORE_FLOOR, args.threshold),
-                max_detections=args.max_detections, batch_size=args.batch_size,
-                limit=args.limit, progress=bar.update))
-        result = evaluate(predictions, [*detector.labels.names, *source.labels.names],
-                          threshold=args.threshold)
+            predictions = [
+                replace(p, frame=replace(p.frame, shapes=plan.rename(
+                    p.frame.shapes, keep_unmapped=not args.drop_unmapped)))
+                for p in predict(detector, source, threshold=min(SCORE_FLOOR, args.threshold),
+                                 max_detections=args.max_detections,
+                                 batch_size=args.batch_size, limit=args.limit,
+                                 progress=bar.update)]
+        labels = [*plan.targets, *source.labels.names]
+        if not args.drop_unmapped:
+            labels += plan.dropped
+        result = evaluate(predictions, labels, threshold=args.threshold)
     finally:
         source.close()
     print(f"{args.model} on {source.description}")
     print(result.format())
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+        write_text_file(Path(args.json), json.dumps(result.to_dict(), indent=1) + "\n")
     return 0
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .cvat_models import shape_to_cvat
 from .detector import Detector, check_threshold, load_detector
-from .errors import UsageError
+from .errors import CvatkitError, UsageError
 from .label_mapping import LabelMapping
 
 SHAPE_CHOICES = ("auto", "rectangle", "polygon", "mask")
@@ -80,9 +80,22 @@ def create(model: str, labels: str = "", threshold: float = 0.5, max_detections:
            shape: str = "auto") -> DetectorFunction:
     """What ``cvat-cli task auto-annotate --function-module cvatkit.cvat_function`` calls
     with its ``-p name=type:value`` parameters."""
-    if shape not in SHAPE_CHOICES:
-        raise UsageError(f"shape={shape!r}: choose one of {', '.join(SHAPE_CHOICES)}")
-    detector = load_detector(model, labels=labels or None)
-    kinds = {} if shape == "auto" else {n: shape for n in detector.labels.names}
-    return DetectorFunction(detector, kinds=kinds, threshold=threshold,
-                            max_detections=max_detections)
+    try:
+        if shape not in SHAPE_CHOICES:
+            raise UsageError(f"shape={shape!r}: choose one of {', '.join(SHAPE_CHOICES)}")
+        detector = load_detector(model, labels=labels or None)
+        kinds = {} if shape == "auto" else {n: shape for n in detector.labels.names}
+        return DetectorFunction(detector, kinds=kinds, threshold=threshold,
+                                max_detections=max_detections)
+    except CvatkitError as e:
+        raise _for_cvat_cli(e) from None
+
+
+def _for_cvat_cli(error: CvatkitError) -> Exception:
+    """``error`` as cvat-cli reports a mistake (its message, no traceback) when cvat-cli
+    is what loaded this module; else as it is."""
+    try:
+        from cvat_cli._internal.common import CriticalError
+    except ImportError:
+        return error
+    return CriticalError(f"cvatkit: {error}")

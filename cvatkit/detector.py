@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import numpy as np
 from .annotations import LabelMap, Shape
 from .errors import CvatkitError, UsageError
 from .geometry import bitmap_polygon, encode_mask
-from .labelfiles import read_label_file, read_label_map
+from .labelfiles import read_class_names
 
 SIGNATURE = "serving_default"
 MODEL_GARDEN = "model-garden"
@@ -52,12 +53,18 @@ class ModelInfo:
     kind: str
     """``model-garden`` or ``od-api``."""
     labels: LabelMap
+    """The model's labels by name, in class-id order."""
     label_file: Path
     has_masks: bool
     batch_size: int | None
     """The batch size the signature requires; None when any is accepted."""
     model_key: str = ""
     """The catalog key it was trained from, when its export says."""
+    class_ids: tuple[int, ...] = ()
+    """The class id of each label (its label file's own, which may have gaps, as the
+    COCO label map of the TF2 model zoo has); empty means 1..N."""
+    input_size: tuple[int, int] | None = None
+    """(height, width) the signature requires; None when any size is accepted."""
 
 
 class Detector:
@@ -67,6 +74,8 @@ class Detector:
         self.info = info
         self._fn = function
         self._input = next(k for k in _INPUTS if _INPUTS[k] == info.kind)
+        ids = info.class_ids or tuple(range(1, len(info.labels) + 1))
+        self._names = dict(zip(ids, info.labels.names))
 
     @property
     def labels(self) -> LabelMap:
@@ -76,41 +85,75 @@ class Detector:
         """The SavedModel's raw outputs for a uint8 ``[N, H, W, 3]`` batch."""
         import tensorflow as tf
 
-        out = self._fn(**{self._input: tf.constant(batch)})
+        try:
+            out = self._fn(**{self._input: tf.constant(batch)})
+        except (tf.errors.OpError, ValueError, TypeError) as e:
+            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+            raise ModelError(
+                f"{self.info.description} failed on a batch of shape {list(batch.shape)} "
+                f"({type(e).__name__}: {first})") from None
         return {k: v.numpy() for k, v in out.items()}
 
     def detect(self, images: Sequence[np.ndarray], *, threshold: float = 0.5,
                max_detections: int = 100, polygons: bool = False) -> list[list[Shape]]:
         """Shapes for each frame, best first: rectangles, or masks (polygons when asked)
-        for models that predict masks. Frames of one call must share a size."""
+        for models that predict masks. Frames of one call must share a size.
+
+        A model that takes a fixed input size gets the frames resized to it, one that
+        takes a fixed batch size gets the batch padded to it (and split into such
+        batches); shapes always come back in pixels of the frames as given."""
         check_threshold(threshold)
         if not images:
             return []
-        out = self.call(np.stack(images))
-        return [self._shapes(out, i, images[i].shape[1], images[i].shape[0], threshold,
-                             max_detections, polygons) for i in range(len(images))]
+        fixed = self.info.batch_size
+        if fixed is not None and len(images) > fixed:
+            return [shapes for start in range(0, len(images), fixed)
+                    for shapes in self.detect(images[start:start + fixed],
+                                              threshold=threshold,
+                                              max_detections=max_detections,
+                                              polygons=polygons)]
+        height, width = images[0].shape[:2]
+        batch = np.stack([self._fit(image) for image in images])
+        if fixed is not None and len(images) < fixed:
+            pad = np.zeros((fixed - len(images), *batch.shape[1:]), dtype=batch.dtype)
+            batch = np.concatenate([batch, pad])
+        out = self.call(batch)
+        sx, sy = width / batch.shape[2], height / batch.shape[1]
+        return [self._shapes(out, i, width, height, (sx, sy), threshold, max_detections,
+                             polygons) for i in range(len(images))]
+
+    def _fit(self, image: np.ndarray) -> np.ndarray:
+        """The frame at the input size the signature requires, if it requires one."""
+        size = self.info.input_size
+        if size is None or image.shape[:2] == size:
+            return image
+        from PIL import Image
+
+        return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
 
     def _shapes(self, out: dict[str, np.ndarray], i: int, width: int, height: int,
-                threshold: float, max_detections: int, polygons: bool) -> list[Shape]:
+                scale: tuple[float, float], threshold: float, max_detections: int,
+                polygons: bool) -> list[Shape]:
         n = min(int(np.asarray(out["num_detections"][i]).reshape(-1)[0]), max_detections)
         scores = out["detection_scores"][i][:n]
         keep = np.flatnonzero(scores >= threshold)
         if not len(keep):
             return []
-        boxes = self._frame_boxes(out, "detection_boxes", i, width, height)[keep]
+        boxes = self._frame_boxes(out, "detection_boxes", i, width, height, scale)[keep]
         classes = np.rint(out["detection_classes"][i][keep]).astype(int)
-        bad = classes[(classes < 1) | (classes > len(self.labels))]
-        if len(bad):
+        bad = [c for c in classes if int(c) not in self._names]
+        if bad:
             raise ModelError(
                 f"{self.info.description} returned class id {bad[0]}, but its label map "
-                f"{self.info.label_file} has {len(self.labels)} labels (ids 1.."
-                f"{len(self.labels)}); give the label map the model was trained with")
+                f"{self.info.label_file} has no label with that id (it has "
+                f"{len(self.labels)} labels, ids {_id_range(self._names)}); give the label "
+                "map the model was trained with")
         masks = None
         if self.info.has_masks and "detection_masks" in out:
             mask_key = ("detection_outer_boxes" if "detection_outer_boxes" in out
                         else "detection_boxes")
             masks = (out["detection_masks"][i][keep],
-                     self._frame_boxes(out, mask_key, i, width, height)[keep])
+                     self._frame_boxes(out, mask_key, i, width, height, scale)[keep])
         shapes = []
         for j, (box, cls, score) in enumerate(zip(boxes, classes, scores[keep])):
             ymin, xmin, ymax, xmax = (float(v) for v in box)
@@ -118,7 +161,7 @@ class Detector:
             ymin, ymax = min(max(ymin, 0.0), height), min(max(ymax, 0.0), height)
             if xmax - xmin < 1e-3 or ymax - ymin < 1e-3:
                 continue
-            label = self.labels.name_of(int(cls))
+            label = self._names[int(cls)]
             shape = None
             if masks is not None:
                 shape = _mask_shape(masks[0][j], masks[1][j], width, height, label,
@@ -131,18 +174,30 @@ class Detector:
         return shapes
 
     def _frame_boxes(self, out: dict[str, np.ndarray], key: str, i: int, width: int,
-                     height: int) -> np.ndarray:
+                     height: int, scale: tuple[float, float]) -> np.ndarray:
+        """``[ymin, xmin, ymax, xmax]`` boxes in pixels of the frame as given (``scale``:
+        its size over the size the model was called with)."""
         boxes = np.asarray(out[key][i], dtype=np.float64)
         if self.info.kind == MODEL_GARDEN:
             info = out["image_info"][i]
-            scale = np.tile(info[2], 2)
+            resize = np.tile(info[2], 2)
             offset = np.tile(info[3], 2)
-            return (boxes + offset) / np.where(scale == 0, 1, scale)
+            called = (boxes + offset) / np.where(resize == 0, 1, resize)
+            return called * np.array([scale[1], scale[0], scale[1], scale[0]])
         return boxes * np.array([height, width, height, width], dtype=np.float64)
 
 
+def _id_range(names: dict[int, str]) -> str:
+    ids = sorted(names)
+    if ids == list(range(1, len(ids) + 1)):
+        return f"1..{len(ids)}"
+    return f"from {ids[0]} to {ids[-1]} with gaps"
+
+
 def check_threshold(threshold: float) -> None:
-    if not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+    """A score threshold must be a number from 0 to 1."""
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or \
+            not 0.0 <= float(threshold) <= 1.0:
         raise UsageError(f"score threshold {threshold!r} is outside 0..1; give e.g. 0.5")
 
 
@@ -154,7 +209,8 @@ def load_detector(model: str | os.PathLike[str], *,
     info_dir, description = _locate(model)
     saved = info_dir / "saved_model" if (info_dir / "saved_model" / "saved_model.pb").is_file() \
         else info_dir
-    label_map, label_file = _labels(saved, labels, description)
+    class_names, label_file = _labels(saved, labels, description)
+    label_map = LabelMap.from_names(class_names[i] for i in sorted(class_names))
     model_json = _model_json(saved)
     if model_json.get("labels") is not None and list(model_json["labels"]) != \
             list(label_map.names):
@@ -188,14 +244,24 @@ def load_detector(model: str | os.PathLike[str], *,
     if kind == MODEL_GARDEN and "image_info" not in outputs:
         raise ModelError(f"{saved}: a Model Garden export without 'image_info' cannot map "
                          "boxes back to the frame; export it with image_info (the default)")
-    spec = inputs[next(k for k in inputs if k in _INPUTS)]
-    _check_class_count(outputs, label_map, label_file, description)
-    batch = spec.shape[0] if spec.shape.rank else None
+    name = next(k for k in inputs if k in _INPUTS)
+    spec = inputs[name]
+    dims = spec.shape.as_list() if spec.shape.rank is not None else None
+    if spec.dtype != tf.uint8 or (dims is not None and (len(dims) != 4 or dims[3] != 3)):
+        raise ModelError(
+            f"{saved}: its {SIGNATURE!r} input {name!r} takes {spec.dtype.name} "
+            f"{dims if dims is not None else '(any shape)'}; cvatkit sends uint8 images "
+            "[batch, height, width, 3]: export it with input_type image_tensor (both TF "
+            "Model Garden's and the TF2 Object Detection API's exporters offer it)")
+    dims = dims or [None] * 4
+    _check_class_count(outputs, saved, kind, sorted(class_names), label_file, description)
+    fixed_size = (int(dims[1]), int(dims[2])) if dims[1] and dims[2] else None
     info = ModelInfo(description=description, saved_model=saved, kind=kind,
                      labels=label_map, label_file=label_file,
                      has_masks="detection_masks" in outputs,
-                     batch_size=int(batch) if batch is not None else None,
-                     model_key=str(model_json.get("model", "")))
+                     batch_size=int(dims[0]) if dims[0] else None,
+                     model_key=str(model_json.get("model", "")),
+                     class_ids=tuple(sorted(class_names)), input_size=fixed_size)
     detector = Detector(info, fn)
     detector._loaded = loaded  # keeps the functions' variables alive
     return detector
@@ -228,24 +294,35 @@ def _locate(model: str | os.PathLike[str]) -> tuple[Path, str]:
 
 
 def _labels(saved: Path, labels: str | os.PathLike[str] | None,
-            description: str) -> tuple[LabelMap, Path]:
+            description: str) -> tuple[dict[int, str], Path]:
+    """Class id -> name, from ``labels`` (a file, or a folder holding one) or the label
+    file beside the SavedModel; and the file it came from."""
     from .labelfiles import CLASSES_CSV, LABEL_MAP_JSON, PBTXT
 
     names = (LABEL_MAP_JSON, PBTXT, CLASSES_CSV)
+    folders: tuple[Path, ...] = (saved, saved.parent)
     if labels is not None:
         path = Path(labels)
         if path.is_file():
-            return read_label_file(path), path
-        if path.is_dir():
-            return read_label_map(path), path
-        raise UsageError(f"label file {path} does not exist")
-    for folder in (saved, saved.parent):
+            return _class_names(path), path
+        if not path.is_dir():
+            raise UsageError(f"label file {path} does not exist")
+        folders = (path,)
+    for folder in folders:
         found = [folder / n for n in names if (folder / n).is_file()]
         if found:
-            return read_label_file(found[0]), found[0]
+            return _class_names(found[0]), found[0]
     raise ModelError(
         f"{description} has no label file ({', '.join(names)}) beside its SavedModel "
         f"({saved}); give the one it was trained with, e.g. --labels label_map.pbtxt")
+
+
+def _class_names(path: Path) -> dict[int, str]:
+    names = read_class_names(path)
+    if not names:
+        raise ModelError(f"{path} names no labels; give the label map the model was "
+                         "trained with")
+    return names
 
 
 def _model_json(saved: Path) -> dict:
@@ -258,15 +335,47 @@ def _model_json(saved: Path) -> dict:
     return {}
 
 
-def _check_class_count(outputs, label_map: LabelMap, label_file: Path,
+def _check_class_count(outputs, saved: Path, kind: str, ids: list[int], label_file: Path,
                        description: str) -> None:
-    """The OD API exports per-class scores with the background first: count them."""
+    """The label file must name what the model predicts: its highest class id is the
+    model's class count, as Model Garden's params.yaml (``num_classes`` counts the
+    background), the TF2 Object Detection API's pipeline.config (``num_classes``) or its
+    per-class scores (background first) say."""
+    predicted = None
     spec = outputs.get("detection_multiclass_scores")
-    width = spec.shape[-1] if spec is not None and spec.shape.rank else None
-    if width is not None and int(width) - 1 != len(label_map):
+    if spec is not None and spec.shape.rank and spec.shape[-1] is not None:
+        predicted = int(spec.shape[-1]) - 1
+    for folder in (saved, saved.parent):
+        if predicted is not None:
+            break
+        predicted = _configured_classes(folder, kind)
+    if predicted is not None and predicted != ids[-1]:
+        gaps = "" if ids == list(range(1, len(ids) + 1)) else f" (ids up to {ids[-1]})"
         raise ModelError(
-            f"{description} predicts {int(width) - 1} classes, but {label_file} has "
-            f"{len(label_map)} labels; give the label map the model was trained with")
+            f"{description} predicts {predicted} classes, but {label_file} has "
+            f"{len(ids)} labels{gaps}; give the label map the model was trained with")
+
+
+def _configured_classes(folder: Path, kind: str) -> int | None:
+    """The class count an export's own configuration gives, if it has one."""
+    import re
+
+    if kind == MODEL_GARDEN and (folder / "params.yaml").is_file():
+        import yaml
+
+        try:
+            params = yaml.safe_load((folder / "params.yaml").read_text(encoding="utf-8"))
+            return int(params["task"]["model"]["num_classes"]) - 1
+        except (yaml.YAMLError, KeyError, TypeError, ValueError, UnicodeDecodeError):
+            return None
+    if kind == OD_API and (folder / "pipeline.config").is_file():
+        try:
+            text = (folder / "pipeline.config").read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            return None
+        found = re.search(r"\bnum_classes\s*:\s*(\d+)", text)
+        return int(found.group(1)) if found else None
+    return None
 
 
 def _mask_shape(probs: np.ndarray, box: np.ndarray, width: int, height: int, label: str,

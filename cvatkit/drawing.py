@@ -38,9 +38,15 @@ _PAD_EM = 0.25       # caption background margin around its text, in ems
 
 def label_colors(names: Sequence[str]) -> dict[str, Color]:
     """A distinct RGB colour (0..1 floats) per label, stable for a given label order:
-    tab10 up to 10 labels, tab20 up to 20, then golden-ratio steps around the hue circle."""
+    tab10 up to 10 labels; up to 20, tab20's strong colours then its light ones (never a
+    light and a strong shade of one hue for neighbouring labels); then golden-ratio steps
+    around the hue circle."""
     names = list(dict.fromkeys(names))
-    table = colormaps["tab10" if len(names) <= 10 else "tab20"].colors
+    if len(names) <= 10:
+        table = colormaps["tab10"].colors
+    else:
+        pairs = colormaps["tab20"].colors
+        table = [*pairs[0::2], *pairs[1::2]]
     out: dict[str, Color] = {}
     for i, name in enumerate(names):
         if i < len(table):

@@ -66,9 +66,13 @@ class Evaluation:
         return out
 
     def format(self) -> str:
+        def num(x: float) -> str:
+            return f"{x:.3f}" if x >= 0 else "-"
+
         lines = [
             f"frames: {self.frames}",
-            f"COCO AP {self.ap:.3f}   AP@0.5 {self.ap50:.3f}   AP@0.75 {self.ap75:.3f}",
+            f"COCO AP {num(self.ap)}   AP@0.5 {num(self.ap50)}   AP@0.75 {num(self.ap75)}"
+            + ("   (no annotated objects: no AP)" if self.ap < 0 else ""),
             f"at score >= {self.threshold:g}: found {self.found} of {self.annotated} "
             f"annotated objects ({100 * self.found_share:.1f}%), "
             f"{self.false} false boxes ({self.false_per_frame:.2f} per frame)",
@@ -76,10 +80,8 @@ class Evaluation:
             f"{'label':<20} {'AP':>6} {'AP@0.5':>7} {'objects':>8} {'found':>6} {'false':>6}",
         ]
         for c in self.per_class:
-            ap = f"{c.ap:.3f}" if c.ap >= 0 else "-"
-            ap50 = f"{c.ap50:.3f}" if c.ap50 >= 0 else "-"
-            lines.append(f"{c.label:<20} {ap:>6} {ap50:>7} {c.annotated:>8} {c.found:>6} "
-                         f"{c.false:>6}")
+            lines.append(f"{c.label:<20} {num(c.ap):>6} {num(c.ap50):>7} {c.annotated:>8} "
+                         f"{c.found:>6} {c.false:>6}")
         return "\n".join(lines)
 
 
@@ -166,7 +168,9 @@ def _coco(predictions: list[Prediction],
     if not gts:
         return -1.0, -1.0, -1.0, unset
     if not dets:
-        return 0.0, 0.0, 0.0, {n: (0.0, 0.0) for n in names}
+        annotated = {s.label for p in predictions for s in p.ground_truth}
+        return 0.0, 0.0, 0.0, {n: (0.0, 0.0) if n in annotated else (-1.0, -1.0)
+                               for n in names}
     with contextlib.redirect_stdout(io.StringIO()):
         truth = COCO()
         truth.dataset = {"images": images, "annotations": gts,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 from .annotations import LabelMap
 from .labelfiles import write_label_files
@@ -31,7 +32,7 @@ def export_run(run: Run, experiment, checkpoint: str, labels: tuple[str, ...]) -
     spec = run.spec()
     (tmp / "model.json").write_text(json.dumps({
         "model": spec["model"]["key"], "family": spec["model"]["family"],
-        "input_size": size, "labels": list(labels), "checkpoint": checkpoint,
+        "input_size": size, "labels": list(labels), "checkpoint": Path(checkpoint).name,
         "input": "uint8 images [batch, height, width, 3], any size (resized inside)",
         "outputs": "detection_boxes (pixels of the resized input: divide by image_info "
                    "row 2), detection_classes (1-based), detection_scores, num_detections",

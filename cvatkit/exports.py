@@ -14,6 +14,7 @@ from pathlib import Path
 from lxml import etree
 
 from .annotations import Frame, LabelMap, Shape
+from .files import written_aside
 from .geometry import polygon_area
 
 _ZIP_TIME = (2024, 1, 1, 0, 0, 0)
@@ -29,8 +30,8 @@ def write_cvat_xml(dest: Path, frames: Iterable[Frame], labels: LabelMap, *,
     in the metadata (default: now; pass a fixed one for byte-identical exports).
     """
     frames = list(frames)
-    tmp = dest.with_name(dest.name + ".partial")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
+    with written_aside(dest) as tmp, \
+            zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
         info = zipfile.ZipInfo("annotations.xml", _ZIP_TIME)
         info.compress_type = zipfile.ZIP_DEFLATED
         with z.open(info, "w") as raw, etree.xmlfile(raw, encoding="utf-8") as xf:
@@ -44,7 +45,6 @@ def write_cvat_xml(dest: Path, frames: Iterable[Frame], labels: LabelMap, *,
         if images is not None:
             for frame in frames:
                 _add(z, f"images/{frame.name}", images(frame))
-    tmp.replace(dest)
 
 
 def cvat_xml_bytes(frames: Iterable[Frame], labels: LabelMap, *, task_name: str) -> bytes:
@@ -78,14 +78,13 @@ def write_coco(dest: Path, frames: Iterable[Frame], labels: LabelMap, *,
         for shape in frame.shapes:
             doc["annotations"].append(
                 _coco_ann(frame, shape, n, len(doc["annotations"]) + 1, labels))
-    tmp = dest.with_name(dest.name + ".partial")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
+    with written_aside(dest) as tmp, \
+            zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
         _add(z, f"annotations/instances_{subset}.json", json.dumps(doc).encode(),
              zipfile.ZIP_DEFLATED)
         if images is not None:
             for frame in frames:
                 _add(z, f"images/{subset}/{frame.name}", images(frame))
-    tmp.replace(dest)
 
 
 def _add(z: zipfile.ZipFile, name: str, data: bytes,

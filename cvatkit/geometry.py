@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .annotations import Shape
+from .errors import AnnotationError
 
 
 def polygon_area(points: tuple[float, ...]) -> float:
@@ -57,7 +58,12 @@ def mask_bitmap(shape: Shape, width: int, height: int) -> np.ndarray:
         return out
     *runs, left, top, right, bottom = (int(v) for v in shape.points)
     w, h = right - left + 1, bottom - top + 1
-    box = np.repeat((np.arange(len(runs)) & 1) != 0, runs)[: w * h].reshape(h, w)
+    if w < 1 or h < 1 or min(runs, default=0) < 0 or sum(runs) != w * h:
+        raise AnnotationError(
+            f"a mask of label {shape.label!r} is damaged: its runs cover {sum(runs)} "
+            f"pixels, its box ({left}, {top})-({right}, {bottom}) holds "
+            f"{max(w, 0) * max(h, 0)}; export the task from CVAT again")
+    box = np.repeat((np.arange(len(runs)) & 1) != 0, runs).reshape(h, w)
     ys, xs = slice(max(top, 0), min(top + h, height)), slice(max(left, 0), min(left + w, width))
     out[ys, xs] = box[ys.start - top: ys.stop - top, xs.start - left: xs.stop - left]
     return out
@@ -82,16 +88,12 @@ def ellipse_polygon(cx: float, cy: float, rx: float, ry: float,
 def encode_mask(bitmap: np.ndarray, left: int = 0, top: int = 0) -> tuple[float, ...] | None:
     """A bool bitmap (placed at ``left``, ``top`` of its frame) in CVAT's mask encoding,
     cropped to its set pixels; None when no pixel is set. ``mask_bitmap`` reverses it."""
-    ys, xs = np.nonzero(bitmap)
-    if not len(ys):
+    from cvat_sdk.masks import encode_mask as cvat_encode_mask
+
+    bitmap = np.asarray(bitmap, dtype=bool)
+    if not bitmap.any():
         return None
-    y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
-    flat = bitmap[y0:y1 + 1, x0:x1 + 1].reshape(-1)
-    edges = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
-    bounds = np.concatenate(([0], edges, [flat.size]))
-    runs = np.diff(bounds).tolist()
-    if flat[0]:
-        runs.insert(0, 0)
+    *runs, x0, y0, x1, y1 = cvat_encode_mask(bitmap)
     return tuple(float(r) for r in runs) + (
         float(x0 + left), float(y0 + top), float(x1 + left), float(y1 + top))
 

@@ -8,8 +8,9 @@ asks to drop its predictions; a task with none of the model's labels is always r
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from .annotations import Shape
 from .errors import UsageError
 
 
@@ -34,6 +35,19 @@ class LabelMapping:
     @property
     def dropped(self) -> tuple[str, ...]:
         return tuple(m for m, t, _ in self.pairs if t is None)
+
+    def rename(self, shapes: Iterable[Shape], *, keep_unmapped: bool = False
+               ) -> tuple[Shape, ...]:
+        """``shapes`` of model labels under their task labels; a shape of an unmapped
+        label is left out, or kept under its own name with ``keep_unmapped``."""
+        out = []
+        for shape in shapes:
+            target = self.target(shape.label)
+            if target is not None:
+                out.append(replace(shape, label=target))
+            elif keep_unmapped:
+                out.append(shape)
+        return tuple(out)
 
     def format(self) -> str:
         width = max((len(m) for m, _, _ in self.pairs), default=5)

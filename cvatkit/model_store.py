@@ -27,6 +27,10 @@ from .weights import cache_root, sha256_file
 
 MANIFEST = "manifest.json"
 _LABEL_FILES = ("label_map.pbtxt", "classes.csv", "label_map.json")
+_MODEL_FILES = ("model.json",)
+"""What the export says of its model (labels, input): loading a pulled version checks
+its label files against it. (Model Garden's params.yaml stays home: it names local
+paths.)"""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -200,7 +204,8 @@ def run_files(run: Run) -> list[tuple[Path, str]]:
     export = run.path / EXPORT
     files = [(p, "saved_model/" + p.relative_to(export / "saved_model").as_posix())
              for p in sorted((export / "saved_model").rglob("*")) if p.is_file()]
-    files += [(export / n, n) for n in _LABEL_FILES if (export / n).is_file()]
+    files += [(export / n, n) for n in (*_LABEL_FILES, *_MODEL_FILES)
+              if (export / n).is_file()]
     ckpt = run.path / CHECKPOINTS
     files += [(p, f"{CHECKPOINTS}/{p.name}") for p in sorted(ckpt.glob("*")) if p.is_file()]
     if not any(k.startswith("saved_model/saved_model.pb") for _, k in files):

@@ -177,16 +177,23 @@ def show_predictions(model: str, frames: str, *, threshold: float = 0.5, count: 
     detector = load_detector(model)
     source = open_frames(frames)
     is_task = not isinstance(source, list)
-    predictions = list(predict(detector, source, threshold=SCORE_FLOOR, keep_images=count))
+    try:
+        predictions = list(predict(detector, source, threshold=SCORE_FLOOR,
+                                   keep_images=count))
+        task_labels = tuple(source.labels.names) if is_task else ()  # type: ignore
+    finally:
+        if is_task:
+            source.close()  # type: ignore[union-attr]
     shown = [replace(p, frame=replace(p.frame, shapes=tuple(
         s for s in p.frame.shapes if (s.score or 0) >= threshold))) for p in predictions]
     if is_task and any(p.ground_truth for p in predictions):
-        labels = [*detector.labels.names, *source.labels.names]  # type: ignore[union-attr]
-        say(evaluate(predictions, labels, threshold=threshold).format())
+        say(evaluate(predictions, [*detector.labels.names, *task_labels],
+                     threshold=threshold).format())
     if out is not None:
-        written = save_predictions(shown, out, labels=detector.labels.names)
+        written = save_predictions(shown, out, labels=detector.labels.names,
+                                   task_labels=task_labels)
         say(f"predictions and pictures in {written['predictions'].parent}")
-    colors = label_colors(detector.labels.names)
+    colors = label_colors([*detector.labels.names, *task_labels])
     tiles = [(p.image, p.frame.shapes, p.ground_truth, Path(p.frame.name).name)
              for p in shown if p.image is not None]
     return gallery_figure(tiles, colors=colors)

@@ -90,12 +90,16 @@ def annotate_export(detector: Detector, source, out: str | os.PathLike[str] | No
     """Pre-annotations of an export's frames as ``out`` (``.xml``, or ``.zip`` holding
     annotations.xml): the task's own shapes are kept unless ``clear_existing``."""
     from .exports import cvat_xml_bytes, write_cvat_xml
+    from .files import write_bytes_file
 
     check_threshold(threshold)
     if out is None and dry_run is None:
         raise UsageError("give the annotations file to write (--out FILE.xml or .zip), or "
                          "--dry-run N")
     dest = Path(out) if out is not None else None
+    if dest is not None and dest.is_dir():
+        raise UsageError(f"{dest} is a folder; give the annotations file to write "
+                         "(.xml, or .zip holding annotations.xml)")
     if dest is not None and dest.suffix not in (".xml", ".zip"):
         raise UsageError(f"{dest}: the annotations file is written as .xml or .zip")
     labels_ = source.labels
@@ -118,14 +122,11 @@ def annotate_export(detector: Detector, source, out: str | os.PathLike[str] | No
         frames.append(replace(p.frame, shapes=tuple(existing) + tuple(new)))
     assert dest is not None
     result = _result(source.description, plan, len(frames), counts)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     name = source.summary().name or "pre-annotations"
     if dest.suffix == ".zip":
         write_cvat_xml(dest, frames, labels_, task_name=name)
     else:
-        tmp = dest.with_name(dest.name + ".partial")
-        tmp.write_bytes(cvat_xml_bytes(frames, labels_, task_name=name))
-        tmp.replace(dest)
+        write_bytes_file(dest, cvat_xml_bytes(frames, labels_, task_name=name))
     return replace(result, out=dest)
 
 

@@ -95,11 +95,20 @@ def predict(detector: Detector, frames: Source | Sequence[str | os.PathLike[str]
     ``limit`` stops after that many frames; ``keep_images`` keeps the decoded pixels of
     the first that many frames (for pictures); ``progress`` is called with 1 per frame.
     """
-    check_threshold(threshold)
+    check_threshold(threshold)  # here, not when the first prediction is asked for
     if batch_size < 1 or max_detections < 1:
         raise UsageError("batch size and max detections must be at least 1")
+    if limit is not None and limit < 0:
+        raise UsageError(f"limit {limit}: give the number of frames to predict, or None")
     if detector.info.batch_size is not None:
         batch_size = detector.info.batch_size
+    return _predict(detector, frames, threshold, max_detections, batch_size, polygons,
+                    limit, keep_images, progress, workers)
+
+
+def _predict(detector: Detector, frames, threshold: float, max_detections: int,
+             batch_size: int, polygons: bool, limit: int | None, keep_images: int,
+             progress: Progress | None, workers: int) -> Iterator[Prediction]:
     items = _items(frames)
     if limit is not None:
         items = _take(items, limit)
@@ -199,23 +208,27 @@ def prediction_record(p: Prediction) -> dict:
 
 
 def save_predictions(predictions: Iterable[Prediction], out_dir: str | os.PathLike[str], *,
-                     labels: Sequence[str], about: dict | None = None,
-                     ground_truth: bool = True, gallery: int = 12) -> dict[str, Path]:
+                     labels: Sequence[str], task_labels: Sequence[str] = (),
+                     about: dict | None = None, ground_truth: bool = True,
+                     gallery: int = 12) -> dict[str, Path]:
     """``out_dir/predictions.json`` (every frame), ``pictures/`` (a PNG per frame that
     kept its pixels) and ``gallery.png``; written aside, then renamed into place.
-    Returns the paths written, by kind."""
+    ``labels`` are the model's; ``task_labels`` the task's, so that every picture gives a
+    label the same colour. Returns the paths written, by kind."""
     import json
     import shutil
 
     from .drawing import frame_figure, gallery_figure, label_colors, save_png
 
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is a file; give a new folder for the predictions")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} is not empty; give a new folder for the predictions")
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    colors = label_colors(labels)
+    colors = label_colors([*labels, *task_labels])
     records, tiles = [], []
     try:
         for p in predictions:

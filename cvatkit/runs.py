@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CvatkitError
+from .files import write_text_file
 
 RUN_JSON = "run.json"
 STATUS_JSON = "status.json"
@@ -188,31 +189,25 @@ class Run:
     # -- writing (the trainer) -----------------------------------------------------------
 
     def write_spec(self, spec: dict[str, Any]) -> None:
-        _atomic_write(self.path / RUN_JSON, json.dumps(spec, indent=2, default=str) + "\n")
+        write_text_file(self.path / RUN_JSON, json.dumps(spec, indent=2, default=str) + "\n")
 
     def set_status(self, state: str, *, step: int = 0, error: str = "",
                    total_steps: int = 0) -> None:
         assert state in STATES, state
         st = Status(state=state, step=step, pid=os.getpid(), error=error,
                     updated=time.time(), total_steps=total_steps)
-        _atomic_write(self.path / STATUS_JSON, json.dumps(asdict(st)) + "\n")
+        write_text_file(self.path / STATUS_JSON, json.dumps(asdict(st)) + "\n")
 
     def record_pid(self, pid: int) -> None:
         """The trainer's pid, as soon as it is started (it then writes its own status)."""
         st = self.status()
-        _atomic_write(self.path / STATUS_JSON, json.dumps(
+        write_text_file(self.path / STATUS_JSON, json.dumps(
             {**asdict(st), "pid": pid, "updated": time.time()}) + "\n")
 
     def append(self, event: Event) -> None:
         with open(self.path / EVENTS_JSONL, "a", encoding="utf-8") as f:
             f.write(json.dumps(asdict(event)) + "\n")
             f.flush()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _pid_is_trainer(pid: int) -> bool:

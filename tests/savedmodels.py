@@ -1,7 +1,9 @@
 """Small SavedModels with known outputs, in the two layouts cvatkit loads.
 
-Each returns the same detections for every frame, given as fractions of the frame
-(ymin, xmin, ymax, xmax), so a test knows the boxes in frame pixels for any frame size.
+Each returns the detections below, given as fractions of the frame (ymin, xmin, ymax,
+xmax), moved right by a share of the frame's width that the frame itself sets (its top
+left pixel's red value / 255 x ``SHIFT``): a test knows the boxes in pixels of any frame,
+and a frame given the shapes of another is caught.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ DETECTIONS = [
     ((0.55, 0.05, 0.95, 0.45), 1, 0.80),
     ((0.20, 0.70, 0.40, 0.90), 3, 0.30),
 ]
+SHIFT = 0.1
 SLOTS = 5  # detections padded to a fixed count, as real exports do
+OFFSET = (3.0, 5.0)  # (y, x): what a Model Garden export's image_info row 3 may hold
 MASK = np.zeros((6, 6), np.float32)
 MASK[1:5, 1:5] = 0.9  # a square in the middle of each box
 
@@ -32,22 +36,37 @@ def _arrays(masks: bool):
     return boxes, classes, scores, mask
 
 
-def model_garden_like(path: Path, *, input_size: int = 64, masks: bool = False) -> Path:
-    """Like Model Garden's export: any batch, boxes in pixels of the frame resized to fit
-    ``input_size``, ``image_info`` to map them back, int32 classes."""
+def frame_shift(image: np.ndarray) -> float:
+    """How far right (a share of the frame's width) the test models move their boxes on
+    this frame (RGB uint8 pixels, as cvatkit decodes them)."""
+    return float(image[0, 0, 0]) / 255.0 * SHIFT
+
+
+def _shifted(boxes, inputs):
+    """The boxes of each frame of the batch ``inputs``, moved by its ``frame_shift``."""
+    shift = tf.cast(inputs[:, 0, 0, 0], tf.float32) / 255.0 * SHIFT
+    return boxes[None] + shift[:, None, None] * tf.constant([0.0, 1.0, 0.0, 1.0])
+
+
+def model_garden_like(path: Path, *, input_size: int = 64, masks: bool = False,
+                      batch: int | None = None) -> Path:
+    """Like Model Garden's export: any batch (or ``batch``), boxes in pixels of the frame
+    resized to ``input_size`` square (other scales for y and x) and offset, with
+    ``image_info`` to map them back, int32 classes."""
     boxes, classes, scores, mask = _arrays(masks)
 
     class Module(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+        @tf.function(input_signature=[tf.TensorSpec([batch, None, None, 3], tf.uint8)])
         def serve(self, inputs):
             n = tf.shape(inputs)[0]
             hw = tf.cast(tf.shape(inputs)[1:3], tf.float32)
-            scale = tf.reduce_min(float(input_size) / hw)
+            scale = float(input_size) / hw  # [y, x]
             resized = hw * scale
-            info = tf.stack([hw, resized, tf.stack([scale, scale]), tf.zeros(2)])
-            px = boxes * tf.tile(resized, [2])
+            offset = tf.constant(OFFSET)
+            info = tf.stack([hw, resized, scale, offset])
+            px = _shifted(boxes, inputs) * tf.tile(hw * scale, [2]) - tf.tile(offset, [2])
             out = {
-                "detection_boxes": tf.tile(px[None], [n, 1, 1]),
+                "detection_boxes": px,
                 "detection_classes": tf.tile(tf.cast(classes, tf.int32)[None], [n, 1]),
                 "detection_scores": tf.tile(scores[None], [n, 1]),
                 "num_detections": tf.fill([n], len(DETECTIONS)),
@@ -76,16 +95,24 @@ def unknown_signature(path: Path) -> Path:
     return path
 
 
-def od_api_like(path: Path, *, classes_predicted: int = 3, masks: bool = False) -> Path:
+def od_api_like(path: Path, *, classes_predicted: int = 3, masks: bool = False,
+                class_ids: tuple[int, ...] | None = None,
+                input_size: tuple[int, int] | None = None, dtype=tf.uint8) -> Path:
     """Like a TF2 Object Detection API zoo export: batch 1, normalised boxes, float
-    classes, per-class scores with the background first, masks relative to boxes."""
+    classes, per-class scores with the background first, masks relative to boxes.
+    ``class_ids`` replace the detections' classes 1, 2, 3 (a label map with gaps);
+    ``input_size`` fixes the (height, width) the signature takes; ``dtype`` its input."""
     boxes, classes, scores, mask = _arrays(masks)
+    if class_ids is not None:
+        classes = np.array([class_ids[int(c) - 1] if c else 0 for c in classes], np.float32)
+    h, w = input_size or (None, None)
 
     class Module(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
+        @tf.function(input_signature=[tf.TensorSpec([1, h, w, 3], dtype)])
         def serve(self, input_tensor):
+            pixels = tf.cast(input_tensor, tf.uint8) if dtype != tf.uint8 else input_tensor
             out = {
-                "detection_boxes": boxes[None],
+                "detection_boxes": _shifted(boxes, pixels),
                 "detection_classes": classes[None],
                 "detection_scores": scores[None],
                 "num_detections": tf.constant([float(len(DETECTIONS))]),

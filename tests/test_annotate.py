@@ -3,23 +3,27 @@ offline into an annotations file that the export reader reads back."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cvat_server import CvatTestServer  # noqa: E402
-from savedmodels import model_garden_like  # noqa: E402
+from savedmodels import DETECTIONS, frame_shift, model_garden_like  # noqa: E402
 
 from cvatkit import connect, open_export  # noqa: E402
 from cvatkit.annotations import LabelMap  # noqa: E402
 from cvatkit.cli import main  # noqa: E402
-from cvatkit.detector import load_detector  # noqa: E402
+from cvatkit.detector import ModelError, load_detector  # noqa: E402
 from cvatkit.errors import ServerError, UsageError  # noqa: E402
 from cvatkit.labelfiles import write_label_files  # noqa: E402
 from cvatkit.preannotate import annotate_export, annotate_task  # noqa: E402
@@ -29,9 +33,17 @@ TOKEN = "pat-annotate-token"
 PASSWORD = "annotate-pw"
 FRAMES = 3  # sample frames are 160 x 128
 MODEL_LABELS = ("cat", "dog", "bird")
-# What the test model finds on a 160 x 128 frame at threshold 0.5 (see savedmodels.py).
-DOG = (32.0, 12.8, 96.0, 64.0)
-CAT = (8.0, 70.4, 72.0, 121.6)
+
+
+def found_on(jpeg: bytes, label: str) -> tuple[float, float, float, float]:
+    """The box the test model finds for ``label`` on this frame (see savedmodels.py)."""
+    with Image.open(io.BytesIO(jpeg)) as img:
+        pixels = np.asarray(img.convert("RGB"))
+    height, width = pixels.shape[:2]
+    shift = frame_shift(pixels)
+    (ymin, xmin, ymax, xmax), _cls, _score = next(
+        d for d in DETECTIONS if MODEL_LABELS[d[1] - 1] == label)
+    return ((xmin + shift) * width, ymin * height, (xmax + shift) * width, ymax * height)
 
 
 @pytest.fixture(scope="module")
@@ -90,15 +102,18 @@ def test_shapes_land_with_the_right_labels_frames_and_coordinates(server, client
     written = auto(server, task)
     assert len(written) == 2 * FRAMES
     assert len(server.shapes(task)) == 2 * FRAMES + 1  # the manual shape is kept
-    for frame in range(FRAMES):
+    corners = set()
+    for frame, (_name, jpeg) in enumerate(server.frames):
         mine = {s["label"]: s for s in written if s["frame"] == frame}
         assert mine["cat"]["type"] == "rectangle"
-        assert mine["cat"]["points"] == pytest.approx(list(CAT), abs=0.02)
+        assert mine["cat"]["points"] == pytest.approx(list(found_on(jpeg, "cat")), abs=0.02)
         # a polygon label gets the box as a polygon from a box-only model
         assert mine["dog"]["type"] == "polygon"
-        x0, y0, x1, y1 = DOG
+        x0, y0, x1, y1 = found_on(jpeg, "dog")
         assert mine["dog"]["points"] == pytest.approx([x0, y0, x1, y0, x1, y1, x0, y1],
                                                       abs=0.02)
+        corners.add(x0)
+    assert len(corners) == FRAMES  # each frame has boxes of its own
 
 
 def test_retrying_after_a_failed_upload_does_not_duplicate_shapes(server, client, model):
@@ -160,6 +175,19 @@ def test_unmapped_labels_are_refused_unless_mapped_or_dropped(server, client, mo
         annotate_task(client, other, detector, mapping={"plane": "cat"})
 
 
+def test_a_model_that_fails_on_the_frames_is_not_called_an_upload_error(server, client,
+                                                                        tmp_path):
+    """A label map shorter than what the model predicts is found while predicting:
+    that is the model's fault, and running again will not help."""
+    model = model_garden_like(tmp_path / "mg")
+    write_label_files(LabelMap.from_names(["cat", "dog"]), model)
+    task = new_task(server, [("cat", "any"), ("dog", "any")])
+    with pytest.raises(ModelError, match="returned class id 3, but its label map") as info:
+        annotate_task(client, task, load_detector(model), threshold=0.0)
+    assert "run the same command again" not in str(info.value)
+    assert server.shapes(task) == []
+
+
 def test_a_task_with_none_of_the_models_labels(server, client, model):
     task = new_task(server, [("car", "any"), ("truck", "any")])
     with pytest.raises(UsageError, match="has none of the model's labels"):
@@ -204,6 +232,15 @@ def test_cvat_cli_runs_the_same_function_module(server, model, tmp_path):
     written = auto(server, task)
     assert sorted(s["label"] for s in written) == ["cat"] * FRAMES + ["dog"] * FRAMES
     assert PASSWORD not in proc.stdout + proc.stderr
+    # a model that is not there: cvat-cli says so, without a traceback
+    proc = subprocess.run(
+        [str(cli), "--server-host", server.url, "--auth", "admin", "task", "auto-annotate",
+         str(task), "--function-module", "cvatkit.cvat_function", "-p",
+         f"model=str:{tmp_path / 'no-such-model'}"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "no-such-model does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 # ------------------------------------------------------------------ offline
@@ -232,7 +269,38 @@ def test_offline_annotations_file_reads_back_identically(model, sample_cvat, tmp
     for got, before, plan in zip(back, frames, planned.predictions):
         new = tuple(type(s)(**{**s.__dict__, "score": None}) for s in plan.frame.shapes)
         assert got.shapes == before.shapes + new
-    assert not list(tmp_path.glob("*.partial"))
+        # and where the model found them on that very frame
+        squares = [s.points for s in got.shapes[len(before.shapes):] if s.label == "square"]
+        assert squares == [pytest.approx(found_on(source.read_image(before), "cat"),
+                                         abs=0.02)]
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_offline_masks_read_back_inside_their_boxes(mask_model, tmp_path):
+    from cvatkit.exports import write_cvat_xml
+    from cvatkit.geometry import mask_bitmap
+
+    frames = [sample_frame(2, i, index=i) for i in range(2)]
+    labels = LabelMap.from_names(MODEL_LABELS, types={"cat": "mask", "dog": "polygon"})
+    task = tmp_path / "task.zip"
+    jpegs = {f.name: jpeg for f, jpeg in frames}
+    write_cvat_xml(task, [replace(f, shapes=()) for f, _ in frames], labels,
+                   task_name="masks", images=lambda f: jpegs[f.name])
+    source = open_export(task)
+    out = tmp_path / "pre.xml"
+    result = annotate_export(load_detector(mask_model), source, out, clear_existing=True,
+                             threshold=0.5)
+    assert result.shapes == {"cat": 2, "dog": 2, "bird": 0}
+    back = list(open_export(_folder_with(out, tmp_path / "back")).frames())
+    for frame, (_f, jpeg) in zip(back, frames):
+        kinds = {s.label: s.kind for s in frame.shapes}
+        assert kinds == {"cat": "mask", "dog": "polygon"}
+        cat = next(s for s in frame.shapes if s.label == "cat")
+        x0, y0, x1, y1 = found_on(jpeg, "cat")
+        ys, xs = np.nonzero(mask_bitmap(cat, frame.width, frame.height))
+        # the test mask covers the middle 4/6 of its box
+        assert x0 + (x1 - x0) / 6 - 2 <= xs.min() and xs.max() <= x1 - (x1 - x0) / 6 + 2
+        assert y0 + (y1 - y0) / 6 - 2 <= ys.min() and ys.max() <= y1 - (y1 - y0) / 6 + 2
 
 
 def test_offline_cli_and_its_bad_input(model, sample_cvat, tmp_path, capsys):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,8 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from savedmodels import DETECTIONS, model_garden_like, od_api_like, unknown_signature  # noqa: E402
+from savedmodels import (DETECTIONS, frame_shift, model_garden_like, od_api_like,  # noqa: E402
+                         unknown_signature)
 
 from cvatkit import open_export  # noqa: E402
 from cvatkit.annotations import Frame, LabelMap, Shape  # noqa: E402
@@ -26,10 +30,17 @@ from cvatkit.predict import Prediction, predict  # noqa: E402
 LABELS = LabelMap.from_names(["cat", "dog", "bird"])
 
 
-def expected_boxes(width: int, height: int, threshold: float = 0.5):
-    """The test models' detections in pixels of a width x height frame."""
-    return [(LABELS.name_of(cls), (xmin * width, ymin * height, xmax * width, ymax * height))
+def expected_boxes(width: int, height: int, threshold: float = 0.5, shift: float = 0.0):
+    """The test models' detections in pixels of a width x height frame whose
+    ``frame_shift`` is ``shift``."""
+    return [(LABELS.name_of(cls), ((xmin + shift) * width, ymin * height,
+                                   (xmax + shift) * width, ymax * height))
             for (ymin, xmin, ymax, xmax), cls, score in DETECTIONS if score >= threshold]
+
+
+def decoded(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +63,14 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def frames_dir(tmp_path_factory):
-    """Image files of two sizes, JPEG and PNG."""
+    """Image files of two sizes, JPEG and PNG, each with its own top left pixel (so the
+    test models put each frame's boxes somewhere else)."""
     root = tmp_path_factory.mktemp("frames")
     rng = np.random.default_rng(0)
     for i in range(5):
         size = (160, 120) if i < 3 else (96, 64)
         pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+        pixels[:8, :8] = 40 * i  # a flat corner: JPEG keeps its value
         Image.fromarray(pixels).save(root / f"f{i}.{'jpg' if i < 3 else 'png'}")
     return root
 
@@ -67,11 +80,12 @@ def test_boxes_come_back_in_pixels_of_the_original_frame(models, key):
     detector = load_detector(models[key])
     assert detector.info.kind == ("model-garden" if key == "mg" else "od-api")
     assert detector.info.batch_size == (None if key == "mg" else 1)
-    for width, height in ((160, 120), (64, 200)):
+    for width, height, corner in ((160, 120, 0), (64, 200, 255)):
         image = np.zeros((height, width, 3), np.uint8)
+        image[0, 0] = corner
         shapes = detector.detect([image], threshold=0.5)[0]
         got = [(s.label, s.points) for s in shapes]
-        want = expected_boxes(width, height)
+        want = expected_boxes(width, height, shift=frame_shift(image))
         assert [g[0] for g in got] == [w[0] for w in want]
         for (_, points), (_, box) in zip(got, want):
             assert points == pytest.approx(box, abs=0.02)
@@ -120,10 +134,14 @@ def test_predict_over_image_files_in_batches_of_mixed_sizes(models, frames_dir):
     assert len(done) == 5
     # batches of at most 2, never mixing frame sizes
     assert calls == [(2, 120, 160, 3), (1, 120, 160, 3), (2, 64, 96, 3)]
-    for p in preds:
-        want = expected_boxes(p.frame.width, p.frame.height)
+    shifts = set()
+    for p in preds:  # each frame got its own shapes, whatever batch it went in
+        shift = frame_shift(decoded(Path(p.frame.name)))
+        shifts.add(round(shift, 4))
+        want = expected_boxes(p.frame.width, p.frame.height, shift=shift)
         got = [v for s in p.frame.shapes for v in s.points]
-        assert got == pytest.approx([v for _, b in want for v in b], abs=0.02)
+        assert got == pytest.approx([v for _, b in want for v in b], abs=0.05)
+    assert len(shifts) == 5
     one = list(predict(load_detector(models["od"]), [frames_dir / "f3.png"], limit=1))
     assert (one[0].frame.width, one[0].frame.height) == (96, 64)
 
@@ -269,3 +287,226 @@ def test_cli_evaluate_prints_the_figures(trained, sample_cvat, tmp_path, capsys)
     data = json.loads(figures.read_text())
     assert data["frames"] == 6 and data["annotated"] > 0
     assert {c["label"] for c in data["per_class"]} == {"square", "triangle", "circle"}
+
+
+def test_a_zoo_label_map_with_gaps_and_display_names(tmp_path):
+    """The TF2 model zoo's COCO label map: 80 labels with ids up to 90, the readable name
+    in display_name; the model's per-class scores count 90 classes and the background."""
+    model = od_api_like(tmp_path / "zoo" / "saved_model", classes_predicted=90,
+                        class_ids=(1, 3, 90))
+    (tmp_path / "zoo" / "mscoco_label_map.pbtxt").write_text(
+        'item {\n  name: "/m/01g317"\n  id: 1\n  display_name: "person"\n}\n'
+        'item {\n  name: "/m/0k4j"\n  id: 3\n  display_name: "car"\n}\n'
+        'item {\n  name: "/m/012xff"\n  id: 90\n  display_name: "toothbrush"\n}\n')
+    detector = load_detector(model, labels=tmp_path / "zoo" / "mscoco_label_map.pbtxt")
+    assert detector.labels.names == ("person", "car", "toothbrush")
+    shapes = detector.detect([np.zeros((100, 200, 3), np.uint8)], threshold=0.0)[0]
+    assert [s.label for s in shapes] == ["car", "person", "toothbrush"]  # ids 3, 1, 90
+    # a map that stops short of what the model predicts is refused at once
+    short = tmp_path / "short.pbtxt"
+    short.write_text("item { id: 1 name: 'person' }\nitem { id: 3 name: 'car' }\n")
+    with pytest.raises(ModelError, match=r"predicts 90 classes, but .*short\.pbtxt has 2 "
+                                         r"labels \(ids up to 3\)"):
+        load_detector(model, labels=short)
+
+
+def test_fixed_input_sizes_and_batches_are_met(models, tmp_path):
+    """A signature that fixes the input size gets frames resized to it (shapes still in
+    pixels of the frame); one that fixes the batch size gets full batches."""
+    fixed = od_api_like(tmp_path / "fixed" / "saved_model", input_size=(48, 64))
+    write_label_files(LABELS, tmp_path / "fixed")
+    detector = load_detector(fixed)
+    assert detector.info.input_size == (48, 64)
+    image = np.full((120, 160, 3), 200, np.uint8)  # flat: the resize keeps its corner
+    shapes = detector.detect([image], threshold=0.5)[0]
+    want = expected_boxes(160, 120, shift=frame_shift(image))
+    assert [v for s in shapes for v in s.points] == pytest.approx(
+        [v for _, b in want for v in b], abs=0.05)
+
+    four = model_garden_like(tmp_path / "four", batch=4)
+    write_label_files(LABELS, four)
+    detector = load_detector(four)
+    assert detector.info.batch_size == 4
+    calls = []
+    real_call = detector.call
+    detector.call = lambda batch: calls.append(batch.shape[0]) or real_call(batch)
+    images = []
+    for i in range(5):
+        image = np.zeros((30, 40, 3), np.uint8)
+        image[0, 0] = 50 * i
+        images.append(image)
+    results = detector.detect(images, threshold=0.5)
+    assert calls == [4, 4]  # 4, then 1 padded to 4
+    for image, shapes in zip(images, results):
+        want = expected_boxes(40, 30, shift=frame_shift(image))
+        assert [v for s in shapes for v in s.points] == pytest.approx(
+            [v for _, b in want for v in b], abs=0.05)
+
+
+def test_decoding_runs_ahead_of_the_model(models):
+    """While the model works on a frame, the next frames are being read and decoded."""
+    detector = load_detector(models["mg"])
+    frame, jpeg = _frame_and_jpeg()
+    reading = [threading.Event() for _ in range(6)]
+
+    class SlowSource:  # a task source whose frames take a while to read
+        def frames(self):
+            return iter([dataclasses.replace(frame, index=i, name=f"f{i}.jpg")
+                         for i in range(6)])
+
+        def image_name(self, f):
+            return f.name
+
+        def read_image(self, f):
+            reading[f.index].set()
+            time.sleep(0.05)
+            return jpeg
+
+    real_call = detector.call
+    overlapped = []
+
+    def call(batch):
+        if not overlapped:  # the model's first call: frame 2 is being read meanwhile
+            overlapped.append(reading[2].wait(timeout=10))
+        return real_call(batch)
+
+    detector.call = call
+    preds = list(predict(detector, SlowSource(), batch_size=1))
+    assert [p.frame.index for p in preds] == list(range(6))
+    assert overlapped == [True]
+
+
+def _frame_and_jpeg():
+    from cvatkit.sample import sample_frame
+
+    return sample_frame(0, 0, index=0)
+
+
+def test_a_model_store_version_loads_and_checks_its_labels(trained, sample_cvat, tmp_path):
+    from cvatkit.model_store import publish
+    from cvatkit.store import open_store
+
+    version = publish(trained.path, open_store(str(tmp_path / "store")), "team")
+    assert version.uri.startswith("file://")
+    detector = load_detector(version.uri)
+    assert detector.info.kind == "model-garden" and detector.labels.names == (
+        "square", "triangle", "circle")
+    frames = open_export(sample_cvat.parent / "test.zip")
+    from_store = list(predict(detector, frames, threshold=0.0, limit=2))
+    from_run = list(predict(load_detector(trained.path), frames, threshold=0.0, limit=2))
+    assert [p.frame.shapes for p in from_store] == [p.frame.shapes for p in from_run]
+    # what the export says of its labels travels with it, and is checked
+    pulled = detector.info.saved_model.parent
+    assert json.loads((pulled / "model.json").read_text())["labels"] == [
+        "square", "triangle", "circle"]
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("labels\nsquare\ncircle\ntriangle\n")
+    with pytest.raises(ModelError, match="lists 3 labels .* was trained on 3"):
+        load_detector(version.uri, labels=wrong)
+
+
+# ------------------------------------------------------------ bad input at the command line
+@pytest.fixture(scope="module")
+def bad_models(tmp_path_factory, models):
+    """Models and files that cannot be used as given."""
+    import tensorflow as tf
+
+    root = tmp_path_factory.mktemp("bad-models")
+    (root / "empty").mkdir()
+    unknown_signature(root / "unknown")
+    write_label_files(LABELS, root / "unknown")
+    float_input = od_api_like(root / "float" / "saved_model", dtype=tf.float32)
+    write_label_files(LABELS, root / "float")
+    (root / "two.csv").write_text("labels\ncat\ndog\n")
+    (root / "latin1.pbtxt").write_bytes("item { id: 1 name: 'caf\xe9' }\n".encode("latin-1"))
+    (root / "a-file").write_text("not a folder")
+    return {"empty": root / "empty", "unknown": root / "unknown", "float": float_input,
+            "two": root / "two.csv", "latin1": root / "latin1.pbtxt",
+            "file": root / "a-file"}
+
+
+@pytest.mark.parametrize("case, args, needles", [
+    ("not a SavedModel", ["predict", "{empty}", "{frames}"], ["is not a SavedModel"]),
+    ("unknown signature", ["predict", "{unknown}", "{frames}"],
+     ["takes ['features']", "'input_tensor'"]),
+    ("input not uint8", ["predict", "{float}", "{frames}"],
+     ["input 'input_tensor' takes float32", "uint8 images"]),
+    ("no label files", ["predict", "{od-masks}", "{frames}"], ["has no label file", "--labels"]),
+    ("labels do not match the class count", ["predict", "{od}", "{frames}", "--labels", "{two}"],
+     ["predicts 3 classes", "two.csv has 2 labels"]),
+    ("label file not UTF-8", ["predict", "{od}", "{frames}", "--labels", "{latin1}"],
+     ["latin1.pbtxt is not UTF-8 text"]),
+    ("frames that do not decode", ["predict", "{mg}", "{bad_frames}"],
+     ["b.jpg cannot be decoded as an image"]),
+    ("threshold outside 0-1", ["predict", "{mg}", "{frames}", "--threshold", "1.5"],
+     ["outside 0..1"]),
+    ("--out is a file", ["predict", "{mg}", "{frames}", "--out", "{file}"], ["is a file"]),
+    ("a task with none of the model's labels",
+     ["annotate", "{mg}", "--source", "{task}", "--out", "{out}.xml", "--drop-unmapped"],
+     ["has none of the model's labels", "--map"]),
+    ("--out is a folder", ["annotate", "{mg}", "--source", "{task}", "--out", "{folder}",
+                           "--map", "cat=square", "--drop-unmapped"], ["is a folder"]),
+    ("evaluate on a task with none of the model's labels",
+     ["evaluate", "{mg}", "{task}", "--json", "{out}.json"], ["has none of the model's labels"]),
+])
+def test_bad_input_at_the_command_line(case, args, needles, models, bad_models, frames_dir,
+                                       sample_cvat, tmp_path, capsys):
+    """Each: exit code 2, one message saying what is wrong and what to do, no traceback,
+    and nothing written where the output was to go."""
+    bad_frames = tmp_path / "bad-frames"
+    bad_frames.mkdir()
+    (bad_frames / "a.jpg").write_bytes((frames_dir / "f0.jpg").read_bytes())
+    (bad_frames / "b.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    (tmp_path / "folder").mkdir()
+    names = {**models, **bad_models, "frames": frames_dir,
+             "bad_frames": bad_frames, "out": tmp_path / "out", "folder": tmp_path / "folder",
+             "task": _task_without_model_labels(tmp_path) if "none of" in case
+             else sample_cvat}
+    argv = [a.format(**{k: str(v) for k, v in names.items()}) for a in args]
+    if argv[0] == "predict" and "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    before = set(tmp_path.iterdir())
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2, (case, out, err)
+    flat = " ".join(err.split())
+    for needle in needles:
+        assert needle in flat, (case, flat)
+    assert "Traceback" not in out + err
+    left = {p.name for p in set(tmp_path.iterdir()) - before}
+    assert not left, f"{case}: left {left}"
+    assert list((tmp_path / "folder").iterdir()) == []
+    assert bad_models["file"].read_text() == "not a folder"
+
+
+def _task_without_model_labels(tmp_path: Path) -> Path:
+    """A one-frame CVAT export labelled car and truck (the test models know cat, dog,
+    bird)."""
+    from cvatkit.exports import write_cvat_xml
+
+    frame, jpeg = _frame_and_jpeg()
+    dest = tmp_path / "cars.zip"
+    write_cvat_xml(dest, [dataclasses.replace(frame, shapes=())],
+                   LabelMap.from_names(["car", "truck"]), task_name="cars",
+                   images=lambda _f: jpeg)
+    return dest
+
+
+def test_cli_evaluate_maps_model_labels_to_the_tasks(models, sample_cvat, tmp_path, capsys):
+    figures = tmp_path / "eval.json"
+    assert main(["evaluate", str(models["mg"]), str(sample_cvat), "--limit", "4",
+                 "--map", "cat=square", "--map", "dog=triangle", "--json",
+                 str(figures)]) == 0
+    out = capsys.readouterr().out
+    assert out.index("model label -> label of") < out.index("COCO AP")
+    rows = {c["label"]: c for c in json.loads(figures.read_text())["per_class"]}
+    # bird has no task label: its boxes are counted as false ones, under its own name
+    assert set(rows) == {"square", "triangle", "circle", "bird"}
+    assert rows["bird"]["annotated"] == 0 and rows["bird"]["false"] == 0  # score 0.3 < 0.5
+    assert rows["square"]["false"] + rows["square"]["found"] == 4  # one cat box a frame
+    assert main(["evaluate", str(models["mg"]), str(sample_cvat), "--limit", "4",
+                 "--map", "cat=square", "--map", "dog=triangle", "--drop-unmapped",
+                 "--threshold", "0.2", "--json", str(figures)]) == 0
+    capsys.readouterr()
+    rows = {c["label"]: c for c in json.loads(figures.read_text())["per_class"]}
+    assert "bird" not in rows
