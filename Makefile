@@ -1,4 +1,6 @@
 # cvatkit: the two commands are `make demo` and `make test`; both set up .venv first.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -31,11 +33,11 @@ demo: setup
 ifeq ($(DEMO_STORE),)
 	$(BIN)/cvatkit s3-serve $(DEMO_DIR)/s3 --detach > $(DEMO_DIR)/s3.env
 	. ./$(DEMO_DIR)/s3.env && $(TRAIN_NB) -p store s3://models/demo && \
-		$(BIN)/cvatkit list --store s3://models/demo --namespace demo; \
+		$(BIN)/cvatkit list --store s3://models/demo --namespace demo | tee $(DEMO_DIR)/models.txt; \
 		status=$$?; $(BIN)/cvatkit s3-serve $(DEMO_DIR)/s3 --stop; exit $$status
 else
 	$(TRAIN_NB) -p store $(DEMO_STORE)
-	$(BIN)/cvatkit list --store $(DEMO_STORE) --namespace demo
+	$(BIN)/cvatkit list --store $(DEMO_STORE) --namespace demo | tee $(DEMO_DIR)/models.txt
 endif
 	$(PAPERMILL) notebooks/inference.ipynb $(DEMO_DIR)/notebooks/inference.ipynb \
 		-p interactive False -p model $(DEMO_DIR)/runs/run \
@@ -46,7 +48,11 @@ endif
 	@echo "demo: executed notebooks in $(DEMO_DIR)/notebooks/ (train.ipynb, inference.ipynb)"
 	@echo "      run in $(DEMO_DIR)/runs/run (events.jsonl, checkpoints/, tensorboard/), model in $(DEMO_DIR)/runs/run/export"
 	@echo "      pictures in $(DEMO_DIR)/predictions/ (gallery.png, pictures/), pre-annotations for CVAT in $(DEMO_DIR)/pre-annotations.zip"
-	@echo "      model published to $(or $(DEMO_STORE),s3://models/demo on the local S3 server in $(DEMO_DIR)/s3)"
+	@echo "      model published as $$(head -n 1 $(DEMO_DIR)/models.txt)"
+ifeq ($(DEMO_STORE),)
+	@echo "      (on the local S3 server in $(DEMO_DIR)/s3, stopped now; to reach it again:"
+	@echo "       $(BIN)/cvatkit s3-serve $(DEMO_DIR)/s3 --detach > $(DEMO_DIR)/s3.env && . ./$(DEMO_DIR)/s3.env)"
+endif
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

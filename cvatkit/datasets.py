@@ -7,6 +7,7 @@ into place at the end, so it appears whole or not at all.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -44,42 +45,58 @@ class Dataset:
     train_files: tuple[str, ...]
     val_files: tuple[str, ...]
     include_masks: bool
+    reused: bool = False
+    """Whether ``prepare(reuse=True)`` found it already made from the same annotations."""
 
 
 def prepare(source: Source, out_dir: str | os.PathLike[str], *,
             val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0,
             masks: str = "auto", overwrite: bool = False, strict: bool = False,
-            workers: int = 2, pbar: Callable[[int], object] | None = None) -> Dataset:
+            workers: int = 2, pbar: Callable[[int], object] | None = None,
+            reuse: bool = False) -> Dataset:
     """Check, split and write ``source`` as a dataset in ``out_dir``.
 
     ``masks``: ``auto`` writes instance masks when the task has polygons or masks,
     ``always`` / ``never`` force it. ``strict`` turns dropped shapes into an error.
     ``pbar`` is called with the number of frames written since its last call.
+    ``reuse``: when ``out_dir`` already holds a dataset made with the same settings from
+    the same annotations (frames, sizes, shapes and labels, compared by their digest),
+    return it as it is (``reused``) instead of writing it again; else (with
+    ``overwrite``) it is replaced.
     """
     _check_fraction(val_fraction)
     if masks not in ("auto", "always", "never"):
         raise UsageError(f"masks must be auto, always or never, got {masks!r}")
     out = Path(out_dir)
-    _check_out_dir(out, overwrite)
+    _check_out_dir(out, overwrite or reuse)
 
     # Worker processes start while the annotations are read.
     pool = _start_pool(source, workers)
     try:
         return _prepare(source, out, pool, val_fraction=val_fraction, seed=seed,
                         masks=masks, strict=strict, workers=workers,
-                        pbar=pbar)
+                        pbar=pbar, reuse=reuse, overwrite=overwrite)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
 
 
 def _prepare(source: Source, out: Path, pool, *, val_fraction: float, seed: int,
-             masks: str, strict: bool, workers: int, pbar) -> Dataset:
+             masks: str, strict: bool, workers: int, pbar, reuse: bool,
+             overwrite: bool) -> Dataset:
     frames, report = _read_checked(source)
     if strict and report.problems:
         raise AnnotationError(
             f"{len(report.problems)} shapes are unusable and --strict is set; the first: "
             f"{report.problems[0]}")
+    digest = annotations_digest(frames, source.labels)
+    settings = {"val_fraction": val_fraction, "seed": seed, "masks": masks}
+    if reuse:
+        found = _same_dataset(out, digest, settings, source.labels, report)
+        if found is not None:
+            return found
+        if not overwrite:
+            _check_out_dir(out, False)  # another dataset is there: refused as usual
     include_masks = masks == "always" or (masks == "auto" and any(
         s.kind != "rectangle" for f in frames for s in f.shapes))
 
@@ -129,6 +146,8 @@ def _prepare(source: Source, out: Path, pool, *, val_fraction: float, seed: int,
             "val_files": list(files["val"]),
             "val_coco": VAL_COCO_JSON,
             "image_formats": dict(formats),
+            "annotations_digest": digest,
+            "masks": masks,
         }
         (tmp / DATASET_JSON).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
                                         encoding="utf-8")
@@ -178,6 +197,33 @@ def _read_checked(source: Source) -> tuple[list[Frame], Report]:
 
 def is_dataset(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / DATASET_JSON).is_file()
+
+
+def annotations_digest(frames: list[Frame], labels: LabelMap) -> str:
+    """A SHA-256 of what a dataset is made from: the labels, and each frame's name,
+    size and shapes, in order."""
+    h = hashlib.sha256(repr(tuple(labels)).encode())
+    for f in frames:
+        h.update(repr((f.subset, f.name, f.width, f.height, f.shapes)).encode())
+    return h.hexdigest()
+
+
+def _same_dataset(out: Path, digest: str, settings: dict, labels: LabelMap,
+                  report: Report) -> Dataset | None:
+    """The dataset in ``out`` if it was made from these annotations with these settings."""
+    try:
+        meta = json.loads((out / DATASET_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if meta.get("annotations_digest") != digest or meta.get("format") != FORMAT_VERSION \
+            or any(meta.get(k) != v for k, v in settings.items()):
+        return None
+    files = {split: tuple(meta.get(f"{split}_files", ())) for split in ("train", "val")}
+    if not all((out / name).is_file() for names in files.values() for name in names):
+        return None
+    report.train_frames, report.val_frames = meta["train_frames"], meta["val_frames"]
+    return Dataset(out, labels, report, files["train"], files["val"],
+                   bool(meta["include_masks"]), reused=True)
 
 
 def _key(frame: Frame) -> str:

@@ -61,21 +61,21 @@ def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = pri
         pairs = [(sample / "task.zip", work / "datasets" / "sample", 0.0),
                  (sample / "test.zip", work / "datasets" / "sample-test", 1.0)]
     else:
-        name = source.replace("cvat://", "task-").rstrip("/").split("/")[-1]
-        name = name.removesuffix(".zip") or "task"
         pairs = [(Path(source) if "://" not in source else source,
-                  work / "datasets" / name, datasets.DEFAULT_VAL_FRACTION)]
+                  work / "datasets" / dataset_folder_name(source),
+                  datasets.DEFAULT_VAL_FRACTION)]
     for src, out, fraction in pairs:
-        if (out / "dataset.json").exists():
-            say(f"dataset {out} is already prepared")
-            continue
         opened = open_source(src)
         try:
             say(f"preparing {opened.description} -> {out}")
-            ds = datasets.prepare(opened, out, val_fraction=fraction)
+            ds = datasets.prepare(opened, out, val_fraction=fraction, overwrite=True,
+                                  reuse=True)
         finally:
             opened.close()
-        say(ds.report.format())
+        if ds.reused:
+            say(f"dataset {out} was already prepared from these annotations")
+        else:
+            say(ds.report.format())
     if source == SAMPLE:
         return TrainingData(train=pairs[0][1], eval=pairs[1][1],
                             test_source=str(pairs[1][0]))
@@ -94,6 +94,24 @@ def hparams_text(hparams: str = "", hparams_file: str = "") -> str:
         raise UsageError(f"hyperparameters file {hparams_file}: {e.strerror}") from None
     except UnicodeDecodeError:
         raise UsageError(f"hyperparameters file {hparams_file} is not UTF-8 text") from None
+
+
+def dataset_folder_name(source: str) -> str:
+    """The folder under ``workdir/datasets`` a source is prepared in: its name, and a
+    digest of where it is (two exports named task.zip in two folders get two datasets)."""
+    import hashlib
+    import re
+
+    if source.startswith("cvat://"):
+        from .sources.cvat_server import HOST_ENV
+
+        where = f"{source} on {os.environ.get(HOST_ENV, '')}"
+        name = "task-" + source[len("cvat://"):].strip("/")
+    else:
+        path = Path(source).expanduser().resolve()
+        where, name = str(path), path.name.removesuffix(".zip")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "task"
+    return f"{name}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
 
 
 def train(*, source: str = SAMPLE, task_id: int | None = None,

@@ -49,6 +49,26 @@ def open_tab(page, name: str) -> None:
     page.locator(".lm-TabBar-tab", has_text=name).click()
 
 
+def watch_plot(plot, status, *, want: int, seconds: float) -> list[tuple[int, int]]:
+    """Screenshots of ``plot`` once a second: the (step before, step after) of each time
+    it changed as the step in ``status`` went up (a change without a new step, such as
+    its first paint or the toolbar fading, is not counted)."""
+    updates: list[tuple[int, int]] = []
+    last_frame, last_step = None, None
+    deadline = time.monotonic() + seconds
+    while len(updates) < want and time.monotonic() < deadline:
+        text = status.inner_text()
+        frame = plot.screenshot()
+        step = int(re.search(r"step (\d+) /", text).group(1)) if "step" in text else None
+        if last_frame is not None and frame != last_frame and step is not None and \
+                last_step is not None and step > last_step:
+            updates.append((last_step, step))
+        if last_frame is None or frame != last_frame:
+            last_frame, last_step = frame, step
+        time.sleep(1.0)
+    return updates
+
+
 def test_the_whole_job_in_the_browser(dashboard, s3_env):
     url, tmp = dashboard
     with chromium_page() as page:
@@ -72,26 +92,34 @@ def test_the_whole_job_in_the_browser(dashboard, s3_env):
         expect(page.get_by_label("Steps", exact=True)).to_have_value("60")  # form in step
         shot(page, "2-model")
 
-        # 3. start, watch the loss plot change while the run goes on, stop, resume
+        # 3. start, watch the loss plot move on with the steps while the run goes on
         open_tab(page, "3. Train")
         page.get_by_role("button", name="Start").click()
         status = page.get_by_text(re.compile(r"running · step \d+ / 60"))
         status.wait_for(timeout=4 * MINUTE)
         plot = page.locator(".jupyter-matplotlib-figure").first
-        frames, steps = [], []
-        deadline = time.monotonic() + 180
-        while len(set(frames)) < 3 and time.monotonic() < deadline:
-            frames.append(plot.screenshot())
-            steps.append(status.inner_text())
-            time.sleep(1.0)
+        updates = watch_plot(plot, status, want=2, seconds=180)
         shot(page, "3-training")
-        assert len(set(frames)) >= 3, f"the loss plot changed {len(set(frames)) - 1} times"
-        assert "running" in steps[-1]
+        assert len(updates) >= 2, f"the loss plot moved on {len(updates)} times: {updates}"
+        picker = page.locator("select:visible").first  # the run being watched, named
+        assert "running" in picker.locator("option:checked").inner_text()
         page.get_by_role("button", name="Stop").click()
         page.get_by_text(re.compile(r"^stopped")).wait_for(timeout=3 * MINUTE)
         shot(page, "3-stopped")
         page.get_by_role("button", name="Resume").click()
-        page.get_by_text(re.compile(r"^completed")).wait_for(timeout=6 * MINUTE)
+        page.get_by_text(re.compile(r"running · step \d+ / 60")).wait_for(timeout=3 * MINUTE)
+
+        # closing the page (its kernel goes) does not stop training: a new page attaches
+        page.reload(timeout=2 * MINUTE)
+        page.locator(".lm-TabBar-tab").first.wait_for(timeout=2 * MINUTE)
+        open_tab(page, "3. Train")
+        picker = page.locator("select:visible").first
+        assert picker.locator("option").count() == 1
+        assert re.search(r"\((running|stopping|completed)",
+                         picker.locator("option").first.inner_text())
+        picker.select_option(index=0)
+        page.get_by_role("button", name="Attach").click()
+        page.get_by_text(re.compile(r"^completed · step 60 / 60")).wait_for(timeout=6 * MINUTE)
         shot(page, "3-completed")
 
         # 4. the inference gallery of the held-out frames
@@ -112,6 +140,7 @@ def test_the_whole_job_in_the_browser(dashboard, s3_env):
         page.get_by_role("button", name="Publish").click()
         page.get_by_text(re.compile(r"s3://models/ui/ui/models/")).first.wait_for(
             timeout=3 * MINUTE)
+        assert page.get_by_text(re.compile(r"([\d.]+) MB of \1 MB")).count() == 1  # all sent
         shot(page, "5-published")
         assert s3_secret(s3_env) not in page.content()
     runs = list((tmp / "work" / "runs").iterdir())

@@ -189,3 +189,41 @@ def test_worker_processes_write_the_same_records_and_pass_errors_on(monkeypatch,
     with pytest.raises(SourceError, match=r"images/frame_000007.jpg .* does not decode"):
         prepare(open_export(tmp_path / "b.zip"), broken, workers=2)
     assert not broken.exists()
+
+
+def test_a_dataset_made_from_the_same_annotations_is_reused(tmp_path):
+    from PIL import Image
+
+    from cvatkit.errors import OutputExistsError
+    from cvatkit.pipeline import dataset_folder_name
+
+    labels = LabelMap.from_names(["a"])
+    Image.new("RGB", (40, 30), (10, 20, 30)).save(tmp_path / "img.png")
+    data = (tmp_path / "img.png").read_bytes()
+
+    def export(name: str, x: float) -> str:
+        frames = [Frame(index=0, name="img.png", width=40, height=30, shapes=(
+            Shape(kind="rectangle", label="a", points=(x, 2, x + 10, 12)),))]
+        (tmp_path / name).mkdir(exist_ok=True)
+        write_cvat_xml(tmp_path / name / "task.zip", frames, labels, task_name="t",
+                       images=lambda f: data)
+        return str(tmp_path / name / "task.zip")
+
+    out = tmp_path / "ds"
+    first = prepare(open_export(export("a", 2)), out, val_fraction=0.0, reuse=True)
+    assert not first.reused
+    stamp = (out / "dataset.json").stat().st_mtime_ns
+    again = prepare(open_export(export("a", 2)), out, val_fraction=0.0, reuse=True)
+    assert again.reused and again.train_files == first.train_files
+    assert (out / "dataset.json").stat().st_mtime_ns == stamp  # nothing written
+    # other settings, or a shape moved in CVAT: made again (with overwrite), else refused
+    moved = export("a", 5)
+    with pytest.raises(OutputExistsError, match="already holds a dataset"):
+        prepare(open_export(moved), out, val_fraction=0.0, reuse=True)
+    remade = prepare(open_export(moved), out, val_fraction=0.0, reuse=True, overwrite=True)
+    assert not remade.reused and (out / "dataset.json").stat().st_mtime_ns != stamp
+    assert not prepare(open_export(moved), out, val_fraction=0.5, reuse=True,
+                       overwrite=True).reused
+    # two exports of one name in two folders are two datasets
+    assert dataset_folder_name(export("a", 2)) != dataset_folder_name(export("b", 2))
+    assert dataset_folder_name(export("a", 2)).startswith("task-")

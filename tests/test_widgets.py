@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,30 @@ def test_export_panel_shows_the_report_in_a_pre(sample_zip):
     assert panel.state.error == "" and panel.error.value == ""
     assert panel.report.value.startswith("<pre") and "cvatkit sample" in panel.report.value
     assert panel.state.source_uri == str(sample_zip)
+
+
+WHEN = datetime(2026, 11, 30, tzinfo=timezone.utc)
+
+
+def test_an_export_uploaded_from_the_browser_is_kept_and_used(sample_zip, tmp_path):
+    panel = DataPanel(DataState(upload_dir=str(tmp_path / "uploads")))
+    panel.mode.value = "export"
+    data = sample_zip.read_bytes()
+    # what the browser sends: a FileUpload value of one file
+    panel.upload.value = ({"name": "my task.zip", "type": "application/zip",
+                           "size": len(data), "content": memoryview(data),
+                           "last_modified": WHEN},)
+    kept = tmp_path / "uploads" / "my task.zip"
+    assert panel.state.error == "" and kept.read_bytes() == data
+    assert panel.state.source_uri == str(kept) and "cvatkit sample" in panel.report.value
+    assert panel.upload.value == ()  # the bytes do not stay in the page
+    panel.upload.value = ({"name": "notes.txt", "type": "text/plain", "size": 2,
+                           "content": memoryview(b"hi"), "last_modified": WHEN},)
+    assert "'notes.txt' is not a .zip" in panel.state.error
+    assert not (tmp_path / "uploads" / "notes.txt").exists()
+    panel.upload.value = ({"name": "broken.zip", "type": "application/zip", "size": 9,
+                           "content": memoryview(b"not a zip"), "last_modified": WHEN},)
+    assert "broken.zip" in panel.state.error and "Traceback" not in panel.state.error
 
 
 def test_a_folder_that_is_not_an_export_shows_the_cvatkit_message(tmp_path):
@@ -335,7 +360,7 @@ def test_monitor_plots_each_series_and_shows_the_eta(tmp_path):
     run = _make_run(tmp_path / "run-a")
     clock = FakeClock()
     monitor = _monitor(tmp_path, clock)
-    assert monitor.picker.options == (("run-a (running, step 40 / 100)", str(run.path)),)
+    assert monitor.picker.options == (("run-a (running)", str(run.path)),)
     monitor.picker.value = str(run.path)
     monitor.attach_button.click()
     s = monitor.state
@@ -347,7 +372,7 @@ def test_monitor_plots_each_series_and_shows_the_eta(tmp_path):
     assert len(monitor.lr_ax.get_lines()[0].get_xdata()) == 4
     ap, ap50 = monitor.ap_ax.get_lines()
     assert list(ap.get_xdata()) == [20] and list(ap50.get_ydata()) == [0.5]
-    assert monitor.loss_ax.get_xlim()[1] >= 40  # autoscaled to the data
+    assert monitor.loss_ax.get_xlim() == pytest.approx((0, 102))  # the run's 100 steps
     # (100 - 40) steps at 2 steps/s
     assert s.eta_seconds == pytest.approx(30.0)
     assert "step 40 / 100 (40%)" in monitor.status.value and "ETA 30 s" in monitor.status.value
@@ -378,7 +403,7 @@ def test_monitor_plots_each_series_and_shows_the_eta(tmp_path):
     assert monitor.stop_button.disabled and monitor.resume_button.disabled
     # the picker names the attached run, and says how it ended
     assert monitor.picker.value == str(run.path)
-    assert monitor.picker.options[0][0] == "run-a (completed, step 100 / 100)"
+    assert monitor.picker.options[0][0] == "run-a (completed)"
     monitor.close()
 
 

@@ -445,7 +445,7 @@ def test_start_prepares_the_data_plans_and_hands_the_run_on(sample, saved_model,
 
 
 def test_store_versions_are_offered_as_starting_points_with_their_class_check(
-        run, tmp_path):
+        run, sample, tmp_path):
     from cvatkit.mg_config import DataInfo
     from cvatkit.model_store import publish
 
@@ -464,8 +464,22 @@ def test_store_versions_are_offered_as_starting_points_with_their_class_check(
     model.data = DataInfo(path=tmp_path, labels=("a", "b"), train_frames=10, val_frames=0,
                           include_masks=False, val_fraction=0.1)
     model.init_checkpoint = version.uri
-    assert "trained on 3 classes" in model.message and "the dataset has 2" in model.message
+    assert "trained on 3 classes" in model.message and "the task has 2" in model.message
     model.init_checkpoint = ""
     assert not model.message
+    # before any data is prepared: checked against the task's labels, from its report
+    model.data = None
+    assert app.state.data.use_export(sample.task)
+    assert model.task_labels == list(LABELS.names)
+    model.init_checkpoint = version.uri
+    assert not model.message and not model.notes
+    model.task_labels = ["circle", "square", "triangle"]  # the same classes, in other order
+    assert not model.message and "its classes are taken in that order" in model.notes
+    assert "square -> circle" in model.notes
+    model.task_labels = ["a", "b"]
+    assert "trained on 3 classes" in model.message
+    model.init_checkpoint = str(run.path)  # an earlier run: the same check
+    assert "trained on 3 classes" in model.message
+    model.init_checkpoint = ""
     assert model.list_store_versions("", "lab") is None
     assert "give the model store" in model.message

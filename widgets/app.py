@@ -11,8 +11,8 @@ be passed to the constructor.
 
 from __future__ import annotations
 
+import hashlib
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import ipywidgets as W
 from traitlets import link
 
 from cvatkit.errors import CvatkitError
+from cvatkit.pipeline import dataset_folder_name
 from cvatkit.sample import TEST_ZIP
 from cvatkit.trainer import RunPlan
 
@@ -40,14 +41,14 @@ WORKDIR_ENV = "CVATKIT_WORKDIR"
 
 
 def dataset_name(data: DataState) -> str:
-    """The folder name under ``<workdir>/datasets`` for the Data step's current source."""
+    """The folder name under ``<workdir>/datasets`` for the Data step's current source
+    (an export's name and a digest of its path; a task's id and a digest of its server)."""
     if data.mode == "sample":
         return SAMPLE
     if data.mode == "server":
-        return f"task-{data.task_id}"
-    stem = Path(data.export_path.strip().rstrip("/")).name
-    stem = stem[:-4] if stem.endswith(".zip") else stem
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "export"
+        digest = hashlib.sha256(data.connected_to.encode()).hexdigest()[:8]
+        return f"task-{data.task_id}-{digest}"
+    return dataset_folder_name(data.export_path.strip().rstrip("/") or "export")
 
 
 class AppState:
@@ -59,7 +60,8 @@ class AppState:
                  gpus_detected: int | None = None) -> None:
         self.workdir = Path(workdir or os.environ.get(WORKDIR_ENV)
                             or "cvatkit-work").expanduser()
-        self.data = DataState(sample_dir=str(self.workdir / SAMPLE))
+        self.data = DataState(sample_dir=str(self.workdir / SAMPLE),
+                              upload_dir=str(self.workdir / "uploads"))
         self._prefill_source(source)
         self.model = self._model_state(model, hparams, gpus_detected)
         self.monitor = MonitorState(runs_root=str(self.workdir / RUNS))
@@ -69,10 +71,10 @@ class AppState:
         link((self.publish, "store"), (self.model, "store"))
         link((self.publish, "namespace"), (self.model, "namespace"))
         self.annotate = AnnotateState(data=self.data)
-        self._prepared_for = ""  # the source_uri the dataset was last prepared from
         self._auto_frames = ""   # the frames the app filled in (the user's own are kept)
 
         self.data.observe(self._dataset_changed, names="dataset_path")
+        self.data.observe(self._report_changed, names="report")
         self.data.observe(self._sample_written, names="sample_path")
         self.data.observe(self._connection_changed, names="connected_to")
         self.monitor.observe(self._runs_listed, names="runs")
@@ -92,15 +94,12 @@ class AppState:
     # -- what the Train step's Start button calls ---------------------------------------
 
     def prepare_data(self) -> str | None:
-        """The prepared dataset of the Data step's source (prepared now unless it already
-        was in this session: the sample task is written first when needed); None with
-        the reason in the Data step's ``error``."""
+        """The prepared dataset of the Data step's source: written now, unless the one
+        there was made from the same annotations (the sample task is written first when
+        needed); None with the reason in the Data step's ``error``."""
         data = self.data
         if data.mode == "sample" and not data.sample_path and not data.use_sample():
             return None
-        if data.dataset_path and self._prepared_for == data.source_uri and \
-                Path(data.dataset_path, "dataset.json").is_file():
-            return data.dataset_path
         self.monitor.activity = f"preparing the dataset of {data.source_uri} ..."
         written = [0, 0.0]
 
@@ -111,10 +110,9 @@ class AppState:
                 self.monitor.activity = (f"preparing the dataset of {data.source_uri}: "
                                          f"{written[0]} frames written")
 
-        ds = data.prepare_dataset(self.dataset_dir, overwrite=True, pbar=advance)
+        ds = data.prepare_dataset(self.dataset_dir, overwrite=True, reuse=True, pbar=advance)
         if ds is None:
             return None
-        self._prepared_for = data.source_uri
         return str(ds.path)
 
     def plan_training(self) -> RunPlan | None:
@@ -173,6 +171,10 @@ class AppState:
     def _dataset_changed(self, change) -> None:
         if change.new:
             self.model.set_data(change.new)
+
+    def _report_changed(self, _change=None) -> None:
+        report = self.data.last_report
+        self.model.task_labels = list(report.labels) if report is not None else []
 
     def _sample_written(self, _change=None) -> None:
         test = Path(self.data.sample_path).with_name(TEST_ZIP)

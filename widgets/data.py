@@ -21,6 +21,7 @@ from cvatkit.annotations import TaskSummary
 from cvatkit.checks import Report
 from cvatkit.datasets import Dataset
 from cvatkit.errors import UsageError
+from cvatkit.files import write_bytes_file
 from cvatkit.sample import DEFAULT_FRAMES
 from cvatkit.sources import disconnect, server_host
 
@@ -43,6 +44,7 @@ class DataState(HasTraits):
     search = Unicode("", help="show only tasks whose id, name, status or labels contain this")
     task_id = Int(None, allow_none=True, help="the picked server task")
     export_path = Unicode("", help="a CVAT export: .zip or folder")
+    upload_dir = Unicode("cvatkit-uploads", help="where use_upload keeps uploaded exports")
     sample_dir = Unicode("cvatkit-sample", help="where use_sample writes the sample task")
     sample_path = Unicode("", help="the sample task's export, once written")
     dataset_path = Unicode("", help="the folder prepare_dataset wrote last")
@@ -150,6 +152,19 @@ class DataState(HasTraits):
         return True
 
     @reports_errors()
+    def use_upload(self, name: str, content: bytes) -> bool:
+        """Keep an export uploaded from the browser (a CVAT export .zip) in
+        ``upload_dir`` and use it, as ``use_export`` does."""
+        base = Path(name).name
+        if not base.lower().endswith(".zip"):
+            raise UsageError(f"{name!r} is not a .zip: upload the zip CVAT exports "
+                             "(Actions > Export task dataset)")
+        if not content:
+            raise UsageError(f"{base} is empty; export the task from CVAT again")
+        dest = write_bytes_file(Path(self.upload_dir).expanduser() / base, bytes(content))
+        return self.use_export(dest)
+
+    @reports_errors()
     def load_report(self) -> bool:
         """Read the current source and show what it holds and what is wrong with it."""
         self._load_report()
@@ -157,15 +172,17 @@ class DataState(HasTraits):
 
     @reports_errors()
     def prepare_dataset(self, out_dir: str | os.PathLike[str], *, overwrite: bool = False,
-                        val_fraction: float = 0.1, pbar=None) -> Dataset | None:
-        """Write the current source as a training dataset (TFRecords) into ``out_dir``.
+                        val_fraction: float = 0.1, pbar=None,
+                        reuse: bool = False) -> Dataset | None:
+        """Write the current source as a training dataset (TFRecords) into ``out_dir``
+        (``reuse``: keep the one there if it was made from the same annotations).
 
         Returns the ``Dataset`` (its ``path`` is what ``plan_run`` takes), or None with the
         reason in ``error``."""
         source = self._open()
         try:
             ds = prepare(source, out_dir, val_fraction=val_fraction, overwrite=overwrite,
-                         pbar=pbar)
+                         pbar=pbar, reuse=reuse)
         finally:
             source.close()
         self.last_report = ds.report
@@ -242,6 +259,11 @@ class DataPanel(W.VBox):
         self.export_path = W.Text(description="Export", layout=wide,
                                   placeholder="a CVAT export: task.zip or its folder")
         self.export_button = W.Button(description="Open export", icon="folder-open")
+        self.upload = W.FileUpload(accept=".zip", multiple=False,
+                                   description="Upload a .zip", layout=W.Layout(width="auto"))
+        self.upload_note = W.HTML(
+            "<small>or upload the zip CVAT exports (up to the server's message size, "
+            "10 MB by default; give bigger exports by their path on this machine)</small>")
         self.host = W.Text(description="Server", placeholder="https://app.cvat.ai")
         self.user = W.Text(description="User", placeholder="with a password")
         self.token = W.Password(description="Token", placeholder="Personal Access Token")
@@ -260,6 +282,7 @@ class DataPanel(W.VBox):
             W.link((s, name), (getattr(self, name), "value"))
         self.sample_button.on_click(lambda _b: s.use_sample())
         self.export_button.on_click(lambda _b: s.use_export())
+        self.upload.observe(self._on_upload, names="value")
         self.connect_button.on_click(self._connect)
         self.refresh_button.on_click(lambda _b: s.refresh_tasks())
         self.check_button.on_click(lambda _b: s.load_report())
@@ -270,7 +293,8 @@ class DataPanel(W.VBox):
         s.observe(self._show_text, names=["report", "error", "connected_to", "tasks"])
 
         self._sample_box = W.HBox([self.sample_dir, self.sample_button])
-        self._export_box = W.HBox([self.export_path, self.export_button])
+        self._export_box = W.VBox([W.HBox([self.export_path, self.export_button]),
+                                   W.HBox([self.upload, self.upload_note])])
         self._server_box = W.VBox([
             W.HBox([self.host, self.connect_button]),
             W.HBox([self.token, W.HTML("&nbsp;or&nbsp;"), self.user, self.password]),
@@ -287,6 +311,16 @@ class DataPanel(W.VBox):
     def close(self) -> None:
         self.state.close()
         super().close()
+
+    def _on_upload(self, change) -> None:
+        files = list(change.new or ())
+        if not files:
+            return
+        item = files[0]
+        name = item["name"] if isinstance(item, dict) else item.name
+        content = item["content"] if isinstance(item, dict) else item.content
+        self.upload.value = ()  # the bytes are not kept in the widget
+        self.state.use_upload(name, bytes(content))
 
     def _connect(self, _button=None) -> None:
         """Take the secrets out of their boxes (emptying them at once, so they neither stay

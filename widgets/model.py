@@ -22,7 +22,7 @@ from cvatkit.hparams import (ALIASES, BY_KEY, PARAMS, HyperparameterError, conve
                              normalize_key, parse_hparams, resolve)
 from cvatkit.mg_config import DataInfo
 from cvatkit.model_store import is_version_uri, list_models
-from cvatkit.runs import CHECKPOINTS, RUN_JSON
+from cvatkit.runs import CHECKPOINTS, RUN_JSON, Run
 from cvatkit.store import open_store
 from cvatkit.trainer import RunPlan, count_gpus, load_data_info, plan_run, resolve_init_checkpoint
 
@@ -80,6 +80,8 @@ class ModelState(HasTraits):
     form = Dict(help="FORM_KEYS -> the value as text ('' = the model's default)")
     defaults = Dict(help="FORM_KEYS -> the model's default, as text")
     values = Dict(help="the values of the last text that parsed, by canonical key")
+    task_labels = List(help="the chosen task's labels (from its report): a starting "
+                            "checkpoint is checked against them before any data is prepared")
     message = Unicode("", help="what is wrong with the current choice ('' if nothing)")
     notes = Unicode("", help="hints from the resolver, such as the recommended num-steps")
 
@@ -197,7 +199,7 @@ class ModelState(HasTraits):
         self._describe_model()
         self._validate()
 
-    @observe("text", "init_checkpoint")
+    @observe("text", "init_checkpoint", "task_labels")
     def _inputs_changed(self, change) -> None:
         self._validate()
 
@@ -243,12 +245,13 @@ class ModelState(HasTraits):
         try:
             _hp, notes = resolve(self.spec, values, self._data_for_checks(values),
                                  gpus=self.gpus_detected)
-            self._check_checkpoint()
+            checkpoint_note = self._check_checkpoint()
         except CvatkitError as e:
             self.message, self.notes = str(e), ""
             return
         self.message = ""
-        self.notes = "\n".join(notes) if self.data is not None else ""
+        notes = list(notes) if self.data is not None else []
+        self.notes = "\n".join([*notes, *([checkpoint_note] if checkpoint_note else [])])
 
     def _fill_form(self) -> None:
         """The form shows each key's value as the text writes it (first line that sets
@@ -283,31 +286,49 @@ class ModelState(HasTraits):
         return DataInfo(path=Path("."), labels=(), train_frames=1000, val_frames=0,
                         include_masks=True, val_fraction=values.get("val-split", 0.1))
 
-    def _check_checkpoint(self) -> None:
+    def _check_checkpoint(self) -> str:
+        """Refuse a starting checkpoint trained on another number of classes than the
+        task has; a note when the names or their order differ. Checked against the
+        prepared dataset, else against the task's labels when its report is known."""
         path = self.init_checkpoint.strip()
-        if is_version_uri(path):
-            labels = self._version_labels.get(path)
-            if labels is not None and self.data is not None and \
-                    len(labels) != len(self.data.labels):
-                raise UsageError(
-                    f"start from {path}: it was trained on {len(labels)} classes "
-                    f"({', '.join(labels)}), the dataset has {len(self.data.labels)} "
-                    f"({', '.join(self.data.labels)}); pick a version trained on the same "
-                    "labels, or start from the model's own weights")
-            return
         if not path:
-            return
-        if self.data is not None:
-            resolve_init_checkpoint(path, self.spec, self.data)
-            return
-        p = Path(path).expanduser()
-        if not any((c / RUN_JSON).is_file() for c in (p, p.parent, p.parent.parent)):
+            return ""
+        labels = tuple(self.data.labels) if self.data is not None else \
+            tuple(self.task_labels) or None
+        if is_version_uri(path):
+            trained = self._version_labels.get(path)
+        elif self.data is not None:
+            trained = resolve_init_checkpoint(path, self.spec, self.data).labels
+        else:
+            run_dir = _run_of(path)
+            trained = tuple(Run(run_dir).spec().get("labels", ())) if run_dir else None
+            if run_dir is None:
+                raise UsageError(
+                    f"start from {path!r}: that is not a cvatkit run folder or one of its "
+                    "checkpoints, nor a model-store version (s3://BUCKET/NS/models/KEY/VERSION)")
+        if trained is None or labels is None:
+            return ""
+        if len(trained) != len(labels):
             raise UsageError(
-                f"start from {path!r}: that is not a cvatkit run folder or one of its "
-                "checkpoints, nor a model-store version (s3://BUCKET/NS/models/KEY/VERSION)")
+                f"start from {path}: it was trained on {len(trained)} classes "
+                f"({', '.join(trained)}), the task has {len(labels)} ({', '.join(labels)}); "
+                "pick a checkpoint trained on the same labels, or start from the model's own "
+                "weights")
+        if tuple(trained) != labels:
+            pairs = ", ".join(f"{a} -> {b}" for a, b in zip(trained, labels) if a != b)
+            return (f"note: {path} was trained on {', '.join(trained)}; its classes are "
+                    f"taken in that order for the task's ({pairs}): fine-tuning re-learns "
+                    "what they mean")
+        return ""
 
     def _add_choices(self, found: list[str]) -> None:
         self.checkpoint_choices = list(dict.fromkeys([*self.checkpoint_choices, *found]))
+
+
+def _run_of(path: str) -> Path | None:
+    """The run folder of a run folder or one of its checkpoints."""
+    p = Path(path).expanduser()
+    return next((c for c in (p, p.parent, p.parent.parent) if (c / RUN_JSON).is_file()), None)
 
 
 def hparams_help_html() -> str:

@@ -15,7 +15,6 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
@@ -113,13 +112,13 @@ class _MeteredCanvas(Canvas):
             self._meter.add(time.thread_time() - started)
 
 
-def _figure(title: str, ylabel: str, meter: RenderMeter):
+def _figure(title: str, ylabel: str, meter: RenderMeter, *, width: float = 4.6):
     """A figure on its own ipympl canvas (a widget), whatever ``%matplotlib`` says.
 
     Built directly rather than with ``plt.subplots`` under ``plt.ioff()``: the canvas is a
     widget even when the notebook's backend is inline, and pyplot does not keep the figure
     (no second display, nothing to ``plt.close``)."""
-    fig = Figure(figsize=(4.6, 3.0), layout="constrained")
+    fig = Figure(figsize=(width, 3.0), layout="constrained")
     canvas = _MeteredCanvas(fig, meter)
     FigureManager(canvas, next(_figure_numbers))
     canvas.header_visible = False
@@ -177,7 +176,8 @@ class RunMonitor(W.VBox):
         self.error = W.HTML()
         self.start_button.layout.display = "" if plan is not None else "none"
 
-        self.loss_fig, self.loss_ax = _figure("loss", "loss", self.meter)
+        # wider: its legend sits beside the lines
+        self.loss_fig, self.loss_ax = _figure("loss", "loss", self.meter, width=5.8)
         self.lr_fig, self.lr_ax = _figure("learning rate", "learning rate", self.meter)
         self.ap_fig, self.ap_ax = _figure("evaluation", "COCO AP", self.meter)
         self._loss_lines: dict[str, Any] = {}
@@ -259,6 +259,8 @@ class RunMonitor(W.VBox):
             self._drawn[key] = sizes[key]
             ax.relim()
             ax.autoscale_view()
+            if s.total_steps:  # the whole run's width: the lines grow towards its end
+                ax.set_xlim(0, s.total_steps * 1.02)
             fig.canvas.draw_idle()
         self._dirty = False
         self.redraws += 1

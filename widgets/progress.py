@@ -234,7 +234,7 @@ class MonitorState(HasTraits):
 
     @staticmethod
     def describe_run(run_dir: str) -> str:
-        """How the run picker names a run: its folder, state and step."""
+        """How the run picker names a run: its folder and state."""
         name = Path(run_dir).name
         try:
             st = Run(run_dir).status()
@@ -245,8 +245,7 @@ class MonitorState(HasTraits):
         state = st.state
         if state not in TERMINAL and st.pid and not Run(run_dir).is_alive():
             state = "trainer gone"
-        steps = f", step {st.step} / {st.total_steps}" if st.total_steps else ""
-        return f"{name} ({state}{steps})"
+        return f"{name} ({state})"
 
     def _need_run(self) -> None:
         if not self.run_dir:
