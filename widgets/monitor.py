@@ -112,13 +112,19 @@ class _MeteredCanvas(Canvas):
             self._meter.add(time.thread_time() - started)
 
 
-def _figure(title: str, ylabel: str, meter: RenderMeter, *, width: float = 4.6):
+def _figure(title: str, ylabel: str, meter: RenderMeter, *, width: float = 4.6,
+            right: float = 0.15):
     """A figure on its own ipympl canvas (a widget), whatever ``%matplotlib`` says.
 
     Built directly rather than with ``plt.subplots`` under ``plt.ioff()``: the canvas is a
     widget even when the notebook's backend is inline, and pyplot does not keep the figure
-    (no second display, nothing to ``plt.close``)."""
-    fig = Figure(figsize=(width, 3.0), layout="constrained")
+    (no second display, nothing to ``plt.close``). Its margins are fixed (``right``: inches
+    beside the axes, for a legend): a layout engine would lay the figure out again at
+    every render, which more than doubles what a redraw costs."""
+    height = 3.0
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=0.9 / width, right=1 - right / width, bottom=0.5 / height,
+                        top=1 - 0.3 / height)
     canvas = _MeteredCanvas(fig, meter)
     FigureManager(canvas, next(_figure_numbers))
     canvas.header_visible = False
@@ -177,8 +183,10 @@ class RunMonitor(W.VBox):
         self.start_button.layout.display = "" if plan is not None else "none"
 
         # wider: its legend sits beside the lines
-        self.loss_fig, self.loss_ax = _figure("loss", "loss", self.meter, width=5.8)
+        self.loss_fig, self.loss_ax = _figure("loss", "loss", self.meter, width=5.8,
+                                              right=1.3)
         self.lr_fig, self.lr_ax = _figure("learning rate", "learning rate", self.meter)
+        self.lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))  # short ticks
         self.ap_fig, self.ap_ax = _figure("evaluation", "COCO AP", self.meter)
         self._loss_lines: dict[str, Any] = {}
         (self._total_line,) = self.loss_ax.plot([], [], color="black", lw=2,
