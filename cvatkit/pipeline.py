@@ -96,16 +96,17 @@ def hparams_text(hparams: str = "", hparams_file: str = "") -> str:
         raise UsageError(f"hyperparameters file {hparams_file} is not UTF-8 text") from None
 
 
-def dataset_folder_name(source: str) -> str:
+def dataset_folder_name(source: str, *, host: str | None = None) -> str:
     """The folder under ``workdir/datasets`` a source is prepared in: its name, and a
-    digest of where it is (two exports named task.zip in two folders get two datasets)."""
+    digest of where it is (two exports named task.zip in two folders get two datasets;
+    ``cvat://ID`` is a task of ``host``, default ``$CVAT_HOST``)."""
     import hashlib
     import re
 
     if source.startswith("cvat://"):
         from .sources.cvat_server import HOST_ENV
 
-        where = f"{source} on {os.environ.get(HOST_ENV, '')}"
+        where = f"{source} on {host if host is not None else os.environ.get(HOST_ENV, '')}"
         name = "task-" + source[len("cvat://"):].strip("/")
     else:
         path = Path(source).expanduser().resolve()

@@ -154,16 +154,20 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
                    eval_data=evald, init=init, notes=tuple(notes))
 
 
+def run_of_checkpoint(path: str | os.PathLike[str]) -> Path | None:
+    """The run folder a path names: the folder itself, its checkpoints/ or one of its
+    checkpoints; None when it is none of these."""
+    p = Path(path)
+    return next((c for c in (p, p.parent, p.parent.parent) if (c / RUN_JSON).is_file()),
+                None)
+
+
 def resolve_init_checkpoint(path: str, spec: ModelSpec, data: DataInfo, *,
                             reinit_heads: bool = False) -> InitCheckpoint:
     """A starting checkpoint from an earlier run (its folder, or one of its checkpoints),
     with the class check the original workflow warned about."""
     p = Path(path)
-    run_dir = None
-    for candidate in (p, p.parent, p.parent.parent):
-        if (candidate / RUN_JSON).is_file():
-            run_dir = candidate
-            break
+    run_dir = run_of_checkpoint(p)
     if run_dir is None:
         raise UsageError(
             f"{path} is not a cvatkit run or one of its checkpoints; give the folder of an "

@@ -11,7 +11,6 @@ be passed to the constructor.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -46,8 +45,7 @@ def dataset_name(data: DataState) -> str:
     if data.mode == "sample":
         return SAMPLE
     if data.mode == "server":
-        digest = hashlib.sha256(data.connected_to.encode()).hexdigest()[:8]
-        return f"task-{data.task_id}-{digest}"
+        return dataset_folder_name(f"cvat://{data.task_id}", host=data.connected_to)
     return dataset_folder_name(data.export_path.strip().rstrip("/") or "export")
 
 

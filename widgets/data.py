@@ -100,7 +100,6 @@ class DataState(HasTraits):
         client = connect(self.host.strip() or None, access_token=token,
                          user=None if token else (self.user.strip() or None),
                          password=None if token else (password or None))
-        del token, password
         self._client = client
         self.connected_to = server_host(client)
         self.mode = "server"

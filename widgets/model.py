@@ -24,7 +24,8 @@ from cvatkit.mg_config import DataInfo
 from cvatkit.model_store import is_version_uri, list_models
 from cvatkit.runs import CHECKPOINTS, RUN_JSON, Run
 from cvatkit.store import open_store
-from cvatkit.trainer import RunPlan, count_gpus, load_data_info, plan_run, resolve_init_checkpoint
+from cvatkit.trainer import (RunPlan, count_gpus, load_data_info, plan_run,
+                             resolve_init_checkpoint, run_of_checkpoint)
 
 from ._errors import error_html, reports_errors
 
@@ -300,12 +301,12 @@ class ModelState(HasTraits):
         elif self.data is not None:
             trained = resolve_init_checkpoint(path, self.spec, self.data).labels
         else:
-            run_dir = _run_of(path)
-            trained = tuple(Run(run_dir).spec().get("labels", ())) if run_dir else None
+            run_dir = run_of_checkpoint(Path(path).expanduser())
             if run_dir is None:
                 raise UsageError(
                     f"start from {path!r}: that is not a cvatkit run folder or one of its "
                     "checkpoints, nor a model-store version (s3://BUCKET/NS/models/KEY/VERSION)")
+            trained = tuple(Run(run_dir).spec().get("labels", ()))
         if trained is None or labels is None:
             return ""
         if len(trained) != len(labels):
@@ -323,12 +324,6 @@ class ModelState(HasTraits):
 
     def _add_choices(self, found: list[str]) -> None:
         self.checkpoint_choices = list(dict.fromkeys([*self.checkpoint_choices, *found]))
-
-
-def _run_of(path: str) -> Path | None:
-    """The run folder of a run folder or one of its checkpoints."""
-    p = Path(path).expanduser()
-    return next((c for c in (p, p.parent, p.parent.parent) if (c / RUN_JSON).is_file()), None)
 
 
 def hparams_help_html() -> str:

@@ -376,9 +376,7 @@ class RunMonitor(W.VBox):
         finally:
             self.state.activity = ""
         if plan is not None and self.state.start(plan):
-            self._drawn.clear()
-            self.limiter.reset()
-            self._poll_soon()
+            self._watch_new_run()
 
     def _stop(self) -> None:
         self.stop_button.disabled = True
@@ -392,10 +390,14 @@ class RunMonitor(W.VBox):
         if not self.picker.value:
             raise UsageError("pick a run first")
         if self.state.attach(self.picker.value):
-            self._dirty = True
-            self._drawn.clear()
-            self.limiter.reset()
-            self._poll_soon()
+            self._watch_new_run()
+
+    def _watch_new_run(self) -> None:
+        """Draw the run now attached from scratch, at once, and follow it."""
+        self._dirty = True
+        self._drawn.clear()
+        self.limiter.reset()
+        self._poll_soon()
 
     # -- showing the state ---------------------------------------------------------------
 
