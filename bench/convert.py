@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from cvatkit.annotations import Frame, LabelMap, Shape
-from cvatkit.exports import write_cvat_xml
+from cvatkit.records import Frame, LabelMap, Shape
+from cvatkit.cvat import write_cvat_xml
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

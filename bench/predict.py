@@ -1,4 +1,4 @@
-"""Benchmark: frames/s of `cvatkit.predict.predict` end to end against the bare model call.
+"""Benchmark: frames/s of `cvatkit.inference.predict` end to end against the bare model call.
 
 The same detector runs over the same 500 frames (the sample task's 160x128 JPEGs) in one
 process, three ways, alternating within each round:
@@ -63,7 +63,7 @@ def child_env() -> dict:
 
 def make_frames(work: Path, frames: int) -> tuple[Path, Path]:
     """WORK/sample-N/task.zip and the same JPEGs extracted into WORK/sample-N/jpg/."""
-    from cvatkit.sample import write_sample
+    from cvatkit.cvat import write_sample
 
     sample = work / f"sample-{frames}"
     task, jpg = sample / "task.zip", sample / "jpg"
@@ -116,7 +116,7 @@ def timed(fn) -> tuple[float, float, object]:
 def measure(detector, task: Path, jpg: Path, images: list[np.ndarray], batch: int,
             repeats: int) -> dict:
     from cvatkit import open_export
-    from cvatkit.predict import predict
+    from cvatkit.inference import predict
 
     n = len(images)
     sizes = sorted({min(batch, n - i) for i in range(0, n, batch)})
@@ -164,7 +164,7 @@ def measure(detector, task: Path, jpg: Path, images: list[np.ndarray], batch: in
 def profile(detector, task: Path, images: list[np.ndarray], batch: int) -> dict:
     """Per-frame costs of the parts of predict that bare leaves out, each on its own."""
     from cvatkit import open_export
-    from cvatkit.predict import decode_image
+    from cvatkit.inference import decode_image
 
     source = open_export(task)
     try:
@@ -211,8 +211,8 @@ def main() -> None:
     model = args.model or make_model(work, task, args.train_steps)
 
     from cvatkit import open_export
-    from cvatkit.detector import load_detector
-    from cvatkit.predict import decode_image
+    from cvatkit.inference import load_detector
+    from cvatkit.inference import decode_image
 
     detector = load_detector(model)
     if detector.info.batch_size is not None:

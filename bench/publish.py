@@ -26,7 +26,7 @@ from pathlib import Path
 import boto3
 
 from cvatkit.runs import EvalEvent, Run
-from cvatkit.s3_server import serve
+from cvatkit.store.s3_server import serve
 
 BENCH = Path(__file__).resolve().parent
 CVATKIT = BENCH.parent / ".venv" / "bin" / "cvatkit"

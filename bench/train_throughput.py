@@ -96,8 +96,8 @@ def run_model_garden(data: Path, model_dir: Path, hp: str, steps: int) -> dict:
 def mg_worker(data: str, model_dir: str, hp_text: str) -> None:
     """Model Garden's train_lib.run_experiment on cvatkit's ExperimentConfig. An orbit
     train action records the time after each loop of steps_per_loop steps."""
-    from cvatkit.mg_config import build_experiment
-    from cvatkit.trainer import plan_run
+    from cvatkit.training.model_garden import build_experiment
+    from cvatkit.training import plan_run
 
     plan = plan_run(data, MODEL, hp_text.replace(";", "\n"))
     exp = build_experiment(plan.spec, plan.hparams, plan.data)
@@ -107,8 +107,8 @@ def mg_worker(data: str, model_dir: str, hp_text: str) -> None:
 
     from official.core import task_factory, train_lib
 
-    import cvatkit.backbones  # noqa: F401  (registers cvatkit's extra backbones)
-    from cvatkit.train_worker import make_strategy
+XX
+    from cvatkit.training.model_garden.loop import make_strategy
 
     strategy = make_strategy(plan.hparams.num_clones)  # the strategy cvatkit would use
     with strategy.scope():

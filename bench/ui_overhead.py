@@ -135,14 +135,14 @@ def train(plan, run_dir: Path, *, ui: bool, poll: float, timeout: float) -> dict
     """One run of the plan in its own process; with ``ui`` a RunMonitor in this process
     follows it and redraws. steps/s from the step events in events.jsonl."""
     from cvatkit.runs import Run
-    from cvatkit.trainer import start_run
+    from cvatkit.training import start_run
 
     shutil.rmtree(run_dir, ignore_errors=True)
     t0, cpu0 = time.time(), time.process_time()
     run = start_run(plan, run_dir)
     monitor = frontend = None
     if ui:
-        from cvatkit.widgets.monitor import MonitorState, RunMonitor
+        from cvatkit.widgets import MonitorState, RunMonitor
 
         state = MonitorState(runs_root=str(run_dir.parent))
         state.attach(run_dir)
@@ -220,7 +220,7 @@ def main() -> None:
     started = time.monotonic()
     data = prepare_data(work, args.frames)
 
-    from cvatkit.trainer import plan_run
+    from cvatkit.training import plan_run
 
     hp = hparams_text(args.steps, args.log_interval)
     plan = plan_run(data, MODEL, hp.replace(";", "\n"))

@@ -1,8 +1,9 @@
 """Per-class COCO metrics from pycocotools' own evaluation.
 
 pycocotools computes precision and recall per class and summarises them over all
-classes only. Model Garden's COCO evaluator reports per-class figures when the
-evaluation object carries ``category_stats``; ``COCOevalWithCategories`` adds them.
+classes only. ``COCOevalWithCategories`` adds the per-class figures as
+``category_stats``, which Model Garden's COCO evaluator reports when it finds them: the
+evaluation during training and ``cvatkit evaluate`` count AP the same way.
 """
 
 from __future__ import annotations
@@ -47,12 +48,3 @@ class COCOevalWithCategories(cocoeval.COCOeval):
     def summarize(self) -> None:
         super().summarize()
         self.category_stats = per_category_stats(self)
-
-
-def enable_in_model_garden() -> None:
-    """Make Model Garden's COCO evaluator report per-class AP."""
-    import types
-
-    from official.vision.evaluation import coco_evaluator
-
-    coco_evaluator.cocoeval = types.SimpleNamespace(COCOeval=COCOevalWithCategories)

@@ -12,6 +12,16 @@ class CvatkitError(Exception):
     """Base of every error cvatkit raises on purpose."""
 
 
+class UsageError(CvatkitError):
+    """A command-line or function argument is out of range or inconsistent."""
+
+
+class OutputExistsError(CvatkitError):
+    """The output folder already holds something cvatkit will not overwrite on its own."""
+
+
+# -- CVAT tasks and datasets ---------------------------------------------------------------
+
 class SourceError(CvatkitError):
     """A task source (export file, folder, server) cannot be read as given."""
 
@@ -24,9 +34,41 @@ class ServerError(SourceError):
     """A CVAT server refused a request or cannot be reached."""
 
 
-class OutputExistsError(CvatkitError):
-    """The output folder already holds something cvatkit will not overwrite on its own."""
+class DatasetError(CvatkitError):
+    """A data folder is not a prepared dataset, or does not fit the run."""
 
 
-class UsageError(CvatkitError):
-    """A command-line or function argument is out of range or inconsistent."""
+# -- training ------------------------------------------------------------------------------
+
+class CatalogError(CvatkitError):
+    """A model key is unknown or a catalog file is malformed."""
+
+
+class HyperparameterError(CvatkitError):
+    """A hyperparameter line is not understood or its value is not allowed."""
+
+
+class WeightsError(CvatkitError):
+    """Initial weights could not be fetched or do not verify."""
+
+
+class RunError(CvatkitError):
+    """A run directory is missing, foreign or in a state that forbids the request."""
+
+
+# -- models --------------------------------------------------------------------------------
+
+class ModelError(CvatkitError):
+    """A model cannot be loaded or used as given (not a SavedModel, wrong labels, ...)."""
+
+
+class StoreError(CvatkitError):
+    """The model store cannot be reached, refuses the request, or holds bad data."""
+
+
+class ChecksumError(StoreError):
+    """A file fetched from the store does not match its manifest."""
+
+
+class S3ServerError(CvatkitError):
+    """The local S3 server could not be started or found."""

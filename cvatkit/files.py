@@ -1,14 +1,29 @@
-"""Files that appear whole or not at all: written aside in their folder, then renamed."""
+"""Files and folders that appear whole or not at all, and the checks of output folders.
+
+Whatever cvatkit writes for a reader (a dataset, an export, predictions, a pulled model,
+downloaded weights, a picture, a status file) is written aside in its own folder, then
+renamed into place: a reader sees the old version or the new one, never half of one, and
+a failure leaves nothing that looks complete.
+"""
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import itertools
 import os
+import re
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import OutputExistsError, UsageError
+
+CACHE_ENV = "CVATKIT_CACHE"
+_CHUNK = 1 << 20
+_serial = itertools.count()
 
 
 @contextmanager
@@ -42,3 +57,89 @@ def write_bytes_file(dest: str | os.PathLike[str], data: bytes) -> Path:
     with written_aside(dest) as tmp:
         tmp.write_bytes(data)
     return Path(dest)
+
+
+def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
+    """A copy of ``src`` as ``dest``, whole or not at all."""
+    with written_aside(dest) as tmp:
+        shutil.copyfile(src, tmp)
+    return Path(dest)
+
+
+@contextmanager
+def folder_written_aside(dest: str | os.PathLike[str]) -> Iterator[Path]:
+    """A new, empty folder beside ``dest`` to fill: when the block ends it takes
+    ``dest``'s place (what was there is removed once the new folder is in), when it raises
+    it is removed. Callers check first that ``dest`` may be replaced
+    (``require_new_or_empty``). Folders left half-written by processes that were killed
+    are removed on the way."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(dest)
+    tmp = dest.with_name(f".{dest.name}.partial-{os.getpid()}-{next(_serial)}")
+    shutil.rmtree(tmp, ignore_errors=True)  # a dead process of the same pid left it
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if dest.exists() or dest.is_symlink():
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}-{threading.get_ident()}")
+            dest.rename(old)
+        tmp.rename(dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def require_new_or_empty(folder: str | os.PathLike[str], choose: str, *,
+                         not_ours: str = "") -> None:
+    """Refuse ``folder`` unless it does not exist or is an empty folder. ``choose`` says
+    what to do instead (``give a new folder for the predictions``); ``not_ours`` names
+    what cvatkit would have recognised there (``a cvatkit dataset``), for the message."""
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise OutputExistsError(f"{folder} is a file; {choose}")
+    if any(folder.iterdir()):
+        held = f" and does not hold {not_ours}" if not_ours else ""
+        raise OutputExistsError(f"{folder} is not empty{held}; {choose}")
+
+
+def remove_stale_partials(dest: str | os.PathLike[str]) -> None:
+    """Remove the half-written folders of ``dest`` whose process is gone (killed)."""
+    dest = Path(dest)
+    if not dest.parent.is_dir():
+        return
+    for p in dest.parent.glob(f".{glob.escape(dest.name)}.partial-*"):
+        m = re.match(r"\d+", p.name[len(f".{dest.name}.partial-"):])
+        if m and not pid_alive(int(m.group())):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def cache_root() -> Path:
+    """Where cvatkit keeps what it downloads (weights, pulled models): ``$CVATKIT_CACHE``,
+    else ``~/.cache/cvatkit``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cvatkit")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file, read in 1 MB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

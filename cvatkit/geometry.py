@@ -7,8 +7,8 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .annotations import Shape
 from .errors import AnnotationError
+from .records import Shape
 
 
 def polygon_area(points: tuple[float, ...]) -> float:

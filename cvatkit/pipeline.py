@@ -12,7 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .cvat import open_source, write_sample
+from .dataset import DEFAULT_VAL_FRACTION, dataset_folder_name, prepare
 from .errors import CvatkitError, UsageError
+from .inference import (SCORE_FLOOR, check_threshold, evaluate, gallery_figure, label_colors,
+                        load_detector, open_frames, predict, save_predictions)
+from .run_progress import RunProgress
+from .runs import EvalEvent, Run, StatusEvent, StepEvent
+from .store import ModelVersion, open_store
+from .store import publish as publish_run
+from .training import DEFAULT_MODEL, plan_run, read_hparams_file, start_run
 
 Say = Callable[[str], object]
 SAMPLE = "sample"
@@ -48,10 +57,6 @@ def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = pri
     ``source`` is ``sample`` (the built-in task, with its held-out frames for evaluation),
     a CVAT export path or ``cvat://TASK_ID``.
     """
-    from . import datasets
-    from .sample import write_sample
-    from .sources import open_source
-
     work = Path(workdir)
     if source == SAMPLE:
         sample = work / "sample"
@@ -63,13 +68,12 @@ def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = pri
     else:
         pairs = [(Path(source) if "://" not in source else source,
                   work / "datasets" / dataset_folder_name(source),
-                  datasets.DEFAULT_VAL_FRACTION)]
+                  DEFAULT_VAL_FRACTION)]
     for src, out, fraction in pairs:
         opened = open_source(src)
         try:
             say(f"preparing {opened.description} -> {out}")
-            ds = datasets.prepare(opened, out, val_fraction=fraction, overwrite=True,
-                                  reuse=True)
+            ds = prepare(opened, out, val_fraction=fraction, overwrite=True, reuse=True)
         finally:
             opened.close()
         if ds.reused:
@@ -88,44 +92,17 @@ def hparams_text(hparams: str = "", hparams_file: str = "") -> str:
         return hparams
     if hparams:
         raise UsageError("give hyperparameters as text or as a file, not both")
-    try:
-        return Path(hparams_file).read_text(encoding="utf-8")
-    except OSError as e:
-        raise UsageError(f"hyperparameters file {hparams_file}: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"hyperparameters file {hparams_file} is not UTF-8 text") from None
-
-
-def dataset_folder_name(source: str, *, host: str | None = None) -> str:
-    """The folder under ``workdir/datasets`` a source is prepared in: its name, and a
-    digest of where it is (two exports named task.zip in two folders get two datasets;
-    ``cvat://ID`` is a task of ``host``, default ``$CVAT_HOST``)."""
-    import hashlib
-    import re
-
-    if source.startswith("cvat://"):
-        from .sources.cvat_server import HOST_ENV
-
-        where = f"{source} on {host if host is not None else os.environ.get(HOST_ENV, '')}"
-        name = "task-" + source[len("cvat://"):].strip("/")
-    else:
-        path = Path(source).expanduser().resolve()
-        where, name = str(path), path.name.removesuffix(".zip")
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "task"
-    return f"{name}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
+    return read_hparams_file(hparams_file)
 
 
 def train(*, source: str = SAMPLE, task_id: int | None = None,
           model: str | None = None, hparams: str = "", hparams_file: str = "",
           workdir: str | os.PathLike[str] = "cvatkit-work", init_checkpoint: str | None = None,
-          run_name: str | None = None, say: Say = print):
+          run_name: str | None = None, say: Say = print) -> Run:
     """Prepare the task, train ``model`` on it in its own process and wait for the end,
     printing progress; returns the finished ``Run``. A failed run raises.
 
     ``hparams`` holds ``key=value`` lines; ``hparams_file`` names a file of them."""
-    from .catalog import DEFAULT_MODEL
-    from .trainer import plan_run, start_run
-
     origin = str(hparams_file) if hparams_file else "hyperparameters"
     hparams = hparams_text(hparams, hparams_file)
     data = prepare_data(task_uri(source, task_id), workdir, say=say)
@@ -140,42 +117,30 @@ def train(*, source: str = SAMPLE, task_id: int | None = None,
     return run
 
 
-def follow(run, *, say: Say = print) -> str:
+def follow(run: Run, *, say: Say = print) -> str:
     """Print a run's progress until it ends; raise unless it completed (a failed run, or
     one stopped before its last step, has no model to publish). Returns its final state."""
-    from .runs import EvalEvent, StatusEvent, StepEvent
-
-    total = run.status().total_steps or 0
-    state, message = "running", ""
+    progress = RunProgress(run.status().total_steps or 0)
     for event in run.follow():
+        progress.on_event(event)
         if isinstance(event, StepEvent):
-            eta = ((total - event.step) / event.steps_per_sec
-                   if event.steps_per_sec > 0 and total else None)
-            say(f"step {event.step}/{total}: loss {event.total_loss:.3f}, lr "
+            eta = progress.eta()
+            say(f"step {event.step}/{progress.total_steps}: loss {event.total_loss:.3f}, lr "
                 f"{event.learning_rate:.3g}, {event.steps_per_sec:.2f} steps/s"
                 + (f", about {eta / 60:.1f} min left" if eta is not None else ""))
         elif isinstance(event, EvalEvent):
             say(event.summary())
         elif isinstance(event, StatusEvent):
-            state, message = event.state, event.message
             say(f"{event.state}" + (f": {event.message}" if event.message else ""))
-    if state == "failed":
-        raise CvatkitError(f"training failed: {message or run.status().error}")
-    if state != "completed":
-        st = run.status()
-        raise CvatkitError(
-            f"training {st.state or state} at step {st.step} of {st.total_steps or total} "
-            f"before it completed{f' ({message})' if message else ''}; resume it with "
-            f"`cvatkit train --resume {run.path}`")
-    return state
+    failure = progress.failure(run.path)
+    if failure is not None:
+        raise CvatkitError(failure)
+    return progress.state
 
 
-def publish(run, store: str, namespace: str, *, create_bucket: bool = False,
-            say: Say = print):
+def publish(run: Run, store: str, namespace: str, *, create_bucket: bool = False,
+            say: Say = print) -> ModelVersion:
     """Push a finished run to the model store; returns the version."""
-    from .model_store import publish as publish_run
-    from .store import open_store
-
     target = open_store(store, create_bucket=create_bucket)
     version = publish_run(run.path, target, namespace)
     say(f"published {version.uri}")
@@ -187,11 +152,6 @@ def show_predictions(model: str, frames: str, *, threshold: float = 0.5, count: 
     """Predict ``frames`` (an export, ``cvat://ID`` or an image folder), print the
     evaluation when they are annotated, save pictures under ``out`` and return the
     gallery figure of the first ``count`` frames."""
-    from .detector import check_threshold, load_detector
-    from .drawing import gallery_figure, label_colors
-    from .evaluation import SCORE_FLOOR, evaluate
-    from .predict import open_frames, predict, save_predictions
-
     check_threshold(threshold)
     detector = load_detector(model)
     source = open_frames(frames)

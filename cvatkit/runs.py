@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CvatkitError
-from .files import write_text_file
+from .errors import RunError
+from .files import pid_alive, write_text_file
 
 RUN_JSON = "run.json"
 STATUS_JSON = "status.json"
@@ -25,12 +25,12 @@ EVENTS_JSONL = "events.jsonl"
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
 EXPORT = "export"
+SAVED_MODEL = "saved_model"
+"""``export/saved_model/``: the SavedModel, beside the label files."""
+MODEL_JSON = "model.json"
+"""``export/model.json``: what the model is (its catalog key, labels, input size)."""
 TERMINAL = ("completed", "stopped", "failed")
 STATES = ("starting", "running", "stopping") + TERMINAL
-
-
-class RunError(CvatkitError):
-    """A run directory is missing, foreign or in a state that forbids the request."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,13 +136,19 @@ class Run:
         st = self.status()
         if st.state in TERMINAL or not st.pid:
             return False
-        try:
-            os.kill(st.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return _pid_is_trainer(st.pid)
+        return pid_alive(st.pid) and _pid_is_trainer(st.pid)
+
+    def latest_checkpoint(self) -> str | None:
+        """The prefix of the run's newest checkpoint (``.../checkpoints/ckpt-600``), or
+        None before the first one."""
+        state = self.path / CHECKPOINTS / "checkpoint"
+        if not state.is_file():
+            return None
+        for line in state.read_text().splitlines():
+            if line.startswith("model_checkpoint_path:"):
+                name = line.split(":", 1)[1].strip().strip('"')
+                return str(self.path / CHECKPOINTS / name)
+        return None
 
     def events(self) -> list[Event]:
         return list(self.read_events(0)[0])
@@ -208,6 +214,14 @@ class Run:
         with open(self.path / EVENTS_JSONL, "a", encoding="utf-8") as f:
             f.write(json.dumps(asdict(event)) + "\n")
             f.flush()
+
+
+def run_of_checkpoint(path: str | os.PathLike[str]) -> Path | None:
+    """The run folder a path names: the folder itself, its checkpoints/ or one of its
+    checkpoints; None when it is none of these."""
+    p = Path(path)
+    return next((c for c in (p, p.parent, p.parent.parent) if (c / RUN_JSON).is_file()),
+                None)
 
 
 def _pid_is_trainer(pid: int) -> bool:

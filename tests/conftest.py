@@ -13,9 +13,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Downloads and pulled models go to a cache of the test session's own, not the user's.
 os.environ["CVATKIT_CACHE"] = tempfile.mkdtemp(prefix="cvatkit-test-cache-")
 
-from cvatkit import open_export, prepare, write_sample  # noqa: E402
-
 from helpers import SAMPLE_FRAMES, SAMPLE_TEST_FRAMES, SECRET, TINY  # noqa: E402
+
+from cvatkit import open_export, prepare, write_sample  # noqa: E402
 from cvatkit.cli import main  # noqa: E402
 from cvatkit.runs import Run  # noqa: E402
 
@@ -64,7 +64,7 @@ def trained(prepared, tmp_path_factory):
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory):
     """A real S3 server (SeaweedFS) on 127.0.0.1 with real credentials."""
-    from cvatkit.s3_server import serve
+    from cvatkit.store.s3_server import serve
 
     server = serve(tmp_path_factory.mktemp("seaweed"))
     yield server

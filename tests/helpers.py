@@ -5,6 +5,12 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+"""The repository."""
+DATA = TESTS / "data"
+"""Files the tests read (recorded CVAT exchanges)."""
+
 SAMPLE_FRAMES = 40
 SAMPLE_TEST_FRAMES = 6
 TINY = "num-steps=20;batch-size=8;image-size=128;log-interval=10;checkpoint-interval=10;" \
@@ -16,3 +22,16 @@ def unzip(zip_path: Path, dest: Path) -> Path:
     with zipfile.ZipFile(zip_path) as z:
         z.extractall(dest)
     return dest
+
+
+def hyperparameters(**values):
+    """The default model's resolved hyperparameters with ``values`` set (``num_steps=30``
+    for num-steps=30), as a run on a small dataset would have them."""
+    from cvatkit.dataset import Dataset
+    from cvatkit.records import LabelMap
+    from cvatkit.training import DEFAULT_MODEL, get_model, resolve
+
+    data = Dataset(path=Path("."), labels=LabelMap.from_names(["a"]), train_frames=100,
+                   val_frames=10, val_fraction=0.1, include_masks=False)
+    given = {k.replace("_", "-"): v for k, v in values.items()}
+    return resolve(get_model(DEFAULT_MODEL), given, data, gpus=0)[0]

@@ -7,12 +7,13 @@ cvatkit and that tests drive directly, plus a widget that lays out its controls:
   its dataset report; ``prepare_dataset`` before training.
 - ``ModelState`` / ``ModelPanel``: model, GPUs, starting checkpoint, hyperparameters
   (``key=value`` text and a form kept in step, checked as you type).
-- ``MonitorState`` (``progress.py``) / ``RunMonitor`` (``monitor.py``): Start/Stop/Resume,
-  re-attaching to earlier runs, live loss, learning-rate and AP plots.
+- ``MonitorState`` (``monitor_state.py``) / ``RunMonitor`` (``monitor.py``):
+  Start/Stop/Resume, re-attaching to earlier runs, live loss, learning-rate and AP plots.
 - ``InferenceState`` / ``InferenceViewer``: a model's predictions on test frames (made
   once), a score-threshold slider that only filters them, the gallery and the evaluation.
-- ``PublishState`` and ``AnnotateState`` / ``PublishPanel``: publishing a run to the model
-  store; pre-annotating a CVAT task or an export, the label mapping previewed first.
+- ``PublishState`` / ``PublishPanel``: publishing a run to the model store.
+- ``AnnotateState`` / ``AnnotatePanel``: pre-annotating a CVAT task or an export, the label
+  mapping previewed first.
 - ``AppState`` / ``App``: the steps as tabs, passing results from one to the next.
 
 ``plain_errors()`` makes a notebook show cvatkit's errors as their message, without a
@@ -20,14 +21,16 @@ traceback.
 """
 
 from ._errors import plain_errors
-
+from .annotate import AnnotatePanel, AnnotateState
 from .app import App, AppState
 from .data import DataPanel, DataState
 from .inference import InferenceState, InferenceViewer
 from .model import ModelPanel, ModelState
-from .monitor import MonitorState, RateLimiter, RunMonitor
-from .publish import AnnotateState, PublishPanel, PublishState
+from .monitor import RateLimiter, RenderMeter, RunMonitor
+from .monitor_state import MonitorState
+from .publish import PublishPanel, PublishState
 
-__all__ = ["AnnotateState", "App", "AppState", "DataPanel", "DataState", "InferenceState",
-           "InferenceViewer", "ModelPanel", "ModelState", "MonitorState", "PublishPanel",
-           "PublishState", "RateLimiter", "RunMonitor", "plain_errors"]
+__all__ = ["AnnotatePanel", "AnnotateState", "App", "AppState", "DataPanel", "DataState",
+           "InferenceState", "InferenceViewer", "ModelPanel", "ModelState", "MonitorState",
+           "PublishPanel", "PublishState", "RateLimiter", "RenderMeter", "RunMonitor",
+           "plain_errors"]

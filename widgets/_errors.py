@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cvatkit.errors import CvatkitError
+from cvatkit import CvatkitError
 
 log = logging.getLogger("cvatkit.widgets")
 F = TypeVar("F", bound=Callable[..., Any])

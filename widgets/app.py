@@ -19,18 +19,19 @@ from typing import Any
 import ipywidgets as W
 from traitlets import link
 
-from cvatkit.errors import CvatkitError
-from cvatkit.pipeline import dataset_folder_name
-from cvatkit.sample import TEST_ZIP
-from cvatkit.trainer import RunPlan
+from cvatkit import CvatkitError
+from cvatkit.cvat import TEST_ZIP
+from cvatkit.dataset import dataset_folder_name
+from cvatkit.training import RunPlan
 
 from ._errors import error_text
+from .annotate import AnnotatePanel, AnnotateState
 from .data import DataPanel, DataState
 from .inference import InferenceState, InferenceViewer, run_frames
 from .model import ModelPanel, ModelState
 from .monitor import RunMonitor
-from .progress import MonitorState
-from .publish import AnnotateState, PublishPanel, PublishState
+from .monitor_state import MonitorState
+from .publish import PublishPanel, PublishState
 
 STEPS = ("1. Data", "2. Model", "3. Train", "4. Inference", "5. Publish")
 DATASETS = "datasets"
@@ -108,7 +109,8 @@ class AppState:
                 self.monitor.activity = (f"preparing the dataset of {data.source_uri}: "
                                          f"{written[0]} frames written")
 
-        ds = data.prepare_dataset(self.dataset_dir, overwrite=True, reuse=True, pbar=advance)
+        ds = data.prepare_dataset(self.dataset_dir, overwrite=True, reuse=True,
+                                  progress=advance)
         if ds is None:
             return None
         return str(ds.path)
@@ -237,9 +239,10 @@ class App(W.VBox):
         self.monitor = RunMonitor(s.monitor, plan=s.plan_training, autopoll=autopoll,
                                   background=background)
         self.inference = InferenceViewer(s.inference, background=background)
-        self.publish = PublishPanel(s.publish, s.annotate, background=background)
+        self.publish = PublishPanel(s.publish, background=background)
+        self.annotate = AnnotatePanel(s.annotate, background=background)
         self.tabs = W.Tab(children=[self.data, self.model, self.monitor, self.inference,
-                                    self.publish], titles=STEPS)
+                                    W.VBox([self.publish, self.annotate])], titles=STEPS)
         super().__init__([self.tabs], **kwargs)
 
     def show(self, step: str) -> None:
@@ -251,7 +254,8 @@ class App(W.VBox):
         raise ValueError(f"no step {step!r}; the steps are {', '.join(STEPS)}")
 
     def close(self) -> None:
-        for panel in (self.data, self.model, self.monitor, self.inference, self.publish):
+        for panel in (self.data, self.model, self.monitor, self.inference, self.publish,
+                      self.annotate):
             panel.close()
         self.state.close()
         super().close()

@@ -16,14 +16,10 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Enum, HasTraits, Int, List, Unicode, observe
 
-from cvatkit import check, connect, list_tasks, open_export, open_source, prepare, write_sample
-from cvatkit.annotations import TaskSummary
-from cvatkit.checks import Report
-from cvatkit.datasets import Dataset
-from cvatkit.errors import UsageError
-from cvatkit.files import write_bytes_file
-from cvatkit.sample import DEFAULT_FRAMES
-from cvatkit.sources import disconnect, server_host
+from cvatkit import Progress, TaskSummary, UsageError, no_progress, write_bytes_file
+from cvatkit.cvat import (SAMPLE_FRAMES, connect, disconnect, list_tasks, open_export, open_source,
+                          server_host, write_sample)
+from cvatkit.dataset import Dataset, Report, check, prepare
 
 from ._errors import error_html, pre_html, reports_errors
 
@@ -127,7 +123,7 @@ class DataState(HasTraits):
 
     @reports_errors()
     def use_sample(self, out_dir: str | os.PathLike[str] | None = None, *,
-                   frames: int = DEFAULT_FRAMES) -> bool:
+                   frames: int = SAMPLE_FRAMES) -> bool:
         """Write the built-in sample task into ``out_dir`` and show its report."""
         if out_dir is not None:
             self.sample_dir = os.fspath(out_dir)
@@ -171,7 +167,7 @@ class DataState(HasTraits):
 
     @reports_errors()
     def prepare_dataset(self, out_dir: str | os.PathLike[str], *, overwrite: bool = False,
-                        val_fraction: float = 0.1, pbar=None,
+                        val_fraction: float = 0.1, progress: Progress = no_progress,
                         reuse: bool = False) -> Dataset | None:
         """Write the current source as a training dataset (TFRecords) into ``out_dir``
         (``reuse``: keep the one there if it was made from the same annotations).
@@ -181,7 +177,7 @@ class DataState(HasTraits):
         source = self._open()
         try:
             ds = prepare(source, out_dir, val_fraction=val_fraction, overwrite=overwrite,
-                         pbar=pbar, reuse=reuse)
+                         progress=progress, reuse=reuse)
         finally:
             source.close()
         self.last_report = ds.report

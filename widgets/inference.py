@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,13 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Bool, Bytes, Float, HasTraits, Instance, Int, List, Unicode, observe
 
-from cvatkit.detector import Detector, load_detector
-from cvatkit.errors import UsageError
-from cvatkit.evaluation import SCORE_FLOOR, Evaluation, evaluate
-from cvatkit.predict import Prediction, open_frames, predict
-from cvatkit.runs import Run
-from cvatkit.sample import TASK_ZIP, TEST_ZIP
+from cvatkit import CvatkitError, Run, UsageError
+from cvatkit.cvat import TASK_ZIP, TEST_ZIP
+from cvatkit.dataset import load_dataset
+from cvatkit.inference import (SCORE_FLOOR, Detector, Evaluation, Prediction, evaluate,
+                               gallery_figure, label_colors, load_detector, open_frames, predict)
 
+from ._background import Background
 from ._errors import error_html, error_text, log, reports_errors
 
 SHOWN = 12
@@ -44,11 +43,7 @@ def run_frames(run_dir: str) -> str:
         info = spec.get(section)
         if not isinstance(info, dict) or not info.get("path"):
             continue
-        meta_file = Path(info["path"]) / "dataset.json"
-        try:
-            source = str(json.loads(meta_file.read_text(encoding="utf-8")).get("source", ""))
-        except (OSError, ValueError):
-            continue
+        source = info.get("source") or _dataset_source(info["path"])
         if source.startswith("cvat://"):
             return source.split(" ", 1)[0]  # "cvat://7 on https://host"
         path = Path(source)
@@ -57,6 +52,14 @@ def run_frames(run_dir: str) -> str:
         if source:
             return source
     return ""
+
+
+def _dataset_source(path: str) -> str:
+    """The source of a dataset a run recorded without it (runs of older cvatkit)."""
+    try:
+        return load_dataset(path).source
+    except CvatkitError:
+        return ""
 
 
 def figure_png(fig, *, dpi: int = PNG_DPI) -> bytes:
@@ -191,8 +194,6 @@ class InferenceState(HasTraits):
 
     def draw(self) -> bytes:
         """The gallery as PNG bytes (b'' when there is nothing to show)."""
-        from cvatkit.drawing import gallery_figure, label_colors
-
         items = self.gallery_items()
         if not items:
             return b""
@@ -261,8 +262,7 @@ class InferenceViewer(W.VBox):
     def __init__(self, state: InferenceState | None = None, *, background: bool = True,
                  run: bool = False, **kwargs: Any) -> None:
         self.state = s = state if state is not None else InferenceState()
-        self.background = background
-        self._thread: threading.Thread | None = None
+        self.actions = Background(background, "cvatkit-inference")
         wide = W.Layout(width="min(100%, 640px)")
         self.model = W.Combobox(description="Model", options=[], ensure_option=False,
                                 layout=wide, placeholder="a run folder, a SavedModel folder "
@@ -303,18 +303,13 @@ class InferenceViewer(W.VBox):
         """What Run does: ``state.run()``, in a thread when ``background``."""
         if self.state.busy:
             return
-        if not self.background:
-            self.state.run()
-            return
-        self.state.status = "starting ..."
-        self._thread = threading.Thread(target=self.state.run, daemon=True,
-                                        name="cvatkit-inference")
-        self._thread.start()
+        if self.actions.enabled:
+            self.state.status = "starting ..."
+        self.actions.run(self.state.run)
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for a background run to end (for scripts and tests)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self.actions.wait(timeout)
 
     def _show_choices(self, _change=None) -> None:
         self.model.options = list(self.state.model_choices)

@@ -16,16 +16,14 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Bool, Dict, HasTraits, Int, List, Unicode, observe, validate
 
-from cvatkit.catalog import BUILT_IN, DEFAULT_MODEL, ModelSpec, get_model, load_catalog
-from cvatkit.errors import CvatkitError, UsageError
-from cvatkit.hparams import (ALIASES, BY_KEY, PARAMS, HyperparameterError, convert,
-                             normalize_key, parse_hparams, resolve)
-from cvatkit.mg_config import DataInfo
-from cvatkit.model_store import is_version_uri, list_models
-from cvatkit.runs import CHECKPOINTS, RUN_JSON, Run
-from cvatkit.store import open_store
-from cvatkit.trainer import (RunPlan, count_gpus, load_data_info, plan_run,
-                             resolve_init_checkpoint, run_of_checkpoint)
+from cvatkit import (CHECKPOINTS, RUN_JSON, CvatkitError, LabelMap, Run, UsageError,
+                     run_of_checkpoint)
+from cvatkit.dataset import Dataset, load_dataset
+from cvatkit.store import is_version_uri, list_models, open_store
+from cvatkit.training import (BUILT_IN, BY_KEY, DEFAULT_MODEL, PARAMS, ModelSpec, RunPlan,
+                              canonical_key, convert, count_gpus, default_value, format_value,
+                              get_model, line_values, load_catalog, parse_hparams, plan_run,
+                              resolve, resolve_init_checkpoint, set_line)
 
 from ._errors import error_html, reports_errors
 
@@ -34,33 +32,6 @@ FORM_KEYS = ("num-steps", "batch-size", "initial-learning-rate", "image-size")
 FORM_LABELS = {"num-steps": "Steps", "batch-size": "Batch size",
                "initial-learning-rate": "Learning rate", "image-size": "Image size"}
 CLONES = "num-clones"
-
-
-def canonical_key(key: str) -> str:
-    """``key`` as ``parse_hparams`` files it (``lr`` -> ``initial-learning-rate``)."""
-    k = normalize_key(key)
-    return ALIASES.get(k, k)
-
-
-def set_line(text: str, key: str, value: str) -> str:
-    """``text`` with the line that sets ``key`` (any spelling) now giving ``value``; an
-    empty value removes the line, a missing line is added at the end."""
-    out: list[str] = []
-    done = False
-    for line in text.splitlines():
-        body, hash_, comment = line.partition("#")
-        name, eq, _old = body.partition("=")
-        if eq and canonical_key(name) == key:
-            if not value:
-                continue
-            if not done:
-                done = True
-                out.append(f"{name.strip()}={value}" + (f"  #{comment}" if hash_ else ""))
-                continue
-        out.append(line)
-    if value and not done:
-        out.append(f"{key}={value}")
-    return "".join(f"{line}\n" for line in out)
 
 
 class ModelState(HasTraits):
@@ -87,7 +58,7 @@ class ModelState(HasTraits):
     notes = Unicode("", help="hints from the resolver, such as the recommended num-steps")
 
     def __init__(self, *, catalog: dict[str, ModelSpec] | None = None,
-                 gpus_detected: int | None = None, data: DataInfo | None = None,
+                 gpus_detected: int | None = None, data: Dataset | None = None,
                  **kwargs: Any) -> None:
         catalog_error = ""
         if catalog is None:
@@ -125,7 +96,7 @@ class ModelState(HasTraits):
         if raw:
             try:
                 convert(BY_KEY[key], raw, f"the {key} field")
-            except HyperparameterError as e:
+            except CvatkitError as e:
                 self.message = str(e)
                 return False
         self._editing = key
@@ -141,7 +112,7 @@ class ModelState(HasTraits):
     @reports_errors("message")
     def set_data(self, data_dir: str) -> bool:
         """Check against a prepared dataset from now on (its frames, labels and split)."""
-        self.data = load_data_info(data_dir)
+        self.data = load_dataset(data_dir)
         self._validate()
         return True
 
@@ -227,17 +198,15 @@ class ModelState(HasTraits):
         return "No published initial weights: trains from random initialisation"
 
     def _set_defaults(self) -> None:
-        spec, clones = self.spec, max(1, self.values.get(CLONES, 1))
-        self.defaults = {"num-steps": str(spec.num_steps),
-                         "batch-size": str(spec.batch_size * clones),
-                         "initial-learning-rate": f"{spec.learning_rate:g}",
-                         "image-size": str(spec.image_size)}
+        values = {CLONES: max(1, self.values.get(CLONES, 1))}
+        self.defaults = {key: format_value(default_value(self.spec, key, values, self.data))
+                         for key in FORM_KEYS}
 
     def _validate(self) -> None:
         self._fill_form()
         try:
             values = parse_hparams(self.text)
-        except HyperparameterError as e:
+        except CvatkitError as e:
             self.message, self.notes = str(e), ""
             return
         self.values = values
@@ -258,14 +227,8 @@ class ModelState(HasTraits):
         """The form shows each key's value as the text writes it (first line that sets
         it), whether or not the rest of the text parses; the field being edited keeps
         what is typed in it."""
-        form = {k: "" for k in FORM_KEYS}
-        seen = set()
-        for line in self.text.splitlines():
-            name, eq, value = line.split("#", 1)[0].partition("=")
-            key = canonical_key(name) if eq else ""
-            if key in form and key not in seen:
-                form[key] = value.strip()
-                seen.add(key)
+        written = line_values(self.text)
+        form = {k: written.get(k, "") for k in FORM_KEYS}
         if self._editing in form:
             form[self._editing] = self.form.get(self._editing, "")
         self.form = form
@@ -280,12 +243,12 @@ class ModelState(HasTraits):
             finally:
                 self._syncing = False
 
-    def _data_for_checks(self, values: dict[str, Any]) -> DataInfo:
+    def _data_for_checks(self, values: dict[str, Any]) -> Dataset:
         if self.data is not None:
             return self.data
         # Before a dataset is prepared: a stand-in that lets every dataset-free check run.
-        return DataInfo(path=Path("."), labels=(), train_frames=1000, val_frames=0,
-                        include_masks=True, val_fraction=values.get("val-split", 0.1))
+        return Dataset(path=Path("."), labels=LabelMap(()), train_frames=1000, val_frames=0,
+                       include_masks=True, val_fraction=values.get("val-split", 0.1))
 
     def _check_checkpoint(self) -> str:
         """Refuse a starting checkpoint trained on another number of classes than the
@@ -294,7 +257,7 @@ class ModelState(HasTraits):
         path = self.init_checkpoint.strip()
         if not path:
             return ""
-        labels = tuple(self.data.labels) if self.data is not None else \
+        labels = tuple(self.data.labels.names) if self.data is not None else \
             tuple(self.task_labels) or None
         if is_version_uri(path):
             trained = self._version_labels.get(path)
@@ -328,8 +291,8 @@ class ModelState(HasTraits):
 
 def hparams_help_html() -> str:
     """Every hyperparameter key and what it does, as a collapsed HTML table."""
-    rows = "".join(f"<tr><td><code>{p.key}</code></td><td>{html.escape(p.help)}</td></tr>"
-                   for p in PARAMS)
+    rows = "".join(f"<tr><td><code>{p.key}</code></td><td>{html.escape(p.describe())}</td>"
+                   "</tr>" for p in PARAMS)
     return (f"<details><summary>All hyperparameters</summary><table>{rows}</table>"
             "</details>")
 

@@ -1,6 +1,6 @@
 """Watching a training run: live loss, learning-rate and AP plots, Start/Stop/Resume.
 
-``RunMonitor`` is a view over a ``MonitorState`` (``progress.py``). A background poller
+``RunMonitor`` is a view over a ``MonitorState`` (``monitor_state.py``). A background poller
 (an asyncio task on the kernel's loop, else a thread) calls ``refresh()``: one poll, and a
 redraw at most ``REDRAWS_PER_SECOND`` times a second by moving the lines' data
 (``set_data``) and ``draw_idle()``. Tests call ``refresh()`` directly. Closing the
@@ -11,130 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import html
-import itertools
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as W
-from ipympl.backend_nbagg import Canvas, FigureManager
-from matplotlib.figure import Figure
 
-from cvatkit.errors import UsageError
-from cvatkit.trainer import RunPlan
+from cvatkit import UsageError
+from cvatkit.training import RunPlan
 
 from ._errors import error_html, error_text, log
-from .progress import ACTIVE, LOST, MonitorState, Series, format_duration
+from .monitor_state import MonitorState
+from .redraw import CPU_BUDGET, REDRAWS_PER_SECOND, RateLimiter, RenderMeter, metered_figure
 
-__all__ = ["LOST", "MonitorState", "RateLimiter", "RenderMeter", "RunMonitor", "Series",
-           "format_duration"]
+__all__ = ["MonitorState", "RateLimiter", "RenderMeter", "RunMonitor"]
 
-REDRAWS_PER_SECOND = 2.0
-CPU_BUDGET = 0.02  # of one core: the share of training time the plots may cost
-MAX_GAP = 10.0  # seconds: however costly the renders, the plots move at least this often
 POLL_SECONDS = 0.5
-_figure_numbers = itertools.count(1)
-
-
-class RenderMeter:
-    """The CPU time this process spent rendering figures: each canvas of the monitor adds
-    what its ``draw()`` took (ipympl renders with Agg and encodes the PNG diff there, when
-    the browser asks for a redraw). Nothing else the kernel does is counted."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self.renders = 0
-
-    def __call__(self) -> float:
-        return self.seconds
-
-    def add(self, seconds: float) -> None:
-        self.seconds += max(seconds, 0.0)
-        self.renders += 1
-
-
-class RateLimiter:
-    """Lets an action through at most ``per_second`` times a second, and no more often
-    than keeps its cost under ``cpu_budget`` of the wall time (the rest are refused: the
-    caller keeps them pending and asks again later).
-
-    ``cost_clock`` tells the CPU seconds the actions have cost so far (a ``RenderMeter``);
-    the cost of one action is what it grew by between two allowed actions, since a
-    redraw's rendering happens after the call (when the browser asks for it). On a
-    machine whose cores all train, every CPU second the plots take is a second of training
-    lost: with the default 2% budget, a redraw that costs 0.1 s comes at most every 5 s,
-    and never less often than every ``max_gap`` seconds."""
-
-    def __init__(self, per_second: float = REDRAWS_PER_SECOND, *,
-                 cpu_budget: float | None = CPU_BUDGET,
-                 clock: Callable[[], float] = time.monotonic,
-                 cost_clock: Callable[[], float] | None = None,
-                 max_gap: float = MAX_GAP) -> None:
-        self.interval = 1.0 / per_second
-        self.cpu_budget = cpu_budget
-        self.clock = clock
-        self.cost_clock = cost_clock
-        self.max_gap = max(max_gap, self.interval)
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the past: the next action is let through at once."""
-        self._last: float | None = None
-        self._cost_at_last = 0.0
-        self.gap = self.interval
-        """The wait the last action's cost asks for before the next one."""
-
-    def allow(self) -> bool:
-        now = self.clock()
-        if self._last is not None and now - self._last < self.gap:
-            return False
-        cost_now = self.cost_clock() if self.cost_clock is not None else 0.0
-        if self._last is not None and self.cpu_budget and self.cost_clock is not None:
-            cost = max(cost_now - self._cost_at_last, 0.0)
-            self.gap = min(max(self.interval, cost / self.cpu_budget), self.max_gap)
-        self._last, self._cost_at_last = now, cost_now
-        return True
-
-
-class _MeteredCanvas(Canvas):
-    """ipympl's canvas, adding the CPU time of each render to a ``RenderMeter``."""
-
-    def __init__(self, figure, meter: RenderMeter, **kwargs: Any) -> None:
-        super().__init__(figure, **kwargs)
-        self._meter = meter
-
-    def draw(self) -> None:
-        started = time.thread_time()
-        try:
-            super().draw()
-        finally:
-            self._meter.add(time.thread_time() - started)
-
-
-def _figure(title: str, ylabel: str, meter: RenderMeter, *, width: float = 4.6,
-            right: float = 0.15):
-    """A figure on its own ipympl canvas (a widget), whatever ``%matplotlib`` says.
-
-    Built directly rather than with ``plt.subplots`` under ``plt.ioff()``: the canvas is a
-    widget even when the notebook's backend is inline, and pyplot does not keep the figure
-    (no second display, nothing to ``plt.close``). Its margins are fixed (``right``: inches
-    beside the axes, for a legend): a layout engine would lay the figure out again at
-    every render, which more than doubles what a redraw costs."""
-    height = 3.0
-    fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(left=0.9 / width, right=1 - right / width, bottom=0.5 / height,
-                        top=1 - 0.3 / height)
-    canvas = _MeteredCanvas(fig, meter)
-    FigureManager(canvas, next(_figure_numbers))
-    canvas.header_visible = False
-    canvas.toolbar_visible = "fade-in-fade-out"
-    ax = fig.add_subplot()
-    ax.set_title(title, fontsize="medium")
-    ax.set_xlabel("step")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    return fig, ax
 
 
 class RunMonitor(W.VBox):
@@ -182,21 +75,7 @@ class RunMonitor(W.VBox):
         self.error = W.HTML()
         self.start_button.layout.display = "" if plan is not None else "none"
 
-        # wider: its legend sits beside the lines
-        self.loss_fig, self.loss_ax = _figure("loss", "loss", self.meter, width=5.8,
-                                              right=1.3)
-        self.lr_fig, self.lr_ax = _figure("learning rate", "learning rate", self.meter)
-        self.lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))  # short ticks
-        self.ap_fig, self.ap_ax = _figure("evaluation", "COCO AP", self.meter)
-        self._loss_lines: dict[str, Any] = {}
-        (self._total_line,) = self.loss_ax.plot([], [], color="black", lw=2,
-                                                label="total_loss")
-        (self._lr_line,) = self.lr_ax.plot([], [], color="tab:purple")
-        (self._ap_line,) = self.ap_ax.plot([], [], "o-", label="AP")
-        (self._ap50_line,) = self.ap_ax.plot([], [], "s--", label="AP@0.5")
-        self.ap_ax.set_ylim(0.0, 1.0)  # AP is a share: a fixed scale reads at a glance
-        self.ap_ax.set_autoscaley_on(False)
-        self.ap_ax.legend(loc="lower right", fontsize="small")
+        self._make_plots()
 
         # Start prepares the dataset first (minutes for a big task): in a thread, so the
         # page stays alive and shows how far it got.
@@ -222,6 +101,24 @@ class RunMonitor(W.VBox):
         if s.run_dir and not s.finished:
             self._poll_soon()
 
+    def _make_plots(self) -> None:
+        """Three figures: every loss and the total, the learning rate, the AP."""
+        # wider: its legend sits beside the lines
+        self.loss_fig, self.loss_ax = metered_figure("loss", "loss", self.meter, width=5.8,
+                                                     right=1.3)
+        self.lr_fig, self.lr_ax = metered_figure("learning rate", "learning rate", self.meter)
+        self.lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))  # short ticks
+        self.ap_fig, self.ap_ax = metered_figure("evaluation", "COCO AP", self.meter)
+        self._loss_lines: dict[str, Any] = {}
+        (self._total_line,) = self.loss_ax.plot([], [], color="black", lw=2,
+                                                label="total_loss")
+        (self._lr_line,) = self.lr_ax.plot([], [], color="tab:purple")
+        (self._ap_line,) = self.ap_ax.plot([], [], "o-", label="AP")
+        (self._ap50_line,) = self.ap_ax.plot([], [], "s--", label="AP@0.5")
+        self.ap_ax.set_ylim(0.0, 1.0)  # AP is a share: a fixed scale reads at a glance
+        self.ap_ax.set_autoscaley_on(False)
+        self.ap_ax.legend(loc="lower right", fontsize="small")
+
     # -- the poll-and-redraw cycle -------------------------------------------------------
 
     def refresh(self, *, force: bool = False) -> bool:
@@ -237,7 +134,7 @@ class RunMonitor(W.VBox):
             return False
 
     def _redraw(self) -> None:
-        s = self.state
+        s = self.state.progress
         new_names = False
         for name in list(self._loss_lines):
             if name not in s.losses:  # attached to another run
@@ -267,8 +164,8 @@ class RunMonitor(W.VBox):
             self._drawn[key] = sizes[key]
             ax.relim()
             ax.autoscale_view()
-            if s.total_steps:  # the whole run's width: the lines grow towards its end
-                ax.set_xlim(0, s.total_steps * 1.02)
+            if self.state.total_steps:  # the whole run's width: the lines grow to its end
+                ax.set_xlim(0, self.state.total_steps * 1.02)
             fig.canvas.draw_idle()
         self._dirty = False
         self.redraws += 1
@@ -417,8 +314,7 @@ class RunMonitor(W.VBox):
         self.error.value = error_html("\n".join(t for t in (s.run_error, s.error) if t))
         self.stop_button.disabled = s.state not in ("starting", "running")
         self.resume_button.disabled = s.state not in ("stopped", "failed")
-        self.start_button.disabled = (self.plan is None or s.state in ACTIVE
-                                      or bool(s.activity))
+        self.start_button.disabled = self.plan is None or s.active or bool(s.activity)
 
     def close(self) -> None:
         self.stop_polling()

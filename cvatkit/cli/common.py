@@ -1,0 +1,34 @@
+"""What the command groups share: the CVAT server option, progress bars, the error line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+
+
+def say_error(message: str) -> None:
+    """``cvatkit: error: ...`` on stderr, wrapped, as one paragraph."""
+    print(textwrap.fill(f"cvatkit: error: {message}", width=100, subsequent_indent="  ",
+                        break_long_words=False, break_on_hyphens=False), file=sys.stderr)
+
+
+def server_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "CVAT server", "for cvat:// sources. Credentials come from CVAT_ACCESS_TOKEN, or "
+        "CVAT_USER and CVAT_PASSWORD, never from the command line.")
+    g.add_argument("--server-host", default=None,
+                   help="CVAT address, e.g. https://app.cvat.ai (default: $CVAT_HOST)")
+
+
+def bytes_bar(desc: str):
+    from tqdm import tqdm
+
+    return tqdm(unit="B", unit_scale=True, desc=desc, file=sys.stderr, disable=None)
+
+
+def frames_bar(desc: str):
+    """A progress bar of frames on stderr (off when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(unit="frame", desc=desc, file=sys.stderr, disable=None)

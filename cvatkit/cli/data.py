@@ -1,0 +1,128 @@
+"""``cvatkit sample``, ``check``, ``prepare`` and ``tasks``: the data to train on."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import server_args
+
+
+def add_commands(sub) -> None:
+    s = sub.add_parser("sample", help="write the built-in sample task as CVAT exports",
+                       description="Write the built-in synthetic sample task (coloured "
+                       "shapes, 3 labels) as OUT_DIR/task.zip plus held-out frames as "
+                       "OUT_DIR/test.zip, in a real CVAT export format.")
+    s.add_argument("out_dir", metavar="OUT_DIR")
+    s.add_argument("--frames", type=int, default=None,
+                   help="annotated frames in task.zip (default 400)")
+    s.add_argument("--test-frames", type=int, default=None,
+                   help="held-out frames in test.zip (default 60)")
+    s.add_argument("--format", choices=("cvat", "coco"), default="cvat",
+                   help="cvat: 'CVAT for images 1.1' (default); coco: 'COCO 1.0'")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_sample)
+
+    s = sub.add_parser(
+        "prepare", help="check a task and write it as TFRecords for training",
+        description="Read SOURCE (a CVAT export .zip or folder in 'CVAT for images 1.1' or "
+        "'COCO 1.0' format, or cvat://TASK_ID on a CVAT server), check it, split it into "
+        "train and validation frames and write OUT_DIR: train-*.tfrecord, val-*.tfrecord, "
+        "label_map.pbtxt, classes.csv, label_map.json, report.json, val_coco.json.")
+    s.add_argument("source", metavar="SOURCE")
+    s.add_argument("out_dir", metavar="OUT_DIR")
+    s.add_argument("--val-split", type=float, default=0.1, metavar="F",
+                   help="fraction of frames kept for validation (default 0.1)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
+    s.add_argument("--masks", choices=("auto", "always", "never"), default="auto",
+                   help="write instance masks: auto = when the task has polygons or masks")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace OUT_DIR if it already holds a dataset")
+    s.add_argument("--strict", action="store_true",
+                   help="fail instead of dropping unusable shapes")
+    server_args(s)
+    s.set_defaults(func=_cmd_prepare)
+
+    s = sub.add_parser("check", help="print a task's dataset report without writing anything",
+                       description="Read SOURCE and print what it holds and what is wrong "
+                       "with it: frames, shapes per label, clipped and dropped shapes.")
+    s.add_argument("source", metavar="SOURCE")
+    s.add_argument("--val-split", type=float, default=0.1, metavar="F")
+    server_args(s)
+    s.set_defaults(func=_cmd_check)
+
+    s = sub.add_parser("tasks", help="list the tasks on a CVAT server",
+                       description="List the tasks on a CVAT server: id, name, frames, "
+                       "status, labels.")
+    s.add_argument("--search", help="only tasks whose name contains this text")
+    server_args(s)
+    s.set_defaults(func=_cmd_tasks)
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from ..cvat.sample import DEFAULT_FRAMES, DEFAULT_TEST_FRAMES, write_sample
+    from ..errors import UsageError
+
+    frames = DEFAULT_FRAMES if args.frames is None else args.frames
+    test_frames = DEFAULT_TEST_FRAMES if args.test_frames is None else args.test_frames
+    if frames < 1 or test_frames < 0:
+        raise UsageError("--frames must be at least 1 and --test-frames at least 0")
+    task = write_sample(args.out_dir, frames=frames, test_frames=test_frames,
+                        fmt=args.format, seed=args.seed)
+    print(f"sample task: {task.task} ({task.frames} frames)")
+    print(f"held-out frames: {task.test} ({task.test_frames} frames)")
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..cvat import open_source
+    from ..dataset import prepare
+
+    source = open_source(args.source, server_host=args.server_host)
+    try:
+        total = source.summary().frames
+        with tqdm(total=total, unit="frame", desc="writing TFRecords", file=sys.stderr,
+                  disable=None, dynamic_ncols=True) as bar:
+            ds = prepare(source, args.out_dir, val_fraction=args.val_split, seed=args.seed,
+                         masks=args.masks, overwrite=args.overwrite, strict=args.strict,
+                         progress=bar.update)
+    finally:
+        source.close()
+    print(ds.report.format())
+    print(f"dataset written to {ds.path}: {len(ds.train_files)} train and "
+          f"{len(ds.val_files)} val shards"
+          f"{', with instance masks' if ds.include_masks else ''}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from ..cvat import open_source
+    from ..dataset import check
+
+    source = open_source(args.source, server_host=args.server_host)
+    try:
+        report = check(source, val_fraction=args.val_split)
+    finally:
+        source.close()
+    print(report.format(max_problems=50))
+    return 0
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from ..cvat import connect, list_tasks
+
+    client = connect(args.server_host)
+    try:
+        tasks = list_tasks(client, search=args.search)
+    finally:
+        client.close()
+    if not tasks:
+        print("no tasks" + (f" matching {args.search!r}" if args.search else ""))
+        return 0
+    print(f"{'id':>6}  {'frames':>6}  {'status':<11} {'updated':<20} name [labels]")
+    for t in tasks:
+        print(f"{t.id:>6}  {t.frames:>6}  {t.status:<11} {t.updated[:19]:<20} {t.name} "
+              f"[{', '.join(t.labels)}]")
+    return 0

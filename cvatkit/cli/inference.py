@@ -1,0 +1,222 @@
+"""``cvatkit predict``, ``evaluate`` and ``annotate``: a trained model put to use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+from .common import frames_bar, server_args
+
+
+def add_commands(sub) -> None:
+    _add_predict(sub)
+    _add_evaluate(sub)
+    _add_annotate(sub)
+
+
+def _add_predict(sub) -> None:
+    s = sub.add_parser(
+        "predict", help="run a model over frames and draw what it finds",
+        description="Run MODEL (a run folder, its export/, a SavedModel folder or a "
+        "model-store version URI) over FRAMES: image files or folders of them, a CVAT "
+        "export (.zip or folder) or cvat://TASK_ID. Writes OUT/predictions.json, a picture "
+        "per frame for the first --draw frames in OUT/pictures/ and OUT/gallery.png.")
+    s.add_argument("model", metavar="MODEL")
+    s.add_argument("frames", metavar="FRAMES", nargs="+")
+    s.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    s.add_argument("--draw", type=int, default=16, metavar="N",
+                   help="pictures of the first N frames (default 16; 0 for none)")
+    s.add_argument("--no-ground-truth", action="store_true",
+                   help="leave the task's own annotations out of the pictures")
+    s.add_argument("--limit", type=int, default=None, metavar="N", help="only N frames")
+    _model_args(s)
+    server_args(s)
+    s.set_defaults(func=_cmd_predict)
+
+
+def _add_evaluate(sub) -> None:
+    s = sub.add_parser(
+        "evaluate", help="score a model against a task's annotations",
+        description="Predict every frame of SOURCE (a CVAT export or cvat://TASK_ID) and "
+        "compare with its annotations: COCO AP, AP@0.5 and AP per label (pycocotools), and "
+        "at the threshold the share of annotated objects found (IoU >= 0.5, right label) "
+        "and the false boxes per frame.")
+    s.add_argument("model", metavar="MODEL")
+    s.add_argument("source", metavar="SOURCE")
+    s.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    s.add_argument("--limit", type=int, default=None, metavar="N", help="only N frames")
+    s.add_argument("--map", action="append", default=[], metavar="MODEL=TASK",
+                   help="count a model label as a task label of another name (repeatable; "
+                   "names that differ only in case are matched anyway)")
+    s.add_argument("--drop-unmapped", action="store_true",
+                   help="leave out predictions of model labels the task does not have "
+                   "(by default they count as false boxes)")
+    _model_args(s)
+    server_args(s)
+    s.set_defaults(func=_cmd_evaluate)
+
+
+def _add_annotate(sub) -> None:
+    s = sub.add_parser(
+        "annotate", help="pre-annotate a CVAT task (or write a file CVAT can upload)",
+        description="Predict a task's frames and add the shapes to it: on a CVAT server "
+        "with --task (through cvat-sdk's annotate_task), or offline with --source EXPORT "
+        "--out FILE, which writes a 'CVAT for images 1.1' annotations file for CVAT's "
+        "Upload annotations. The label mapping is shown first; model labels the task lacks "
+        "are refused unless mapped (--map) or dropped (--drop-unmapped). Shapes equal to "
+        "ones already on the task are never written twice, so a failed run can be re-run.")
+    s.add_argument("model", metavar="MODEL")
+    where = s.add_mutually_exclusive_group(required=True)
+    where.add_argument("--task", type=int, metavar="ID", help="a task on the CVAT server")
+    where.add_argument("--source", metavar="EXPORT", help="a CVAT export (.zip or folder)")
+    s.add_argument("--out", metavar="FILE", help="with --source: the annotations file to "
+                   "write (.xml, or .zip holding annotations.xml)")
+    s.add_argument("--dry-run", type=int, default=None, metavar="N",
+                   help="predict the first N frames and show what would be written; "
+                   "write nothing")
+    s.add_argument("--clear-existing", action="store_true",
+                   help="replace the task's annotations instead of adding to them")
+    s.add_argument("--map", action="append", default=[], metavar="MODEL=TASK",
+                   help="send a model label to a task label of another name (repeatable)")
+    s.add_argument("--drop-unmapped", action="store_true",
+                   help="leave out predictions of model labels the task does not have")
+    _model_args(s, batch=False)
+    server_args(s)
+    s.set_defaults(func=_cmd_annotate)
+
+
+def _model_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--threshold", type=float, default=0.5, metavar="T",
+                   help="keep detections scoring at least T, 0..1 (default 0.5)")
+    g.add_argument("--max-detections", type=int, default=100, metavar="N",
+                   help="at most N detections per frame (default 100)")
+    g.add_argument("--labels", metavar="FILE",
+                   help="label map for SavedModels that carry none (label_map.pbtxt, "
+                   "classes.csv or label_map.json)")
+    if batch:
+        g.add_argument("--batch-size", type=int, default=8, metavar="N",
+                       help="frames per model call when the model takes batches (default 8)")
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from ..inference import (
+        check_threshold,
+        load_detector,
+        open_frames,
+        predict,
+        save_predictions,
+    )
+
+    check_threshold(args.threshold)
+    detector = load_detector(args.model, labels=args.labels)
+    frames = open_frames(args.frames, server_host=args.server_host)
+    try:
+        with frames_bar("predicting") as bar:
+            predictions = predict(detector, frames, threshold=args.threshold,
+                                  max_detections=args.max_detections,
+                                  batch_size=args.batch_size, limit=args.limit,
+                                  keep_images=max(args.draw, 0), progress=bar.update)
+            written = save_predictions(
+                predictions, args.out, labels=detector.labels.names,
+                task_labels=frames.labels.names if hasattr(frames, "labels") else (),
+                ground_truth=not args.no_ground_truth,
+                about={"model": args.model, "threshold": args.threshold})
+    finally:
+        if hasattr(frames, "close"):
+            frames.close()
+    data = json.loads(written["predictions"].read_text())
+    shapes = sum(len(f["shapes"]) for f in data["frames"])
+    print(f"{shapes} shapes on {len(data['frames'])} frames -> {written['predictions']}")
+    if "gallery" in written:
+        print(f"pictures: {written['pictures']}/, gallery: {written['gallery']}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ..annotate import match_labels, parse_label_pairs
+    from ..cvat import open_source
+    from ..files import write_text_file
+    from ..inference import (
+        SCORE_FLOOR,
+        check_threshold,
+        evaluate,
+        load_detector,
+        predict,
+    )
+
+    check_threshold(args.threshold)
+    mapping = parse_label_pairs(args.map)
+    detector = load_detector(args.model, labels=args.labels)
+    source = open_source(args.source, server_host=args.server_host)
+    try:
+        plan = match_labels(detector.labels.names, source.labels.names, mapping=mapping,
+                          drop_unmapped=True, task=source.description)
+        print(plan.format(), flush=True)
+        with frames_bar("predicting") as bar:
+            predictions = [
+                replace(p, frame=replace(p.frame, shapes=plan.rename(
+                    p.frame.shapes, keep_unmapped=not args.drop_unmapped)))
+                for p in predict(detector, source, threshold=min(SCORE_FLOOR, args.threshold),
+                                 max_detections=args.max_detections,
+                                 batch_size=args.batch_size, limit=args.limit,
+                                 progress=bar.update)]
+        labels = [*plan.targets, *source.labels.names]
+        if not args.drop_unmapped:
+            labels += plan.dropped
+        result = evaluate(predictions, labels, threshold=args.threshold)
+    finally:
+        source.close()
+    print(f"{args.model} on {source.description}")
+    print(result.format())
+    if args.json:
+        write_text_file(Path(args.json), json.dumps(result.to_dict(), indent=1) + "\n")
+    return 0
+
+
+def _cmd_annotate(args: argparse.Namespace) -> int:
+    from ..annotate import annotate_export, annotate_task, parse_label_pairs
+    from ..inference import check_threshold, load_detector
+
+    check_threshold(args.threshold)
+    mapping = parse_label_pairs(args.map)
+    if args.task is not None and args.out:
+        raise UsageError("--out goes with --source (offline); with --task the shapes go "
+                         "straight to the CVAT server")
+    detector = load_detector(args.model, labels=args.labels)
+    common = dict(mapping=mapping, drop_unmapped=args.drop_unmapped,
+                  threshold=args.threshold, max_detections=args.max_detections,
+                  clear_existing=args.clear_existing, dry_run=args.dry_run,
+                  on_mapping=lambda plan: print(plan.format(), flush=True))
+    if args.source:
+        from ..cvat import open_export
+
+        if not args.out and args.dry_run is None:
+            raise UsageError("with --source, give --out FILE (.xml or .zip) for the "
+                             "annotations file, or --dry-run N")
+        source = open_export(args.source)
+        try:
+            with frames_bar("predicting") as bar:
+                result = annotate_export(detector, source, args.out, progress=bar.update,
+                                         **common)
+        finally:
+            source.close()
+    else:
+        from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
+
+        from ..cvat import connect
+
+        client = connect(args.server_host)
+        try:
+            result = annotate_task(client, args.task, detector,
+                                   progress=DeferredTqdmProgressReporter(
+                                       {"file": sys.stderr, "disable": None}), **common)
+        finally:
+            client.close()
+    print(result.format(mapping=False))
+    return 0

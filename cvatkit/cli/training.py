@@ -1,0 +1,198 @@
+"""``cvatkit models``, ``train`` and ``stop``: the catalog and training runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+import time
+
+from .common import say_error
+
+
+def add_commands(sub) -> None:
+    s = sub.add_parser(
+        "models", help="list the model catalog",
+        description="List the models you can train: the built-in catalog plus your own "
+        "entries ($CVATKIT_CATALOG or ~/.config/cvatkit/models.yaml).")
+    s.add_argument("--catalog", metavar="FILE", help="a catalog file with your own models")
+    s.set_defaults(func=_cmd_models)
+
+    s = sub.add_parser(
+        "train", help="train a model on a prepared dataset",
+        description="Train MODEL on DATA_DIR (made by `cvatkit prepare`) in its own "
+        "process, writing RUN_DIR: run.json, status.json, events.jsonl, checkpoints/, "
+        "tensorboard/ and, at the end, export/ (a SavedModel and its label files). "
+        "Hyperparameters are key=value lines, e.g. num-steps=100 (see --help-hparams).")
+    s.add_argument("--data", metavar="DATA_DIR")
+    s.add_argument("--model", metavar="KEY", default=None,
+                   help="a model key from `cvatkit models` (default ssd-mobilenet-v2-coco)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--hparams", metavar="TEXT", action="append", default=[],
+                   help="key=value pairs, separated by newlines or ';' (repeatable)")
+    g.add_argument("--hparams-file", metavar="FILE", help="a file of key=value lines")
+    s.add_argument("--init-checkpoint", metavar="PATH",
+                   help="start from an earlier run: its folder, one of its checkpoints, or "
+                        "a model version in the store (s3://.../models/KEY/VERSION)")
+    s.add_argument("--reinit-heads", action="store_true",
+                   help="with --init-checkpoint: keep its backbone, start the heads afresh "
+                        "(needed when the class count differs)")
+    s.add_argument("--pretrained", action="store_true",
+                   help="start from the model's published weights (downloaded once, cached)")
+    s.add_argument("--eval-data", metavar="DIR",
+                   help="evaluate on this prepared dataset's frames instead of DATA_DIR's "
+                        "validation split")
+    s.add_argument("--run-dir", metavar="RUN_DIR")
+    s.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a stopped run from its last checkpoint")
+    s.add_argument("--detach", action="store_true",
+                   help="return at once; the trainer goes on in the background")
+    s.add_argument("--catalog", metavar="FILE", help="a catalog file with your own models")
+    s.add_argument("--help-hparams", action="store_true",
+                   help="list the hyperparameters and exit")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("stop", help="stop a training run (it saves a checkpoint first)",
+                       description="Ask the trainer of RUN_DIR to save a checkpoint and "
+                       "stop; resume later with `cvatkit train --resume RUN_DIR`.")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.set_defaults(func=_cmd_stop)
+
+    w = sub.add_parser("train-worker", help=argparse.SUPPRESS)
+    w.add_argument("run_dir")
+    w.add_argument("--resume", action="store_true")
+    w.set_defaults(func=_cmd_train_worker)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from ..training import DEFAULT_MODEL, load_catalog
+
+    for spec in load_catalog(args.catalog).values():
+        default = " (default)" if spec.key == DEFAULT_MODEL else ""
+        print(f"{spec.key}{default}: {spec.title}")
+        print(f"    {spec.family}, {spec.backbone}, {spec.image_size} px; batch "
+              f"{spec.batch_size} per GPU, learning rate {spec.learning_rate:g}, "
+              f"{spec.num_steps} steps" + (f"; needs >= {spec.min_gpus} GPUs"
+                                           if spec.min_gpus else ""))
+        print(f"    initial weights: {spec.weights_note}"
+              + ("" if spec.source == "built-in" else f"; from {spec.source}"))
+        print(textwrap.fill(spec.advice, width=92, initial_indent="    ",
+                            subsequent_indent="    "))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+    from ..training import (
+        DEFAULT_MODEL,
+        PARAMS,
+        load_catalog,
+        plan_run,
+        read_hparams_file,
+        resume_run,
+        start_run,
+    )
+
+    if args.help_hparams:
+        for p in PARAMS:
+            print(f"{p.key:<24} {p.describe()}")
+        return 0
+    if args.resume:
+        if args.data or args.run_dir or args.model:
+            raise UsageError("--resume RUN_DIR takes no --data, --model or --run-dir: the "
+                             "run already has them")
+        run = resume_run(args.resume)
+    else:
+        if not args.data or not args.run_dir:
+            raise UsageError("train needs --data DATA_DIR and --run-dir RUN_DIR (or "
+                             "--resume RUN_DIR)")
+        text, origin = "", "--hparams"
+        if args.hparams_file:
+            text, origin = read_hparams_file(args.hparams_file), args.hparams_file
+        elif args.hparams:
+            text = "\n".join(h.replace(";", "\n") for h in args.hparams)
+        plan = plan_run(args.data, args.model or DEFAULT_MODEL, text, hparams_origin=origin,
+                        init_checkpoint=args.init_checkpoint, reinit_heads=args.reinit_heads,
+                        pretrained=args.pretrained, eval_data=args.eval_data,
+                        catalog=load_catalog(args.catalog), progress=_download_progress())
+        for note in plan.notes:
+            print(f"note: {note}")
+        run = start_run(plan, args.run_dir)
+    if args.detach:
+        print(f"training in the background (pid {run.status().pid}); follow it in "
+              f"{run.path}/events.jsonl, stop it with `cvatkit stop {run.path}`")
+        return 0
+    return _follow(run)
+
+
+def _download_progress():
+    state: dict[str, object] = {}
+
+    def report(name: str, done: int, total: int | None) -> None:
+        from tqdm import tqdm
+
+        bar = state.get(name)
+        if bar is None:
+            bar = state[name] = tqdm(total=total, unit="B", unit_scale=True,
+                                     desc=f"downloading {name}", file=sys.stderr)
+        bar.update(done - bar.n)  # type: ignore[attr-defined]
+        if total is not None and done >= total:
+            bar.close()  # type: ignore[attr-defined]
+
+    return report
+
+
+def _follow(run) -> int:
+    """Show a run's progress until it ends; Ctrl-C stops it cleanly."""
+    from tqdm import tqdm
+
+    from ..run_progress import RunProgress
+    from ..runs import EvalEvent, StatusEvent, StepEvent
+    from ..training import stop_run
+
+    progress = RunProgress(run.status().total_steps or run.spec()["hparams"]["num-steps"])
+    bar = tqdm(total=progress.total_steps, unit="step", desc="training", file=sys.stderr,
+               disable=None, dynamic_ncols=True)
+    started = time.monotonic()
+    try:
+        for event in run.follow():
+            progress.on_event(event)
+            if isinstance(event, StepEvent):
+                bar.update(event.step - bar.n)
+                bar.set_postfix(loss=f"{event.total_loss:.3f}",
+                                lr=f"{event.learning_rate:.2g}",
+                                ex_s=f"{event.examples_per_sec:.1f}")
+            elif isinstance(event, EvalEvent):
+                bar.write(event.summary())
+            elif isinstance(event, StatusEvent) and event.state != "running":
+                bar.write(f"{event.state}: {event.message}")
+    except KeyboardInterrupt:
+        bar.write("stopping: saving a checkpoint ...")
+        progress.state = stop_run(run.path)
+        bar.write(f"{progress.state}; resume with `cvatkit train --resume {run.path}`")
+    finally:
+        bar.close()
+    if progress.state == "failed":
+        say_error(progress.failure(run.path))
+        return 1
+    last = progress.last_eval
+    if progress.state == "completed" and last is not None:
+        frames = run.spec().get("eval_data") or run.spec()["data"]
+        print(f"{run.spec()['model']['key']}: COCO AP {last.ap:.3f}, AP@0.5 {last.ap50:.3f} "
+              f"on {frames['val_frames']} {last.split} frames; "
+              f"{time.monotonic() - started:.0f} s")
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from ..training import stop_run
+
+    state = stop_run(args.run_dir)
+    print(f"{args.run_dir}: {state}")
+    return 0
+
+
+def _cmd_train_worker(args: argparse.Namespace) -> int:
+    from ..training.worker import main as worker_main
+
+    return worker_main(args.run_dir, resume=args.resume)

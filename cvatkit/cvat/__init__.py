@@ -1,0 +1,28 @@
+"""CVAT's side of the job: its export formats (readers and writers), tasks on a CVAT
+server through cvat-sdk, conversions to and from ``cvat_sdk.models``, and the built-in
+sample task."""
+
+from .coco import CocoSource, write_coco
+from .cvat_xml import CvatXmlSource, cvat_xml_bytes, write_cvat_xml
+from .sample import DEFAULT_FRAMES as SAMPLE_FRAMES
+from .sample import DEFAULT_TEST_FRAMES as SAMPLE_TEST_FRAMES
+from .sample import LABELS as SAMPLE_LABELS
+from .sample import TASK_ZIP, TEST_ZIP, SampleTask, sample_frame, write_sample
+from .sdk import shape_to_cvat
+from .server import (
+                     HOST_ENV,
+                     CvatServerSource,
+                     connect,
+                     disconnect,
+                     list_tasks,
+                     server_error,
+                     server_host,
+)
+from .source import Source
+from .tasks import open_export, open_source
+
+__all__ = ["CocoSource", "CvatServerSource", "CvatXmlSource", "HOST_ENV", "SAMPLE_FRAMES",
+           "SAMPLE_LABELS", "SAMPLE_TEST_FRAMES", "SampleTask", "Source", "TASK_ZIP",
+           "TEST_ZIP", "connect", "cvat_xml_bytes", "disconnect", "list_tasks",
+           "open_export", "open_source", "sample_frame", "server_error", "server_host",
+           "shape_to_cvat", "write_coco", "write_cvat_xml", "write_sample"]

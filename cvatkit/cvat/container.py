@@ -1,0 +1,113 @@
+"""The files of an export, whether it is a folder or a zip, behind one small interface;
+and how the export writers add files to a zip."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from ..errors import SourceError
+from ..records import Frame
+
+ZIP_TIME = (2024, 1, 1, 0, 0, 0)
+"""The time stamp of every member the writers add: the same input gives the same zip."""
+ImageLoader = Callable[[Frame], bytes]
+"""What a writer calls for a frame's encoded image."""
+
+
+class Container:
+    """Read-only access to the files of an export folder or zip, by '/'-separated name.
+
+    A zip whose files all sit in one top-level folder (a zipped export folder) is read
+    as if that folder were its root.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._zip: zipfile.ZipFile | None = None
+        self._prefix = ""
+        if not self.path.exists():
+            raise SourceError(f"{self.path}: no such file or folder")
+        if self.path.is_dir():
+            self._names: set[str] | None = None
+        elif zipfile.is_zipfile(self.path):
+            try:
+                self._zip = zipfile.ZipFile(self.path)
+            except (zipfile.BadZipFile, OSError) as e:
+                raise SourceError(f"{self.path}: not a readable zip file ({e})") from None
+            names = [n for n in self._zip.namelist() if not n.endswith("/")]
+            tops = {n.split("/", 1)[0] for n in names}
+            if len(tops) == 1 and all("/" in n for n in names):
+                top = tops.pop() + "/"
+                if any(n == top + "annotations.xml" or n.startswith(top + "annotations/")
+                       for n in names):
+                    self._prefix = top
+            self._names = {n[len(self._prefix):] for n in names}
+        else:
+            raise SourceError(
+                f"{self.path} is neither a folder nor a zip file; give a CVAT export "
+                "(the .zip CVAT downloads, or the folder it unpacks to)")
+
+    @property
+    def is_zip(self) -> bool:
+        return self._zip is not None
+
+    def display(self, name: str) -> str:
+        """How to name a member in a message: ``export.zip:annotations.xml``."""
+        if self._zip is not None:
+            return f"{self.path.name}:{self._prefix}{name}"
+        return str(self.path / name)
+
+    def exists(self, name: str) -> bool:
+        if self._names is not None:
+            return name in self._names
+        return (self.path / name).is_file()
+
+    def names(self) -> list[str]:
+        """Every file name, sorted (walks the folder: use sparingly on big folders)."""
+        if self._names is not None:
+            return sorted(self._names)
+        found = []
+        for root, _dirs, files in os.walk(self.path):
+            rel = PurePosixPath(Path(root).relative_to(self.path).as_posix())
+            found.extend(str(rel / f) if str(rel) != "." else f for f in files)
+        return sorted(found)
+
+    def open(self, name: str) -> IO[bytes]:
+        try:
+            if self._zip is not None:
+                return self._zip.open(self._prefix + name)
+            return open(self.path / name, "rb")
+        except (KeyError, FileNotFoundError):
+            raise SourceError(f"{self.display(name)}: file is missing") from None
+
+    def read(self, name: str) -> bytes:
+        with self.open(name) as f:
+            return f.read()
+
+    def size(self, name: str) -> int:
+        if self._zip is not None:
+            return self._zip.getinfo(self._prefix + name).file_size
+        return (self.path / name).stat().st_size
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+
+    def layout_hint(self, limit: int = 8) -> str:
+        """A short listing of what the export holds, for 'wrong layout' messages."""
+        names = self.names()
+        tops = sorted({n.split("/", 1)[0] + ("/" if "/" in n else "") for n in names})
+        shown = ", ".join(tops[:limit]) + (", ..." if len(tops) > limit else "")
+        return shown or "nothing"
+
+
+def add_to_zip(z: zipfile.ZipFile, name: str, data: bytes,
+         compression: int = zipfile.ZIP_STORED) -> None:
+    info = zipfile.ZipInfo(name, ZIP_TIME)
+    info.compress_type = compression
+    z.writestr(info, data)

@@ -1,0 +1,10 @@
+"""The dataset stage: a task checked, split and written as TFRecords for training."""
+
+from .checks import Report
+from .folder import (DATASET_JSON, VAL_COCO_JSON, Dataset, dataset_folder_name, is_dataset,
+                     load_dataset)
+from .preparation import check, prepare
+from .split import DEFAULT_VAL_FRACTION
+
+__all__ = ["DATASET_JSON", "DEFAULT_VAL_FRACTION", "Dataset", "Report", "VAL_COCO_JSON",
+           "check", "dataset_folder_name", "is_dataset", "load_dataset", "prepare"]

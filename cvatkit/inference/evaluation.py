@@ -1,0 +1,185 @@
+"""How good are the predictions: COCO AP (pycocotools) and the figures of pre-annotation.
+
+COCO AP ranks every prediction, so predict with a low threshold (``SCORE_FLOOR``) for it.
+The pre-annotation figures are what a person correcting the output cares about, at the
+threshold they will use: the share of annotated objects the model found (IoU >= 0.5,
+right label) and the false boxes per frame they will have to delete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..coco_metrics import COCOevalWithCategories
+from ..errors import UsageError
+from ..geometry import clipped_bbox, shape_area
+from ..records import Shape
+from .detector import check_threshold
+from .predictions import Prediction
+
+SCORE_FLOOR = 0.01
+"""The threshold to predict with for COCO AP."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassFigures:
+    label: str
+    ap: float
+    """COCO AP (IoU 0.5:0.95); -1 when the label has no annotated object."""
+    ap50: float
+    annotated: int
+    found: int
+    false: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluation:
+    frames: int
+    threshold: float
+    ap: float
+    ap50: float
+    ap75: float
+    annotated: int
+    """Annotated objects over all frames."""
+    found: int
+    """Annotated objects matched by a prediction at the threshold (IoU >= 0.5, same label)."""
+    false: int
+    """Predictions at the threshold that match no annotated object."""
+    per_class: tuple[ClassFigures, ...]
+
+    @property
+    def found_share(self) -> float:
+        return self.found / self.annotated if self.annotated else 0.0
+
+    @property
+    def false_per_frame(self) -> float:
+        return self.false / self.frames if self.frames else 0.0
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.update(found_share=self.found_share, false_per_frame=self.false_per_frame)
+        return out
+
+    def format(self) -> str:
+        def num(x: float) -> str:
+            return f"{x:.3f}" if x >= 0 else "-"
+
+        lines = [
+            f"frames: {self.frames}",
+            f"COCO AP {num(self.ap)}   AP@0.5 {num(self.ap50)}   AP@0.75 {num(self.ap75)}"
+            + ("   (no annotated objects: no AP)" if self.ap < 0 else ""),
+            f"at score >= {self.threshold:g}: found {self.found} of {self.annotated} "
+            f"annotated objects ({100 * self.found_share:.1f}%), "
+            f"{self.false} false boxes ({self.false_per_frame:.2f} per frame)",
+            "",
+            f"{'label':<20} {'AP':>6} {'AP@0.5':>7} {'objects':>8} {'found':>6} {'false':>6}",
+        ]
+        for c in self.per_class:
+            lines.append(f"{c.label:<20} {num(c.ap):>6} {num(c.ap50):>7} {c.annotated:>8} "
+                         f"{c.found:>6} {c.false:>6}")
+        return "\n".join(lines)
+
+
+def evaluate(predictions: Iterable[Prediction], labels: Sequence[str], *,
+             threshold: float = 0.5, iou: float = 0.5) -> Evaluation:
+    """Compare predictions with their frames' annotations. ``labels``: every label to
+    report, the model's and the task's (a task label the model lacks scores 0 found)."""
+    check_threshold(threshold)
+    predictions = list(predictions)
+    if not predictions:
+        raise UsageError("no frames to evaluate: the source has no frames")
+    names = list(dict.fromkeys(labels))
+    for p in predictions:
+        for s in (*p.frame.shapes, *p.ground_truth):
+            if s.label not in names:
+                names.append(s.label)
+    ap, ap50, ap75, per_ap = _coco(predictions, names)
+    counts = {n: [0, 0, 0] for n in names}  # annotated, found, false
+    for p in predictions:
+        kept = [s for s in p.frame.shapes if (s.score or 0.0) >= threshold]
+        for name in names:
+            gt = [s for s in p.ground_truth if s.label == name]
+            dets = sorted((s for s in kept if s.label == name), key=lambda s: -(s.score or 0))
+            found = _match(dets, gt, p.frame.width, p.frame.height, iou)
+            counts[name][0] += len(gt)
+            counts[name][1] += found
+            counts[name][2] += len(dets) - found
+    per_class = tuple(
+        ClassFigures(label=n, ap=per_ap[n][0], ap50=per_ap[n][1], annotated=counts[n][0],
+                     found=counts[n][1], false=counts[n][2]) for n in names)
+    return Evaluation(
+        frames=len(predictions), threshold=threshold, ap=ap, ap50=ap50, ap75=ap75,
+        annotated=sum(c[0] for c in counts.values()), found=sum(c[1] for c in counts.values()),
+        false=sum(c[2] for c in counts.values()), per_class=per_class)
+
+
+def _match(dets: list[Shape], gt: list[Shape], width: int, height: int, iou: float) -> int:
+    """Greedy matching, best score first, as COCO does: how many ``gt`` are found."""
+    if not dets or not gt:
+        return 0
+    gt_boxes = np.array([clipped_bbox(s, width, height) for s in gt])
+    taken = np.zeros(len(gt), dtype=bool)
+    found = 0
+    for det in dets:
+        overlaps = _iou(np.array(clipped_bbox(det, width, height)), gt_boxes)
+        overlaps[taken] = -1
+        best = int(np.argmax(overlaps))
+        if overlaps[best] >= iou:
+            taken[best] = True
+            found += 1
+    return found
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    x0 = np.maximum(box[0], boxes[:, 0])
+    y0 = np.maximum(box[1], boxes[:, 1])
+    x1 = np.minimum(box[2], boxes[:, 2])
+    y1 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def _coco(predictions: list[Prediction],
+          names: list[str]) -> tuple[float, float, float, dict[str, tuple[float, float]]]:
+    from pycocotools.coco import COCO
+
+    cat = {n: i for i, n in enumerate(names, start=1)}
+    images, gts, dets = [], [], []
+    for image_id, p in enumerate(predictions, start=1):
+        w, h = p.frame.width, p.frame.height
+        images.append({"id": image_id, "width": w, "height": h})
+        for s in p.ground_truth:
+            x0, y0, x1, y1 = clipped_bbox(s, w, h)
+            gts.append({"id": len(gts) + 1, "image_id": image_id, "category_id": cat[s.label],
+                        "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 0,
+                        "area": max(shape_area(s, w, h), 1e-6)})
+        for s in p.frame.shapes:
+            x0, y0, x1, y1 = clipped_bbox(s, w, h)
+            dets.append({"image_id": image_id, "category_id": cat[s.label],
+                         "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(s.score or 0)})
+    unset = {n: (-1.0, -1.0) for n in names}
+    if not gts:
+        return -1.0, -1.0, -1.0, unset
+    if not dets:
+        annotated = {s.label for p in predictions for s in p.ground_truth}
+        return 0.0, 0.0, 0.0, {n: (0.0, 0.0) if n in annotated else (-1.0, -1.0)
+                               for n in names}
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO()
+        truth.dataset = {"images": images, "annotations": gts,
+                         "categories": [{"id": i, "name": n} for n, i in cat.items()]}
+        truth.createIndex()
+        ev = COCOevalWithCategories(truth, truth.loadRes(dets), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    per = {n: (float(ev.category_stats[0, i - 1]), float(ev.category_stats[1, i - 1]))
+           for n, i in cat.items()}
+    return float(ev.stats[0]), float(ev.stats[1]), float(ev.stats[2]), per

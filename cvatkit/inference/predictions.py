@@ -1,0 +1,243 @@
+"""Run a detector over frames: image files, a CVAT export or a task on a CVAT server.
+
+Frames are decoded by a small thread pool ahead of the model (decoding releases the GIL),
+so loading overlaps with compute; frames of the same size go to the model in batches
+when its signature takes batches.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..cvat import Source, open_source
+from ..errors import SourceError, UsageError
+from ..files import folder_written_aside, require_new_or_empty
+from ..progress import Progress, no_progress
+from ..records import Frame, Shape
+from .detector import Detector, check_threshold
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prediction:
+    """A frame with the shapes the model found (``frame.shapes``, each with its score)."""
+
+    frame: Frame
+    ground_truth: tuple[Shape, ...] = ()
+    """The frame's annotations when it came from a task; empty for plain image files."""
+    image: np.ndarray | None = None
+    """The decoded RGB frame, for the first ``keep_images`` frames only."""
+
+
+@dataclass(frozen=True)
+class _Item:
+    frame: Frame | None  # None for image files: sized once decoded
+    name: str
+    read: Callable[[], bytes]
+    position: int  # 0, 1, 2... in the order given
+
+
+def image_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Image files named or found (recursively, sorted) under folders named."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*")
+                           if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise UsageError(f"{path} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+            out.extend(found)
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise UsageError(f"{path} does not exist")
+    return out
+
+
+def open_frames(items: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
+                client=None, server_host: str | None = None) -> Source | list[str]:
+    """What to predict on: a task source for a CVAT export (.zip or a folder with
+    annotations) or ``cvat://ID`` (on ``client`` when given, else ``server_host`` or the
+    environment's server), otherwise the image files and folders named."""
+    items = [items] if isinstance(items, (str, os.PathLike)) else list(items)
+    texts = [os.fspath(i).strip() for i in items if os.fspath(i).strip()]
+    if not texts:
+        raise UsageError("give the frames to run on: a CVAT export (.zip or folder), "
+                         "cvat://TASK_ID, or image files or folders")
+    first = Path(texts[0]).expanduser()
+    is_task = texts[0].startswith("cvat://") or first.suffix == ".zip" or (
+        first.is_dir() and ((first / "annotations.xml").is_file()
+                            or (first / "annotations").is_dir()))
+    if not is_task:
+        return [str(Path(t).expanduser()) for t in texts]
+    if len(texts) > 1:
+        raise UsageError(f"{texts[0]} is a task: give it alone, or give image files only")
+    return open_source(texts[0], client=client, server_host=server_host)
+
+
+def predict(detector: Detector, frames: Source | Sequence[str | os.PathLike[str]], *,
+            threshold: float = 0.5, max_detections: int = 100, batch_size: int = 8,
+            polygons: bool = False, limit: int | None = None, keep_images: int = 0,
+            progress: Progress = no_progress, workers: int = 2) -> Iterator[Prediction]:
+    """Predictions for each frame, in order. ``frames`` is a task source or image paths.
+
+    ``limit`` stops after that many frames; ``keep_images`` keeps the decoded pixels of
+    the first that many frames (for pictures); ``progress`` is called with 1 per frame.
+    """
+    check_threshold(threshold)  # here, not when the first prediction is asked for
+    if batch_size < 1 or max_detections < 1:
+        raise UsageError("batch size and max detections must be at least 1")
+    if limit is not None and limit < 0:
+        raise UsageError(f"limit {limit}: give the number of frames to predict, or None")
+    if detector.info.batch_size is not None:
+        batch_size = detector.info.batch_size
+    return _predict(detector, frames, threshold, max_detections, batch_size, polygons,
+                    limit, keep_images, progress, workers)
+
+
+def _predict(detector: Detector, frames, threshold: float, max_detections: int,
+             batch_size: int, polygons: bool, limit: int | None, keep_images: int,
+             progress: Progress, workers: int) -> Iterator[Prediction]:
+    items = _items(frames)
+    if limit is not None:
+        items = _take(items, limit)
+    batch: list[tuple[_Item, np.ndarray]] = []
+    for item, image in _decoded(items, workers, ahead=max(2 * batch_size, 4)):
+        if batch and (image.shape != batch[0][1].shape or len(batch) == batch_size):
+            yield from _run(detector, batch, threshold, max_detections, polygons,
+                            keep_images, progress)
+            batch = []
+        batch.append((item, image))
+    if batch:
+        yield from _run(detector, batch, threshold, max_detections, polygons, keep_images,
+                        progress)
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """RGB uint8 pixels of an encoded image; a SourceError naming it if it cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise SourceError(f"{name} cannot be decoded as an image ({e}); replace or remove "
+                          "that frame and run again") from None
+
+
+def _items(frames: Source | Sequence[str | os.PathLike[str]]) -> Iterator[_Item]:
+    if hasattr(frames, "read_image") and hasattr(frames, "frames"):
+        source: Source = frames  # type: ignore[assignment]
+        for i, frame in enumerate(source.frames()):
+            yield _Item(frame, source.image_name(frame),
+                        lambda frame=frame: source.read_image(frame), i)
+        return
+    for i, path in enumerate(image_files(frames)):  # type: ignore[arg-type]
+        yield _Item(None, str(path), path.read_bytes, i)
+
+
+def _take(items: Iterator[_Item], limit: int) -> Iterator[_Item]:
+    for i, item in enumerate(items):
+        if i >= limit:
+            return
+        yield item
+
+
+def _decoded(items: Iterator[_Item], workers: int,
+             ahead: int) -> Iterator[tuple[_Item, np.ndarray]]:
+    """Items with their pixels, in order, decoded up to ``ahead`` frames in advance."""
+    def load(item: _Item) -> np.ndarray:
+        try:
+            data = item.read()
+        except OSError as e:
+            raise SourceError(f"{item.name} cannot be read ({e})") from None
+        return decode_image(data, item.name)
+
+    pending: deque[tuple[_Item, Future[np.ndarray]]] = deque()
+    with ThreadPoolExecutor(max_workers=max(workers, 1),
+                            thread_name_prefix="cvatkit-decode") as pool:
+        try:
+            for item in items:
+                pending.append((item, pool.submit(load, item)))
+                if len(pending) >= ahead:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+def _run(detector: Detector, batch: list[tuple[_Item, np.ndarray]], threshold: float,
+         max_detections: int, polygons: bool, keep_images: int,
+         progress: Progress) -> Iterator[Prediction]:
+    images = [image for _, image in batch]
+    results = detector.detect(images, threshold=threshold, max_detections=max_detections,
+                              polygons=polygons)
+    for (item, image), shapes in zip(batch, results):
+        height, width = image.shape[:2]
+        given = item.frame
+        frame = Frame(index=given.index if given else item.position, name=given.name if given else item.name,
+                      width=width, height=height, shapes=tuple(shapes),
+                      subset=given.subset if given else "")
+        progress(1)
+        yield Prediction(frame=frame, ground_truth=given.shapes if given else (),
+                         image=image if item.position < keep_images else None)
+
+
+def prediction_record(p: Prediction) -> dict:
+    """A prediction as JSON: the frame, then each shape with its label and score."""
+    f = p.frame
+    return {"index": f.index, "name": f.name, "width": f.width, "height": f.height,
+            "shapes": [{"kind": s.kind, "label": s.label, "score": round(s.score or 0.0, 4),
+                        "points": list(s.points)} for s in f.shapes]}
+
+
+def save_predictions(predictions: Iterable[Prediction], out_dir: str | os.PathLike[str], *,
+                     labels: Sequence[str], task_labels: Sequence[str] = (),
+                     about: dict | None = None, ground_truth: bool = True,
+                     gallery: int = 12) -> dict[str, Path]:
+    """``out_dir/predictions.json`` (every frame), ``pictures/`` (a PNG per frame that
+    kept its pixels) and ``gallery.png``; written aside, then renamed into place.
+    ``labels`` are the model's; ``task_labels`` the task's, so that every picture gives a
+    label the same colour. Returns the paths written, by kind."""
+    from .drawing import frame_figure, gallery_figure, label_colors, save_png
+
+    out = Path(out_dir)
+    require_new_or_empty(out, "give a new folder for the predictions")
+    colors = label_colors([*labels, *task_labels])
+    records, tiles = [], []
+    with folder_written_aside(out) as tmp:
+        for p in predictions:
+            records.append(prediction_record(p))
+            if p.image is None:
+                continue
+            truth = p.ground_truth if ground_truth else ()
+            title = f"{Path(p.frame.name).name}: {len(p.frame.shapes)} found"
+            name = f"{p.frame.index:06d}_{Path(p.frame.name).stem}.png"
+            save_png(frame_figure(p.image, p.frame.shapes, ground_truth=truth,
+                                  colors=colors, title=title), tmp / "pictures" / name)
+            if len(tiles) < gallery:
+                tiles.append((p.image, p.frame.shapes, truth, title))
+        (tmp / "predictions.json").write_text(json.dumps(
+            {**(about or {}), "labels": list(labels), "frames": records}, indent=1) + "\n")
+        if tiles:
+            save_png(gallery_figure(tiles, colors=colors), tmp / "gallery.png")
+    written = {"predictions": out / "predictions.json"}
+    if tiles:
+        written["gallery"] = out / "gallery.png"
+        written["pictures"] = out / "pictures"
+    return written

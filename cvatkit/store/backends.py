@@ -1,0 +1,222 @@
+"""Where models are kept: an S3 bucket (``s3://bucket/prefix``) or a local folder (a path or
+``file://``), behind one small interface so everything above it has one code path.
+
+S3 uses boto3 with the standard AWS configuration (environment variables, profiles,
+``AWS_ENDPOINT_URL`` for S3-compatible servers); big files go through boto3's transfer
+manager (multipart, concurrent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import StoreError
+from ..files import copy_file, write_bytes_file
+from ..progress import Progress, no_progress
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+
+
+class Store(Protocol):
+    uri: str
+
+    def put_files(self, files: Iterable[tuple[Path, str]], *,
+                  progress: Progress = no_progress) -> None:
+        """Upload (local path, key) pairs; an object appears only once it is whole.
+        ``progress`` is called with the bytes sent."""
+        ...
+
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def get_bytes(self, key: str) -> bytes | None: ...
+    def get_file(self, key: str, path: Path, *, progress: Progress = no_progress) -> None: ...
+    def list(self, prefix: str) -> list[StoredObject]: ...
+
+
+def open_store(uri: str, *, create_bucket: bool = False) -> Store:
+    """The store at ``uri``: ``s3://bucket[/prefix]``, ``file:///path`` or a path."""
+    if uri.startswith("s3://"):
+        bucket, _, prefix = uri[5:].partition("/")
+        if not bucket:
+            raise StoreError(f"{uri!r}: name a bucket, e.g. s3://my-bucket/models")
+        return S3Store(bucket, prefix.strip("/"), create_bucket=create_bucket)
+    if "://" in uri and not uri.startswith("file://"):
+        raise StoreError(f"{uri!r}: a model store is s3://bucket/prefix or a local folder")
+    return LocalStore(Path(uri[7:] if uri.startswith("file://") else uri))
+
+
+class LocalStore:
+    """A folder; objects are files, written aside and renamed into place."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.uri = root.resolve().as_uri()  # file://...: versions in it are version URIs
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def put_files(self, files, *, progress: Progress = no_progress) -> None:
+        for path, key in files:
+            copy_file(path, self._path(key))
+            progress(path.stat().st_size)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        write_bytes_file(self._path(key), data)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def get_file(self, key: str, path: Path, *, progress: Progress = no_progress) -> None:
+        if not self._path(key).is_file():
+            raise StoreError(f"{self._path(key)} is missing from the store")
+        copy_file(self._path(key), path)
+        progress(path.stat().st_size)
+
+    def list(self, prefix: str) -> list[StoredObject]:
+        base = self._path(prefix)
+        if not base.exists():
+            return []
+        return [StoredObject(p.relative_to(self.root).as_posix(), p.stat().st_size)
+                for p in sorted(base.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+
+
+class S3Store:
+    """A bucket and a key prefix on S3 or an S3-compatible server."""
+
+    MULTIPART_THRESHOLD = 8 * 1024 * 1024
+    CONCURRENCY = 10
+
+    def __init__(self, bucket: str, prefix: str = "", *, create_bucket: bool = False) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket, self.prefix = bucket, prefix
+        self.uri = f"s3://{bucket}/{prefix}".rstrip("/")
+        try:
+            session = boto3.session.Session()
+            # Integrity is the manifest's job (SHA-256 of every file, checked on pull), so
+            # no second checksum is computed per request.
+            self._client = session.client("s3", config=Config(
+                retries={"max_attempts": 3, "mode": "standard"},
+                max_pool_connections=self.CONCURRENCY + 2,
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required"))
+        except Exception as e:  # noqa: BLE001  (a missing profile, a bad endpoint URL)
+            raise StoreError(f"cannot use {self.uri}: the AWS configuration is not usable "
+                             f"({type(e).__name__}: {e})") from None
+        self._check_bucket(create_bucket)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _check_bucket(self, create: bool) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except Exception as e:  # noqa: BLE001
+            code = _code(e)
+            if code in ("404", "NoSuchBucket") and create:
+                try:
+                    self._client.create_bucket(Bucket=self.bucket)
+                    return
+                except Exception as e2:  # noqa: BLE001
+                    raise self._error(e2, f"create bucket {self.bucket!r}") from None
+            raise self._error(e, f"open bucket {self.bucket!r}") from None
+
+    def _error(self, e: Exception, doing: str) -> StoreError:
+        """One sentence for what S3 answered; never the credentials."""
+        code = _code(e)
+        where = f"{self.uri} (endpoint {self._client.meta.endpoint_url})"
+        if code in ("404", "NoSuchBucket"):
+            return StoreError(f"could not {doing}: the bucket does not exist at {where}; "
+                              "create it, or pass --create-bucket")
+        if code in ("403", "SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied",
+                    "InvalidClientTokenId"):
+            return StoreError(f"could not {doing}: {where} refused the credentials ({code}); "
+                              "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the "
+                              "AWS profile)")
+        name = type(e).__name__
+        if name in ("EndpointConnectionError", "ConnectionClosedError", "ConnectTimeoutError",
+                    "ReadTimeoutError") or isinstance(e, OSError):
+            return StoreError(f"could not {doing}: cannot reach {where}; is the server up "
+                              "and AWS_ENDPOINT_URL right?")
+        if name == "NoCredentialsError":
+            return StoreError(f"could not {doing}: no AWS credentials; set "
+                              "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
+        return StoreError(f"could not {doing} at {where}: {code or name}")
+
+    def put_files(self, files, *, progress: Progress = no_progress) -> None:
+        from boto3.s3.transfer import TransferConfig, create_transfer_manager
+        from s3transfer.subscribers import BaseSubscriber
+
+        class _Progress(BaseSubscriber):
+            def on_progress(self, bytes_transferred, **kwargs):  # noqa: ARG002
+                progress(bytes_transferred)
+
+        config = TransferConfig(multipart_threshold=self.MULTIPART_THRESHOLD,
+                                multipart_chunksize=self.MULTIPART_THRESHOLD,
+                                max_concurrency=self.CONCURRENCY, use_threads=True)
+        try:
+            with create_transfer_manager(self._client, config) as manager:
+                futures = [manager.upload(str(path), self.bucket, self._key(key),
+                                          subscribers=[_Progress()])
+                           for path, key in files]
+                for f in futures:
+                    f.result()
+        except StoreError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, "upload") from None
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, f"write {key}") from None
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except Exception as e:  # noqa: BLE001
+            if _code(e) in ("NoSuchKey", "404"):
+                return None
+            raise self._error(e, f"read {key}") from None
+
+    def get_file(self, key: str, path: Path, *, progress: Progress = no_progress) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        config = TransferConfig(multipart_threshold=self.MULTIPART_THRESHOLD,
+                                max_concurrency=self.CONCURRENCY)
+        try:
+            self._client.download_file(self.bucket, self._key(key), str(path), Config=config,
+                                       Callback=progress)
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, f"download {key}") from None
+
+    def list(self, prefix: str) -> list[StoredObject]:
+        out = []
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix))
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    key = obj["Key"][len(self.prefix) + 1:] if self.prefix else obj["Key"]
+                    out.append(StoredObject(key, obj["Size"]))
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, f"list {prefix}") from None
+        return out
+
+
+def _code(e: Exception) -> str:
+    response = getattr(e, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""

@@ -1,0 +1,279 @@
+"""The model catalog: the models of CVAT's training workflow, mapped onto TF Model Garden.
+
+Each entry says what the model is built from, the original workflow's defaults, the input
+size, when to choose it, how many GPUs it needs and where its initial weights come from.
+Users add their own entries in a catalog file (YAML or JSON) without editing cvatkit:
+``$CVATKIT_CATALOG`` or ``~/.config/cvatkit/models.yaml`` (see ``load_catalog``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import CatalogError
+
+CATALOG_ENV = "CVATKIT_CATALOG"
+DEFAULT_USER_CATALOG = Path("~/.config/cvatkit/models.yaml")
+DEFAULT_MODEL = "ssd-mobilenet-v2-coco"
+FAMILIES = ("retinanet", "fasterrcnn", "maskrcnn")
+_MG = "https://storage.googleapis.com/tf_model_garden/vision"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Weights:
+    """Where a model's initial weights come from."""
+
+    description: str
+    """What they are, e.g. 'ImageNet MobileNetV2 (TF Model Garden)'."""
+    urls: tuple[str, ...] = ()
+    """Files to fetch: one archive (.tar.gz) or the files of a TF checkpoint."""
+    checkpoint: str = ""
+    """The checkpoint prefix (or Keras .h5 file) inside what was fetched."""
+    modules: str = "backbone"
+    """What to load: 'backbone', 'backbone,decoder' or 'all'."""
+    sha256: dict[str, str] = field(default_factory=dict)
+    """Expected digests by file name; files without one are pinned on first download."""
+    kind: str = "tf_checkpoint"
+    """'tf_checkpoint' or 'keras_h5'."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """One model users can pick."""
+
+    key: str
+    title: str
+    family: str
+    """'retinanet' (one-stage, SSD-style), 'fasterrcnn' or 'maskrcnn'."""
+    backbone: str
+    """mobilenet_v1, mobilenet_v2, resnet50, resnet101, inception_resnet_v2, spinenet49."""
+    image_size: int
+    batch_size: int
+    """Per GPU (or for the CPU); multiplied by num-clones unless set."""
+    learning_rate: float
+    num_steps: int
+    advice: str
+    weights: Weights | None = None
+    min_gpus: int = 0
+    separable_head: bool = False
+    head_filters: int = 256
+    head_convs: int = 4
+    anchor_size: float = 4.0
+    num_proposals: int | None = None
+    """Faster/Mask R-CNN: proposals kept per image (fewer is faster)."""
+    l2_weight_decay: float = 4e-5
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Model Garden config overrides (dotted keys) applied last: the escape hatch of
+    user catalog entries."""
+    experiment: str = ""
+    """The Model Garden experiment the config starts from (by family if empty)."""
+    init_version: str = ""
+    """A model-store version (``s3://.../NS/models/KEY/VERSION``) runs start from unless
+    given another checkpoint: its weights, with the same class check."""
+    source: str = "built-in"
+
+    @property
+    def weights_note(self) -> str:
+        if self.init_version:
+            return f"the model store version {self.init_version}"
+        return self.weights.description if self.weights else "random initialisation"
+
+
+_SSD_ADVICE = (
+    "Fast and usually accurate enough: the place to start when you do not know your data "
+    "yet, or when frames hold one or two objects that are easy to tell apart.")
+_FRCNN_ADVICE = (
+    "More accurate than the SSD models and slower; trains with batch 1 by default, as "
+    "the original workflow did.")
+
+BUILT_IN: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        key="ssd-mobilenet-v2-coco", title="SSD MobileNetV2 (FPN, RetinaNet head)",
+        family="retinanet", backbone="mobilenet_v2", image_size=320, batch_size=24,
+        learning_rate=0.004, num_steps=10000, separable_head=True, head_filters=64,
+        head_convs=2, anchor_size=3.0, advice="Recommended default. " + _SSD_ADVICE,
+        weights=Weights(description="ImageNet MobileNetV2 backbone (TF Model Garden)",
+                        urls=(f"{_MG}/mobilenet/v2_1.0_float/ckpt-180648.index",
+                              f"{_MG}/mobilenet/v2_1.0_float/ckpt-180648.data-00000-of-00001"),
+                        checkpoint="ckpt-180648")),
+    ModelSpec(
+        key="ssd-mobilenet-v1-coco", title="SSD MobileNetV1 (FPN, RetinaNet head)",
+        family="retinanet", backbone="mobilenet_v1", image_size=320, batch_size=24,
+        learning_rate=0.004, num_steps=10000, head_filters=64, head_convs=2,
+        anchor_size=3.0, advice="The older, slightly faster MobileNet. " + _SSD_ADVICE,
+        weights=None),
+    ModelSpec(
+        key="ssdlite-mobilenet-v2", title="SSDLite MobileNetV2 (separable convolutions)",
+        family="retinanet", backbone="mobilenet_v2", image_size=320, batch_size=24,
+        learning_rate=0.004, num_steps=10000, separable_head=True, head_filters=32,
+        head_convs=2, anchor_size=3.0,
+        advice="The lightest model, for small devices and quick experiments; a little less "
+               "accurate than ssd-mobilenet-v2-coco.",
+        weights=Weights(description="ImageNet MobileNetV2 backbone (TF Model Garden)",
+                        urls=(f"{_MG}/mobilenet/v2_1.0_float/ckpt-180648.index",
+                              f"{_MG}/mobilenet/v2_1.0_float/ckpt-180648.data-00000-of-00001"),
+                        checkpoint="ckpt-180648")),
+    ModelSpec(
+        key="frcnn-res50-coco", title="Faster R-CNN ResNet-50 FPN", family="fasterrcnn",
+        backbone="resnet50", image_size=640, batch_size=1, learning_rate=0.0003,
+        num_steps=10000, advice="The lightest Faster R-CNN. " + _FRCNN_ADVICE,
+        weights=Weights(description="ImageNet ResNet-50 backbone (TF Model Garden)",
+                        urls=(f"{_MG}/resnet/resnet-50-i224.tar.gz",), checkpoint="")),
+    ModelSpec(
+        key="frcnn-res101-coco", title="Faster R-CNN ResNet-101 FPN", family="fasterrcnn",
+        backbone="resnet101", image_size=640, batch_size=1, learning_rate=0.0003,
+        num_steps=10000,
+        advice="A deeper backbone for harder data. " + _FRCNN_ADVICE,
+        weights=Weights(description="ImageNet ResNet-101 backbone (TF Model Garden)",
+                        urls=(f"{_MG}/resnet/resnet-101-i224.tar.gz",), checkpoint="")),
+    ModelSpec(
+        key="frcnn-res101-lowp", title="Faster R-CNN ResNet-101 FPN, few proposals",
+        family="fasterrcnn", backbone="resnet101", image_size=640, batch_size=1,
+        learning_rate=0.0003, num_steps=10000, num_proposals=100,
+        advice="ResNet-101 with 100 region proposals instead of 1000: faster, for frames "
+               "with few objects. For more accuracy pick frcnn-res101-coco or "
+               "frcnn-inc-resv2-atr-coco.",
+        weights=Weights(description="ImageNet ResNet-101 backbone (TF Model Garden)",
+                        urls=(f"{_MG}/resnet/resnet-101-i224.tar.gz",), checkpoint="")),
+    ModelSpec(
+        key="frcnn-inc-resv2-atr-coco", title="Faster R-CNN Inception-ResNet-v2 (FPN)",
+        family="fasterrcnn", backbone="inception_resnet_v2", image_size=640, batch_size=1,
+        learning_rate=0.0003, num_steps=10000,
+        advice="The most complex backbone: for very busy frames (hundreds of objects). "
+               "Needs the most memory and time.",
+        weights=Weights(
+            description="ImageNet Inception-ResNet-v2 (Keras Applications)",
+            urls=("https://storage.googleapis.com/tensorflow/keras-applications/"
+                  "inception_resnet_v2/"
+                  "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",),
+            checkpoint="inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            kind="keras_h5")),
+    ModelSpec(
+        key="frcnn-nas-coco", title="Faster R-CNN with a NAS-found backbone (SpineNet-49)",
+        family="fasterrcnn", backbone="spinenet49", image_size=640, batch_size=1,
+        learning_rate=0.0003, num_steps=10000, min_gpus=2,
+        advice="A backbone found by architecture search; needs at least 2 GPUs for its "
+               "memory. If unsure, start with ssd-mobilenet-v2-coco.",
+        weights=Weights(description="SpineNet-49 backbone of Model Garden's COCO RetinaNet",
+                        urls=(f"{_MG}/spinenet/spinenet-49-i640.tar.gz",), checkpoint="")),
+    ModelSpec(
+        key="maskrcnn", title="Mask R-CNN ResNet-50 FPN (boxes and masks)",
+        family="maskrcnn", backbone="resnet50", image_size=640, batch_size=1,
+        learning_rate=0.0003, num_steps=10000,
+        advice="Segmentation: predicts a mask per object. Trains in three stages (heads, "
+               "then the upper backbone, then everything at a tenth of the learning rate): "
+               "set stage-1-epochs, stage-2-epochs and stage-3-epochs.",
+        weights=Weights(description="ImageNet ResNet-50 backbone (TF Model Garden)",
+                        urls=(f"{_MG}/resnet/resnet-50-i224.tar.gz",), checkpoint="")),
+)
+
+
+def load_catalog(path: str | os.PathLike[str] | None = None) -> dict[str, ModelSpec]:
+    """The built-in entries plus the user's, by key.
+
+    The user catalog is ``path``, else ``$CVATKIT_CATALOG``, else
+    ``~/.config/cvatkit/models.yaml`` if it exists. Its form::
+
+        models:
+          my-ssd:                       # a new key
+            base: ssd-mobilenet-v2-coco # start from an entry (or give every field)
+            title: SSD for my cameras
+            image_size: 512
+            batch_size: 16
+            overrides:                  # any Model Garden config field
+              task.model.head.num_filters: 128
+    """
+    catalog = {spec.key: spec for spec in BUILT_IN}
+    if path is None:
+        env = os.environ.get(CATALOG_ENV)
+        path = env if env else (DEFAULT_USER_CATALOG.expanduser()
+                                if DEFAULT_USER_CATALOG.expanduser().exists() else None)
+    if path is None:
+        return catalog
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise CatalogError(f"model catalog {file}: cannot read it ({e.strerror})") from None
+    doc = _parse(text, file)
+    models = doc.get("models") if isinstance(doc, dict) else None
+    if not isinstance(models, dict):
+        raise CatalogError(f"model catalog {file}: expected a 'models:' mapping of keys to "
+                           "entries")
+    for key, entry in models.items():
+        catalog[str(key)] = _entry(str(key), entry, catalog, file)
+    return catalog
+
+
+def get_model(key: str, catalog: dict[str, ModelSpec] | None = None) -> ModelSpec:
+    catalog = catalog if catalog is not None else load_catalog()
+    if key in catalog:
+        return catalog[key]
+    import difflib
+
+    close = difflib.get_close_matches(key, list(catalog), n=1, cutoff=0.4)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise CatalogError(f"unknown model {key!r}; {hint}`cvatkit models` lists them all")
+
+
+def _parse(text: str, file: Path) -> Any:
+    if file.suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise CatalogError(f"model catalog {file} line {e.lineno}: {e.msg}") from None
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise CatalogError(f"model catalog {file}{line}: not valid YAML "
+                           f"({getattr(e, 'problem', e)})") from None
+
+
+_FIELDS = {f.name for f in fields(ModelSpec)} - {"key", "source"}
+
+
+def _entry(key: str, entry: Any, catalog: dict[str, ModelSpec], file: Path) -> ModelSpec:
+    where = f"model catalog {file}, entry {key!r}"
+    if not isinstance(entry, dict):
+        raise CatalogError(f"{where}: expected a mapping of fields")
+    entry = dict(entry)
+    base_key = entry.pop("base", None)
+    unknown = set(entry) - _FIELDS
+    if unknown:
+        raise CatalogError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
+                           f"known: base, {', '.join(sorted(_FIELDS))}")
+    if "weights" in entry and entry["weights"] is not None:
+        w = entry["weights"]
+        if not isinstance(w, dict) or "description" not in w:
+            raise CatalogError(f"{where}: weights needs at least a description")
+        try:
+            w = dict(w)
+            w["urls"] = tuple(w.get("urls", ()))
+            entry["weights"] = Weights(**w)
+        except TypeError as e:
+            raise CatalogError(f"{where}: weights: {e}") from None
+    if base_key is not None:
+        if base_key not in catalog:
+            raise CatalogError(f"{where}: base {base_key!r} is not a model key")
+        spec = replace(catalog[base_key], key=key, source=str(file), **entry)
+    else:
+        missing = {"title", "family", "backbone", "image_size", "batch_size",
+                   "learning_rate", "num_steps", "advice"} - set(entry)
+        if missing:
+            raise CatalogError(f"{where}: needs {', '.join(sorted(missing))} (or a base)")
+        spec = ModelSpec(key=key, source=str(file), **entry)
+    if spec.family not in FAMILIES:
+        raise CatalogError(f"{where}: family {spec.family!r} is not one of "
+                           f"{', '.join(FAMILIES)}")
+    for name in ("image_size", "batch_size", "num_steps"):
+        if not isinstance(getattr(spec, name), int) or getattr(spec, name) < 1:
+            raise CatalogError(f"{where}: {name} must be a whole number >= 1")
+    return spec

@@ -1,0 +1,187 @@
+"""The trainer process: Model Garden's task and trainer, driven step by step, with events.
+
+It builds the model, inputs, losses and metrics through Model Garden's task API and runs
+its ``tf.function``-compiled training loop ``log-interval`` steps per call. Between calls
+it writes events, checkpoints, evaluations and TensorBoard summaries, and watches for a
+stop request (SIGTERM) and for a loss that is no longer finite.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..dataset import Dataset
+from ..errors import CvatkitError
+from ..runs import EXPORT, EvalEvent, Run, StatusEvent, StepEvent
+from .catalog import ModelSpec, Weights
+from .hparams import Hyperparameters
+
+_stop_requested = False
+
+
+def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    global _stop_requested
+    _stop_requested = True
+
+
+def main(run_dir: str, *, resume: bool = False) -> int:
+    """Train the run in ``run_dir``; the exit code says whether it completed or stopped."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, _on_sigterm)
+    run = Run(run_dir)
+    try:
+        spec = run.spec()
+        state = _train(run, spec, resume=resume)
+        return 0 if state in ("completed", "stopped") else 1
+    except BaseException as e:  # noqa: BLE001  (the run must say it failed, whatever it was)
+        traceback.print_exc()
+        message = _failure_message(e)
+        step = run.status().step
+        run.append(StatusEvent(step=step, time=time.time(), state="failed", message=message))
+        run.set_status("failed", step=step, error=message,
+                       total_steps=run.status().total_steps)
+        return 1
+
+
+def _failure_message(e: BaseException) -> str:
+    if isinstance(e, CvatkitError):
+        return str(e)
+    text = str(e).strip().splitlines()
+    first = text[0] if text else ""
+    if "OOM" in str(e) or isinstance(e, MemoryError):
+        return ("ran out of memory; lower batch-size or image-size" +
+                (f" ({first})" if first else ""))
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
+class Loop(Protocol):
+    """What the step loop needs from a trainer (Model Garden's, or a fake in tests)."""
+
+    def train(self, steps: int) -> dict[str, float]: ...
+    def evaluate(self) -> dict[str, float]: ...
+    def step(self) -> int: ...
+    def save(self, step: int, *, force: bool) -> None: ...
+
+
+@dataclass
+class Outcome:
+    state: str
+    step: int
+    message: str = ""
+
+
+def run_loop(loop: Loop, run: Run, hp: Hyperparameters, *, labels: tuple[str, ...],
+             total_steps: int, can_evaluate: bool, stop=lambda: _stop_requested,
+             summaries=None, stage: int = 0, stage_end: int | None = None) -> Outcome:
+    """Train until ``stage_end`` (or the end), logging, checkpointing and evaluating."""
+    end = total_steps if stage_end is None else stage_end
+    step = loop.step()
+    while step < end:
+        if stop():
+            loop.save(step, force=True)
+            return Outcome("stopped", step)
+        n = min(hp.log_interval - step % hp.log_interval, end - step)
+        t0 = time.perf_counter()
+        logs = loop.train(n)
+        seconds = max(time.perf_counter() - t0, 1e-9)
+        step = loop.step()
+        bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+        if bad:
+            what = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
+            return Outcome("failed", step,
+                           f"the loss is no longer finite at step {step} ({what}): training "
+                           f"diverged; lower initial-learning-rate (now "
+                           f"{hp.initial_learning_rate:g}) or check the annotations. The "
+                           "last checkpoint before it is kept")
+        losses = {k: v for k, v in logs.items()
+                  if k.endswith("loss") and k not in ("total_loss", "training_loss")}
+        event = StepEvent(step=step, time=time.time(), losses=losses,
+                          total_loss=logs.get("total_loss", logs.get("training_loss", 0.0)),
+                          learning_rate=logs.get("learning_rate", 0.0),
+                          examples_per_sec=n * hp.batch_size / seconds,
+                          steps_per_sec=n / seconds, stage=stage)
+        run.append(event)
+        if summaries is not None:
+            summaries(event)
+        run.set_status("running", step=step, total_steps=total_steps)
+        loop.save(step, force=False)
+        if (can_evaluate and hp.eval_interval and step % hp.eval_interval == 0
+                and step < total_steps):
+            run.append(eval_event(loop.evaluate(), step, labels))
+    return Outcome("running", step)
+
+
+def eval_event(logs: dict[str, float], step: int, labels: tuple[str, ...],
+               split: str = "val") -> EvalEvent:
+    per_class = {name: float(logs.get(f"Precision mAP ByCategory/{name}", float("nan")))
+                 for name in labels}
+    keep = {k: float(v) for k, v in logs.items() if "ByCategory" not in k}
+    return EvalEvent(step=step, time=time.time(), ap=float(logs.get("AP", float("nan"))),
+                     ap50=float(logs.get("AP50", float("nan"))), per_class=per_class,
+                     metrics=keep, split=split)
+
+
+# -- the real thing --------------------------------------------------------------------------
+
+
+def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
+    model_fields = dict(spec_json["model"])
+    if model_fields.get("weights"):
+        w = dict(model_fields["weights"])
+        w["urls"] = tuple(w.get("urls", ()))
+        model_fields["weights"] = Weights(**w)
+    spec = ModelSpec(**model_fields)
+    hp = Hyperparameters.from_dict(spec_json["hparams"])
+    data = Dataset.from_json(spec_json["data"])
+    evald = Dataset.from_json(spec_json["eval_data"]) if spec_json.get("eval_data") else None
+    init = spec_json.get("init") or None
+    labels = tuple(spec_json["labels"])
+
+    run.set_status("starting", step=run.status().step, total_steps=hp.num_steps)
+    from .model_garden.loop import ModelGardenLoop
+
+    mg = ModelGardenLoop(run, spec, hp, data, evald, init)
+    step = mg.step()
+    replicas = mg.strategy.num_replicas_in_sync
+    where = (f"on {replicas} replicas ({type(mg.strategy).__name__})" if replicas > 1
+             else "on one device")
+    run.append(StatusEvent(step=step, time=time.time(), state="running",
+                           message=f"resumed at step {step}" if resume and step
+                           else f"started {where}"))
+    run.set_status("running", step=step, total_steps=hp.num_steps)
+
+    outcome = Outcome("running", step)
+    for stage, stage_end in mg.stages():
+        if stage_end <= mg.step():
+            continue
+        mg.enter_stage(stage)
+        outcome = run_loop(mg, run, hp, labels=labels, total_steps=hp.num_steps,
+                           can_evaluate=mg.can_evaluate, summaries=mg.summaries, stage=stage,
+                           stage_end=stage_end)
+        if outcome.state != "running":
+            break
+    if outcome.state in ("stopped", "failed"):
+        run.append(StatusEvent(step=outcome.step, time=time.time(), state=outcome.state,
+                               message=outcome.message or "stopped on request; resume with "
+                               f"`cvatkit train --resume {run.path}`"))
+        run.set_status(outcome.state, step=outcome.step, error=outcome.message,
+                       total_steps=hp.num_steps)
+        return outcome.state
+
+    mg.save(outcome.step, force=True)
+    if mg.can_evaluate:
+        run.append(eval_event(mg.evaluate(), outcome.step, labels,
+                              split="test" if evald else "val"))
+    run.set_status("running", step=outcome.step, total_steps=hp.num_steps)
+    from .model_garden.export import export_run
+
+    export_run(run, mg.experiment, mg.latest_checkpoint(), labels)
+    run.append(StatusEvent(step=outcome.step, time=time.time(), state="completed",
+                           message=f"exported to {run.path / EXPORT}"))
+    run.set_status("completed", step=outcome.step, total_steps=hp.num_steps)
+    return "completed"

@@ -1,0 +1,328 @@
+"""Pre-annotation: on the CVAT test server through the real cvat-sdk (and cvat-cli), and
+offline into an annotations file that the export reader reads back."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cvat_server import CvatTestServer  # noqa: E402
+from PIL import Image
+from savedmodels import DETECTIONS, frame_shift, model_garden_like  # noqa: E402
+
+from cvatkit import connect, open_export  # noqa: E402
+from cvatkit.annotate import annotate_export, annotate_task  # noqa: E402
+from cvatkit.cli import main  # noqa: E402
+from cvatkit.cvat import sample_frame  # noqa: E402
+from cvatkit.errors import ModelError, ServerError, UsageError  # noqa: E402
+from cvatkit.inference import load_detector  # noqa: E402
+from cvatkit.label_files import write_label_files  # noqa: E402
+from cvatkit.records import LabelMap  # noqa: E402
+
+TOKEN = "pat-annotate-token"
+PASSWORD = "annotate-pw"
+FRAMES = 3  # sample frames are 160 x 128
+MODEL_LABELS = ("cat", "dog", "bird")
+
+
+def found_on(jpeg: bytes, label: str) -> tuple[float, float, float, float]:
+    """The box the test model finds for ``label`` on this frame (see savedmodels.py)."""
+    with Image.open(io.BytesIO(jpeg)) as img:
+        pixels = np.asarray(img.convert("RGB"))
+    height, width = pixels.shape[:2]
+    shift = frame_shift(pixels)
+    (ymin, xmin, ymax, xmax), _cls, _score = next(
+        d for d in DETECTIONS if MODEL_LABELS[d[1] - 1] == label)
+    return ((xmin + shift) * width, ymin * height, (xmax + shift) * width, ymax * height)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with CvatTestServer(password=PASSWORD, access_token=TOKEN) as srv:
+        srv.frames = [(f.name, jpeg) for f, jpeg in
+                      (sample_frame(1, i, index=i) for i in range(FRAMES))]
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path = model_garden_like(tmp_path_factory.mktemp("model") / "mg")
+    write_label_files(LabelMap.from_names(MODEL_LABELS), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mask_model(tmp_path_factory):
+    path = model_garden_like(tmp_path_factory.mktemp("mask-model") / "mg", masks=True)
+    write_label_files(LabelMap.from_names(MODEL_LABELS), path)
+    return path
+
+
+@pytest.fixture
+def client(server, monkeypatch, tmp_path):
+    monkeypatch.setenv("CVAT_HOST", server.url)
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("CVATKIT_CVAT_CACHE", str(tmp_path / "cvat-cache"))
+    c = connect()
+    yield c
+    c.close()
+
+
+def new_task(server, labels, *, shapes=(), media_type="image") -> int:
+    return server.add_task("photos", [{"name": n, "type": t} for n, t in labels],
+                           server.frames, shapes=shapes, media_type=media_type, chunk_size=2)
+
+
+def auto(server, task_id):
+    return [s for s in server.shapes(task_id) if s["source"] == "auto"]
+
+
+MANUAL = {"type": "rectangle", "label": "cat", "frame": 0, "points": [1, 1, 10, 10],
+          "attributes": []}
+
+
+def test_shapes_land_with_the_right_labels_frames_and_coordinates(server, client, model):
+    task = new_task(server, [("cat", "rectangle"), ("dog", "polygon"), ("bird", "any")],
+                    shapes=[MANUAL])
+    shown = []
+    result = annotate_task(client, task, load_detector(model), threshold=0.5,
+                           on_mapping=shown.append)
+    assert shown and shown[0].targets == ("cat", "dog", "bird")
+    assert result.shapes == {"cat": FRAMES, "dog": FRAMES, "bird": 0}
+    written = auto(server, task)
+    assert len(written) == 2 * FRAMES
+    assert len(server.shapes(task)) == 2 * FRAMES + 1  # the manual shape is kept
+    corners = set()
+    for frame, (_name, jpeg) in enumerate(server.frames):
+        mine = {s["label"]: s for s in written if s["frame"] == frame}
+        assert mine["cat"]["type"] == "rectangle"
+        assert mine["cat"]["points"] == pytest.approx(list(found_on(jpeg, "cat")), abs=0.02)
+        # a polygon label gets the box as a polygon from a box-only model
+        assert mine["dog"]["type"] == "polygon"
+        x0, y0, x1, y1 = found_on(jpeg, "dog")
+        assert mine["dog"]["points"] == pytest.approx([x0, y0, x1, y0, x1, y1, x0, y1],
+                                                      abs=0.02)
+        corners.add(x0)
+    assert len(corners) == FRAMES  # each frame has boxes of its own
+
+
+def test_retrying_after_a_failed_upload_does_not_duplicate_shapes(server, client, model):
+    detector = load_detector(model)
+    task = new_task(server, [("cat", "any"), ("dog", "any"), ("bird", "any")])
+    # the server stores the shapes but the answer is lost on the way back
+    server.fail_next("PATCH", status=502, apply=True)
+    with pytest.raises(ServerError, match="run the same command again"):
+        annotate_task(client, task, detector)
+    assert len(auto(server, task)) == 2 * FRAMES
+    again = annotate_task(client, task, detector)
+    assert again.total == 0 and again.skipped_existing == 2 * FRAMES
+    assert len(auto(server, task)) == 2 * FRAMES
+    # the upload fails before anything is stored: the retry writes everything once
+    other = new_task(server, [("cat", "any"), ("dog", "any"), ("bird", "any")])
+    server.fail_next("PATCH", status=500, apply=False)
+    with pytest.raises(ServerError, match="Nothing is lost"):
+        annotate_task(client, other, detector)
+    assert auto(server, other) == []
+    assert annotate_task(client, other, detector).total == 2 * FRAMES
+    assert len(auto(server, other)) == 2 * FRAMES
+
+
+def test_dry_run_writes_nothing(server, client, model):
+    task = new_task(server, [("cat", "any"), ("dog", "any"), ("bird", "any")])
+    before = len(server.requests)
+    result = annotate_task(client, task, load_detector(model), dry_run=2, threshold=0.0)
+    assert result.dry_run and result.frames == 2 and len(result.predictions) == 2
+    assert result.shapes == {"cat": 2, "dog": 2, "bird": 2}
+    assert not [r for r in server.requests[before:] if r[0] in ("PATCH", "PUT", "DELETE")]
+    assert server.shapes(task) == []
+    assert "would write 6 shapes on 2 frames" in result.format()
+
+
+def test_clear_existing_replaces_the_annotations(server, client, model):
+    task = new_task(server, [("cat", "any"), ("dog", "any"), ("bird", "any")],
+                    shapes=[MANUAL])
+    annotate_task(client, task, load_detector(model), clear_existing=True)
+    shapes = server.shapes(task)
+    assert len(shapes) == 2 * FRAMES and all(s["source"] == "auto" for s in shapes)
+    assert ("PUT", f"/api/tasks/{task}/annotations/") in server.requests
+
+
+def test_unmapped_labels_are_refused_unless_mapped_or_dropped(server, client, model):
+    detector = load_detector(model)
+    task = new_task(server, [("cat", "any"), ("Dog", "any"), ("vehicle", "any")])
+    with pytest.raises(UsageError, match=r"no label for the model's 'bird'.*--drop-unmapped"):
+        annotate_task(client, task, detector)
+    assert server.shapes(task) == []
+    result = annotate_task(client, task, detector, threshold=0.0, drop_unmapped=True)
+    assert result.mapping.target("dog") == "Dog"  # same name, other case
+    assert result.dropped == FRAMES and result.shapes == {"cat": FRAMES, "Dog": FRAMES}
+    other = new_task(server, [("cat", "any"), ("dog", "any"), ("vehicle", "any")])
+    result = annotate_task(client, other, detector, threshold=0.0,
+                           mapping={"bird": "vehicle"})
+    assert result.shapes["vehicle"] == FRAMES
+    assert re.search(r"bird +-> vehicle +\(your mapping\)", result.mapping.format())
+    with pytest.raises(UsageError, match="'plane', which the model does not predict"):
+        annotate_task(client, other, detector, mapping={"plane": "cat"})
+
+
+def test_a_model_that_fails_on_the_frames_is_not_called_an_upload_error(server, client,
+                                                                        tmp_path):
+    """A label map shorter than what the model predicts is found while predicting:
+    that is the model's fault, and running again will not help."""
+    model = model_garden_like(tmp_path / "mg")
+    write_label_files(LabelMap.from_names(["cat", "dog"]), model)
+    task = new_task(server, [("cat", "any"), ("dog", "any")])
+    with pytest.raises(ModelError, match="returned class id 3, but its label map") as info:
+        annotate_task(client, task, load_detector(model), threshold=0.0)
+    assert "run the same command again" not in str(info.value)
+    assert server.shapes(task) == []
+
+
+def test_a_task_with_none_of_the_models_labels(server, client, model):
+    task = new_task(server, [("car", "any"), ("truck", "any")])
+    with pytest.raises(UsageError, match="has none of the model's labels"):
+        annotate_task(client, task, load_detector(model), drop_unmapped=True)
+
+
+def test_a_video_task_gets_a_clear_error(server, client, model):
+    task = new_task(server, [("cat", "any")], media_type="video")
+    with pytest.raises(UsageError, match="is a video task; cvat-sdk's annotate_task "
+                                         "pre-annotates image tasks only"):
+        annotate_task(client, task, load_detector(model))
+
+
+def test_a_mask_model_writes_what_each_label_takes(server, client, mask_model):
+    task = new_task(server, [("cat", "polygon"), ("dog", "mask"), ("bird", "rectangle")])
+    annotate_task(client, task, load_detector(mask_model), threshold=0.0)
+    kinds = {(s["label"], s["type"]) for s in auto(server, task)}
+    assert kinds == {("cat", "polygon"), ("dog", "mask"), ("bird", "rectangle")}
+
+
+def test_cli_annotate_shows_the_mapping_first(server, client, model, capsys):
+    task = new_task(server, [("cat", "any"), ("dog", "any"), ("bird", "any")])
+    assert main(["annotate", str(model), "--task", str(task), "--threshold", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("model label -> label of task") < out.index("wrote 6 shapes on 3 frames")
+    assert len(auto(server, task)) == 2 * FRAMES
+    assert main(["annotate", str(model), "--task", str(task), "--threshold", "2"]) == 2
+    assert "outside 0..1" in capsys.readouterr().err
+
+
+def test_cvat_cli_runs_the_same_function_module(server, model, tmp_path):
+    task = new_task(server, [("cat", "any"), ("dog", "any"), ("bird", "any")])
+    env = {**os.environ, "PASS": PASSWORD, "CVATKIT_CVAT_CACHE": str(tmp_path)}
+    env.pop("CVAT_ACCESS_TOKEN", None)
+    cli = Path(sys.executable).parent / "cvat-cli"
+    proc = subprocess.run(
+        [str(cli), "--server-host", server.url, "--auth", "admin", "task", "auto-annotate",
+         str(task), "--function-module", "cvatkit.cvat_function", "-p",
+         f"model=str:{model}", "-p", "threshold=float:0.5"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    written = auto(server, task)
+    assert sorted(s["label"] for s in written) == ["cat"] * FRAMES + ["dog"] * FRAMES
+    assert PASSWORD not in proc.stdout + proc.stderr
+    # a model that is not there: cvat-cli says so, without a traceback
+    proc = subprocess.run(
+        [str(cli), "--server-host", server.url, "--auth", "admin", "task", "auto-annotate",
+         str(task), "--function-module", "cvatkit.cvat_function", "-p",
+         f"model=str:{tmp_path / 'no-such-model'}"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "no-such-model does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------ offline
+@pytest.mark.parametrize("suffix", [".xml", ".zip"])
+def test_offline_annotations_file_reads_back_identically(model, sample_cvat, tmp_path,
+                                                         suffix):
+    detector = load_detector(model)
+    mapping = {"cat": "square", "dog": "triangle", "bird": "circle"}
+    source = open_export(sample_cvat)
+    frames = list(source.frames())
+    planned = annotate_export(detector, source, None, mapping=mapping, threshold=0.0,
+                              dry_run=len(frames))
+    out = tmp_path / f"pre{suffix}"
+    result = annotate_export(detector, source, out, mapping=mapping, threshold=0.0)
+    assert result.out == out and result.total == planned.total == 3 * len(frames)
+    folder = tmp_path / "readback"
+    folder.mkdir()
+    if suffix == ".zip":
+        with zipfile.ZipFile(out) as z:
+            assert z.namelist() == ["annotations.xml"]
+            z.extractall(folder)
+    else:
+        (folder / "annotations.xml").write_bytes(out.read_bytes())
+    back = list(open_export(folder).frames())
+    assert [f.name for f in back] == [f.name for f in frames]
+    for got, before, plan in zip(back, frames, planned.predictions):
+        new = tuple(type(s)(**{**s.__dict__, "score": None}) for s in plan.frame.shapes)
+        assert got.shapes == before.shapes + new
+        # and where the model found them on that very frame
+        squares = [s.points for s in got.shapes[len(before.shapes):] if s.label == "square"]
+        assert squares == [pytest.approx(found_on(source.read_image(before), "cat"),
+                                         abs=0.02)]
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_offline_masks_read_back_inside_their_boxes(mask_model, tmp_path):
+    from cvatkit.cvat import write_cvat_xml
+    from cvatkit.geometry import mask_bitmap
+
+    frames = [sample_frame(2, i, index=i) for i in range(2)]
+    labels = LabelMap.from_names(MODEL_LABELS, types={"cat": "mask", "dog": "polygon"})
+    task = tmp_path / "task.zip"
+    jpegs = {f.name: jpeg for f, jpeg in frames}
+    write_cvat_xml(task, [replace(f, shapes=()) for f, _ in frames], labels,
+                   task_name="masks", images=lambda f: jpegs[f.name])
+    source = open_export(task)
+    out = tmp_path / "pre.xml"
+    result = annotate_export(load_detector(mask_model), source, out, clear_existing=True,
+                             threshold=0.5)
+    assert result.shapes == {"cat": 2, "dog": 2, "bird": 0}
+    back = list(open_export(_folder_with(out, tmp_path / "back")).frames())
+    for frame, (_f, jpeg) in zip(back, frames):
+        kinds = {s.label: s.kind for s in frame.shapes}
+        assert kinds == {"cat": "mask", "dog": "polygon"}
+        cat = next(s for s in frame.shapes if s.label == "cat")
+        x0, y0, x1, y1 = found_on(jpeg, "cat")
+        ys, xs = np.nonzero(mask_bitmap(cat, frame.width, frame.height))
+        # the test mask covers the middle 4/6 of its box
+        assert x0 + (x1 - x0) / 6 - 2 <= xs.min() and xs.max() <= x1 - (x1 - x0) / 6 + 2
+        assert y0 + (y1 - y0) / 6 - 2 <= ys.min() and ys.max() <= y1 - (y1 - y0) / 6 + 2
+
+
+def test_offline_cli_and_its_bad_input(model, sample_cvat, tmp_path, capsys):
+    out = tmp_path / "pre.xml"
+    code = main(["annotate", str(model), "--source", str(sample_cvat), "--out", str(out),
+                 "--map", "cat=square", "--map", "dog=triangle", "--drop-unmapped",
+                 "--clear-existing"])
+    assert code == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    assert "bird" in text and "(dropped)" in text and "Upload annotations" in text
+    back = list(open_export(_folder_with(out, tmp_path / "back")).frames())
+    assert {s.label for f in back for s in f.shapes} == {"square", "triangle"}
+    assert main(["annotate", str(model), "--source", str(sample_cvat)]) == 2
+    assert "give --out FILE" in capsys.readouterr().err
+    assert main(["annotate", str(model), "--source", str(sample_cvat), "--out",
+                 str(tmp_path / "x.json"), "--drop-unmapped"]) == 2
+    assert "written as .xml or .zip" in capsys.readouterr().err
+    assert main(["annotate", str(model), "--source", str(sample_cvat), "--out",
+                 str(tmp_path / "y.xml"), "--map", "cat"]) == 2
+    assert "is not MODEL_LABEL=TASK_LABEL" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "y.xml").exists()
+
+
+def _folder_with(xml: Path, folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "annotations.xml").write_bytes(xml.read_bytes())
+    return folder

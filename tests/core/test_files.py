@@ -1,0 +1,74 @@
+"""Files and folders appear whole or not at all; output folders are checked one way."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cvatkit.errors import OutputExistsError, UsageError
+from cvatkit.files import (copy_file, folder_written_aside, remove_stale_partials,
+                           require_new_or_empty, write_text_file)
+
+
+def test_a_folder_appears_whole_and_replaces_the_old_one(tmp_path):
+    dest = tmp_path / "out"
+    with folder_written_aside(dest) as tmp:
+        (tmp / "a.txt").write_text("1")
+        assert not dest.exists()  # nothing there until the block ends
+    assert (dest / "a.txt").read_text() == "1"
+    with folder_written_aside(dest) as tmp:
+        (tmp / "b.txt").write_text("2")
+        assert (dest / "a.txt").exists()  # readers still see the old one meanwhile
+    assert sorted(p.name for p in dest.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no leftovers
+
+
+def test_a_failure_leaves_the_old_folder_and_nothing_else(tmp_path):
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with folder_written_aside(dest) as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("disk full")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert [p.name for p in dest.iterdir()] == ["old.txt"]
+
+
+def test_partial_folders_of_killed_processes_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = tmp_path / f".out.partial-{dead}-0"
+    stale.mkdir()
+    mine = tmp_path / f".out.partial-{os.getpid()}-99"
+    mine.mkdir()  # a live process's work in progress stays
+    other = tmp_path / f".other.partial-{dead}-0"
+    other.mkdir()
+    remove_stale_partials(tmp_path / "out")
+    assert not stale.exists() and mine.exists() and other.exists()
+
+
+def test_files_written_aside(tmp_path):
+    dest = write_text_file(tmp_path / "sub" / "a.txt", "text")
+    assert dest.read_text() == "text"
+    assert copy_file(dest, tmp_path / "b.txt").read_text() == "text"
+    with pytest.raises(UsageError, match="is a folder"):
+        write_text_file(tmp_path / "sub", "x")
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["a.txt"]
+
+
+def test_new_or_empty_folders_only(tmp_path):
+    require_new_or_empty(tmp_path / "new", "choose another")
+    (tmp_path / "empty").mkdir()
+    require_new_or_empty(tmp_path / "empty", "choose another")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputExistsError, match=r"file is a file; choose another$"):
+        require_new_or_empty(tmp_path / "file", "choose another")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(OutputExistsError,
+                       match="full is not empty and does not hold a run; pick another"):
+        require_new_or_empty(tmp_path / "full", "pick another", not_ours="a run")

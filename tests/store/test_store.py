@@ -1,0 +1,236 @@
+"""The model store on a real S3 server (SeaweedFS) and on a local folder."""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import json
+import threading
+import uuid
+
+import pytest
+
+from cvatkit.cli import main
+from cvatkit.errors import ChecksumError, StoreError
+from cvatkit.runs import EvalEvent, Run
+from cvatkit.store import list_models, open_store, publish, pull
+from cvatkit.store.s3_server import serve
+from cvatkit.training import plan_run
+
+
+def fake_run(path, *, big: int = 0, created="2026-11-20T10:00:00Z"):
+    """A completed run directory as the trainer leaves it (no TensorFlow needed)."""
+    run = Run(path)
+    path.mkdir(parents=True)
+    run.write_spec({"created": created, "model": {"key": "ssd-mobilenet-v2-coco"},
+                    "labels": ["cat", "dog"], "hparams": {"num-steps": 5},
+                    "data": {"path": str(path / "nowhere")}})
+    run.append(EvalEvent(step=5, time=0, ap=0.5, ap50=0.9, per_class={"cat": 0.4, "dog": 0.6}))
+    run.set_status("completed", step=5, total_steps=5)
+    sm = path / "export" / "saved_model"
+    (sm / "variables").mkdir(parents=True)
+    (sm / "saved_model.pb").write_bytes(b"graph" * 1000)
+    (sm / "variables" / "variables.index").write_bytes(b"index")
+    (sm / "variables" / "variables.data-00000-of-00001").write_bytes(
+        bytes(range(256)) * (big // 256) if big else b"weights")
+    for name, text in (("classes.csv", "labels\ncat\ndog\n"),
+                       ("label_map.json", '{"label_map": {"1": "cat", "2": "dog"}}'),
+                       ("label_map.pbtxt", "item {\n  id: 1\n  name: 'cat'\n}\n")):
+        (path / "export" / name).write_text(text)
+    ck = path / "checkpoints"
+    ck.mkdir()
+    (ck / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
+    (ck / "ckpt-5.index").write_bytes(b"i")
+    (ck / "ckpt-5.data-00000-of-00001").write_bytes(b"d" * 100)
+    return run
+
+
+def _bucket() -> str:
+    """The shared test bucket, and a prefix of this test's own."""
+    return f"models/t-{uuid.uuid4().hex[:8]}"
+
+
+def _secret(server) -> str:
+    cp = configparser.ConfigParser()
+    cp.read(server.folder / "credentials")
+    return cp["cvatkit-local"]["aws_secret_access_key"]
+
+
+@pytest.fixture(params=["s3", "folder"])
+def store(request, tmp_path):
+    if request.param == "folder":
+        return open_store(str(tmp_path / "store"))
+    request.getfixturevalue("s3_env")
+    return open_store(f"s3://{_bucket()}/team", create_bucket=True)
+
+
+def test_publish_list_pull(store, tmp_path):
+    run = fake_run(tmp_path / "run")
+    v = publish(run.path, store, "lab")
+    assert v.model_key == "ssd-mobilenet-v2-coco" and v.labels == ("cat", "dog")
+    assert v.metrics["ap50"] == 0.9 and v.created == "2026-11-20T10:00:00Z"
+    assert v.uri.endswith(f"/lab/models/ssd-mobilenet-v2-coco/{v.version}")
+    # The same run again is the same version.
+    assert publish(run.path, store, "lab") == v
+    fake_run(tmp_path / "newer", created="2026-11-21T10:00:00Z")
+    newer = publish(tmp_path / "newer", store, "lab")
+    assert [x.version for x in list_models(store, "lab")] == [newer.version, v.version]
+    assert list_models(store, "other") == []
+    dest = pull(v.uri, tmp_path / "pulled")
+    for src, rel in ((run.path / "export" / "saved_model" / "saved_model.pb",
+                      "saved_model/saved_model.pb"),
+                     (run.path / "checkpoints" / "ckpt-5.index", "checkpoints/ckpt-5.index"),
+                     (run.path / "export" / "classes.csv", "classes.csv")):
+        assert (dest / rel).read_bytes() == src.read_bytes()
+    manifest = json.loads((dest / "manifest.json").read_text())
+    for entry in manifest["files"]:
+        assert hashlib.sha256((dest / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
+    assert json.loads((dest / "metrics.json").read_text())["per_class"] == {"cat": 0.4,
+                                                                          "dog": 0.6}
+    assert "path" not in json.loads((dest / "run.json").read_text())["data"]
+    assert pull(v.uri, tmp_path / "pulled") == dest  # already there
+
+
+def test_big_file_goes_multipart(s3_env, tmp_path):
+    import boto3
+
+    run = fake_run(tmp_path / "run", big=110 * 1024 * 1024)
+    bucket, prefix = _bucket().split("/")
+    store = open_store(f"s3://{bucket}/{prefix}", create_bucket=True)
+    moved = []
+    v = publish(run.path, store, "lab", progress=moved.append)
+    assert sum(moved) >= 110 * 1024 * 1024
+    key = f"{prefix}/lab/models/ssd-mobilenet-v2-coco/{v.version}/saved_model/variables/" \
+          "variables.data-00000-of-00001"
+    head = boto3.session.Session().client("s3").head_object(Bucket=bucket, Key=key)
+    assert head["ContentLength"] == 110 * 1024 * 1024
+    assert head["ETag"].strip('"').rsplit("-", 1)[-1].isdigit()  # multipart: "<md5>-<parts>"
+    assert pull(v.uri, tmp_path / "p").joinpath(
+        "saved_model/variables/variables.data-00000-of-00001").stat().st_size == 110 * 2 ** 20
+
+
+def test_wrong_secret_and_missing_bucket(s3_env, monkeypatch, tmp_path, capsys):
+    secret = _secret(s3_env)
+    open_store(f"s3://{_bucket()}", create_bucket=True)
+    monkeypatch.delenv("AWS_PROFILE")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "cvatkit-wrong")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    with pytest.raises(StoreError, match="refused the credentials") as e:
+        open_store("s3://anything-here")
+    assert "not-the-secret" not in str(e.value) and secret not in str(e.value)
+    monkeypatch.undo()
+    for key, value in s3_env.env().items():
+        monkeypatch.setenv(key, value)
+    assert main(["list", "--store", "s3://no-such-bucket-here", "--namespace", "lab"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the bucket does not exist" in err and "--create-bucket" in err
+
+
+def test_server_killed_during_publish_then_publish_again_completes(tmp_path, monkeypatch):
+    server = serve(tmp_path / "s3")
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    run = fake_run(tmp_path / "run", big=120 * 1024 * 1024)
+    store = open_store("s3://models-crash", create_bucket=True)
+    seen, lock = [], threading.Lock()
+
+    def kill_midway(n):
+        with lock:  # the first upload thread past 8 MB stops the server, the others wait
+            seen.append(n)
+            if sum(seen) > 8 * 1024 * 1024 and (server.folder / "server.json").exists():
+                server.stop()
+
+    with pytest.raises(StoreError, match="cannot reach|could not upload"):
+        publish(run.path, store, "lab", progress=kill_midway)
+    cp = configparser.ConfigParser()
+    cp.read(server.folder / "credentials")
+    again = serve(tmp_path / "s3", access_key=cp["cvatkit-local"]["aws_access_key_id"],
+                  secret_key=cp["cvatkit-local"]["aws_secret_access_key"])
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", again.endpoint)
+        store = open_store("s3://models-crash")
+        assert list_models(store, "lab") == []          # incomplete: not listed
+        v = publish(run.path, store, "lab")
+        assert [x.version for x in list_models(store, "lab")] == [v.version]
+        pull(v.uri, tmp_path / "p")
+    finally:
+        again.stop()
+
+
+def test_corrupted_object_is_named_on_pull(s3_env, tmp_path):
+    import boto3
+
+    bucket, prefix = _bucket().split("/")
+    store = open_store(f"s3://{bucket}/{prefix}", create_bucket=True)
+    v = publish(fake_run(tmp_path / "run").path, store, "lab")
+    boto3.session.Session().client("s3").put_object(
+        Bucket=bucket, Key=f"{prefix}/lab/models/ssd-mobilenet-v2-coco/{v.version}/classes.csv",
+        Body=b"labels\nhorse\n")
+    with pytest.raises(ChecksumError, match="classes.csv of .* has SHA-256"):
+        pull(v.uri, tmp_path / "p")
+    assert not (tmp_path / "p").exists()
+
+
+def test_incomplete_or_bad_requests(tmp_path):
+    store = open_store(str(tmp_path / "store"))
+    run = fake_run(tmp_path / "run")
+    run.set_status("stopped", step=2)
+    with pytest.raises(Exception, match="has not completed"):
+        publish(run.path, store, "lab")
+    with pytest.raises(Exception, match="namespace 'a b'"):
+        publish(run.path, store, "a b")
+    with pytest.raises(StoreError, match="is not a complete model version"):
+        pull(f"{tmp_path / 'store'}/lab/models/x/y", tmp_path / "p")
+
+
+def test_cli_and_no_secret_anywhere(s3_env, tmp_path, capsys, trained):
+    secret = _secret(s3_env)
+    uri = f"s3://{_bucket()}/team"
+    assert main(["publish", str(trained.path), "--store", uri, "--namespace", "lab",
+                 "--create-bucket"]) == 0
+    out = capsys.readouterr()
+    version_uri = out.out.split("published ", 1)[1].strip()
+    assert main(["list", "--store", uri, "--namespace", "lab"]) == 0
+    listing = capsys.readouterr().out
+    assert version_uri in listing and "square, triangle, circle" in listing
+    assert main(["pull", version_uri, str(tmp_path / "pulled")]) == 0
+    texts = [out.out, out.err, listing, capsys.readouterr().out]
+    texts += [p.read_text(errors="replace") for p in (tmp_path / "pulled").rglob("*.json")]
+    texts += [p.read_text(errors="replace") for p in trained.path.rglob("*")
+              if p.is_file() and p.suffix in (".json", ".jsonl", ".log")]
+    assert all(secret not in t for t in texts)
+    # A store version starts a new run: its labels are checked like a run's.
+    plan = plan_run(trained.spec()["data"]["path"], "ssd-mobilenet-v2-coco",
+                    "image-size=128\nnum-steps=1", init_checkpoint=version_uri)
+    assert plan.init.kind == "run" and plan.init.path.endswith("checkpoints/ckpt-20")
+
+
+def test_catalog_entry_starts_from_a_store_version(s3_env, tmp_path, trained, prepared):
+    from cvatkit.errors import UsageError
+    from cvatkit.training import load_catalog
+
+    store = open_store(f"s3://{_bucket()}", create_bucket=True)
+    version = publish(trained.path, store, "lab")
+    (tmp_path / "models.yaml").write_text(
+        f"models:\n  shapes-v2:\n    base: ssd-mobilenet-v2-coco\n"
+        f"    init_version: {version.uri}\n  other-arch:\n    base: ssdlite-mobilenet-v2\n"
+        f"    backbone: mobilenet_v1\n    init_version: {version.uri}\n")
+    catalog = load_catalog(tmp_path / "models.yaml")
+    assert "model store version" in catalog["shapes-v2"].weights_note
+    plan = plan_run(prepared.path, "shapes-v2", "image-size=128\nnum-steps=1", catalog=catalog)
+    assert plan.init.kind == "run" and plan.init.labels == ("square", "triangle", "circle")
+    assert plan.init.path.endswith("checkpoints/ckpt-20")
+    with pytest.raises(UsageError, match="cannot start 'other-arch'"):
+        plan_run(prepared.path, "other-arch", "image-size=128\nnum-steps=1", catalog=catalog)
+
+
+def test_damaged_manifest_is_named(tmp_path):
+    store = open_store(str(tmp_path / "store"))
+    v = publish(fake_run(tmp_path / "run").path, store, "lab")
+    manifest = tmp_path / "store" / "lab" / "models" / "ssd-mobilenet-v2-coco" / v.version / \
+        "manifest.json"
+    manifest.write_text("{not json")
+    with pytest.raises(StoreError, match=f"{v.version}/manifest.json in the store is damaged"):
+        list_models(store, "lab")
+    with pytest.raises(StoreError, match="is damaged"):
+        pull(v.uri, tmp_path / "p")
