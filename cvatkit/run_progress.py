@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from .runs import TERMINAL, EvalEvent, Event, Status, StatusEvent, StepEvent
 
 ACTIVE = ("starting", "running", "stopping")
-GONE = ("the trainer process ended without a word (killed, or out of memory?); see "
-        "trainer.log in the run folder, and resume the run")
 
 
 @dataclass
@@ -31,6 +29,12 @@ class Series:
             self.values.pop()
         self.steps.append(step)
         self.values.append(value)
+
+    def cut(self, step: int) -> None:
+        """Drop the points past ``step``."""
+        while self.steps and self.steps[-1] > step:
+            self.steps.pop()
+            self.values.pop()
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -77,14 +81,17 @@ class RunProgress:
             self.state, self.message, self.step = event.state, event.message, event.step
             if event.state == "failed":
                 self.error = event.message
+            if event.resumed_from is not None:  # what was logged past it is superseded
+                for series in (*self.losses.values(), self.total_loss, self.learning_rate,
+                               self.ap, self.ap50):
+                    series.cut(event.resumed_from)
+                if self.last_eval is not None and self.last_eval.step > event.resumed_from:
+                    self.last_eval = None
 
-    def on_status(self, status: Status, *, alive: bool) -> None:
-        """The run's status file as it reads now; ``alive``: whether its trainer process
-        is still there (a run whose trainer is gone without a word has failed)."""
-        state, error = status.state, status.error
-        if state not in TERMINAL and status.pid and not alive:
-            state, error = "failed", error or GONE
-        self.state, self.error = state, error
+    def on_status(self, status: Status) -> None:
+        """The run's status as ``Run.status()`` reads it now (pollers): its state (failed
+        when its trainer is gone without a word), step and error."""
+        self.state, self.error = status.state, status.error
         self.step = max(status.step, self.total_loss.steps[-1] if self.total_loss else 0)
         self.total_steps = status.total_steps or self.total_steps
 

@@ -12,12 +12,13 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import RunError
-from .files import pid_alive, write_text_file
+from .files import write_text_file
+from .processes import command_line, same_process, start_time
 
 RUN_JSON = "run.json"
 STATUS_JSON = "status.json"
@@ -25,6 +26,7 @@ EVENTS_JSONL = "events.jsonl"
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
 EXPORT = "export"
+TRAINER_LOG = "trainer.log"
 SAVED_MODEL = "saved_model"
 """``export/saved_model/``: the SavedModel, beside the label files."""
 MODEL_JSON = "model.json"
@@ -77,6 +79,9 @@ class StatusEvent:
     time: float
     state: str
     message: str = ""
+    resumed_from: int | None = None
+    """Set when a run goes on from its checkpoint at this step: what was logged past it
+    before (steps lost to a kill) is superseded."""
     kind: str = "status"
 
 
@@ -93,14 +98,30 @@ def event_from_json(line: str) -> Event | None:
         return None  # a line being written, or one from a newer version
 
 
+def history(events: list[Event]) -> list[Event]:
+    """The run's events as they count: what a resumed run logged again from its
+    checkpoint replaces what was logged past that step before."""
+    out: list[Event] = []
+    for event in events:
+        if isinstance(event, StatusEvent) and event.resumed_from is not None:
+            out = [e for e in out if isinstance(e, StatusEvent) or e.step <= event.resumed_from]
+        out.append(event)
+    return out
+
+
 @dataclass(frozen=True, kw_only=True)
 class Status:
     state: str
     step: int = 0
     pid: int | None = None
+    pid_started: int | None = None
+    """When that process started (``processes.start_time``): a pid that a new process
+    got after the trainer ended is not the trainer."""
     error: str = ""
     updated: float = 0.0
     total_steps: int = 0
+    gone: bool = False
+    """The trainer process ended without saying how (``Run.status`` tells)."""
 
 
 class Run:
@@ -121,6 +142,18 @@ class Run:
             raise RunError(f"{self.path} is not a cvatkit run (no {RUN_JSON})") from None
 
     def status(self) -> Status:
+        """The run's state as it is: what its trainer last wrote, except that a run whose
+        trainer process is gone without saying how it ended has failed (the reason: the
+        last words of its log)."""
+        st = self.written_status()
+        if st.state in TERMINAL or not st.pid or self._trainer_there(st):
+            return st
+        return replace(st, state="failed", gone=True, error=(
+            f"the trainer is gone (last words: {self.last_words() or 'none'}); resume the "
+            f"run with `cvatkit train --resume {self.path}`"))
+
+    def written_status(self) -> Status:
+        """``status.json`` as the trainer (or its launcher) last wrote it."""
         for _attempt in range(5):
             try:
                 obj = json.loads((self.path / STATUS_JSON).read_text(encoding="utf-8"))
@@ -133,10 +166,31 @@ class Run:
 
     def is_alive(self) -> bool:
         """Whether the trainer process of a non-terminal run is still there."""
-        st = self.status()
-        if st.state in TERMINAL or not st.pid:
+        st = self.written_status()
+        return st.state not in TERMINAL and bool(st.pid) and self._trainer_there(st)
+
+    @staticmethod
+    def _trainer_there(st: Status) -> bool:
+        """Whether the process the status names is still that process: by its start
+        time where both are known, else by its command line."""
+        if not same_process(st.pid, st.pid_started):
             return False
-        return pid_alive(st.pid) and _pid_is_trainer(st.pid)
+        if st.pid_started is not None and start_time(st.pid) is not None:
+            return True
+        cmdline = command_line(st.pid)
+        return not cmdline or any("cvatkit" in part for part in cmdline)
+
+    def last_words(self) -> str:
+        """The last line the trainer wrote to ``trainer.log`` ('' when none)."""
+        try:
+            with open(self.path / TRAINER_LOG, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(f.tell() - 4096, 0))
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+        return last[:300]
 
     def latest_checkpoint(self) -> str | None:
         """The prefix of the run's newest checkpoint (``.../checkpoints/ckpt-600``), or
@@ -151,28 +205,29 @@ class Run:
         return None
 
     def events(self) -> list[Event]:
-        return list(self.read_events(0)[0])
+        """Every event the run has written, as they count (``history``)."""
+        return history(self.read_events(0)[0])
 
     def follow(self, *, poll: float = 0.5, timeout: float | None = None) -> Iterator[Event]:
         """Every event, then new ones as they are written, until the run ends (or its
         process is gone without saying so, which yields a ``failed`` status)."""
         offset = 0
         deadline = None if timeout is None else time.monotonic() + timeout
+        said = ""  # the state the last status event gave
         while True:
-            events, offset = self.read_events(offset)
-            yield from events
             st = self.status()
+            events, offset = self.read_events(offset)
+            for event in events:
+                said = event.state if isinstance(event, StatusEvent) else said
+                yield event
             if st.state in TERMINAL:
                 events, offset = self.read_events(offset)
-                yield from events
-                return
-            if st.pid and not self.is_alive():
-                events, offset = self.read_events(offset)
-                yield from events
-                if self.status().state not in TERMINAL:
-                    yield StatusEvent(step=st.step, time=time.time(), state="failed",
-                                      message="the trainer process ended without a word "
-                                              "(killed, or out of memory?)")
+                for event in events:
+                    said = event.state if isinstance(event, StatusEvent) else said
+                    yield event
+                if said != st.state:  # a trainer that ended without a word
+                    yield StatusEvent(step=st.step, time=time.time(), state=st.state,
+                                      message=st.error)
                 return
             if deadline is not None and time.monotonic() > deadline:
                 return
@@ -199,16 +254,19 @@ class Run:
 
     def set_status(self, state: str, *, step: int = 0, error: str = "",
                    total_steps: int = 0) -> None:
+        """Write the run's state, as this process (the trainer, or its launcher)."""
         assert state in STATES, state
-        st = Status(state=state, step=step, pid=os.getpid(), error=error,
-                    updated=time.time(), total_steps=total_steps)
+        pid = os.getpid()
+        st = Status(state=state, step=step, pid=pid, pid_started=start_time(pid),
+                    error=error, updated=time.time(), total_steps=total_steps)
         write_text_file(self.path / STATUS_JSON, json.dumps(asdict(st)) + "\n")
 
     def record_pid(self, pid: int) -> None:
         """The trainer's pid, as soon as it is started (it then writes its own status)."""
-        st = self.status()
+        st = self.written_status()
         write_text_file(self.path / STATUS_JSON, json.dumps(
-            {**asdict(st), "pid": pid, "updated": time.time()}) + "\n")
+            {**asdict(st), "pid": pid, "pid_started": start_time(pid),
+             "updated": time.time()}) + "\n")
 
     def append(self, event: Event) -> None:
         with open(self.path / EVENTS_JSONL, "a", encoding="utf-8") as f:
@@ -222,11 +280,3 @@ def run_of_checkpoint(path: str | os.PathLike[str]) -> Path | None:
     p = Path(path)
     return next((c for c in (p, p.parent, p.parent.parent) if (c / RUN_JSON).is_file()),
                 None)
-
-
-def _pid_is_trainer(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True  # no /proc: trust the pid
-    return not cmdline or b"cvatkit" in cmdline  # empty while the process starts

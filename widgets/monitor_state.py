@@ -81,7 +81,7 @@ class MonitorState(HasTraits):
         p = self.progress
         for event in events:
             p.on_event(event)
-        p.on_status(run.status(), alive=run.is_alive())
+        p.on_status(run.status())
         last = p.last_status
         message = "" if last is None else (
             f"{last.state}: {last.message}" if last.message else last.state)
@@ -176,10 +176,7 @@ class MonitorState(HasTraits):
             return name
         if not st.state:
             return name
-        state = st.state
-        if state not in TERMINAL and st.pid and not Run(run_dir).is_alive():
-            state = "trainer gone"
-        return f"{name} ({state})"
+        return f"{name} ({'trainer gone' if st.gone else st.state})"
 
     def _need_run(self) -> None:
         if not self.run_dir:

@@ -8,6 +8,7 @@ kernel never stops training; ``stop_run`` asks it to save a checkpoint and end.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 
 from ..errors import RunError
 from ..files import require_new_or_empty
-from ..runs import RUN_JSON, TERMINAL, Run
+from ..runs import RUN_JSON, STATUS_JSON, TERMINAL, TRAINER_LOG, Run
 from .plan import RunPlan
 
 
@@ -26,10 +27,20 @@ def start_run(plan: RunPlan, run_dir: str | os.PathLike[str], *, detach: bool = 
     """Write the run directory and start its trainer process."""
     run = Run(run_dir)
     _check_run_dir(run.path)
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_spec(_spec_json(plan))
-    run.set_status("starting", total_steps=plan.hparams.num_steps)
-    return _spawn(run, resume=False)
+    made = not run.path.exists()
+    try:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_spec(_spec_json(plan))
+        run.set_status("starting", total_steps=plan.hparams.num_steps)
+        return _spawn(run, resume=False)
+    except BaseException:
+        # No run folder is left claiming to start: it is as it was (new or empty).
+        if made:
+            shutil.rmtree(run.path, ignore_errors=True)
+        else:
+            for name in (RUN_JSON, STATUS_JSON, TRAINER_LOG):
+                (run.path / name).unlink(missing_ok=True)
+        raise
 
 
 def resume_run(run_dir: str | os.PathLike[str]) -> Run:
@@ -42,9 +53,13 @@ def resume_run(run_dir: str | os.PathLike[str]) -> Run:
     if run.status().state == "completed":
         raise RunError(f"the run {run.path} has completed; start a new run from it with "
                        f"--init-checkpoint {run.path}")
-    run.set_status("starting", step=run.status().step,
-                   total_steps=run.spec()["hparams"]["num-steps"])
-    return _spawn(run, resume=True)
+    step, total = run.status().step, run.spec()["hparams"]["num-steps"]
+    run.set_status("starting", step=step, total_steps=total)
+    try:
+        return _spawn(run, resume=True)
+    except RunError as e:
+        run.set_status("failed", step=step, total_steps=total, error=str(e))
+        raise
 
 
 def stop_run(run_dir: str | os.PathLike[str], *, wait: float = 120.0) -> str:
@@ -78,16 +93,24 @@ def _check_run_dir(path: Path) -> None:
     require_new_or_empty(path, "pick an empty or new RUN_DIR", not_ours="a run")
 
 
+def trainer_command(run_dir: str | os.PathLike[str], *, resume: bool = False) -> list[str]:
+    """The trainer process's command line. ``-P``: the folder it is started from is not on
+    its import path, so a user's ``inspect.py`` there cannot stand in for the library's."""
+    cmd = [sys.executable, "-P", "-m", "cvatkit.training.worker", str(run_dir)]
+    return cmd + (["--resume"] if resume else [])
+
+
 def _spawn(run: Run, *, resume: bool) -> Run:
-    log = open(run.path / "trainer.log", "ab")
-    cmd = [sys.executable, "-m", "cvatkit", "train-worker", str(run.path)]
-    if resume:
-        cmd.append("--resume")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
            "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                            start_new_session=True, env=env)
-    log.close()
+    try:
+        with open(run.path / TRAINER_LOG, "ab") as log:
+            proc = subprocess.Popen(trainer_command(run.path, resume=resume),
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    start_new_session=True, env=env)
+    except OSError as e:
+        raise RunError(f"could not start the trainer of {run.path}: {e.strerror or e}"
+                       f"{f' ({e.filename})' if e.filename else ''}") from None
     run.record_pid(proc.pid)
     return run
 

@@ -8,8 +8,12 @@ stop request (SIGTERM) and for a loss that is no longer finite.
 
 from __future__ import annotations
 
+import argparse
 import math
+import re
+import shutil
 import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -17,9 +21,9 @@ from typing import Any, Protocol
 
 from ..dataset import Dataset
 from ..errors import CvatkitError
-from ..runs import EXPORT, EvalEvent, Run, StatusEvent, StepEvent
+from ..runs import CHECKPOINTS, EXPORT, EvalEvent, Run, StatusEvent, StepEvent
 from .catalog import ModelSpec, Weights
-from .hparams import Hyperparameters
+from .resolution import Hyperparameters
 
 _stop_requested = False
 
@@ -40,20 +44,34 @@ def main(run_dir: str, *, resume: bool = False) -> int:
         return 0 if state in ("completed", "stopped") else 1
     except BaseException as e:  # noqa: BLE001  (the run must say it failed, whatever it was)
         traceback.print_exc()
-        message = _failure_message(e)
-        step = run.status().step
-        run.append(StatusEvent(step=step, time=time.time(), state="failed", message=message))
-        run.set_status("failed", step=step, error=message,
-                       total_steps=run.status().total_steps)
+        message = _failure_message(e, run)
+        try:
+            st = run.written_status()
+            run.append(StatusEvent(step=st.step, time=time.time(), state="failed",
+                                   message=message))
+            run.set_status("failed", step=st.step, error=message, total_steps=st.total_steps)
+        except OSError as again:  # the folder cannot be written at all: the log says why
+            print(f"cvatkit: could not record the failure in {run.path} ({again})",
+                  file=sys.stderr)
+        print(f"cvatkit: {message}", file=sys.stderr)  # the log's last words
         return 1
 
 
-def _failure_message(e: BaseException) -> str:
+_UNWRITABLE = ("Permission denied", "Read-only file system", "Operation not permitted")
+
+
+def _failure_message(e: BaseException, run: Run) -> str:
     if isinstance(e, CvatkitError):
         return str(e)
-    text = str(e).strip().splitlines()
-    first = text[0] if text else ""
-    if "OOM" in str(e) or isinstance(e, MemoryError):
+    text = str(e).strip()
+    first = text.splitlines()[0][:300] if text else ""
+    unwritable = next((w for w in _UNWRITABLE if w in text), None)
+    if unwritable or isinstance(e, PermissionError):
+        where = re.search(re.escape(str(run.path)) + r"[^\s;:,'\"]*", text)
+        return (f"cannot write {where.group() if where else 'into ' + str(run.path)} "
+                f"({(unwritable or 'permission denied').lower()}); make the run folder "
+                f"writable and resume it with `cvatkit train --resume {run.path}`")
+    if "OOM" in text or isinstance(e, MemoryError):
         return ("ran out of memory; lower batch-size or image-size" +
                 (f" ({first})" if first else ""))
     return f"{type(e).__name__}: {first}" if first else type(e).__name__
@@ -143,6 +161,9 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
     labels = tuple(spec_json["labels"])
 
     run.set_status("starting", step=run.status().step, total_steps=hp.num_steps)
+    if resume:  # what a killed save left half-written is no checkpoint
+        for partial in (run.path / CHECKPOINTS).glob("*_temp*"):
+            shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
     from .model_garden.loop import ModelGardenLoop
 
     mg = ModelGardenLoop(run, spec, hp, data, evald, init)
@@ -151,8 +172,9 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
     where = (f"on {replicas} replicas ({type(mg.strategy).__name__})" if replicas > 1
              else "on one device")
     run.append(StatusEvent(step=step, time=time.time(), state="running",
-                           message=f"resumed at step {step}" if resume and step
-                           else f"started {where}"))
+                           message=f"resumed from step {step} {where}" if resume
+                           else f"started {where}",
+                           resumed_from=step if resume else None))
     run.set_status("running", step=step, total_steps=hp.num_steps)
 
     outcome = Outcome("running", step)
@@ -185,3 +207,12 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
                            message=f"exported to {run.path / EXPORT}"))
     run.set_status("completed", step=outcome.step, total_steps=hp.num_steps)
     return "completed"
+
+
+if __name__ == "__main__":  # the launcher starts: python -P -m cvatkit.training.worker RUN_DIR
+    parser = argparse.ArgumentParser(prog="cvatkit.training.worker",
+                                     description="The trainer process of a run folder.")
+    parser.add_argument("run_dir")
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+    sys.exit(main(args.run_dir, resume=args.resume))

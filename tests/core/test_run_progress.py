@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cvatkit.run_progress import GONE, RunProgress, format_duration
+from cvatkit.run_progress import RunProgress, format_duration
 from cvatkit.runs import EvalEvent, Status, StatusEvent, StepEvent
 
 
@@ -41,15 +41,18 @@ def test_steps_make_curves_speed_and_time_left():
     assert p.summary().endswith("AP 0.500, AP@0.5 0.700")
 
 
-def test_a_resumed_run_replaces_the_steps_it_logs_again():
+def test_a_resumed_run_drops_the_steps_lost_to_a_kill():
     p = RunProgress(total_steps=50)
     for n in (10, 20, 30):
         p.on_event(step(n, 5.0 - n / 10))
-    p.on_event(status("running", 20, "resumed at step 20"))  # steps 21..30 were lost
-    assert p.step == 20
+    p.on_event(evaluation(30, 0.4))
+    resumed = StatusEvent(step=20, time=0.0, state="running", message="resumed from step 20",
+                          resumed_from=20)  # steps 21..30 were lost to a kill
+    p.on_event(resumed)
+    assert p.step == 20 and p.total_loss.steps == [10, 20] and p.ap.steps == []
+    assert p.losses["box_loss"].steps == [10, 20] and p.last_eval is None
     p.on_event(step(30, 1.0))
     assert p.total_loss.steps == [10, 20, 30] and p.total_loss.values[-1] == 1.0
-    assert p.losses["box_loss"].steps == [10, 20, 30]
 
 
 def test_the_verdict_names_what_to_do():
@@ -72,18 +75,15 @@ def test_the_verdict_names_what_to_do():
         "it with `cvatkit train --resume runs/x`")
 
 
-def test_a_poller_learns_from_the_status_file_that_the_trainer_is_gone():
+def test_a_poller_learns_the_state_from_the_status():
     p = RunProgress(0)
     p.on_event(step(10, 1.0))
-    p.on_status(Status(state="running", step=12, pid=4242, total_steps=40), alive=True)
+    p.on_status(Status(state="running", step=12, pid=4242, total_steps=40))
     assert (p.state, p.step, p.total_steps, p.error) == ("running", 12, 40, "")
-    p.on_status(Status(state="running", step=12, pid=4242, total_steps=40), alive=False)
-    assert p.state == "failed" and p.error == GONE and not p.active
-    assert p.failure("r").startswith("training failed: the trainer process ended")
-    # what the trainer itself said wins
-    p.on_status(Status(state="failed", step=12, pid=4242, error="ran out of memory"),
-                alive=False)
-    assert p.error == "ran out of memory"
+    p.on_status(Status(state="failed", step=12, pid=4242, total_steps=40, gone=True,
+                       error="the trainer is gone (last words: Killed)"))
+    assert p.state == "failed" and not p.active
+    assert p.failure("r") == "training failed: the trainer is gone (last words: Killed)"
 
 
 @pytest.mark.parametrize("seconds, text", [(42, "42 s"), (200, "3 min 20 s"),

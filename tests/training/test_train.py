@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import time
 
 import numpy as np
 import pytest
@@ -19,12 +21,19 @@ def _err(capsys) -> str:
     return " ".join(capsys.readouterr().err.split())
 
 
-def _wait_for_step(run: Run, above: int = 0, timeout: float = 240) -> StepEvent:
+def _wait_for_step(run: Run, above: int = 0, timeout: float = 900) -> StepEvent:
+    """The first step event past ``above``; a run that fails, or a limit that is hit,
+    says how far the run got."""
+    seen = None
     for event in run.follow(poll=0.2, timeout=timeout):
-        if isinstance(event, StepEvent) and event.step > above:
-            return event
+        if isinstance(event, StepEvent):
+            seen = event
+            if event.step > above:
+                return event
         assert not (isinstance(event, StatusEvent) and event.state == "failed"), event
-    raise AssertionError((run.path / "trainer.log").read_text()[-3000:])
+    raise AssertionError(f"no step past {above} within {timeout:.0f} s (last: "
+                         f"{seen.step if seen else 'none'}, state {run.status().state})\n"
+                         + (run.path / "trainer.log").read_text()[-3000:])
 
 
 def test_run_directory_contract(trained):
@@ -47,6 +56,8 @@ def test_run_directory_contract(trained):
     assert set(evals[-1].per_class) == {"square", "triangle", "circle"}
     assert all(math.isfinite(v) for v in evals[-1].per_class.values())
     assert 0 <= evals[-1].ap <= 1 and 0 <= evals[-1].ap50 <= 1
+    assert all(e.ap <= e.ap50 for e in evals)  # averaged over IoU 0.5:0.95, and at 0.5
+    assert all(evals[-1].per_class[n] <= 1 for n in evals[-1].per_class)
     assert isinstance(events[-1], StatusEvent) and events[-1].state == "completed"
     assert list(trained.follow(timeout=5)) == events
     assert list((trained.path / "tensorboard" / "train").iterdir())
@@ -56,28 +67,48 @@ def test_run_directory_contract(trained):
             assert SECRET.encode() not in path.read_bytes(), path
 
 
-def test_export_is_a_savedmodel_with_label_files(trained):
+def test_export_is_a_savedmodel_with_label_files(trained, sample_cvat):
     import tensorflow as tf
+
+    from cvatkit import open_export
+    from cvatkit.images import decode_rgb
 
     export = trained.path / "export"
     assert (export / "classes.csv").read_text() == "labels\nsquare\ntriangle\ncircle\n"
     assert json.loads((export / "label_map.json").read_text())["label_map"]["2"] == "triangle"
     model = tf.saved_model.load(str(export / "saved_model"))
     fn = model.signatures["serving_default"]
-    out = fn(tf.zeros([1, 96, 160, 3], tf.uint8))
-    assert out["detection_boxes"].shape[-1] == 4
+    test = open_export(sample_cvat.parent / "test.zip")
+    frames = [decode_rgb(test.read_image(f), f.name) for f in list(test.frames())[:2]]
+    out = {k: v.numpy() for k, v in fn(inputs=tf.constant(np.stack(frames))).items()}
     assert {"detection_classes", "detection_scores", "num_detections", "image_info"} <= set(out)
+    for i in range(2):  # a 20-step model finds little: what it returns must be well formed
+        n = int(out["num_detections"][i])
+        assert 0 <= n <= 100
+        assert out["image_info"][i][2].tolist() == pytest.approx([0.8, 0.8], abs=0.01)  # 160 px
+        assert set(out["detection_classes"][i][:n].astype(int)) <= {1, 2, 3}
+        scores = out["detection_scores"][i][:n]
+        assert ((scores >= 0) & (scores <= 1)).all() and (np.diff(scores) <= 0).all()
+        boxes = out["detection_boxes"][i][:n]  # pixels of the frame resized to 128
+        assert ((boxes >= -1) & (boxes <= 129)).all()
+        assert (boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all()
 
 
-def test_stop_resume_and_fine_tune_from_a_run(trained, prepared, tmp_path, capsys):
+def test_stop_and_resume_a_fine_tuning_run_on_two_replicas(trained, prepared, tmp_path,
+                                                            capsys, monkeypatch):
+    monkeypatch.setenv("CVATKIT_CPU_REPLICAS", "2")
     run_dir = tmp_path / "long"
     assert main(["train", "--data", str(prepared.path), "--run-dir", str(run_dir),
                  "--detach", "--init-checkpoint", str(trained.path), "--hparams",
-                 "num-steps=1000;batch-size=4;image-size=128;log-interval=5;"
+                 "num-clones=2;batch-size=4;num-steps=1000;image-size=128;log-interval=5;"
                  "checkpoint-interval=500"]) == 0
     run = Run(run_dir)
     first = _wait_for_step(run)
+    assert math.isfinite(first.total_loss)
     assert run.spec()["init"]["kind"] == "run" and run.spec()["init"]["modules"] == "all"
+    started = [e for e in run.events() if isinstance(e, StatusEvent)][0]
+    assert "2 replicas" in started.message and "MirroredStrategy" in started.message
+    assert run.spec()["strategy"]["num_clones"] == 2
     assert main(["stop", str(run_dir)]) == 0
     assert "stopped" in capsys.readouterr().out
     st = run.status()
@@ -87,23 +118,59 @@ def test_stop_resume_and_fine_tune_from_a_run(trained, prepared, tmp_path, capsy
     again = _wait_for_step(run, above=st.step)
     assert again.step > st.step
     resumed = [e for e in run.events() if isinstance(e, StatusEvent) and e.state == "running"]
-    assert resumed[-1].message == f"resumed at step {st.step}"
+    assert resumed[-1].resumed_from == st.step
+    assert resumed[-1].message == f"resumed from step {st.step} on 2 replicas " \
+                                  "(MirroredStrategy)"
     assert main(["stop", str(run_dir)]) == 0
 
 
-def test_two_replicas_on_the_cpu(prepared, tmp_path, monkeypatch):
-    monkeypatch.setenv("CVATKIT_CPU_REPLICAS", "2")
-    run_dir = tmp_path / "mirrored"
+def test_killed_at_three_random_steps_and_resumed_to_the_end(prepared, tmp_path, capsys):
+    """SIGKILL, the way an out-of-memory killer or a lost machine ends a trainer: the run
+    says its trainer is gone, loses at most one checkpoint interval, and resumed, trains
+    every step once."""
+    import random
+    import signal
+
+    import tensorflow as tf
+
+    from cvatkit.inference import load_detector
+    from cvatkit.processes import pid_alive
+
+    interval, total, log = 10, 60, 5
+    run_dir = tmp_path / "killed"
     assert main(["train", "--data", str(prepared.path), "--run-dir", str(run_dir), "--detach",
-                 "--hparams", "num-clones=2;batch-size=4;num-steps=500;image-size=128;"
-                 "log-interval=2"]) == 0
+                 "--hparams", f"num-steps={total};batch-size=4;image-size=128;"
+                 f"log-interval={log};checkpoint-interval={interval}"]) == 0
     run = Run(run_dir)
-    event = _wait_for_step(run)
-    assert math.isfinite(event.total_loss)
-    started = [e for e in run.events() if isinstance(e, StatusEvent)][0]
-    assert "2 replicas" in started.message and "MirroredStrategy" in started.message
-    assert run.spec()["strategy"]["num_clones"] == 2
-    assert main(["stop", str(run_dir)]) == 0
+    rng = random.Random(16)  # a step in each third of the run, past the one killed before
+    targets = [rng.randrange(6, 20), rng.randrange(26, 40), rng.randrange(46, 55)]
+    for n, target in enumerate(targets):
+        reached = _wait_for_step(run, above=target - 1).step
+        pid = run.status().pid
+        os.kill(pid, signal.SIGKILL)
+        while pid_alive(pid):
+            time.sleep(0.1)
+        st = run.status()
+        assert st.state == "failed" and st.gone and "the trainer is gone" in st.error
+        assert main(["status", str(run_dir)]) == 0
+        assert "resume the run with `cvatkit train --resume" in capsys.readouterr().out
+        if n == 1:  # what a save killed half-way leaves
+            (run_dir / "checkpoints" / "ckpt-999_temp").mkdir()
+        assert main(["train", "--resume", str(run_dir), "--detach"]) == 0
+        _wait_for_step(run, above=reached)
+        resumed = [e for e in run.events() if isinstance(e, StatusEvent) and
+                   e.resumed_from is not None][-1]
+        assert reached - interval <= resumed.resumed_from <= reached  # one interval at most
+    events = list(run.follow(poll=0.5, timeout=900))
+    assert events[-1].state == "completed", (run_dir / "trainer.log").read_text()[-3000:]
+    steps = [e.step for e in run.events() if isinstance(e, StepEvent)]
+    assert steps == list(range(log, total + 1, log))  # each step trained once, in order
+    raw = [e.step for e in run.read_events()[0] if isinstance(e, StepEvent)]
+    assert len(raw) > len(steps)  # what was lost to the kills is in the log, superseded
+    assert not list((run_dir / "checkpoints").glob("*_temp*"))
+    reader = tf.train.load_checkpoint(run.latest_checkpoint())
+    assert reader.get_variable_to_shape_map()
+    assert load_detector(run_dir).labels.names == ("square", "triangle", "circle")
 
 
 # -- without training --------------------------------------------------------------------
@@ -163,9 +230,12 @@ def test_follow_notices_a_trainer_that_died(tmp_path):
     status = {"state": "running", "step": 1, "pid": 2 ** 22 - 7, "error": "", "updated": 0,
               "total_steps": 5}
     (tmp_path / "status.json").write_text(json.dumps(status))
+    (tmp_path / "trainer.log").write_text("Traceback ...\nMemoryError: out of memory\n\n")
     events = list(run.follow(timeout=5))
     assert isinstance(events[0], StepEvent)
-    assert events[-1].state == "failed" and "ended without a word" in events[-1].message
+    assert events[-1].state == "failed" and events[-1].message.startswith(
+        "the trainer is gone (last words: MemoryError: out of memory); resume the run with "
+        "`cvatkit train --resume")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -286,3 +356,43 @@ def test_fine_tune_loads_the_earlier_runs_weights(trained, prepared, reinit):
 
     assert same(_fingerprint(model.backbone.weights), saved("backbone/"))
     assert same(_fingerprint(model.head.weights), saved("head/")) is (not reinit)
+
+
+def test_a_trainer_that_cannot_start_leaves_no_run_folder(prepared, tmp_path, monkeypatch,
+                                                          capsys):
+    import subprocess
+
+    def no_python(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "/usr/bin/python-gone")
+
+    monkeypatch.setattr(subprocess, "Popen", no_python)
+    run_dir = tmp_path / "never"
+    assert main(["train", "--data", str(prepared.path), "--run-dir", str(run_dir),
+                 "--hparams", "num-steps=2", "--detach"]) == 2
+    assert "could not start the trainer" in _err(capsys) and not run_dir.exists()
+    (tmp_path / "empty").mkdir()  # a folder given empty is left empty
+    assert main(["train", "--data", str(prepared.path), "--run-dir", str(tmp_path / "empty"),
+                 "--hparams", "num-steps=2", "--detach"]) == 2
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
+@pytest.mark.parametrize("error, said", [
+    (PermissionError(13, "Permission denied", "/runs/r/checkpoints/ckpt-10_temp"),
+     "cannot write /runs/r/checkpoints/ckpt-10_temp (permission denied)"),
+    (OSError(30, "Read-only file system: '/runs/r/events.jsonl'"),
+     "cannot write /runs/r/events.jsonl (read-only file system)"),
+    (RuntimeError("Failed to create a directory: /runs/r/checkpoints/ckpt-10_temp; "
+                  "Permission denied [Op:SaveV2]"),
+     "cannot write /runs/r/checkpoints/ckpt-10_temp (permission denied)"),
+    (MemoryError(), "ran out of memory; lower batch-size or image-size"),
+])
+def test_why_a_trainer_failed_is_said_in_the_kits_words(error, said):
+    from pathlib import Path
+
+    from cvatkit.training.worker import _failure_message
+
+    message = _failure_message(error, Run(Path("/runs/r")))
+    assert message.startswith(said) and "Op:SaveV2" not in message
+    if "cannot write" in said:
+        assert message.endswith("make the run folder writable and resume it with "
+                                "`cvatkit train --resume /runs/r`")

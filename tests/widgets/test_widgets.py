@@ -13,23 +13,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from cvat_server import CvatTestServer  # noqa: E402
-from cvatkit.widgets import (  # noqa: E402
-    DataPanel,
-    DataState,
-    ModelPanel,
-    ModelState,
-    MonitorState,
-    RateLimiter,
-    RunMonitor,
-)
-from cvatkit.widgets.redraw import MAX_GAP, RenderMeter  # noqa: E402
+from cvat_server import CvatTestServer
+from cvatkit.widgets import (DataPanel, DataState, ModelPanel, ModelState, MonitorState,
+                             RateLimiter, RunMonitor)
+from cvatkit.widgets.redraw import MAX_GAP, RenderMeter
 
-from cvatkit import write_sample  # noqa: E402
-from cvatkit.cvat import SAMPLE_LABELS as LABELS  # noqa: E402
+from cvatkit import write_sample
+from cvatkit.cvat import SAMPLE_LABELS as LABELS
 from cvatkit.cvat import sample_frame
-from cvatkit.run_progress import GONE as LOST
-from cvatkit.runs import EvalEvent, Run, StatusEvent, StepEvent  # noqa: E402
+from cvatkit.runs import EvalEvent, Run, StatusEvent, StepEvent
 
 TOKEN = "pat-widget-token-4711"
 PASSWORD = "widget-secret-pw"
@@ -384,6 +376,14 @@ def test_monitor_plots_each_series_and_shows_the_eta(tmp_path):
     assert s.eta_seconds == pytest.approx(30.0)
     assert "step 40 / 100 (40%)" in monitor.status.value and "ETA 30 s" in monitor.status.value
     assert "AP 0.250, AP@0.5 0.500" in s.summary()
+    # a loss far above what was shown: the axes take it in
+    low, high = monitor.loss_ax.get_ylim()
+    assert high < 1.0
+    run.append(StepEvent(step=50, time=0.0, losses={"cls_loss": 4.0, "box_loss": 3.0},
+                         total_loss=7.0, learning_rate=0.5, examples_per_sec=16,
+                         steps_per_sec=2.0))
+    monitor.refresh(force=True)
+    assert monitor.loss_ax.get_ylim()[1] >= 7.0 and monitor.lr_ax.get_ylim()[1] >= 0.5
     assert not monitor.stop_button.disabled and monitor.resume_button.disabled
 
     # New events: the same lines grow (no re-plotting).
@@ -473,8 +473,10 @@ def test_a_run_whose_trainer_vanished_is_shown_failed(tmp_path):
     _write_status(run, "running", 40, pid=gone.pid)
     monitor = _monitor(tmp_path)
     monitor.state.attach(run.path)
-    assert monitor.state.state == "failed" and monitor.state.run_error == LOST
-    assert "trainer process ended" in monitor.error.value
+    assert monitor.state.state == "failed"
+    assert monitor.state.run_error.startswith("the trainer is gone (last words: none)")
+    assert "the trainer is gone" in monitor.error.value
+    assert "(trainer gone)" in dict((v, k) for k, v in monitor.picker.options)[str(run.path)]
     assert not monitor.resume_button.disabled
 
 

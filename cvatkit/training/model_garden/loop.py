@@ -13,7 +13,7 @@ from ...errors import CvatkitError
 from ...runs import CHECKPOINTS, TENSORBOARD, Run, StepEvent
 from ..catalog import ModelSpec
 from ..devices import CPU_REPLICAS_ENV
-from ..hparams import Hyperparameters
+from ..resolution import Hyperparameters
 from .config import build_experiment
 
 
