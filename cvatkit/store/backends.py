@@ -8,12 +8,13 @@ manager (multipart, concurrent).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import StoreError
+from ..errors import ChecksumError, StoreError
 from ..files import copy_file, write_bytes_file
 from ..progress import Progress, no_progress
 
@@ -45,10 +46,18 @@ def open_store(uri: str, *, create_bucket: bool = False) -> Store:
         bucket, _, prefix = uri[5:].partition("/")
         if not bucket:
             raise StoreError(f"{uri!r}: name a bucket, e.g. s3://my-bucket/models")
+        if not _BUCKET.match(bucket) or ".." in bucket:
+            raise StoreError(
+                f"{uri!r}: {bucket!r} is not a valid S3 bucket name (3 to 63 lowercase "
+                "letters, digits, dots and hyphens, starting and ending with a letter or "
+                "digit), e.g. s3://my-bucket/models")
         return S3Store(bucket, prefix.strip("/"), create_bucket=create_bucket)
     if "://" in uri and not uri.startswith("file://"):
         raise StoreError(f"{uri!r}: a model store is s3://bucket/prefix or a local folder")
     return LocalStore(Path(uri[7:] if uri.startswith("file://") else uri))
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class LocalStore:
@@ -97,16 +106,21 @@ class S3Store:
 
     def __init__(self, bucket: str, prefix: str = "", *, create_bucket: bool = False) -> None:
         import boto3
+        import botocore.session
         from botocore.config import Config
 
         self.bucket, self.prefix = bucket, prefix
         self.uri = f"s3://{bucket}/{prefix}".rstrip("/")
         try:
-            session = boto3.session.Session()
+            core = botocore.session.Session()
+            session = boto3.session.Session(botocore_session=core)
             # Integrity is the manifest's job (SHA-256 of every file, checked on pull), so
             # no second checksum is computed per request.
+            # Retries: 3 attempts unless the AWS configuration (AWS_MAX_ATTEMPTS, a
+            # profile's max_attempts) says otherwise.
+            configured = core.get_config_variable("max_attempts")
             self._client = session.client("s3", config=Config(
-                retries={"max_attempts": 3, "mode": "standard"},
+                retries={"max_attempts": int(configured or 3), "mode": "standard"},
                 max_pool_connections=self.CONCURRENCY + 2,
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required"))
@@ -143,6 +157,15 @@ class S3Store:
             return StoreError(f"could not {doing}: {where} refused the credentials ({code}); "
                               "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the "
                               "AWS profile)")
+        if code in ("InternalError", "500") and doing.startswith(("download", "read")):
+            return ChecksumError(
+                f"could not {doing} from {where}: the server could not read it back "
+                f"({code}): the stored object is damaged; publish the run again")
+        if code in ("InternalError", "500", "503", "ServiceUnavailable", "SlowDown"):
+            return StoreError(
+                f"could not {doing} at {where}: the server failed ({code}): it stopped, or "
+                "its storage did; once it is back, run the same command again (what "
+                "already reached it is not sent twice)")
         name = type(e).__name__
         if name in ("EndpointConnectionError", "ConnectionClosedError", "ConnectTimeoutError",
                     "ReadTimeoutError") or isinstance(e, OSError):

@@ -5,13 +5,15 @@ from __future__ import annotations
 import configparser
 import hashlib
 import json
+import os
+import time
 import threading
 import uuid
 
 import pytest
 
 from cvatkit.cli import main
-from cvatkit.errors import ChecksumError, StoreError
+from cvatkit.errors import ChecksumError, StoreError, UsageError
 from cvatkit.runs import EvalEvent, Run
 from cvatkit.store import list_models, open_store, publish, pull
 from cvatkit.store.s3_server import serve
@@ -91,6 +93,27 @@ def test_publish_list_pull(store, tmp_path):
     assert pull(v.uri, tmp_path / "pulled") == dest  # already there
 
 
+def test_the_manifest_is_written_last(store, tmp_path):
+    """A publish that breaks off leaves a version without its manifest: not listed, not
+    pulled; publishing the run again completes it."""
+    run = fake_run(tmp_path / "run")
+    sent = []
+
+    def break_off(n):
+        sent.append(n)
+        if len(sent) == 2:
+            raise OSError("the network went away")
+
+    with pytest.raises((OSError, StoreError)):
+        publish(run.path, store, "lab", progress=break_off)
+    keys = [o.key for o in store.list("lab/")]
+    assert keys and not any(k.endswith("/manifest.json") for k in keys)  # some files, no manifest
+    assert list_models(store, "lab") == []
+    v = publish(run.path, store, "lab")
+    assert [x.version for x in list_models(store, "lab")] == [v.version]
+    assert any(o.key.endswith(f"{v.version}/manifest.json") for o in store.list("lab/"))
+
+
 def test_big_file_goes_multipart(s3_env, tmp_path):
     import boto3
 
@@ -132,13 +155,14 @@ def test_server_killed_during_publish_then_publish_again_completes(tmp_path, mon
         monkeypatch.setenv(key, value)
     run = fake_run(tmp_path / "run", big=120 * 1024 * 1024)
     store = open_store("s3://models-crash", create_bucket=True)
-    seen, lock = [], threading.Lock()
+    seen, lock, stopped = [], threading.Lock(), []
 
     def kill_midway(n):
         with lock:  # the first upload thread past 8 MB stops the server, the others wait
             seen.append(n)
-            if sum(seen) > 8 * 1024 * 1024 and (server.folder / "server.json").exists():
+            if sum(seen) > 8 * 1024 * 1024 and not stopped:
                 server.stop()
+                stopped.append(True)
 
     with pytest.raises(StoreError, match="cannot reach|could not upload"):
         publish(run.path, store, "lab", progress=kill_midway)
@@ -171,13 +195,40 @@ def test_corrupted_object_is_named_on_pull(s3_env, tmp_path):
     assert not (tmp_path / "p").exists()
 
 
+def test_bytes_flipped_on_the_servers_disk_are_named_on_pull(s3_env, tmp_path, monkeypatch):
+    """Damage below S3: a byte of a stored object flipped in SeaweedFS's volume file. The
+    server either refuses to read it back or sends it as it is; either way the pull names
+    the file and leaves nothing."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # the server itself tries for 17 s
+    store = open_store(f"s3://{_bucket()}", create_bucket=True)
+    run = fake_run(tmp_path / "run")
+    content = os.urandom(8000)  # not compressible: stored as it is
+    marker = content[1000:1064]
+    weights = run.path / "export" / "saved_model" / "variables" / "variables.data-00000-of-00001"
+    weights.write_bytes(content)
+    v = publish(run.path, store, "lab")
+    damaged = 0
+    for volume in (s3_env.folder / "data").rglob("*.dat"):
+        data = bytearray(volume.read_bytes())
+        at = data.find(marker)
+        if at >= 0:
+            data[at + 100] ^= 0xFF
+            volume.write_bytes(bytes(data))
+            damaged += 1
+    assert damaged == 1
+    with pytest.raises(ChecksumError, match=r"variables\.data-00000-of-00001.*damaged"):
+        pull(v.uri, tmp_path / "p")
+    assert not (tmp_path / "p").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".p.")]
+
+
 def test_incomplete_or_bad_requests(tmp_path):
     store = open_store(str(tmp_path / "store"))
     run = fake_run(tmp_path / "run")
     run.set_status("stopped", step=2)
-    with pytest.raises(Exception, match="has not completed"):
+    with pytest.raises(UsageError, match="has not completed"):
         publish(run.path, store, "lab")
-    with pytest.raises(Exception, match="namespace 'a b'"):
+    with pytest.raises(UsageError, match="namespace 'a b'"):
         publish(run.path, store, "a b")
     with pytest.raises(StoreError, match="is not a complete model version"):
         pull(f"{tmp_path / 'store'}/lab/models/x/y", tmp_path / "p")
@@ -206,7 +257,6 @@ def test_cli_and_no_secret_anywhere(s3_env, tmp_path, capsys, trained):
 
 
 def test_catalog_entry_starts_from_a_store_version(s3_env, tmp_path, trained, prepared):
-    from cvatkit.errors import UsageError
     from cvatkit.training import load_catalog
 
     store = open_store(f"s3://{_bucket()}", create_bucket=True)
@@ -234,3 +284,39 @@ def test_damaged_manifest_is_named(tmp_path):
         list_models(store, "lab")
     with pytest.raises(StoreError, match="is damaged"):
         pull(v.uri, tmp_path / "p")
+
+
+def test_the_local_server_keeps_its_address_and_cleans_up_after_itself(tmp_path, capsys):
+    import signal
+    import socket
+
+    from cvatkit.errors import S3ServerError
+    from cvatkit.store.s3_server import running
+
+    folder = tmp_path / "s3"
+    first = serve(folder)
+    keys = (folder / "credentials").read_text()
+    first.stop()
+    assert running(folder) is None
+    again = serve(folder)  # the same address and keys: an exported AWS_ENDPOINT_URL works
+    try:
+        assert again.endpoint == first.endpoint
+        assert (folder / "credentials").read_text() == keys
+        assert running(folder) == again
+        os.killpg(again.pid, signal.SIGKILL)  # a crash: no word from the server
+        deadline = time.monotonic() + 10
+        while running(folder) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert running(folder) is None
+        assert main(["s3-serve", str(folder), "--stop"]) == 0
+        assert "no server is running" in capsys.readouterr().out
+    finally:
+        again.stop()
+    for port, message in ((99999, "is not a TCP port"), (None, "is taken")):
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = port or busy.getsockname()[1]
+            with pytest.raises((UsageError, S3ServerError), match=message):
+                serve(tmp_path / "new" / "s3", port=port)
+        assert not (tmp_path / "new").exists()  # no folder holding credentials left
