@@ -7,6 +7,7 @@ import sys
 import textwrap
 import time
 
+from ..run_progress import RunProgress
 from .common import say_error
 
 
@@ -58,10 +59,14 @@ def add_commands(sub) -> None:
     s.add_argument("run_dir", metavar="RUN_DIR")
     s.set_defaults(func=_cmd_stop)
 
-    w = sub.add_parser("train-worker", help=argparse.SUPPRESS)
-    w.add_argument("run_dir")
-    w.add_argument("--resume", action="store_true")
-    w.set_defaults(func=_cmd_train_worker)
+    s = sub.add_parser(
+        "status", help="the true state of a run, or of every run in a folder",
+        description="Print the state of RUN_DIR (starting, running, stopped, completed, "
+        "failed), its step, and why it ended; a run whose trainer process is gone without "
+        "a word is failed, with the last words of its log. Given a folder of runs, one line "
+        "per run, newest first.")
+    s.add_argument("path", metavar="RUN_DIR")
+    s.set_defaults(func=_cmd_status)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -146,7 +151,6 @@ def _follow(run) -> int:
     """Show a run's progress until it ends; Ctrl-C stops it cleanly."""
     from tqdm import tqdm
 
-    from ..run_progress import RunProgress
     from ..runs import EvalEvent, StatusEvent, StepEvent
     from ..training import stop_run
 
@@ -192,7 +196,40 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train_worker(args: argparse.Namespace) -> int:
-    from ..training.worker import main as worker_main
+def _cmd_status(args: argparse.Namespace) -> int:
+    from pathlib import Path
 
-    return worker_main(args.run_dir, resume=args.resume)
+    from ..errors import UsageError
+    from ..runs import RUN_JSON, Run
+
+    folder = Path(args.path)
+    if (folder / RUN_JSON).is_file():
+        run = Run(folder)
+        progress = _progress_of(run)
+        print(f"{folder}: {progress.summary()}")
+        why = progress.failure(run.path)
+        if why:
+            print(f"  {why}")
+        elif progress.message:
+            print(f"  {progress.message}")
+        return 0
+    runs = sorted((p for p in folder.iterdir() if (p / RUN_JSON).is_file()),
+                  key=lambda p: (p / RUN_JSON).stat().st_mtime,
+                  reverse=True) if folder.is_dir() else []
+    if not runs:
+        raise UsageError(f"{folder} is neither a run folder (no {RUN_JSON}) nor a folder "
+                         "holding runs")
+    for path in runs:
+        progress = _progress_of(Run(path))
+        why = progress.failure(path) if progress.state in ("failed", "stopped") else ""
+        print(f"{path.name}: {progress.summary()}" + (f" — {why}" if why else ""))
+    return 0
+
+
+def _progress_of(run) -> RunProgress:
+    """What a run's events and status add up to."""
+    progress = RunProgress(int(run.spec().get("hparams", {}).get("num-steps", 0) or 0))
+    for event in run.events():
+        progress.on_event(event)
+    progress.on_status(run.status())
+    return progress

@@ -3,11 +3,11 @@ launching runs, and the trainer process (on TF Model Garden)."""
 
 from .catalog import BUILT_IN, DEFAULT_MODEL, FAMILIES, ModelSpec, Weights, get_model, load_catalog
 from .devices import count_gpus
-from .hparams import (BY_KEY, PARAMS, Hyperparameters, Param, canonical_key, convert, default_value,
-                      format_hparams, format_value, line_values, parse_hparams, read_hparams_file,
-                      recommended_steps, resolve, set_line)
+from .hparams import (BY_KEY, PARAMS, Param, canonical_key, convert, format_hparams, format_value,
+                      line_values, parse_hparams, read_hparams_file, set_line)
 from .launcher import resume_run, start_run, stop_run
 from .plan import InitCheckpoint, RunPlan, plan_run, resolve_init_checkpoint
+from .resolution import Hyperparameters, default_value, recommended_steps, resolve
 from .weights import DownloadProgress, fetch_weights
 
 __all__ = ["BUILT_IN", "BY_KEY", "DEFAULT_MODEL", "DownloadProgress", "FAMILIES",

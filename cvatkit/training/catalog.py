@@ -199,6 +199,9 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> dict[str, ModelS
         text = file.read_text(encoding="utf-8")
     except OSError as e:
         raise CatalogError(f"model catalog {file}: cannot read it ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise CatalogError(f"model catalog {file} is not UTF-8 text ({e.reason} at byte "
+                           f"{e.start}); save it as UTF-8") from None
     doc = _parse(text, file)
     models = doc.get("models") if isinstance(doc, dict) else None
     if not isinstance(models, dict):

@@ -13,7 +13,8 @@ from ..errors import DatasetError, UsageError
 from ..runs import CHECKPOINTS, Run, run_of_checkpoint
 from .catalog import ModelSpec, get_model, load_catalog
 from .devices import count_gpus
-from .hparams import Hyperparameters, parse_hparams, resolve
+from .hparams import parse_hparams
+from .resolution import Hyperparameters, resolve
 from .weights import DownloadProgress
 
 

@@ -86,6 +86,15 @@ def test_batch_scales_with_clones_unless_set():
     ("ssd-mobilenet-v2-coco", {"val-split": 0.2}, 0,
      "the dataset was split with 0.1; prepare it again with --val-split 0.2"),
     ("ssd-mobilenet-v2-coco", {"schedule-step-2": 5}, 0, "needs schedule-step-1"),
+    ("ssd-mobilenet-v2-coco", {"schedule-step-1": 50, "schedule-step-2": 50}, 0,
+     "schedule-step-2 must come after schedule-step-1"),
+    ("ssd-mobilenet-v2-coco", {"num-steps": 100, "schedule-step-1": 100}, 0,
+     "schedule-step-1=100 is not before the run's end (num-steps=100)"),
+    ("ssd-mobilenet-v2-coco", {"num-steps": 100, "warmup-steps": 200}, 0,
+     "warmup-steps=200 is not before the run's end"),
+    ("ssd-mobilenet-v2-coco", {"aug-scale-min": 1.5, "aug-scale-max": 1.2}, 0,
+     "aug-scale-min=1.5 is above aug-scale-max=1.2"),
+    ("ssd-mobilenet-v2-coco", {"batch-size": 5000}, 0, "batch-size=5000 must be <= 4096"),
 ])
 def test_context_checks(model, values, gpus, message):
     with pytest.raises(HyperparameterError) as e:
@@ -113,17 +122,21 @@ def test_one_table_gives_the_defaults_the_ranges_and_the_help():
             param.key == "log-interval"  # capped at num-steps by resolve
         text = param.describe()
         assert text.startswith(param.help) and "default:" in text
+        assert param.type is str or param.type is bool or param.max is not None, (
+            f"{param.key} has no upper bound")
         if param.max is not None:
-            assert f"<= {param.max:g}" in text
-            with pytest.raises(HyperparameterError, match=f"must be <= {param.max:g}"):
-                parse_hparams(f"{param.key}={param.max * 2:g}")
+            assert f"<= {param.bound(param.max)}" in text
+            with pytest.raises(HyperparameterError,
+                               match=f"line 1: {param.key}=.* must be <= {param.bound(param.max)}"):
+                parse_hparams(f"{param.key}={param.bound(param.max * 2)}")
     size = BY_KEY["image-size"]
     assert "a multiple of 64" in size.describe()  # the help says what the check wants
     with pytest.raises(HyperparameterError, match="line 1: image-size=96 must be a multiple "
                                                   "of 64 .*; try 128"):
         parse_hparams("image-size=96")
     assert BY_KEY["warmup-steps"].describe() == (
-        "steps of linear learning-rate warm-up (default: num-steps / 10, at most 500; >= 0)")
+        "steps of linear learning-rate warm-up (default: num-steps / 10, at most 500; >= 0, "
+        "<= 10000000)")
 
 
 def test_help_hparams_prints_the_table(capsys):

@@ -68,7 +68,7 @@ def test_archive_is_fetched_once_then_served_from_the_verified_cache(http, tmp_p
     archive.write_bytes(archive.read_bytes()[:-10])
     with pytest.raises(WeightsError, match="no longer matches its SHA-256"):
         fetch_weights(weights, cache=tmp_path / "cache")
-    assert prefix
+    assert prefix == str(tmp_path / "made" / "ckpt-7")  # what went into the archive
 
 
 def test_checkpoint_files_and_expected_digests(http, tmp_path):

@@ -9,7 +9,7 @@ from typing import Any
 from ...dataset import VAL_COCO_JSON, Dataset
 from ...errors import CvatkitError
 from ..catalog import ModelSpec
-from ..hparams import Hyperparameters
+from ..resolution import Hyperparameters
 
 _EXPERIMENTS = {
     "retinanet": "retinanet_resnetfpn_coco",

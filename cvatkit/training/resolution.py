@@ -1,0 +1,169 @@
+"""A run's hyperparameters resolved: the user's values over each parameter's default for
+the chosen model (``hparams.PARAMS``), checked against the dataset and the machine."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..errors import HyperparameterError
+from .hparams import BY_KEY, PARAMS, check_value, format_hparams, format_value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hyperparameters:
+    """Every hyperparameter of a run, resolved: the user's values over the defaults."""
+
+    num_steps: int
+    batch_size: int
+    initial_learning_rate: float
+    num_clones: int
+    schedule_step_1: int | None
+    schedule_step_2: int | None
+    warmup_steps: int
+    stage_1_epochs: int
+    stage_2_epochs: int
+    stage_3_epochs: int
+    image_size: int
+    val_split: float
+    eval_interval: int
+    checkpoint_interval: int
+    log_interval: int
+    aug_hflip: bool
+    aug_scale_min: float
+    aug_scale_max: float
+    aug_jpeg_quality: bool
+    aug_type: str
+    anchor_size: float | None
+    l2_weight_decay: float
+    max_detections: int
+    seed: int
+
+    def as_lines(self) -> str:
+        return format_hparams({k: v for k, v in self.to_dict().items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name.replace("_", "-"): getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Hyperparameters:
+        """Read back ``to_dict`` (``run.json``)."""
+        return cls(**{k.replace("-", "_"): v for k, v in values.items()})
+
+
+class Resolved:
+    """The values of a run as far as they are known: the user's, else each parameter's
+    default, computed on first use (a default may use other values)."""
+
+    def __init__(self, spec, values: Mapping[str, Any], data) -> None:
+        self.spec, self.data = spec, data
+        self._values = dict(values)
+        self._given = set(values)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._values:
+            default = BY_KEY[key].default
+            self._values[key] = default(self) if callable(default) else default
+        return self._values[key]
+
+    def given(self, key: str) -> bool:
+        """Whether the user set ``key``."""
+        return key in self._given
+
+    def set(self, key: str, value: Any) -> None:
+        """Fix a value that follows from others (Mask R-CNN's num-steps from its stages)."""
+        self._values[key] = value
+
+
+def default_value(spec, key: str, values: Mapping[str, Any] | None = None, data=None) -> Any:
+    """What ``key`` is for ``spec`` when the user leaves it out (other ``values`` given)."""
+    return Resolved(spec, values or {}, data)[key]
+
+
+def recommended_steps(train_frames: int, batch_size: int) -> int:
+    """The original workflow's rule of thumb: (frames / batch size) x 1000, rounded to
+    the nearest thousand (100 frames at batch 24 -> 4000)."""
+    raw = train_frames / max(batch_size, 1) * 1000
+    return max(1000, int(raw / 1000.0 + 0.5) * 1000)
+
+
+def resolve(spec, values: Mapping[str, Any], data, *,
+            gpus: int) -> tuple[Hyperparameters, list[str]]:
+    """The run's hyperparameters: ``values`` (from ``parse_hparams``) over the table's
+    defaults for ``spec``, checked against the dataset ``data`` and the ``gpus`` this
+    machine has. Returns them and notes worth showing (e.g. the recommended num-steps)."""
+    r = Resolved(spec, values, data)
+    _check_devices(spec, r, gpus)
+    _check_stages(spec, r, data)
+    if r.given("val-split") and abs(r["val-split"] - data.val_fraction) > 1e-9:
+        raise HyperparameterError(
+            f"val-split={r['val-split']:g} but the dataset was split with "
+            f"{data.val_fraction:g}; prepare it again with --val-split {r['val-split']:g}")
+    if r.given("schedule-step-2") and not r.given("schedule-step-1"):
+        raise HyperparameterError("schedule-step-2 needs schedule-step-1")
+    if r.given("schedule-step-1") and r.given("schedule-step-2") and \
+            r["schedule-step-2"] <= r["schedule-step-1"]:
+        raise HyperparameterError("schedule-step-2 must come after schedule-step-1")
+    if r["aug-scale-min"] > r["aug-scale-max"]:
+        raise HyperparameterError(
+            f"aug-scale-min={r['aug-scale-min']:g} is above aug-scale-max="
+            f"{r['aug-scale-max']:g}; the smallest rescale factor must not exceed the largest")
+    for key in ("schedule-step-1", "schedule-step-2", "warmup-steps"):
+        if r.given(key) and r[key] >= r["num-steps"]:
+            raise HyperparameterError(
+                f"{key}={r[key]} is not before the run's end (num-steps={r['num-steps']}); "
+                f"the run would never reach it: set {key} below num-steps")
+    resolved = {p.key: r[p.key] for p in PARAMS}
+    resolved["log-interval"] = min(resolved["log-interval"], resolved["num-steps"])
+    for param in PARAMS:
+        if resolved[param.key] is not None:
+            check_value(param, resolved[param.key])
+    recommended = recommended_steps(data.train_frames, r["batch-size"])
+    notes = [f"recommended num-steps for {data.train_frames} training frames at batch "
+             f"{r['batch-size']}: {recommended} (the rule of thumb: frames / batch x 1000)"
+             + ("" if r.given("num-steps") else f"; using {r['num-steps']}")]
+    if not values:
+        main = ("num-steps", "batch-size", "initial-learning-rate", "image-size")
+        notes.insert(0, "no hyperparameters given: training with the defaults for "
+                     f"{spec.key} (" + ", ".join(f"{k}={format_value(resolved[k])}"
+                                                for k in main) + ")")
+    return Hyperparameters.from_dict(resolved), notes
+
+
+def _check_devices(spec, r: Resolved, gpus: int) -> None:
+    clones = r["num-clones"]
+    if clones > 1 and clones > gpus:
+        raise HyperparameterError(
+            f"num-clones={clones} asks for {clones} GPUs but this machine has "
+            f"{gpus or 'none'}; set num-clones to at most {max(gpus, 1)}")
+    if spec.min_gpus and clones < spec.min_gpus:
+        raise HyperparameterError(
+            f"{spec.key} needs at least {spec.min_gpus} GPUs for its memory; set "
+            f"num-clones={spec.min_gpus} on a machine with {spec.min_gpus} GPUs, or pick "
+            "another model")
+    if r["batch-size"] % clones:
+        raise HyperparameterError(
+            f"batch-size={r['batch-size']} does not divide over num-clones={clones} GPUs; "
+            f"use a multiple of {clones}")
+
+
+def _check_stages(spec, r: Resolved, data) -> None:
+    """Mask R-CNN's stage epochs, made into num-steps; masks for mask models."""
+    stages = [r[f"stage-{k}-epochs"] for k in (1, 2, 3)]
+    if any(stages) and spec.family != "maskrcnn":
+        raise HyperparameterError(
+            f"stage-N-epochs apply to maskrcnn only; {spec.key} trains in one stage: set "
+            "num-steps instead")
+    if spec.family == "maskrcnn" and not data.include_masks:
+        raise HyperparameterError(
+            f"{spec.key} learns masks, but the dataset has boxes only (no polygons or "
+            "masks); annotate polygons, or pick a detection model such as "
+            "ssd-mobilenet-v2-coco")
+    if any(stages):
+        if r.given("num-steps"):
+            raise HyperparameterError(
+                "set either num-steps or stage-1/2/3-epochs for maskrcnn, not both")
+        steps_per_epoch = max(1, math.ceil(data.train_frames / r["batch-size"]))
+        r.set("num-steps", sum(stages) * steps_per_epoch)
