@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import OutputExistsError, UsageError
+from .processes import pid_alive
 
 CACHE_ENV = "CVATKIT_CACHE"
 _CHUNK = 1 << 20
@@ -123,17 +124,6 @@ def cache_root() -> Path:
     """Where cvatkit keeps what it downloads (weights, pulled models): ``$CVATKIT_CACHE``,
     else ``~/.cache/cvatkit``."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cvatkit")
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (one of another user's counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -62,7 +62,8 @@ def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = pri
         sample = work / "sample"
         if not (sample / "test.zip").exists():
             say(f"writing the sample task to {sample}")
-            write_sample(sample, frames=sample_frames, test_frames=sample_test_frames)
+            write_sample(sample, frames=sample_frames, test_frames=sample_test_frames,
+                         overwrite=True)
         pairs = [(sample / "task.zip", work / "datasets" / "sample", 0.0),
                  (sample / "test.zip", work / "datasets" / "sample-test", 1.0)]
     else:

@@ -7,6 +7,7 @@ label maps: id 0 is the background.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -103,10 +104,19 @@ class Shape:
     """Where the shape is described, for messages: ``annotations.xml line 57``."""
 
     def __post_init__(self) -> None:
+        where = f"{self.where}: " if self.where else ""
         if self.kind not in SHAPE_KINDS:
-            raise AnnotationError(f"shape kind {self.kind!r} is not one of {SHAPE_KINDS}")
+            raise AnnotationError(
+                f"{where}shape kind {self.kind!r} is not one of {', '.join(SHAPE_KINDS)}")
         if self.kind == "mask" and len(self.points) < 5:
-            raise AnnotationError("a mask shape needs run lengths and a box")
+            raise AnnotationError(f"{where}a mask labelled {self.label!r} needs run lengths "
+                                  "and a box")
+        bad = [p for p in self.points if not math.isfinite(p)]
+        if bad or (self.rotation is not None and not math.isfinite(self.rotation)):
+            what = f"a coordinate {bad[0]!r}" if bad else f"rotation {self.rotation!r}"
+            raise AnnotationError(
+                f"{where}a {self.kind} labelled {self.label!r} has {what}, not a finite "
+                "number; fix the shape in CVAT (or the file) and export again")
 
     def bbox(self) -> tuple[float, float, float, float]:
         """Axis-aligned (xmin, ymin, xmax, ymax), rotation applied."""
@@ -160,8 +170,6 @@ class TaskSummary:
 
 def _rotated_bbox(x0: float, y0: float, x1: float, y1: float,
                   degrees: float) -> tuple[float, float, float, float]:
-    import math
-
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     a = math.radians(degrees)
     cos, sin = math.cos(a), math.sin(a)

@@ -283,6 +283,13 @@ class CvatTestServer:
             task.updated = _later_than(task.updated)
 
     # ------------------------------------------------------------- internals
+    def reset_faults(self) -> list[tuple[str, int, bool]]:
+        """Disarm the faults ``fail_next`` armed and no request met; the ones that were
+        left."""
+        with self._lock:
+            left, self._faults = self._faults, []
+        return left
+
     def fail_next(self, method: str, *, status: int = 502, apply: bool = False) -> None:
         """Answer the next ``method`` request to a task's annotations with ``status``;
         with ``apply`` the write is carried out first (a response lost on the way back)."""

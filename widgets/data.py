@@ -129,7 +129,7 @@ class DataState(HasTraits):
             self.sample_dir = os.fspath(out_dir)
         if not self.sample_dir.strip():
             raise UsageError("give a folder for the sample task")
-        task = write_sample(self.sample_dir.strip(), frames=frames)
+        task = write_sample(self.sample_dir.strip(), frames=frames, overwrite=True)
         self.sample_path = str(task.task)
         self.mode = "sample"
         self._load_report()

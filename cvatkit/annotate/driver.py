@@ -139,6 +139,8 @@ def annotate_task(client, task_id: int, detector: Detector, *,
     from cvat_sdk.auto_annotation import annotate_task as sdk_annotate_task
 
     check_threshold(threshold)
+    if isinstance(task_id, bool) or not isinstance(task_id, int) or task_id < 1:
+        raise UsageError(f"task {task_id!r}: a CVAT task's id is a whole number from 1 on")
     host = client.api_map.host
     where = f"task {task_id} on {host}"
     try:

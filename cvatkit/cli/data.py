@@ -21,6 +21,8 @@ def add_commands(sub) -> None:
     s.add_argument("--format", choices=("cvat", "coco"), default="cvat",
                    help="cvat: 'CVAT for images 1.1' (default); coco: 'COCO 1.0'")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace task.zip and test.zip if OUT_DIR already holds them")
     s.set_defaults(func=_cmd_sample)
 
     s = sub.add_parser(
@@ -60,15 +62,12 @@ def add_commands(sub) -> None:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from ..cvat.sample import DEFAULT_FRAMES, DEFAULT_TEST_FRAMES, write_sample
-    from ..errors import UsageError
+    from ..cvat import SAMPLE_FRAMES, SAMPLE_TEST_FRAMES, write_sample
 
-    frames = DEFAULT_FRAMES if args.frames is None else args.frames
-    test_frames = DEFAULT_TEST_FRAMES if args.test_frames is None else args.test_frames
-    if frames < 1 or test_frames < 0:
-        raise UsageError("--frames must be at least 1 and --test-frames at least 0")
+    frames = SAMPLE_FRAMES if args.frames is None else args.frames
+    test_frames = SAMPLE_TEST_FRAMES if args.test_frames is None else args.test_frames
     task = write_sample(args.out_dir, frames=frames, test_frames=test_frames,
-                        fmt=args.format, seed=args.seed)
+                        fmt=args.format, seed=args.seed, overwrite=args.overwrite)
     print(f"sample task: {task.task} ({task.frames} frames)")
     print(f"held-out frames: {task.test} ({task.test_frames} frames)")
     return 0

@@ -185,6 +185,8 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
 
     check_threshold(args.threshold)
     mapping = parse_label_pairs(args.map)
+    if args.task is not None and args.task < 1:
+        raise UsageError(f"task {args.task}: a CVAT task's id is a whole number from 1 on")
     if args.task is not None and args.out:
         raise UsageError("--out goes with --source (offline); with --task the shapes go "
                          "straight to the CVAT server")

@@ -18,11 +18,11 @@ from .server import (
                      server_error,
                      server_host,
 )
-from .source import Source
+from .source import UNLABELLED, Source
 from .tasks import open_export, open_source
 
 __all__ = ["CocoSource", "CvatServerSource", "CvatXmlSource", "HOST_ENV", "SAMPLE_FRAMES",
            "SAMPLE_LABELS", "SAMPLE_TEST_FRAMES", "SampleTask", "Source", "TASK_ZIP",
-           "TEST_ZIP", "connect", "cvat_xml_bytes", "disconnect", "list_tasks",
+           "TEST_ZIP", "UNLABELLED", "connect", "cvat_xml_bytes", "disconnect", "list_tasks",
            "open_export", "open_source", "sample_frame", "server_error", "server_host",
            "shape_to_cvat", "write_coco", "write_cvat_xml", "write_sample"]

@@ -21,7 +21,7 @@ from ..files import written_aside
 from ..geometry import mask_bitmap, polygon_area
 from ..records import Frame, LabelMap, Shape, TaskSummary
 from .container import Container, ImageLoader, add_to_zip
-from .source import ExportSource
+from .source import UNLABELLED, ExportSource
 
 _ATTRIBUTES_SKIPPED = ("occluded", "rotation", "z_order", "track_id", "keyframe")
 
@@ -62,7 +62,7 @@ class CocoSource(ExportSource):
             display = self.container.display(name)
             by_image: dict[Any, list[dict]] = defaultdict(list)
             images = doc.get("images") or []
-            image_ids = {img.get("id") for img in images if isinstance(img, dict)}
+            image_ids = _unique_image_ids(images, display)
             for ann in doc.get("annotations") or []:
                 if not isinstance(ann, dict) or ann.get("image_id") not in image_ids:
                     raise AnnotationError(
@@ -106,8 +106,10 @@ class CocoSource(ExportSource):
 
     def _parse_categories(self) -> LabelMap:
         self._category_names: dict[Any, str] = {}
+        self._unnamed: set[Any] = set()
         names: list[str] = []
         for name, doc in self._docs:
+            ids_here: dict[Any, str] = {}
             for cat in sorted(doc.get("categories") or [], key=lambda c: _get(c, "id") or 0):
                 try:
                     cid, cname = cat["id"], str(cat["name"])
@@ -115,6 +117,22 @@ class CocoSource(ExportSource):
                     raise AnnotationError(
                         f"{self.container.display(name)}: a category needs an id and a name"
                     ) from None
+                where = self.container.display(name)
+                if not cname.strip():
+                    self._unnamed.add(cid)  # its shapes are counted, not trained on
+                    continue
+                if self._category_names.get(cid, cname) != cname:
+                    raise AnnotationError(
+                        f"{where}: category {cid} is named {cname!r}, but "
+                        f"{self._category_names[cid]!r} in another file of the export; "
+                        "export the task from CVAT again")
+                twin = next((k for k, v in ids_here.items() if v == cname and k != cid), None)
+                if twin is not None:
+                    raise AnnotationError(
+                        f"{where}: categories {twin} and {cid} are both named {cname!r}; "
+                        "CVAT exports each label once: rename one of them, or merge their "
+                        "annotations under one id")
+                ids_here[cid] = cname
                 self._category_names[cid] = cname
                 if cname not in names:
                     names.append(cname)
@@ -127,6 +145,9 @@ class CocoSource(ExportSource):
     def _shape(self, ann: dict, display: str, width: int, height: int) -> Shape | None:
         where = f"{display} annotation id {ann.get('id')}"
         cat = ann.get("category_id")
+        if cat in self._unnamed:
+            self.skipped[UNLABELLED] += 1
+            return None
         if cat not in self._category_names:
             known = ", ".join(f"{k} {v}" for k, v in self._category_names.items())
             raise AnnotationError(
@@ -156,6 +177,22 @@ class CocoSource(ExportSource):
         x, y, w, h = _numbers(bbox, where)
         return Shape(kind="rectangle", points=(x, y, x + w, y + h),
                      rotation=float(attrs.get("rotation", 0.0) or 0.0), **common)
+
+
+def _unique_image_ids(images: list, display: str) -> set:
+    """The images' ids, each given once."""
+    seen: dict[Any, str] = {}
+    for img in images:
+        if not isinstance(img, dict):
+            continue
+        key = img.get("id")
+        if key in seen:
+            raise AnnotationError(
+                f"{display}: image id {key!r} is given twice ({seen[key]!r} and "
+                f"{img.get('file_name')!r}); each image needs its own id: export the task "
+                "again or fix the file")
+        seen[key] = str(img.get("file_name"))
+    return set(seen)
 
 
 def _get(obj: Any, key: str) -> Any:

@@ -21,7 +21,7 @@ from ..files import written_aside
 from ..geometry import ellipse_polygon
 from ..records import Frame, LabelMap, Shape, TaskSummary
 from .container import ZIP_TIME, Container, ImageLoader, add_to_zip
-from .source import ExportSource
+from .source import UNLABELLED, ExportSource
 
 ANNOTATIONS = "annotations.xml"
 _SKIPPED_KINDS = ("polyline", "points", "cuboid", "skeleton", "tag")
@@ -115,14 +115,19 @@ class CvatXmlSource(ExportSource):
             if kind not in ("box", "polygon", "mask", "ellipse"):
                 self.skipped[kind] += 1
                 continue
-            shapes.append(self._shape(child, f"{self._xml_name} line {child.sourceline}"))
+            shape = self._shape(child, f"{self._xml_name} line {child.sourceline}")
+            if shape is not None:
+                shapes.append(shape)
         return Frame(index=index, name=name, width=width, height=height, shapes=tuple(shapes),
                      subset=elem.get("subset", ""), where=where)
 
-    def _shape(self, el: etree._Element, where: str) -> Shape:
+    def _shape(self, el: etree._Element, where: str) -> Shape | None:
         label = el.get("label")
         if label is None:
             raise AnnotationError(f"{where}: <{el.tag}> has no label")
+        if not label.strip():
+            self.skipped[UNLABELLED] += 1  # counted, not trained on (refused with --strict)
+            return None
         if label not in self._labels:
             raise AnnotationError(
                 f"{where}: a {el.tag} is labelled {label!r}, which is not among the task's "
@@ -156,8 +161,13 @@ def _parse_labels(meta: etree._Element, xml_name: str) -> LabelMap:
             if label.findtext("parent"):
                 continue  # a skeleton's point
             name = label.findtext("name")
-            if not name or name in names:
+            if not name:
                 continue
+            if name in names:
+                raise AnnotationError(
+                    f"{xml_name}: label {name!r} is defined twice in <meta> "
+                    f"(line {label.sourceline}); CVAT names each label once: export the task "
+                    "again or fix the file")
             names.append(name)
             colors[name] = label.findtext("color")
             types[name] = label.findtext("type") or "any"

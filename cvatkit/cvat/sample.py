@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..errors import OutputExistsError, UsageError
 from ..records import Frame, LabelMap, Shape
 from .coco import write_coco
 from .cvat_xml import write_cvat_xml
@@ -22,6 +23,7 @@ from .cvat_xml import write_cvat_xml
 WIDTH, HEIGHT = 160, 128
 DEFAULT_FRAMES = 400
 DEFAULT_TEST_FRAMES = 60
+MAX_FRAMES = 100_000
 TASK_ZIP = "task.zip"
 TEST_ZIP = "test.zip"
 LABELS = LabelMap.from_names(
@@ -46,14 +48,23 @@ class SampleTask:
 
 def write_sample(out_dir: str | Path, *, frames: int = DEFAULT_FRAMES,
                  test_frames: int = DEFAULT_TEST_FRAMES, fmt: str = "cvat",
-                 seed: int = 0) -> SampleTask:
+                 seed: int = 0, overwrite: bool = False) -> SampleTask:
     """Write ``task.zip`` and ``test.zip`` into ``out_dir`` in the export format ``fmt``
-    (``cvat`` for "CVAT for images 1.1", ``coco`` for "COCO 1.0")."""
+    (``cvat`` for "CVAT for images 1.1", ``coco`` for "COCO 1.0"). Exports already there
+    are refused unless ``overwrite``."""
     if fmt not in ("cvat", "coco"):
-        raise ValueError(f"format must be cvat or coco, got {fmt!r}")
-    if frames < 1 or test_frames < 0:
-        raise ValueError("frames must be >= 1 and test frames >= 0")
+        raise UsageError(f"the sample's format is cvat or coco, not {fmt!r}")
+    if not 1 <= frames <= MAX_FRAMES or not 0 <= test_frames <= MAX_FRAMES:
+        raise UsageError(f"the sample has 1 to {MAX_FRAMES} annotated frames and 0 to "
+                         f"{MAX_FRAMES} held-out ones; got {frames} and {test_frames}")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} is a file; give a folder for the sample task")
+    there = [name for name in (TASK_ZIP, TEST_ZIP) if (out / name).exists()]
+    if there and not overwrite:
+        raise OutputExistsError(
+            f"{out} already holds {' and '.join(there)}; pass --overwrite to replace them, "
+            "or choose another folder")
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, count, offset, title in ((TASK_ZIP, frames, 0, "cvatkit sample"),

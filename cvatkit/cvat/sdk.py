@@ -23,9 +23,10 @@ def attribute_names(labels: Iterable[Any]) -> dict[int, str]:
     return {spec.id: spec.name for label in labels for spec in (label.attributes or [])}
 
 
-def shape_from_cvat(shape: Any, label_names: dict[int, str],
-                    attr_names: dict[int, str]) -> Shape | None:
-    """A Shape from a ``models.LabeledShape``; None for kinds cvatkit does not train on."""
+def shape_from_cvat(shape: Any, label_names: dict[int, str], attr_names: dict[int, str],
+                    *, where: str = "") -> Shape | None:
+    """A Shape from a ``models.LabeledShape``; None for kinds cvatkit does not train on.
+    ``where`` names it in messages (``task 7 frame 3``)."""
     kind = getattr(shape.type, "value", str(shape.type))
     points = tuple(float(p) for p in shape.points)
     rotation = float(getattr(shape, "rotation", 0.0) or 0.0)
@@ -45,6 +46,7 @@ def shape_from_cvat(shape: Any, label_names: dict[int, str],
                          for a in (shape.attributes or [])),
         z_order=int(shape.z_order or 0),
         rotation=rotation,
+        where=where,
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import ServerError, UsageError
 from ..records import Frame, LabelMap, Shape, TaskSummary
+from .source import UNLABELLED
 from .sdk import attribute_names, label_map_from_cvat, shape_from_cvat, summary_from_cvat
 
 HOST_ENV = "CVAT_HOST"
@@ -52,11 +53,18 @@ def connect(host: str | None = None, *, access_token: str | None = None,
             f"(CVAT: your profile > Security), or {USER_ENV} and {PASSWORD_ENV}")
     cache = Path(cache_dir or os.environ.get(CACHE_ENV) or Config().cache_dir)
     try:
-        client = Client(host, config=Config(cache_dir=cache))
+        # The server's version is asked for below, where an answer that is not CVAT's
+        # gets a message of its own (cvat-sdk would log the page it got instead).
+        client = Client(host, config=Config(cache_dir=cache), check_server_version=False)
     except InvalidHostException as e:
         raise UsageError(f"CVAT host {host!r} is not a valid address: {e}") from None
     except Exception as e:
-        raise server_error(e, host, "reach the server") from None
+        raise server_error(e, host, "connect") from None
+    try:
+        client.api_client.server_api.retrieve_about()
+    except Exception as e:
+        client.close()
+        raise server_error(e, host, "connect", path="/api/server/about") from None
     try:
         if access_token is not None:
             client.login(AccessTokenCredentials(access_token))
@@ -154,7 +162,11 @@ class CvatServerSource:
             meta = sizes[k] if k < len(sizes) else sizes[0]
             shapes = []
             for s in sample.annotations.shapes:
-                shape = shape_from_cvat(s, self._label_names, self._attr_names)
+                if s.label_id not in self._label_names:
+                    self.skipped[UNLABELLED] += 1
+                    continue
+                shape = shape_from_cvat(s, self._label_names, self._attr_names,
+                                        where=f"task {self.task_id} frame {k}")
                 if shape is None:
                     self.skipped[getattr(s.type, "value", str(s.type))] += 1
                 else:
@@ -181,7 +193,10 @@ class CvatServerSource:
         names = {sample.frame_index: sample.frame_name for sample in self._dataset.samples}
         out: dict[str, list[Shape]] = {}
         for s in data.shapes or []:
-            shape = shape_from_cvat(s, self._label_names, self._attr_names)
+            if s.label_id not in self._label_names:
+                continue
+            shape = shape_from_cvat(s, self._label_names, self._attr_names,
+                                    where=f"task {self.task_id} frame {s.frame}")
             if shape is not None:
                 out.setdefault(names.get(int(s.frame), str(s.frame)), []).append(shape)
         return out
@@ -217,13 +232,18 @@ class CvatServerSource:
         pass
 
 
-def server_error(e: Exception, host: str, doing: str) -> ServerError:
-    """Turn what cvat-sdk / urllib3 raise into one clear sentence (never with secrets)."""
+def server_error(e: Exception, host: str, doing: str, *,
+                 path: str | None = None) -> ServerError:
+    """Turn what cvat-sdk / urllib3 raise into one clear sentence (never with secrets).
+    ``doing`` says what was asked (``log in``); ``path``, the request's, when known."""
     from cvat_sdk.api_client.exceptions import ApiException
 
     if isinstance(e, ServerError):
         return e
     status = getattr(e, "status", None)
+    not_cvat = _not_cvat(e, host, path)
+    if not_cvat is not None:
+        return not_cvat
     if isinstance(e, ApiException) and status is not None:
         if status == 400 and doing == "log in":
             return ServerError(f"CVAT at {host} refused the user name or password")
@@ -241,6 +261,25 @@ def server_error(e: Exception, host: str, doing: str) -> ServerError:
         return ServerError(f"CVAT at {host} answered {status} when asked to {doing}")
     reason = type(e).__name__
     if "MaxRetryError" in reason or "NewConnectionError" in reason or isinstance(e, OSError):
-        return ServerError(f"cannot reach CVAT at {host} to {doing}: is the address right "
+        return ServerError(f"cannot reach CVAT at {host} (to {doing}): is the address right "
                            "and the server up?")
-    return ServerError(f"could not {doing} on {host}: {reason}: {e}")
+    return ServerError(f"could not {doing} on {host}: {reason}: {_first_line(e)}")
+
+
+def _not_cvat(e: Exception, host: str, path: str | None) -> ServerError | None:
+    """The error to give when what answered is not a CVAT server (a web page, a proxy's
+    error page): its answers are not CVAT's JSON."""
+    headers = getattr(e, "headers", None) or {}
+    kind = str(headers.get("Content-Type") or headers.get("content-type") or "")
+    if not kind or "json" in kind:
+        return None
+    where = f"from {path}" if path else "from its API"
+    return ServerError(
+        f"{host} does not answer as a CVAT server (got {kind.split(';')[0]} {where}, "
+        f"status {getattr(e, 'status', '?')}); give the address of CVAT itself, e.g. "
+        "https://app.cvat.ai")
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else ""

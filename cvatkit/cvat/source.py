@@ -14,6 +14,10 @@ from ..records import Frame, LabelMap, TaskSummary
 from .container import Container
 
 
+UNLABELLED = "shape without a label"
+"""The kind under which ``Source.skipped`` counts shapes that name no label."""
+
+
 class Source(Protocol):
     """A CVAT task to read: an export file or folder, or a task on a server.
 

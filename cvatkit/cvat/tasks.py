@@ -25,8 +25,9 @@ def open_source(uri: str | os.PathLike[str], *, server_host: str | None = None,
     text = os.fspath(uri)
     m = _CVAT_URI.match(text)
     if m:
-        if not m["id"].isdigit():
-            raise UsageError(f"{text!r}: a CVAT task is named cvat://TASK_ID, e.g. cvat://42")
+        if not m["id"].isdigit() or int(m["id"]) < 1:
+            raise UsageError(f"{text!r}: a CVAT task is named cvat://TASK_ID with the task's "
+                             "number (1 or more), e.g. cvat://42")
         if client is None:
             client = connect(server_host, **credentials)
         return CvatServerSource(client, int(m["id"]))

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from ..cvat import Source
+from ..cvat import UNLABELLED, Source
 from ..errors import AnnotationError, CvatkitError, OutputExistsError, UsageError
 from ..files import folder_written_aside, require_new_or_empty
 from ..label_files import write_label_files
@@ -73,6 +73,10 @@ def _prepare(source: Source, out: Path, pool, *, val_fraction: float, seed: int,
         raise AnnotationError(
             f"{len(report.problems)} shapes are unusable and --strict is set; the first: "
             f"{report.problems[0]}")
+    if strict and report.skipped.get(UNLABELLED):
+        raise AnnotationError(
+            f"{source.description}: {report.skipped[UNLABELLED]} shapes name no label and "
+            "--strict is set; give them their label in CVAT and export again")
     digest = annotations_digest(frames, source.labels)
     settings = {"val_fraction": val_fraction, "seed": seed, "masks": masks}
     if reuse:
@@ -174,9 +178,11 @@ def _read_checked(source: Source) -> tuple[list[Frame], Report]:
                      "the task as 'CVAT for images 1.1')")
         raise AnnotationError(f"{source.description}: the task has no frames{extra}")
     if not any(f.shapes for f in frames):
+        dropped = (f" ({len(report.problems)} unusable shapes were dropped; the first: "
+                   f"{report.problems[0]})" if report.problems else "")
         raise AnnotationError(
             f"{source.description}: none of the task's {len(frames)} frames has a shape to "
-            "train on; annotate some frames in CVAT first")
+            f"train on{dropped}; annotate some frames in CVAT first")
     return frames, report
 
 

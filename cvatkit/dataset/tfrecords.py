@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..errors import SourceError
 from ..geometry import clipped_bbox, mask_bitmap, shape_area
+from ..images import image_problem
 from ..records import Frame, LabelMap
 from .tfexample import TFRecordWriter, make_example
 
@@ -130,7 +131,8 @@ def _checked_image(data: bytes, frame: Frame, image_name: str) -> tuple[str, byt
     except Exception as e:
         raise SourceError(
             f"{image_name} (frame {frame.index} {frame.name!r}) does not decode as an image "
-            f"({e}); replace the file or delete the frame in CVAT and export again") from None
+            f"({image_problem(e)}); replace the file or delete the frame in CVAT and export again"
+        ) from None
     if size != (frame.width, frame.height):
         raise SourceError(
             f"{image_name} is {size[0]}x{size[1]} pixels but {frame.where} says "

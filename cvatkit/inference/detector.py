@@ -150,6 +150,8 @@ class Detector:
         shapes = []
         for j, (box, cls, score) in enumerate(zip(boxes, classes, scores[keep])):
             ymin, xmin, ymax, xmax = (float(v) for v in box)
+            if not all(math.isfinite(v) for v in (ymin, xmin, ymax, xmax, score)):
+                continue  # a model that diverged: nothing to place
             xmin, xmax = min(max(xmin, 0.0), width), min(max(xmax, 0.0), width)
             ymin, ymax = min(max(ymin, 0.0), height), min(max(ymax, 0.0), height)
             if xmax - xmin < 1e-3 or ymax - ymin < 1e-3:

@@ -7,7 +7,6 @@ when its signature takes batches.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections import deque
@@ -21,6 +20,7 @@ import numpy as np
 from ..cvat import Source, open_source
 from ..errors import SourceError, UsageError
 from ..files import folder_written_aside, require_new_or_empty
+from ..images import decode_rgb
 from ..progress import Progress, no_progress
 from ..records import Frame, Shape
 from .detector import Detector, check_threshold
@@ -124,18 +124,6 @@ def _predict(detector: Detector, frames, threshold: float, max_detections: int,
                         progress)
 
 
-def decode_image(data: bytes, name: str) -> np.ndarray:
-    """RGB uint8 pixels of an encoded image; a SourceError naming it if it cannot be read."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise SourceError(f"{name} cannot be decoded as an image ({e}); replace or remove "
-                          "that frame and run again") from None
-
-
 def _items(frames: Source | Sequence[str | os.PathLike[str]]) -> Iterator[_Item]:
     if hasattr(frames, "read_image") and hasattr(frames, "frames"):
         source: Source = frames  # type: ignore[assignment]
@@ -162,7 +150,7 @@ def _decoded(items: Iterator[_Item], workers: int,
             data = item.read()
         except OSError as e:
             raise SourceError(f"{item.name} cannot be read ({e})") from None
-        return decode_image(data, item.name)
+        return decode_rgb(data, item.name)
 
     pending: deque[tuple[_Item, Future[np.ndarray]]] = deque()
     with ThreadPoolExecutor(max_workers=max(workers, 1),
@@ -190,9 +178,9 @@ def _run(detector: Detector, batch: list[tuple[_Item, np.ndarray]], threshold: f
     for (item, image), shapes in zip(batch, results):
         height, width = image.shape[:2]
         given = item.frame
-        frame = Frame(index=given.index if given else item.position, name=given.name if given else item.name,
-                      width=width, height=height, shapes=tuple(shapes),
-                      subset=given.subset if given else "")
+        frame = Frame(index=given.index if given else item.position,
+                      name=given.name if given else item.name, width=width, height=height,
+                      shapes=tuple(shapes), subset=given.subset if given else "")
         progress(1)
         yield Prediction(frame=frame, ground_truth=given.shapes if given else (),
                          image=image if item.position < keep_images else None)

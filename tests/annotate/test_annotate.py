@@ -14,18 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cvat_server import CvatTestServer  # noqa: E402
+from cvat_server import CvatTestServer
 from PIL import Image
-from savedmodels import DETECTIONS, frame_shift, model_garden_like  # noqa: E402
+from savedmodels import DETECTIONS, frame_shift, model_garden_like
 
-from cvatkit import connect, open_export  # noqa: E402
-from cvatkit.annotate import annotate_export, annotate_task  # noqa: E402
-from cvatkit.cli import main  # noqa: E402
-from cvatkit.cvat import sample_frame  # noqa: E402
-from cvatkit.errors import ModelError, ServerError, UsageError  # noqa: E402
-from cvatkit.inference import load_detector  # noqa: E402
-from cvatkit.label_files import write_label_files  # noqa: E402
-from cvatkit.records import LabelMap  # noqa: E402
+from cvatkit import connect, open_export
+from cvatkit.annotate import annotate_export, annotate_task
+from cvatkit.cli import main
+from cvatkit.cvat import sample_frame
+from cvatkit.errors import ModelError, ServerError, UsageError
+from cvatkit.inference import load_detector
+from cvatkit.label_files import write_label_files
+from cvatkit.records import LabelMap
 
 TOKEN = "pat-annotate-token"
 PASSWORD = "annotate-pw"
@@ -50,6 +50,13 @@ def server():
         srv.frames = [(f.name, jpeg) for f, jpeg in
                       (sample_frame(1, i, index=i) for i in range(FRAMES))]
         yield srv
+
+
+@pytest.fixture(autouse=True)
+def no_fault_left(server):
+    """A fault one test arms and no request meets must not hit the next test."""
+    yield
+    assert server.reset_faults() == [], "a fault was armed and never met"
 
 
 @pytest.fixture(scope="module")
@@ -164,10 +171,14 @@ def test_unmapped_labels_are_refused_unless_mapped_or_dropped(server, client, mo
     result = annotate_task(client, task, detector, threshold=0.0, drop_unmapped=True)
     assert result.mapping.target("dog") == "Dog"  # same name, other case
     assert result.dropped == FRAMES and result.shapes == {"cat": FRAMES, "Dog": FRAMES}
+    stored = sorted(s["label"] for s in auto(server, task))  # what the server now holds
+    assert stored == ["Dog"] * FRAMES + ["cat"] * FRAMES
     other = new_task(server, [("cat", "any"), ("dog", "any"), ("vehicle", "any")])
     result = annotate_task(client, other, detector, threshold=0.0,
                            mapping={"bird": "vehicle"})
     assert result.shapes["vehicle"] == FRAMES
+    stored = sorted(s["label"] for s in auto(server, other))
+    assert stored == ["cat"] * FRAMES + ["dog"] * FRAMES + ["vehicle"] * FRAMES
     assert re.search(r"bird +-> vehicle +\(your mapping\)", result.mapping.format())
     with pytest.raises(UsageError, match="'plane', which the model does not predict"):
         annotate_task(client, other, detector, mapping={"plane": "cat"})

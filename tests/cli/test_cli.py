@@ -10,7 +10,8 @@ import pytest
 
 from cvatkit.cli import main
 
-COMMANDS = ["sample", "prepare", "check", "tasks"]
+COMMANDS = ["sample", "prepare", "check", "tasks", "models", "train", "stop", "status",
+            "publish", "list", "pull", "s3-serve", "predict", "evaluate", "annotate"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -20,14 +21,17 @@ def test_every_subcommand_has_help(command, capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: cvatkit {command}")
+    assert len(out.splitlines()) > 4 and "SUPPRESS" not in out
 
 
-def test_top_level_help_lists_commands(capsys):
+def test_top_level_help_lists_every_command_and_nothing_else(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in COMMANDS:
-        assert command in out
+    listed = [line.split()[0] for line in out.split("COMMAND\n", 2)[-1].splitlines()
+              if line.startswith("    ") and line.split()]
+    assert listed == COMMANDS
+    assert "SUPPRESS" not in out and "train-worker" not in out
 
 
 def test_no_command_and_bad_arguments_exit_2(capsys):

@@ -26,8 +26,8 @@ import pytest
 from cvat_sdk.api_client.exceptions import ApiException, NotFoundException, UnauthorizedException
 from cvat_sdk.core.client import Client, Config
 from cvat_sdk.datasets import MediaDownloadPolicy, TaskDataset, UnsupportedDatasetError
-from cvat_server import CvatTestServer  # noqa: E402
-from helpers import DATA  # noqa: E402
+from cvat_server import CvatTestServer
+from helpers import DATA
 
 # Every exchange cvat-sdk 2.80.0 had with a real CVAT 2.73.0 server (see tests/data/README.md).
 RECORDINGS = DATA / "cvat-2.73.0-sdk-2.80.0.jsonl"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from cvat_server import CvatTestServer  # noqa: E402
+from cvat_server import CvatTestServer
 
-from cvatkit import connect, list_tasks, open_source  # noqa: E402
-from cvatkit.cli import main  # noqa: E402
-from cvatkit.cvat import SAMPLE_LABELS as LABELS  # noqa: E402
+from cvatkit import connect, list_tasks, open_source
+from cvatkit.cli import main
+from cvatkit.cvat import SAMPLE_LABELS as LABELS
 from cvatkit.cvat import sample_frame
-from cvatkit.errors import ServerError, UsageError  # noqa: E402
+from cvatkit.errors import ServerError, UsageError
 
 TOKEN = "pat-token-123"
 PASSWORD = "secret-pw"
@@ -82,7 +82,12 @@ def test_server_task_reads_like_an_export_and_second_read_downloads_nothing(serv
     assert not [p for p in fetched if "type=chunk" in p or "/annotations" in p], fetched
 
 
-def test_prepare_from_server_keeps_secrets_off_disk(server, env, tmp_path):
+@pytest.mark.parametrize("login", ["token", "password"])
+def test_prepare_from_server_keeps_secrets_off_disk(server, env, tmp_path, monkeypatch, login):
+    if login == "password":
+        monkeypatch.delenv("CVAT_ACCESS_TOKEN")
+        monkeypatch.setenv("CVAT_USER", "admin")
+        monkeypatch.setenv("CVAT_PASSWORD", PASSWORD)
     out = tmp_path / "ds"
     assert main(["prepare", f"cvat://{server.sample_task}", str(out)]) == 0
     assert (out / "dataset.json").exists()

@@ -11,26 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from savedmodels import (  # noqa: E402
-    DETECTIONS,
-    frame_shift,
-    model_garden_like,
-    od_api_like,
-    unknown_signature,
-)
+from savedmodels import (DETECTIONS, frame_shift, model_garden_like, od_api_like,
+                         unknown_signature)
 
-from cvatkit import open_export  # noqa: E402
-from cvatkit.cli import main  # noqa: E402
-from cvatkit.errors import ModelError, SourceError, UsageError  # noqa: E402
-from cvatkit.geometry import mask_bitmap  # noqa: E402
-from cvatkit.inference import (  # noqa: E402
-    Prediction,
-    evaluate,  # noqa: E402
-    load_detector,  # noqa: E402
-    predict,
-)
-from cvatkit.label_files import write_label_files  # noqa: E402
-from cvatkit.records import Frame, LabelMap, Shape  # noqa: E402
+from cvatkit import open_export
+from cvatkit.cli import main
+from cvatkit.errors import ModelError, SourceError, UsageError
+from cvatkit.geometry import mask_bitmap
+from cvatkit.images import decode_rgb
+from cvatkit.inference import Prediction, evaluate, load_detector, predict
+from cvatkit.label_files import write_label_files
+from cvatkit.records import Frame, LabelMap, Shape
 
 LABELS = LabelMap.from_names(["cat", "dog", "bird"])
 
@@ -166,13 +157,21 @@ def test_a_trained_run_loads_and_predicts_on_held_out_frames(trained, sample_cva
     assert detector.info.kind == "model-garden"
     assert detector.labels.names == ("square", "triangle", "circle")
     test_zip = sample_cvat.parent / "test.zip"
-    preds = list(predict(detector, open_export(test_zip), threshold=0.0, max_detections=5))
+    test_zip_source = open_export(test_zip)
+    preds = list(predict(detector, test_zip_source, threshold=0.0, max_detections=5))
     assert len(preds) == 6
+    # as many shapes as the model returned detections (a 20-step model returns few or
+    # none above Model Garden's score floor: the count is checked, whatever it is)
     for p in preds:
-        assert (p.frame.width, p.frame.height) == (160, 128)
+        image = decode_rgb(test_zip_source.read_image(p.frame), p.frame.name)
+        raw = detector.call(image[None])
+        assert len(p.frame.shapes) == min(int(raw["num_detections"][0]), 5), p.frame.name
+    for p in preds:
+        assert (p.frame.width, p.frame.height) == (160, 128) and len(p.frame.shapes) <= 5
         for s in p.frame.shapes:
             x0, y0, x1, y1 = s.points
             assert 0 <= x0 < x1 <= 160 and 0 <= y0 < y1 <= 128
+            assert s.label in detector.labels.names and 0 <= s.score <= 1
 
 
 def test_evaluation_counts_found_and_false_boxes():
@@ -199,6 +198,28 @@ def test_evaluation_counts_found_and_false_boxes():
 
 
 # ------------------------------------------------------------------ bad input
+def test_coco_ap_averages_iou_thresholds_and_ap50_does_not():
+    """Known partial matches: 'a' is found once with IoU 0.72 (counted at IoU 0.50 to 0.70,
+    5 of COCO's 10 thresholds), 'b' once of its two objects, exactly (recall 0.5 at every
+    threshold: 51 of the 101 recall points)."""
+    frame = Frame(index=0, name="a.jpg", width=100, height=100)
+    truth = (Shape(kind="rectangle", label="a", points=(0, 0, 10, 10)),
+             Shape(kind="rectangle", label="b", points=(50, 50, 70, 70)),
+             Shape(kind="rectangle", label="b", points=(20, 60, 30, 90)))
+    preds = (Shape(kind="rectangle", label="a", points=(0, 0, 10, 7.2), score=0.9),
+             Shape(kind="rectangle", label="b", points=(50, 50, 70, 70), score=0.8))
+    ev = evaluate([Prediction(frame=Frame(**{**frame.__dict__, "shapes": preds}),
+                              ground_truth=truth)], ["a", "b"], threshold=0.5)
+    per = {c.label: c for c in ev.per_class}
+    assert per["a"].ap == pytest.approx(0.5) and per["a"].ap50 == pytest.approx(1.0)
+    assert per["b"].ap == pytest.approx(51 / 101) and per["b"].ap50 == pytest.approx(51 / 101)
+    assert ev.ap == pytest.approx((0.5 + 51 / 101) / 2)
+    assert ev.ap50 == pytest.approx((1.0 + 51 / 101) / 2)
+    assert ev.ap75 == pytest.approx((0.0 + 51 / 101) / 2)
+    assert (ev.found, ev.annotated, ev.false) == (2, 3, 0)
+    assert ev.ap <= ev.ap50 and all(c.ap <= c.ap50 for c in ev.per_class)
+
+
 def test_not_a_savedmodel(tmp_path):
     with pytest.raises(ModelError, match="is not a SavedModel"):
         load_detector(tmp_path)
