@@ -68,7 +68,7 @@ def make_frames(work: Path, frames: int) -> tuple[Path, Path]:
     sample = work / f"sample-{frames}"
     task, jpg = sample / "task.zip", sample / "jpg"
     if not task.is_file():
-        write_sample(sample, frames=frames, test_frames=0)
+        write_sample(sample, frames=frames, test_frames=0, overwrite=True)
     if not jpg.is_dir() or len(list(jpg.glob("*.jpg"))) != frames:
         tmp = sample / "jpg.partial"
         tmp.mkdir(parents=True, exist_ok=True)
@@ -164,7 +164,7 @@ def measure(detector, task: Path, jpg: Path, images: list[np.ndarray], batch: in
 def profile(detector, task: Path, images: list[np.ndarray], batch: int) -> dict:
     """Per-frame costs of the parts of predict that bare leaves out, each on its own."""
     from cvatkit import open_export
-    from cvatkit.inference import decode_image
+    from cvatkit.images import decode_rgb
 
     source = open_export(task)
     try:
@@ -176,7 +176,7 @@ def profile(detector, task: Path, images: list[np.ndarray], batch: int) -> dict:
         source.close()
     t0 = time.perf_counter()
     for i, data in enumerate(blobs):
-        decode_image(data, str(i))
+        decode_rgb(data, str(i))
     decode_ms = 1000 * (time.perf_counter() - t0) / len(blobs)
     n = min(len(images), 64)  # the outputs of 64 frames, kept (the calls are not timed)
     outs = [(detector.call(np.stack(images[i:i + batch])), min(batch, n - i))
@@ -212,14 +212,14 @@ def main() -> None:
 
     from cvatkit import open_export
     from cvatkit.inference import load_detector
-    from cvatkit.inference import decode_image
+    from cvatkit.images import decode_rgb
 
     detector = load_detector(model)
     if detector.info.batch_size is not None:
         batch_sizes = [detector.info.batch_size]
         print(f"the model takes batches of {detector.info.batch_size} only", flush=True)
     source = open_export(task)
-    images = [decode_image(source.read_image(f), f.name) for f in source.frames()]
+    images = [decode_rgb(source.read_image(f), f.name) for f in source.frames()]
     source.close()
     print(f"model {model} ({detector.info.kind}), {len(images)} frames of "
           f"{images[0].shape[1]}x{images[0].shape[0]}, {os.cpu_count()} CPUs", flush=True)

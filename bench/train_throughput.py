@@ -107,7 +107,7 @@ def mg_worker(data: str, model_dir: str, hp_text: str) -> None:
 
     from official.core import task_factory, train_lib
 
-XX
+    import cvatkit.training.model_garden.backbones  # noqa: F401  (registers them)
     from cvatkit.training.model_garden.loop import make_strategy
 
     strategy = make_strategy(plan.hparams.num_clones)  # the strategy cvatkit would use

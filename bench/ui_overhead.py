@@ -47,7 +47,7 @@ def prepare_data(work: Path, frames: int) -> Path:
     data = work / "data"
     if (data / "dataset.json").is_file():
         return data
-    task = cvatkit.write_sample(work / "sample", frames=frames, test_frames=0)
+    task = cvatkit.write_sample(work / "sample", frames=frames, test_frames=0, overwrite=True)
     source = cvatkit.open_source(task.task)
     try:
         cvatkit.prepare(source, data, val_fraction=0.0, overwrite=True)

@@ -16,6 +16,10 @@ SAMPLE_TEST_FRAMES = 6
 TINY = "num-steps=20;batch-size=8;image-size=128;log-interval=10;checkpoint-interval=10;" \
        "eval-interval=10"
 SECRET = "aws-secret-that-must-not-leak"
+PLANTED = {"AWS_SECRET_ACCESS_KEY": SECRET,
+           "CVAT_ACCESS_TOKEN": "cvat-token-that-must-not-leak",
+           "CVAT_PASSWORD": "cvat-password-that-must-not-leak"}
+"""Secrets set in the environment while the shared run trains (``conftest.trained``)."""
 
 
 def unzip(zip_path: Path, dest: Path) -> Path:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from browser import chromium_page, voila
-from helpers import ROOT
+from helpers import ROOT, SAMPLE_FRAMES
 from playwright.sync_api import expect
 
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "dashboard"
@@ -67,7 +67,7 @@ def watch_plot(plot, status, *, want: int, seconds: float) -> list[tuple[int, in
     return updates
 
 
-def test_the_whole_job_in_the_browser(dashboard, s3_env):
+def test_the_whole_job_in_the_browser(dashboard, s3_env, sample_cvat):
     url, tmp = dashboard
     with chromium_page() as page:
         started = time.monotonic()
@@ -77,9 +77,11 @@ def test_the_whole_job_in_the_browser(dashboard, s3_env):
         shot(page, "0-first-paint")
         assert first_paint < 60
 
-        # 1. the sample task and its report
-        page.get_by_role("button", name=re.compile("Use the sample")).click()
-        page.get_by_text(re.compile(r"frames: 400")).wait_for(timeout=2 * MINUTE)
+        # 1. a CVAT export (the session's sample task) and its report
+        page.get_by_role("button", name="CVAT export").click()
+        page.get_by_placeholder("a CVAT export: task.zip or its folder").fill(str(sample_cvat))
+        page.get_by_role("button", name="Open export").click()
+        page.get_by_text(re.compile(rf"frames: {SAMPLE_FRAMES} ")).wait_for(timeout=2 * MINUTE)
         shot(page, "1-data")
 
         # 2. the default model, a small number of steps
@@ -93,7 +95,7 @@ def test_the_whole_job_in_the_browser(dashboard, s3_env):
         # 3. start, watch the loss plot move on with the steps while the run goes on
         open_tab(page, "3. Train")
         page.get_by_role("button", name="Start").click()
-        status = page.get_by_text(re.compile(r"running · step \d+ / 60"))
+        status = page.get_by_text(re.compile(r"(running|completed) · step \d+ / 60"))
         status.wait_for(timeout=4 * MINUTE)
         plot = page.locator(".jupyter-matplotlib-figure").first
         updates = watch_plot(plot, status, want=2, seconds=180)
@@ -105,7 +107,8 @@ def test_the_whole_job_in_the_browser(dashboard, s3_env):
         page.get_by_text(re.compile(r"^stopped")).wait_for(timeout=3 * MINUTE)
         shot(page, "3-stopped")
         page.get_by_role("button", name="Resume").click()
-        page.get_by_text(re.compile(r"running · step \d+ / 60")).wait_for(timeout=3 * MINUTE)
+        page.get_by_text(re.compile(r"(running|completed) · step \d+ / 60")).wait_for(
+            timeout=3 * MINUTE)
 
         # closing the page (its kernel goes) does not stop training: a new page attaches
         page.reload(timeout=2 * MINUTE)

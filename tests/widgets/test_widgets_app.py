@@ -11,29 +11,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cvat_server import CvatTestServer  # noqa: E402
-from cvatkit.widgets import (  # noqa: E402
-    AnnotatePanel,
-    AnnotateState,
-    App,
-    InferenceState,
-    InferenceViewer,
-    PublishPanel,
-    PublishState,
-)
-from cvatkit.widgets.inference import run_frames  # noqa: E402
-from savedmodels import model_garden_like  # noqa: E402
+from cvat_server import CvatTestServer
+from cvatkit.widgets import (AnnotatePanel, AnnotateState, App, InferenceState, InferenceViewer,
+                             PublishPanel, PublishState)
+from cvatkit.widgets.inference import run_frames
+from savedmodels import model_garden_like
 
-from cvatkit import open_export, write_sample  # noqa: E402
-from cvatkit.cvat import SAMPLE_LABELS as LABELS  # noqa: E402
+from cvatkit import open_export, write_sample
+from cvatkit.cvat import SAMPLE_LABELS as LABELS
 from cvatkit.cvat import sample_frame
-from cvatkit.label_files import write_label_files  # noqa: E402
-from cvatkit.records import LabelMap  # noqa: E402
-from cvatkit.runs import EvalEvent, Run  # noqa: E402
-from cvatkit.store import (
-    list_models,  # noqa: E402
-    open_store,  # noqa: E402
-)
+from cvatkit.label_files import write_label_files
+from cvatkit.records import LabelMap
+from cvatkit.runs import EvalEvent, Run
+from cvatkit.store import list_models, open_store
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TEST_FRAMES = 6
