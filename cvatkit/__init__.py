@@ -11,6 +11,10 @@ the others.
 
 from importlib import import_module
 
+from .logs import quiet_tensorflow
+
+quiet_tensorflow()
+
 _EXPORTS = {
     "Frame": "records", "Label": "records", "LabelMap": "records", "Shape": "records",
     "TaskSummary": "records",

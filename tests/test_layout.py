@@ -18,7 +18,7 @@ LIBRARY = ROOT / "cvatkit"
 WIDGETS = ROOT / "widgets"
 STAGES = ("cvat", "dataset", "training", "inference", "annotate", "store")
 """The stage packages: each a folder whose ``__init__`` is its public API."""
-CORE = ("errors", "files", "processes", "progress", "records", "geometry", "images",
+CORE = ("errors", "files", "logs", "processes", "progress", "records", "geometry", "images",
         "label_files", "runs", "run_progress", "coco_metrics")
 """The modules every stage may use; they use none of the stages."""
 ENTRY = ("pipeline", "cli", "cvat_function", "__main__")

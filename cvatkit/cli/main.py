@@ -7,10 +7,10 @@ no traceback. Every subcommand has ``--help``.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
 from ..errors import CvatkitError
+from ..logs import set_verbose
 from . import data, inference, store, training
 from .common import say_error
 
@@ -18,9 +18,10 @@ EXIT_USER_ERROR = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.verbose:
+        set_verbose()
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USER_ERROR
@@ -45,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="cvatkit",
         description="Train object-detection models on CVAT annotations and pre-annotate "
                     "CVAT tasks with them.")
+    p.add_argument("--verbose", action="store_true",
+                   help="let TensorFlow's start-up lines, logging and warnings through "
+                   "(as CVATKIT_VERBOSE=1 does)")
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
     for group in (data, training, store, inference):
         group.add_commands(sub)

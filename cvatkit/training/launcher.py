@@ -1,7 +1,7 @@
 """Starting, resuming and stopping training runs (the side that is not the trainer).
 
 ``start_run`` writes the run directory of a ``RunPlan`` and starts the trainer as its own
-process (``python -m cvatkit train-worker RUN_DIR``), so a closed notebook or a restarted
+process (``python -P -m cvatkit.training.worker RUN_DIR``), so a closed notebook or a restarted
 kernel never stops training; ``stop_run`` asks it to save a checkpoint and end.
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import RunError
 from ..files import require_new_or_empty
+from ..logs import trainer_environment
 from ..runs import RUN_JSON, STATUS_JSON, TERMINAL, TRAINER_LOG, Run
 from .plan import RunPlan
 
@@ -101,8 +102,7 @@ def trainer_command(run_dir: str | os.PathLike[str], *, resume: bool = False) ->
 
 
 def _spawn(run: Run, *, resume: bool) -> Run:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-           "PYTHONUNBUFFERED": "1"}
+    env = trainer_environment({**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         with open(run.path / TRAINER_LOG, "ab") as log:
             proc = subprocess.Popen(trainer_command(run.path, resume=resume),
