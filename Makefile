@@ -71,6 +71,7 @@ bench: setup
 	$(BIN)/python bench/convert.py
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/publish.py
+	$(BIN)/python bench/list_store.py
 	$(BIN)/python bench/predict.py
 	$(BIN)/python bench/ui_overhead.py
 

@@ -235,7 +235,7 @@ class App(W.VBox):
                                   hparams=hparams, store=store, namespace=namespace,
                                   gpus_detected=gpus_detected)
         self.data = DataPanel(s.data)
-        self.model = ModelPanel(s.model)
+        self.model = ModelPanel(s.model, background=background)
         self.monitor = RunMonitor(s.monitor, plan=s.plan_training, autopoll=autopoll,
                                   background=background)
         self.inference = InferenceViewer(s.inference, background=background)

@@ -19,12 +19,13 @@ from traitlets import Bool, Dict, HasTraits, Int, List, Unicode, observe, valida
 from cvatkit import (CHECKPOINTS, RUN_JSON, CvatkitError, LabelMap, Run, UsageError,
                      run_of_checkpoint)
 from cvatkit.dataset import Dataset, load_dataset
-from cvatkit.store import is_version_uri, list_models, open_store
+from cvatkit.store import is_version_uri, model_pages, open_store
 from cvatkit.training import (BUILT_IN, BY_KEY, DEFAULT_MODEL, PARAMS, ModelSpec, RunPlan,
                               canonical_key, convert, count_gpus, default_value, format_value,
                               get_model, line_values, load_catalog, parse_hparams, plan_run,
                               resolve, resolve_init_checkpoint, set_line)
 
+from ._background import Background
 from ._errors import error_html, reports_errors
 
 FORM_KEYS = ("num-steps", "batch-size", "initial-learning-rate", "image-size")
@@ -32,6 +33,8 @@ FORM_KEYS = ("num-steps", "batch-size", "initial-learning-rate", "image-size")
 FORM_LABELS = {"num-steps": "Steps", "batch-size": "Batch size",
                "initial-learning-rate": "Learning rate", "image-size": "Image size"}
 CLONES = "num-clones"
+VERSIONS_PAGE = 50
+"""Store versions added to the choices at a time, while the rest are read."""
 
 
 class ModelState(HasTraits):
@@ -129,17 +132,23 @@ class ModelState(HasTraits):
 
     @reports_errors("message")
     def list_store_versions(self, store_uri: str, namespace: str) -> list[str]:
-        """Add the model versions of a store's namespace (newest first) to the choices;
-        their labels are kept to check a chosen version's classes before training."""
+        """Add the model versions of a store's namespace (newest first) to the choices, a
+        page at a time as their manifests arrive; their labels are kept to check a chosen
+        version's classes before training."""
         if not store_uri.strip() or not namespace.strip():
             raise UsageError("give the model store (s3://bucket/prefix or a folder) and "
                              "the namespace to list its versions")
-        versions = list_models(open_store(store_uri.strip()), namespace.strip())
-        self._version_labels.update({v.uri: tuple(v.labels) for v in versions})
-        found = [v.uri for v in versions]
-        self._add_choices(found)
-        if not found:
-            self.notes = f"no model versions in {store_uri} namespace {namespace!r}"
+        found: list[str] = []
+        self.notes = f"listing the model versions in {store_uri} namespace {namespace!r} ..."
+        for page in model_pages(open_store(store_uri.strip()), namespace.strip(),
+                                page=VERSIONS_PAGE):
+            self._version_labels.update({v.uri: tuple(v.labels) for v in page})
+            found += [v.uri for v in page]
+            self._add_choices([v.uri for v in page])
+            self.notes = f"{len(found)} model versions listed so far ..."
+        self.notes = (f"{len(found)} model version{'s' * (len(found) != 1)} in {store_uri} "
+                      f"namespace {namespace!r}, newest first" if found
+                      else f"no model versions in {store_uri} namespace {namespace!r}")
         return found
 
     @reports_errors("message")
@@ -300,8 +309,10 @@ def hparams_help_html() -> str:
 class ModelPanel(W.VBox):
     """Controls over a ``ModelState``."""
 
-    def __init__(self, state: ModelState | None = None, **kwargs: Any) -> None:
+    def __init__(self, state: ModelState | None = None, *, background: bool = True,
+                 **kwargs: Any) -> None:
         self.state = s = state if state is not None else ModelState()
+        self.actions = Background(background, "cvatkit-store-list")
         wide = W.Layout(width="min(100%, 640px)")
         self.model = W.Dropdown(options=[(f"{k}: {spec.title}", k)
                                          for k, spec in s.catalog.items()],
@@ -331,7 +342,8 @@ class ModelPanel(W.VBox):
                                 layout=W.Layout(width="220px"))
         self.list_button = W.Button(description="List its versions", icon="list",
                                     layout=W.Layout(width="auto"))
-        self.list_button.on_click(lambda _b: s.list_store_versions(s.store, s.namespace))
+        self.list_button.on_click(lambda _b: self.actions.run(
+            lambda: s.list_store_versions(s.store, s.namespace)))
         self.message = W.HTML()
         self.notes = W.HTML()
         self._showing = False

@@ -68,8 +68,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if not versions:
         print(f"no models in {args.store} namespace {args.namespace!r}")
     for v in versions:
-        ap = (f"AP {v.metrics['ap']:.3f}, AP@0.5 {v.metrics['ap50']:.3f}"
-              if "ap" in v.metrics else "not evaluated")
+        ap = ", ".join(f"{name} {v.metrics[key]:.3f}" for key, name in
+                       (("ap", "AP"), ("ap50", "AP@0.5")) if key in v.metrics) \
+            or "not evaluated"
         print(f"{v.uri}\n    {v.model_key} {v.version}, created {v.created}; {ap}; labels "
               f"{', '.join(v.labels)}; {v.size / 1e6:.1f} MB"
               + (f"; from {v.source_task}" if v.source_task else ""))

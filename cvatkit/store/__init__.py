@@ -2,15 +2,9 @@
 (publish, list, pull), and a local S3 server (SeaweedFS) for the demo and the tests."""
 
 from .backends import LocalStore, S3Store, Store, StoredObject, open_store
-from .versions import (
-                       MANIFEST,
-                       ModelVersion,
-                       is_version_uri,
-                       list_models,
-                       publish,
-                       pull,
-                       run_files,
-)
+from .versions import (MANIFEST, ModelVersion, is_version_uri, list_models, model_pages, publish,
+                       pull, run_files)
 
 __all__ = ["LocalStore", "MANIFEST", "ModelVersion", "S3Store", "Store", "StoredObject",
-           "is_version_uri", "list_models", "open_store", "publish", "pull", "run_files"]
+           "is_version_uri", "list_models", "model_pages", "open_store", "publish", "pull",
+           "run_files"]

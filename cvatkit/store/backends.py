@@ -38,6 +38,8 @@ class Store(Protocol):
     def get_bytes(self, key: str) -> bytes | None: ...
     def get_file(self, key: str, path: Path, *, progress: Progress = no_progress) -> None: ...
     def list(self, prefix: str) -> list[StoredObject]: ...
+    def folders(self, prefix: str) -> list[str]: ...
+    """The names one level below ``prefix`` (which ends in '/') that hold objects."""
 
 
 def open_store(uri: str, *, create_bucket: bool = False) -> Store:
@@ -97,6 +99,13 @@ class LocalStore:
         return [StoredObject(p.relative_to(self.root).as_posix(), p.stat().st_size)
                 for p in sorted(base.rglob("*")) if p.is_file() and not p.name.startswith(".")]
 
+    def folders(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir()
+                      if p.is_dir() and not p.name.startswith("."))
+
 
 class S3Store:
     """A bucket and a key prefix on S3 or an S3-compatible server."""
@@ -121,7 +130,7 @@ class S3Store:
             configured = core.get_config_variable("max_attempts")
             self._client = session.client("s3", config=Config(
                 retries={"max_attempts": int(configured or 3), "mode": "standard"},
-                max_pool_connections=self.CONCURRENCY + 2,
+                max_pool_connections=2 * self.CONCURRENCY,
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required"))
         except Exception as e:  # noqa: BLE001  (a missing profile, a bad endpoint URL)
@@ -236,6 +245,19 @@ class S3Store:
         except Exception as e:  # noqa: BLE001
             raise self._error(e, f"list {prefix}") from None
         return out
+
+    def folders(self, prefix: str) -> list[str]:
+        out = []
+        start = self._key(prefix)
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=start, Delimiter="/")
+            for page in pages:
+                out += [p["Prefix"][len(start):].rstrip("/")
+                        for p in page.get("CommonPrefixes", [])]
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, f"list {prefix}") from None
+        return sorted(out)
 
 
 def _code(e: Exception) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -60,7 +61,11 @@ class S3Server:
                 except ProcessLookupError:
                     pass
         state = _read_state(self.folder)
-        _write_state(self.folder, {"ports": state.get("ports", [])})  # the ports stay
+        ports = [p for p in state.get("ports", []) if isinstance(p, int)]
+        deadline = time.monotonic() + 5  # closing connections hold the ports a moment
+        while not all(map(_port_free, ports)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _write_state(self.folder, {"ports": ports})  # the ports stay
 
 
 def weed_binary() -> str:
@@ -175,6 +180,7 @@ def _wait_ready(server: S3Server, key: str, secret: str, proc, timeout: float) -
             probe = "cvatkit-ready-probe"
             client.create_bucket(Bucket=probe)
             client.delete_bucket(Bucket=probe)
+            client.close()  # no connection left to hold the port when the server stops
             return
         except Exception:  # noqa: BLE001
             if time.monotonic() > deadline:
@@ -234,9 +240,21 @@ def _port_free(port: int) -> bool:
 
 
 def _free_ports(count: int) -> list[int]:
-    socks, ports = [], []
+    """Free ports below the kernel's ephemeral range, where no outgoing connection takes
+    them between two starts (the folder keeps its address); from that range if there is
+    no room below it."""
+    low = _ephemeral_low()
+    rng = random.Random()
+    ports: list[int] = []
+    for _ in range(200 * count):
+        if len(ports) == count or low <= _LOWEST_PORT:
+            break
+        port = rng.randrange(_LOWEST_PORT, low)
+        if port not in ports and _port_free(port):
+            ports.append(port)
+    socks = []
     try:
-        for _ in range(count):
+        while len(ports) < count:
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
             socks.append(s)
@@ -245,3 +263,14 @@ def _free_ports(count: int) -> list[int]:
         for s in socks:
             s.close()
     return ports
+
+
+_LOWEST_PORT = 10000
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections (Linux)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default

@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ChecksumError, StoreError, UsageError
@@ -121,16 +122,33 @@ def _write_extras(store: Store, prefix: str, run: Run, spec: dict[str, Any],
     }
 
 
+READERS = 16
+"""Manifests read at once: listing a store is waiting on round trips, not on bandwidth."""
+
+
 def list_models(store: Store, namespace: str) -> list[ModelVersion]:
     """The complete versions in ``namespace``, newest first."""
+    return [v for page in model_pages(store, namespace, page=1_000_000) for v in page]
+
+
+def model_pages(store: Store, namespace: str, *, page: int = 50) -> Iterator[list[ModelVersion]]:
+    """The complete versions in ``namespace``, newest first, ``page`` at a time: the
+    folders are listed (a version is named after its creation time, so they sort without
+    reading anything), then each page's manifests are read ``READERS`` at a time. A folder
+    without a manifest is an incomplete version, and is left out."""
     _check_name(namespace, "namespace")
-    out = []
-    for obj in store.list(f"{namespace}/models/"):
-        if obj.key.endswith("/" + MANIFEST):
-            data = store.get_bytes(obj.key)
-            if data is not None:
-                out.append(_version(store, obj.key[: -len(MANIFEST)], _manifest(data, obj.key)))
-    return sorted(out, key=lambda v: (v.created, v.version), reverse=True)
+    root = f"{namespace}/models/"
+    keys = store.folders(root)
+    with ThreadPoolExecutor(max_workers=READERS) as pool:
+        folders = [f"{root}{key}/{version}/" for key, versions in
+                   zip(keys, pool.map(lambda k: store.folders(f"{root}{k}/"), keys))
+                   for version in versions]
+        folders.sort(key=lambda prefix: prefix.split("/")[-2], reverse=True)
+        for start in range(0, len(folders), max(page, 1)):
+            chunk = folders[start:start + max(page, 1)]
+            found = pool.map(lambda prefix: (prefix, store.get_bytes(prefix + MANIFEST)), chunk)
+            yield [_version(store, prefix, _manifest(data, prefix + MANIFEST))
+                   for prefix, data in found if data is not None]
 
 
 def pull(uri: str, dest: str | os.PathLike[str] | None = None, *,

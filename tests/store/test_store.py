@@ -6,8 +6,9 @@ import configparser
 import hashlib
 import json
 import os
-import time
+import re
 import threading
+import time
 import uuid
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from cvatkit.cli import main
 from cvatkit.errors import ChecksumError, StoreError, UsageError
 from cvatkit.runs import EvalEvent, Run
-from cvatkit.store import list_models, open_store, publish, pull
+from cvatkit.store import list_models, model_pages, open_store, publish, pull
 from cvatkit.store.s3_server import serve
 from cvatkit.training import plan_run
 
@@ -112,6 +113,34 @@ def test_the_manifest_is_written_last(store, tmp_path):
     v = publish(run.path, store, "lab")
     assert [x.version for x in list_models(store, "lab")] == [v.version]
     assert any(o.key.endswith(f"{v.version}/manifest.json") for o in store.list("lab/"))
+
+
+def test_many_versions_list_newest_first_in_pages(store, tmp_path):
+    """Versions of two models, published over many days, and some left incomplete: the
+    listing reads manifests only, newest first, a page at a time."""
+    run = fake_run(tmp_path / "run")
+    v = publish(run.path, store, "lab")
+    manifest = json.loads(store.get_bytes(f"lab/models/{v.model_key}/{v.version}/manifest.json"))
+    made = []
+    for day in range(60):
+        key = ("ssd-mobilenet-v2-coco", "frcnn-resnet50-coco")[day % 2]
+        created = f"2026-10-{day // 2 + 1:02d}T{day % 24:02d}:00:00Z"
+        version = re.sub(r"[^0-9]", "", created)[:14] + f"-{day:010d}"
+        prefix = f"lab/models/{key}/{version}/"
+        store.put_bytes(prefix + "saved_model/saved_model.pb", b"graph")
+        if day % 7 == 3:  # published halfway: no manifest
+            continue
+        store.put_bytes(prefix + "manifest.json", json.dumps(
+            {**manifest, "model_key": key, "version": version, "created": created}).encode())
+        made.append(version)
+    want = [v.version] + sorted(made, reverse=True)  # the real run's is the newest (November)
+    assert [x.version for x in list_models(store, "lab")] == want
+    pages = list(model_pages(store, "lab", page=16))
+    assert len(pages) == 4 and all(len(p) <= 16 for p in pages)  # 61 folders
+    assert [x.version for p in pages for x in p] == want
+    assert {x.model_key for x in list_models(store, "lab")} == {
+        "ssd-mobilenet-v2-coco", "frcnn-resnet50-coco"}
+    assert list(model_pages(store, "nobody")) == []
 
 
 def test_big_file_goes_multipart(s3_env, tmp_path):
