@@ -191,11 +191,14 @@ def ensure_datumaro() -> None:
 
 def command(tool: str, src: Path, out: Path) -> list[str]:
     if tool == "cvatkit":
-        return [str(CVATKIT), "prepare", str(src), str(out), "--val-split", "0.1"]
-    if tool == "cvatkit-boxes":
-        # Boxes only, like datumaro's output: no instance masks for the polygons.
+        # What `make demo` and the app prepare for the default model: boxes only (it reads
+        # no masks), the same kind of output as datumaro's.
         return [str(CVATKIT), "prepare", str(src), str(out), "--val-split", "0.1",
-                "--masks", "never"]
+                "--model", "ssd-mobilenet-v2-coco"]
+    if tool == "cvatkit-masks":
+        # What a mask model gets: an instance mask (PNG) for every polygon as well.
+        return [str(CVATKIT), "prepare", str(src), str(out), "--val-split", "0.1",
+                "--masks", "auto"]
     # --save-media puts the images into the records (image/encoded), as cvatkit does.
     return [str(DATUM), "convert", "-if", "cvat", "-i", str(src), "-f", "tf_detection_api",
             "-o", str(out), "--", "--save-media"]
@@ -205,7 +208,7 @@ def run_tool(tool: str, src: Path, out: Path, log: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     r = measure(command(tool, src, out), log, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     r["records"] = sum(1 for _ in records(out))
-    print(f"  {tool:<9} {r['wall_s']:7.1f} s  ru_maxrss {r['maxrss_mb']:6.0f} MB  "
+    print(f"  {tool:<13} {r['wall_s']:7.1f} s  ru_maxrss {r['maxrss_mb']:6.0f} MB  "
           f"tree peak {r['tree_peak_mb']:6.0f} MB ({r['max_procs']} process(es))  "
           f"records {r['records']}", flush=True)
     return r
@@ -222,7 +225,7 @@ def main() -> int:
     work = args.work.resolve()
     ensure_datumaro()
     src, small_src = export_dir(work, args.frames), export_dir(work, args.small)
-    tools = ("cvatkit", "cvatkit-boxes", "datumaro")
+    tools = ("cvatkit", "cvatkit-masks", "datumaro")
     outs = {t: work / f"out-{t}" for t in tools + ("cvatkit-small",)}
     for tool in tools:
         print(f"{tool}: {' '.join(command(tool, src, outs[tool]))}")
@@ -249,11 +252,12 @@ def main() -> int:
               f"{n / r['wall_s']:>9.1f} {r['tree_peak_mb']:>11.0f} {r['records']:>7} "
               f"{r['objects']:>7} of {shapes[n]:<6}")
     speedup = best["datumaro"]["wall_s"] / best["cvatkit"]["wall_s"]
-    speedup_boxes = best["datumaro"]["wall_s"] / best["cvatkit-boxes"]["wall_s"]
+    speedup_masks = best["datumaro"]["wall_s"] / best["cvatkit-masks"]["wall_s"]
     rss_ratio = best["cvatkit"]["tree_peak_mb"] / small["tree_peak_mb"]
-    print(f"\ndatumaro wall / cvatkit wall, same content (boxes, no masks) = "
-          f"{speedup_boxes:.2f}x (target >= 5x)")
-    print(f"datumaro wall / cvatkit wall, cvatkit also writing polygon masks = {speedup:.2f}x")
+    print(f"\ndatumaro wall / cvatkit wall, the demo's prepare (boxes, as datumaro writes) = "
+          f"{speedup:.2f}x (target >= 5x)")
+    print(f"datumaro wall / cvatkit wall, cvatkit also writing polygon masks = "
+          f"{speedup_masks:.2f}x (target >= 2x)")
     print(f"cvatkit peak RSS (all its processes): {best['cvatkit']['tree_peak_mb']:.0f} MB at "
           f"{args.frames} frames, {small['tree_peak_mb']:.0f} MB at {args.small} frames "
           f"(ratio {rss_ratio:.2f})")
@@ -267,7 +271,7 @@ def main() -> int:
         "commands": {t: command(t, src, outs[t]) for t in tools},
         "runs": runs, "best": best, "small_cvatkit": small,
         "datumaro_over_cvatkit_wall": speedup,
-        "datumaro_over_cvatkit_boxes_wall": speedup_boxes,
+        "datumaro_over_cvatkit_masks_wall": speedup_masks,
         "cvatkit_rss_ratio_vs_small": rss_ratio,
     }
     (work / "convert-results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -21,7 +21,7 @@ from .run_progress import RunProgress
 from .runs import EvalEvent, Run, StatusEvent, StepEvent
 from .store import ModelVersion, open_store
 from .store import publish as publish_run
-from .training import DEFAULT_MODEL, plan_run, read_hparams_file, start_run
+from .training import DEFAULT_MODEL, get_model, plan_run, read_hparams_file, start_run
 
 Say = Callable[[str], object]
 SAMPLE = "sample"
@@ -51,11 +51,14 @@ def task_uri(source: str, task_id: int | None = None) -> str:
 
 
 def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = print,
-                 sample_frames: int = 400, sample_test_frames: int = 60) -> TrainingData:
-    """The dataset(s) to train on, prepared once under ``workdir/datasets/`` and reused.
+                 sample_frames: int = 400, sample_test_frames: int = 60,
+                 masks: str = "auto") -> TrainingData:
+    """The dataset(s) to train on, prepared once under ``workdir/datasets/`` and reused
+    (prepared again when the annotations or what is asked of them changed).
 
     ``source`` is ``sample`` (the built-in task, with its held-out frames for evaluation),
-    a CVAT export path or ``cvat://TASK_ID``.
+    a CVAT export path or ``cvat://TASK_ID``. ``masks`` as ``prepare`` takes it (a model's
+    ``ModelSpec.masks``: instance masks only for models that learn them).
     """
     work = Path(workdir)
     if source == SAMPLE:
@@ -74,7 +77,8 @@ def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = pri
         opened = open_source(src)
         try:
             say(f"preparing {opened.description} -> {out}")
-            ds = prepare(opened, out, val_fraction=fraction, overwrite=True, reuse=True)
+            ds = prepare(opened, out, val_fraction=fraction, masks=masks, overwrite=True,
+                         reuse=True)
         finally:
             opened.close()
         if ds.reused:
@@ -106,8 +110,10 @@ def train(*, source: str = SAMPLE, task_id: int | None = None,
     ``hparams`` holds ``key=value`` lines; ``hparams_file`` names a file of them."""
     origin = str(hparams_file) if hparams_file else "hyperparameters"
     hparams = hparams_text(hparams, hparams_file)
-    data = prepare_data(task_uri(source, task_id), workdir, say=say)
-    plan = plan_run(data.train, model or DEFAULT_MODEL, hparams, hparams_origin=origin,
+    model = model or DEFAULT_MODEL
+    data = prepare_data(task_uri(source, task_id), workdir, say=say,
+                        masks=get_model(model).masks)
+    plan = plan_run(data.train, model, hparams, hparams_origin=origin,
                     init_checkpoint=init_checkpoint or None, eval_data=data.eval)
     for note in plan.notes:
         say(f"note: {note}")

@@ -110,7 +110,7 @@ class AppState:
                                          f"{written[0]} frames written")
 
         ds = data.prepare_dataset(self.dataset_dir, overwrite=True, reuse=True,
-                                  progress=advance)
+                                  progress=advance, masks=self.model.spec.masks)
         if ds is None:
             return None
         return str(ds.path)

@@ -168,16 +168,17 @@ class DataState(HasTraits):
     @reports_errors()
     def prepare_dataset(self, out_dir: str | os.PathLike[str], *, overwrite: bool = False,
                         val_fraction: float = 0.1, progress: Progress = no_progress,
-                        reuse: bool = False) -> Dataset | None:
+                        reuse: bool = False, masks: str = "auto") -> Dataset | None:
         """Write the current source as a training dataset (TFRecords) into ``out_dir``
-        (``reuse``: keep the one there if it was made from the same annotations).
+        (``reuse``: keep the one there if it was made from the same annotations and
+        masks; ``masks`` as ``prepare`` takes it, e.g. the chosen model's ``spec.masks``).
 
         Returns the ``Dataset`` (its ``path`` is what ``plan_run`` takes), or None with the
         reason in ``error``."""
         source = self._open()
         try:
             ds = prepare(source, out_dir, val_fraction=val_fraction, overwrite=overwrite,
-                         progress=progress, reuse=reuse)
+                         progress=progress, reuse=reuse, masks=masks)
         finally:
             source.close()
         self.last_report = ds.report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import UsageError
 from .common import server_args
 
 
@@ -36,8 +37,12 @@ def add_commands(sub) -> None:
     s.add_argument("--val-split", type=float, default=0.1, metavar="F",
                    help="fraction of frames kept for validation (default 0.1)")
     s.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
-    s.add_argument("--masks", choices=("auto", "always", "never"), default="auto",
-                   help="write instance masks: auto = when the task has polygons or masks")
+    s.add_argument("--model", metavar="KEY",
+                   help="prepare what this model (see `cvatkit models`) reads: instance "
+                   "masks for mask models only")
+    s.add_argument("--masks", choices=("auto", "always", "never"), default=None,
+                   help="write instance masks: auto = when the task has polygons or masks "
+                   "(the default without --model)")
     s.add_argument("--overwrite", action="store_true",
                    help="replace OUT_DIR if it already holds a dataset")
     s.add_argument("--strict", action="store_true",
@@ -79,13 +84,21 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from ..cvat import open_source
     from ..dataset import prepare
 
+    masks = args.masks
+    if args.model:
+        from ..training import get_model
+
+        if masks is not None:
+            raise UsageError("give --model (to prepare what it reads) or --masks, not both")
+        masks = get_model(args.model).masks
     source = open_source(args.source, server_host=args.server_host)
     try:
         total = source.summary().frames
         with tqdm(total=total, unit="frame", desc="writing TFRecords", file=sys.stderr,
                   disable=None, dynamic_ncols=True) as bar:
             ds = prepare(source, args.out_dir, val_fraction=args.val_split, seed=args.seed,
-                         masks=args.masks, overwrite=args.overwrite, strict=args.strict,
+                         masks=masks or "auto", overwrite=args.overwrite,
+                         strict=args.strict,
                          progress=bar.update)
     finally:
         source.close()

@@ -39,6 +39,9 @@ class Dataset:
     """The share of frames kept for validation when it was prepared."""
     include_masks: bool
     """Whether its records hold instance masks (for mask models)."""
+    mask_shapes: int = 0
+    """The task's polygons and masks: what masks could be made of (prepared with masks
+    or not)."""
     source: str = ""
     """Where the task came from: an export's path or ``cvat://7 on https://host``."""
     task: str = ""
@@ -58,7 +61,8 @@ class Dataset:
         """What a run records of its dataset (``run.json``)."""
         return {"path": str(self.path), "labels": list(self.labels.names),
                 "train_frames": self.train_frames, "val_frames": self.val_frames,
-                "include_masks": self.include_masks, "val_fraction": self.val_fraction,
+                "include_masks": self.include_masks, "mask_shapes": self.mask_shapes,
+                "val_fraction": self.val_fraction,
                 "train_files": list(self.train_files), "val_files": list(self.val_files),
                 "source": self.source, "task": self.task}
 
@@ -69,6 +73,7 @@ class Dataset:
                    train_frames=int(obj["train_frames"]), val_frames=int(obj["val_frames"]),
                    val_fraction=float(obj.get("val_fraction", 0.0)),
                    include_masks=bool(obj.get("include_masks", False)),
+                   mask_shapes=int(obj.get("mask_shapes", 0)),
                    train_files=tuple(obj.get("train_files", ())),
                    val_files=tuple(obj.get("val_files", ())),
                    source=str(obj.get("source", "")), task=str(obj.get("task", "")))
@@ -103,6 +108,7 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
                    val_frames=int(meta.get("val_frames", 0)),
                    val_fraction=float(meta.get("val_fraction", 0.0)),
                    include_masks=bool(meta.get("include_masks", False)),
+                   mask_shapes=int(meta.get("mask_shapes", 0)),
                    train_files=files["train"], val_files=files["val"],
                    source=str(meta.get("source", "")), task=str(meta.get("task") or ""))
 

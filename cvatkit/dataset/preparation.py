@@ -78,15 +78,15 @@ def _prepare(source: Source, out: Path, pool, *, val_fraction: float, seed: int,
             f"{source.description}: {report.skipped[UNLABELLED]} shapes name no label and "
             "--strict is set; give them their label in CVAT and export again")
     digest = annotations_digest(frames, source.labels)
-    settings = {"val_fraction": val_fraction, "seed": seed, "masks": masks}
+    mask_shapes = sum(s.kind != "rectangle" for f in frames for s in f.shapes)
+    include_masks = masks == "always" or (masks == "auto" and mask_shapes > 0)
+    settings = {"val_fraction": val_fraction, "seed": seed, "include_masks": include_masks}
     if reuse:
         found = _same_dataset(out, digest, settings, source.labels, report)
         if found is not None:
             return found
         if not overwrite:
             _check_out_dir(out, False)  # another dataset is there: refused as usual
-    include_masks = masks == "always" or (masks == "auto" and any(
-        s.kind != "rectangle" for f in frames for s in f.shapes))
 
     val_names = split_val((_key(f) for f in frames), val_fraction, seed)
     splits = {"train": [f for f in frames if _key(f) not in val_names],
@@ -114,6 +114,7 @@ def _prepare(source: Source, out: Path, pool, *, val_fraction: float, seed: int,
             "val_fraction": val_fraction,
             "seed": seed,
             "include_masks": include_masks,
+            "mask_shapes": mask_shapes,
             "train_files": list(files["train"]),
             "val_files": list(files["val"]),
             "val_coco": VAL_COCO_JSON,
@@ -125,7 +126,8 @@ def _prepare(source: Source, out: Path, pool, *, val_fraction: float, seed: int,
                                         encoding="utf-8")
     return Dataset(path=out, labels=source.labels, train_frames=len(splits["train"]),
                    val_frames=len(splits["val"]), val_fraction=val_fraction,
-                   include_masks=include_masks, train_files=files["train"],
+                   include_masks=include_masks, mask_shapes=mask_shapes,
+                   train_files=files["train"],
                    val_files=files["val"], source=source.description, task=report.task,
                    report=report)
 

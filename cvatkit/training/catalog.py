@@ -76,6 +76,22 @@ class ModelSpec:
     given another checkpoint: its weights, with the same class check."""
     source: str = "built-in"
 
+    @classmethod
+    def from_json(cls, fields: dict[str, Any]) -> ModelSpec:
+        """Read back ``dataclasses.asdict(spec)`` (``run.json``'s ``model``)."""
+        fields = dict(fields)
+        if fields.get("weights"):
+            w = dict(fields["weights"])
+            w["urls"] = tuple(w.get("urls", ()))
+            fields["weights"] = Weights(**w)
+        return cls(**fields)
+
+    @property
+    def masks(self) -> str:
+        """What to prepare for it (``prepare(masks=...)``): instance masks when the task
+        has polygons or masks for a model that learns them; boxes only for the others."""
+        return "auto" if self.family == "maskrcnn" else "never"
+
     @property
     def weights_note(self) -> str:
         if self.init_version:

@@ -40,6 +40,8 @@ class Hyperparameters:
     l2_weight_decay: float
     max_detections: int
     seed: int
+    nms: str = "v2"
+    """Runs written before the choice existed exported with Model Garden's default."""
 
     def as_lines(self) -> str:
         return format_hparams({k: v for k, v in self.to_dict().items() if v is not None})
@@ -156,6 +158,11 @@ def _check_stages(spec, r: Resolved, data) -> None:
         raise HyperparameterError(
             f"stage-N-epochs apply to maskrcnn only; {spec.key} trains in one stage: set "
             "num-steps instead")
+    if spec.family == "maskrcnn" and not data.include_masks and data.mask_shapes:
+        raise HyperparameterError(
+            f"{spec.key} learns masks, but the dataset was prepared without them (boxes "
+            f"only, though the task has {data.mask_shapes} polygons or masks); prepare it "
+            f"again for this model: `cvatkit prepare SOURCE OUT_DIR --model {spec.key}`")
     if spec.family == "maskrcnn" and not data.include_masks:
         raise HyperparameterError(
             f"{spec.key} learns masks, but the dataset has boxes only (no polygons or "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 from helpers import SAMPLE_FRAMES
 
 from cvatkit import open_export, prepare
@@ -227,3 +229,64 @@ def test_a_dataset_made_from_the_same_annotations_is_reused(tmp_path):
     # two exports of one name in two folders are two datasets
     assert dataset_folder_name(export("a", 2)) != dataset_folder_name(export("b", 2))
     assert dataset_folder_name(export("a", 2)).startswith("task-")
+
+
+def test_masks_are_prepared_for_the_models_that_read_them(tmp_path, capsys):
+    """Boxes only for a detector (the polygons counted); made again, with masks, when a
+    mask model needs them; a dataset equal in what it holds is reused."""
+    from PIL import Image
+
+    from cvatkit.cli import main
+    from cvatkit.errors import HyperparameterError
+    from cvatkit.training import get_model, plan_run
+
+    labels = LabelMap.from_names(["a"])
+    Image.new("RGB", (64, 48), (10, 20, 30)).save(tmp_path / "img.png")
+    frames = [Frame(index=i, name=f"f{i}.png", width=64, height=48, shapes=(
+        Shape(kind="polygon", label="a", points=(5, 5, 40, 8, 20, 30)),
+        Shape(kind="rectangle", label="a", points=(1, 1, 9, 9)))) for i in range(4)]
+    task = tmp_path / "task.zip"
+    write_cvat_xml(task, frames, labels, task_name="t",
+                   images=lambda f: (tmp_path / "img.png").read_bytes())
+    out = tmp_path / "ds"
+    boxes = prepare(open_export(task), out, val_fraction=0.0, reuse=True,
+                    masks=get_model("ssd-mobilenet-v2-coco").masks)
+    assert not boxes.include_masks and boxes.mask_shapes == 4
+    assert json.loads((out / "dataset.json").read_text())["mask_shapes"] == 4
+    with pytest.raises(HyperparameterError, match="prepared without them .* 4 polygons"):
+        plan_run(out, "maskrcnn")
+    masked = prepare(open_export(task), out, val_fraction=0.0, reuse=True, overwrite=True,
+                     masks=get_model("maskrcnn").masks)
+    assert masked.include_masks and not masked.reused
+    assert plan_run(out, "maskrcnn").data.include_masks
+    assert prepare(open_export(task), out, val_fraction=0.0, reuse=True, masks="always").reused
+
+    assert main(["prepare", str(task), str(tmp_path / "cli"), "--model", "frcnn-res50-coco"]) == 0
+    assert "with instance masks" not in capsys.readouterr().out
+    assert main(["prepare", str(task), str(tmp_path / "cli2"), "--model", "maskrcnn"]) == 0
+    assert "with instance masks" in capsys.readouterr().out
+    assert main(["prepare", str(task), str(tmp_path / "cli3"), "--model", "maskrcnn",
+                 "--masks", "never"]) == 2
+    assert "not both" in capsys.readouterr().err and not (tmp_path / "cli3").exists()
+
+
+@pytest.mark.parametrize("shape", [
+    Shape(kind="polygon", label="a", points=(3.2, 1.5, 40.7, 9.1, 20.4, 30.9)),
+    Shape(kind="polygon", label="a", points=(-10.0, -5.0, 30.0, 12.0, 5.0, 60.0)),  # clipped
+    Shape(kind="polygon", label="a", points=(1.0, 36.0, 44.0, 36.2, 20.0, 39.0)),  # low, thin
+    Shape(kind="rectangle", label="a", points=(0.4, 2.6, 44.6, 7.4)),
+    Shape(kind="mask", label="a", points=(2, 3, 1, 3, 10, 20, 12, 22)),  # RLE over a 3x3 box
+])
+def test_mask_pngs_decode_to_the_shapes_bitmap_with_values_0_and_1(shape):
+    from cvatkit.dataset.tfrecords import _mask_png
+
+    width, height = 45, 40  # rows of 45 pixels: bits that do not fill their last byte
+    png = _mask_png(shape, width, height)
+    want = mask_bitmap(shape, width, height)
+    assert want.any()
+    by_tf = tf.io.decode_png(png, channels=1).numpy()[..., 0]
+    with Image.open(io.BytesIO(png)) as img:
+        by_pil = np.asarray(img)
+    for got in (by_tf, by_pil):
+        assert set(np.unique(got)) <= {0, 1}
+        np.testing.assert_array_equal(got.astype(bool), want)
