@@ -10,6 +10,10 @@ process, three ways, alternating within each round:
   the model call and turning its outputs into shapes.
 - **e2e folder**: the same over a folder of the 500 JPEG files extracted from the zip.
 
+The model's export (``nms=batched``, cvatkit's default) is compared with the same
+checkpoint exported with Model Garden's default NMS (``cvatkit export --nms v2``, what runs
+were exported with before): its bare call, once per batch size, for reference.
+
 Each batch shape is called once before timing (the first call of a shape is slow). The
 median frames/s over --repeats rounds counts, and the ratio e2e / bare is printed for each
 batch size. Then, untimed against the others, where an e2e frame's time goes: decoding
@@ -32,9 +36,7 @@ import time
 import zipfile
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 CVATKIT = [sys.executable, "-m", "cvatkit"]
@@ -104,6 +106,36 @@ def make_model(work: Path, task: Path, steps: int) -> Path:
         raise SystemExit(f"training ended {state}; see {run}/trainer.log")
     print(f"  trained in {time.perf_counter() - t0:.0f} s", flush=True)
     return run
+
+
+def v2_export(work: Path, model: Path) -> Path | None:
+    """The run's checkpoint exported with NMS v2 (once, in WORK); None for a bare export."""
+    if not (model / "run.json").is_file():
+        return None
+    out = work / f"{model.name}-export-v2"
+    if not (out / "model.json").is_file():
+        print(f"exporting {model} with NMS v2 for reference (once): {out}", flush=True)
+        subprocess.run(CVATKIT + ["export", str(model), "--nms", "v2", "--out", str(out)],
+                       check=True, env=child_env(), stdout=subprocess.DEVNULL)
+    return out
+
+
+def bare_rate(detector, images: list[np.ndarray], batch: int) -> dict:
+    """frames/s of the bare call over all frames, one round (for the slow reference)."""
+    n = len(images)
+    for size in sorted({min(batch, n - i) for i in range(0, n, batch)}):
+        detector.call(np.stack(images[:size]))
+    shapes = 0
+
+    def run():
+        nonlocal shapes
+        for i in range(0, n, batch):
+            out = detector.call(np.stack(images[i:i + batch]))
+            shapes += int((out["detection_scores"] >= THRESHOLD).sum())
+        return n
+
+    wall, cpu, _ = timed(run)
+    return {"fps": n / wall, "cpu_ms_per_frame": 1000 * cpu / n, "shapes": shapes}
 
 
 def timed(fn) -> tuple[float, float, object]:
@@ -184,8 +216,8 @@ def profile(detector, task: Path, images: list[np.ndarray], batch: int) -> dict:
     t0 = time.perf_counter()
     for out, size in outs:
         for j in range(size):
-            detector._shapes(out, j, images[0].shape[1], images[0].shape[0], THRESHOLD,
-                             100, False)
+            detector._shapes(out, j, images[0].shape[1], images[0].shape[0], (1.0, 1.0),
+                             THRESHOLD, 100, False)  # frames go in at their own size
     post_ms = 1000 * (time.perf_counter() - t0) / n
     return {"read_ms": read_ms, "decode_ms": decode_ms, "postprocess_ms": post_ms}
 
@@ -200,6 +232,8 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=600,
                     help="steps when training the default model")
     ap.add_argument("--work", type=Path, default=Path("bench/work/predict"))
+    ap.add_argument("--no-v2-reference", dest="v2_reference", action="store_false",
+                    help="skip the NMS v2 export's bare call (slow: ~70 ms a frame)")
     args = ap.parse_args()
     batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     if not batch_sizes or min(batch_sizes) < 1 or args.repeats < 1:
@@ -226,13 +260,20 @@ def main() -> None:
 
     results = [measure(detector, task, jpg, images, b, args.repeats) for b in batch_sizes]
     profiles = {r["batch"]: profile(detector, task, images, r["batch"]) for r in results}
+    old = v2_export(work, model) if args.v2_reference else None
+    if old is not None:
+        slow = load_detector(old)
+        for r in results:
+            r["median"]["v2 bare"] = bare_rate(slow, images, r["batch"])
+            print(f"  batch {r['batch']}: NMS v2 bare "
+                  f"{r['median']['v2 bare']['fps']:.1f} frames/s", flush=True)
 
     print(f"\n{'batch':>5}  {'way':<11}{'frames/s':>9}{'CPU ms/frame':>14}{'shapes':>8}"
           f"{'e2e/bare':>10}")
     for r in results:
         bare = r["median"]["bare"]["fps"]
         for way, m in r["median"].items():
-            ratio = "" if way == "bare" else f"{m['fps'] / bare:.2f}x"
+            ratio = "" if way in ("bare", "v2 bare") else f"{m['fps'] / bare:.2f}x"
             print(f"{r['batch']:>5}  {way:<11}{m['fps']:>9.1f}{m['cpu_ms_per_frame']:>14.2f}"
                   f"{m['shapes'] if m['shapes'] is not None else '':>8}{ratio:>10}")
     print("\nper frame, on its own: " + "; ".join(
@@ -250,6 +291,10 @@ def main() -> None:
               f"{r['median']['e2e zip']['fps'] / bare:.2f}x zip, "
               f"{r['median']['e2e folder']['fps'] / bare:.2f}x folder "
               f"(batch {r['batch']}; target >= {TARGET}x)")
+        if "v2 bare" in r["median"]:
+            print(f"bare call, this export / NMS v2 export: "
+                  f"{bare / r['median']['v2 bare']['fps']:.1f}x (batch {r['batch']}; "
+                  f"target >= 10x)")
 
 
 if __name__ == "__main__":

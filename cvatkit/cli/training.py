@@ -1,4 +1,5 @@
-"""``cvatkit models``, ``train`` and ``stop``: the catalog and training runs."""
+"""``cvatkit models``, ``train``, ``stop``, ``export`` and ``status``: the catalog and
+training runs."""
 
 from __future__ import annotations
 
@@ -58,6 +59,20 @@ def add_commands(sub) -> None:
                        "stop; resume later with `cvatkit train --resume RUN_DIR`.")
     s.add_argument("run_dir", metavar="RUN_DIR")
     s.set_defaults(func=_cmd_stop)
+
+    s = sub.add_parser(
+        "export", help="export a run's last checkpoint again (e.g. with another NMS)",
+        description="Export the last checkpoint of RUN_DIR (a run that has ended) as a "
+        "SavedModel with its label files: into RUN_DIR/export/ (replacing it), or into "
+        "--out. --nms picks how overlapping boxes are pruned: batched (fast on a CPU, the "
+        "default of new runs) or v2 (Model Garden's, which runs trained before the choice "
+        "existed were exported with).")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("--nms", metavar="VERSION", default=None,
+                   help="batched or v2 (default: the run's own nms hyperparameter)")
+    s.add_argument("--out", metavar="DIR", help="a new or empty folder (default: "
+                   "RUN_DIR/export)")
+    s.set_defaults(func=_cmd_export)
 
     s = sub.add_parser(
         "status", help="the true state of a run, or of every run in a folder",
@@ -193,6 +208,15 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
     state = stop_run(args.run_dir)
     print(f"{args.run_dir}: {state}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from ..runs import Run
+    from ..training.model_garden.export import export_again
+
+    out = export_again(Run(args.run_dir), nms=args.nms, out=args.out)
+    print(f"exported {args.run_dir} to {out}")
     return 0
 
 

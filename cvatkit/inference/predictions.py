@@ -112,16 +112,61 @@ def _predict(detector: Detector, frames, threshold: float, max_detections: int,
     items = _items(frames)
     if limit is not None:
         items = _take(items, limit)
-    batch: list[tuple[_Item, np.ndarray]] = []
+    groups = _SizeGroups(batch_size, window=WINDOW_BATCHES * batch_size)
+
+    def run(batch: list[tuple[_Item, np.ndarray]]) -> list[Prediction]:
+        return list(_run(detector, batch, threshold, max_detections, polygons, keep_images,
+                         progress))
+
     for item, image in _decoded(items, workers, ahead=max(2 * batch_size, 4)):
-        if batch and (image.shape != batch[0][1].shape or len(batch) == batch_size):
-            yield from _run(detector, batch, threshold, max_detections, polygons,
-                            keep_images, progress)
-            batch = []
-        batch.append((item, image))
-    if batch:
-        yield from _run(detector, batch, threshold, max_detections, polygons, keep_images,
-                        progress)
+        yield from groups.add(item, image, run)
+    yield from groups.flush(run)
+
+
+WINDOW_BATCHES = 4
+"""Frames of other sizes wait for a full batch of their own size for at most this many
+batches' worth of frames: a task of mixed sizes (A, B, A, B...) still goes to the model in
+full batches, while the frames held back stay few."""
+
+
+class _SizeGroups:
+    """Frames grouped by size into batches, predictions handed back in the frames' order.
+
+    A batch goes to the model when it is full, or when the frames held back reach
+    ``window`` (then the batch holding the oldest frame goes, full or not)."""
+
+    def __init__(self, batch_size: int, window: int) -> None:
+        self.batch_size, self.window = batch_size, max(window, batch_size)
+        self.waiting: dict[tuple[int, ...], list[tuple[_Item, np.ndarray]]] = {}
+        self.done: dict[int, Prediction] = {}
+        self.order: deque[int] = deque()  # positions not yet handed back, in order
+
+    def add(self, item: _Item, image: np.ndarray, run) -> Iterator[Prediction]:
+        self.order.append(item.position)
+        group = self.waiting.setdefault(image.shape, [])
+        group.append((item, image))
+        if len(group) == self.batch_size:
+            self._run(image.shape, run)
+        elif sum(len(g) for g in self.waiting.values()) >= self.window:
+            self._run(self._oldest(), run)
+        yield from self._ready()
+
+    def flush(self, run) -> Iterator[Prediction]:
+        while self.waiting:
+            self._run(self._oldest(), run)
+            yield from self._ready()
+
+    def _oldest(self) -> tuple[int, ...]:
+        return min(self.waiting, key=lambda shape: self.waiting[shape][0][0].position)
+
+    def _run(self, shape: tuple[int, ...], run) -> None:
+        batch = self.waiting.pop(shape)
+        for (item, _), prediction in zip(batch, run(batch)):
+            self.done[item.position] = prediction
+
+    def _ready(self) -> Iterator[Prediction]:
+        while self.order and self.order[0] in self.done:
+            yield self.done.pop(self.order.popleft())
 
 
 def _items(frames: Source | Sequence[str | os.PathLike[str]]) -> Iterator[_Item]:

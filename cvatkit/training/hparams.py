@@ -25,6 +25,7 @@ MAX_STEPS = 10_000_000
 """More steps than any run here would take (a 10-million-step run at 10 steps/s is 12
 days): a larger number is a typo, and the trainer's step counters must hold it."""
 MAX_EPOCHS = 10_000
+NMS_VERSIONS = ("batched", "v2")
 Default = Callable[[Any], Any]
 """A default computed from the model and the other values (``resolution.Resolved``)."""
 
@@ -122,6 +123,10 @@ PARAMS: tuple[Param, ...] = (
     Param("l2-weight-decay", float, "L2 regularisation", _model("l2_weight_decay"),
           "the model's", min=0, max=1),
     Param("max-detections", int, "detections kept per frame", 100, min=1, max=1000),
+    Param("nms", str, "how the exported model (and evaluation during training) prunes "
+          "overlapping boxes: batched (TensorFlow's combined NMS) or Model Garden's v2 "
+          "(made for TPUs; the same boxes, 20x slower on a CPU)", "batched",
+          choices=NMS_VERSIONS),
     Param("seed", int, "random seed of the input pipeline", 0, min=0, max=2**31 - 1),
 )
 BY_KEY = {p.key: p for p in PARAMS}

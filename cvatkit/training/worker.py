@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from ..dataset import Dataset
 from ..errors import CvatkitError
 from ..runs import CHECKPOINTS, EXPORT, EvalEvent, Run, StatusEvent, StepEvent
-from .catalog import ModelSpec, Weights
+from .catalog import ModelSpec
 from .resolution import Hyperparameters
 
 _stop_requested = False
@@ -148,12 +148,7 @@ def eval_event(logs: dict[str, float], step: int, labels: tuple[str, ...],
 
 
 def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
-    model_fields = dict(spec_json["model"])
-    if model_fields.get("weights"):
-        w = dict(model_fields["weights"])
-        w["urls"] = tuple(w.get("urls", ()))
-        model_fields["weights"] = Weights(**w)
-    spec = ModelSpec(**model_fields)
+    spec = ModelSpec.from_json(spec_json["model"])
     hp = Hyperparameters.from_dict(spec_json["hparams"])
     data = Dataset.from_json(spec_json["data"])
     evald = Dataset.from_json(spec_json["eval_data"]) if spec_json.get("eval_data") else None

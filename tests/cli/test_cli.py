@@ -10,7 +10,7 @@ import pytest
 
 from cvatkit.cli import main
 
-COMMANDS = ["sample", "prepare", "check", "tasks", "models", "train", "stop", "status",
+COMMANDS = ["sample", "prepare", "check", "tasks", "models", "train", "stop", "export", "status",
             "publish", "list", "pull", "s3-serve", "predict", "evaluate", "annotate"]
 
 

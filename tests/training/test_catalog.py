@@ -59,6 +59,10 @@ def test_every_entry_makes_a_valid_model_garden_config(key):
     assert exp.task.train_data.input_path == "/data/train-*.tfrecord"
     assert exp.task.annotation_file == "/data/val_coco.json"
     assert exp.trainer.train_steps == 10
+    assert exp.task.model.detection_generator.nms_version == "batched"
+    hp, _ = resolve(spec, {"image-size": 256, "num-steps": 10, "nms": "v2", **clones},
+                    data, gpus=spec.min_gpus)
+    assert build_experiment(spec, hp, data).task.model.detection_generator.nms_version == "v2"
 
 
 @pytest.mark.parametrize("key, levels", [("frcnn-inc-resv2-atr-coco", {"3", "4", "5"}),

@@ -115,6 +115,7 @@ def _model_config(m, spec: ModelSpec, hp: Hyperparameters, data: Dataset) -> Non
     m.norm_activation = common.NormActivation(activation=activation,
                                               use_sync_bn=hp.num_clones > 1)
     m.detection_generator.max_num_detections = hp.max_detections
+    m.detection_generator.nms_version = hp.nms
 
 
 def _optimizer_config(opt, hp: Hyperparameters) -> None:

@@ -1,25 +1,35 @@
-"""Export a run's final checkpoint as a SavedModel, with its label files beside it."""
+"""Export a run's checkpoint as a SavedModel, with its label files beside it."""
 
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import replace
 from pathlib import Path
 
-from ...files import folder_written_aside
+from ...dataset import Dataset
+from ...errors import RunError, UsageError
+from ...files import folder_written_aside, require_new_or_empty
 from ...label_files import write_label_files
 from ...records import LabelMap
-from ...runs import EXPORT, MODEL_JSON, SAVED_MODEL, Run
+from ...runs import CHECKPOINTS, EXPORT, MODEL_JSON, RUN_JSON, SAVED_MODEL, TERMINAL, Run
+from ..catalog import ModelSpec
+from ..hparams import NMS_VERSIONS
+from ..resolution import Hyperparameters
 
 
-def export_run(run: Run, experiment, checkpoint: str, labels: tuple[str, ...]) -> None:
-    """``RUN_DIR/export/``: ``saved_model/`` (uint8 images of any size in, detections
-    out, through Model Garden's export library) plus ``label_map.pbtxt``,
-    ``classes.csv``, ``label_map.json`` and ``model.json``."""
+def export_run(run: Run, experiment, checkpoint: str, labels: tuple[str, ...], *,
+               out: Path | None = None) -> Path:
+    """``out`` (default ``RUN_DIR/export/``): ``saved_model/`` (uint8 images of any size
+    in, detections out, through Model Garden's export library) plus ``label_map.pbtxt``,
+    ``classes.csv``, ``label_map.json`` and ``model.json``. Written aside, then renamed
+    into place."""
     from official.vision.serving import export_saved_model_lib
 
+    out = out or run.path / EXPORT
     size = list(experiment.task.model.input_size[:2])
     spec = run.spec()
-    with folder_written_aside(run.path / EXPORT) as tmp:
+    with folder_written_aside(out) as tmp:
         export_saved_model_lib.export_inference_graph(
             input_type="image_tensor", batch_size=None, input_image_size=size,
             params=experiment, checkpoint_path=checkpoint, export_dir=str(tmp),
@@ -28,8 +38,44 @@ def export_run(run: Run, experiment, checkpoint: str, labels: tuple[str, ...]) -
         (tmp / MODEL_JSON).write_text(json.dumps({
             "model": spec["model"]["key"], "family": spec["model"]["family"],
             "input_size": size, "labels": list(labels), "checkpoint": Path(checkpoint).name,
+            "nms": experiment.task.model.detection_generator.nms_version,
             "input": "uint8 images [batch, height, width, 3], any size (resized inside)",
             "outputs": "detection_boxes (pixels of the resized input: divide by image_info "
                        "row 2), detection_classes (1-based), detection_scores, "
                        "num_detections",
         }, indent=2) + "\n")
+    return out
+
+
+def export_again(run: Run, *, nms: str | None = None,
+                 out: str | os.PathLike[str] | None = None) -> Path:
+    """Export a finished run's last checkpoint again (into ``out``, a new or empty
+    folder; default: replace ``RUN_DIR/export/``), with another NMS (``nms``) if given:
+    e.g. a run exported with Model Garden's slow ``v2`` made fast."""
+    import tensorflow as tf
+
+    from . import backbones  # noqa: F401  (registers cvatkit's extra backbones)
+    from .config import build_experiment
+
+    if nms is not None and nms not in NMS_VERSIONS:
+        raise UsageError(f"nms {nms!r}: use one of {', '.join(NMS_VERSIONS)}")
+    if not run.exists():
+        raise RunError(f"{run.path} is not a cvatkit run (no {RUN_JSON})")
+    status = run.status()
+    if status.state not in TERMINAL:
+        raise RunError(f"{run.path} is still {status.state}; export it once it has ended "
+                       f"(or stop it: `cvatkit stop {run.path}`)")
+    checkpoint = tf.train.latest_checkpoint(str(run.path / CHECKPOINTS))
+    if checkpoint is None:
+        raise RunError(f"{run.path} has no checkpoint to export ({CHECKPOINTS}/ holds "
+                       "none); a run exports what it trained")
+    if out is not None:
+        require_new_or_empty(Path(out), "give a new or empty folder for the export")
+    spec_json = run.spec()
+    hp = Hyperparameters.from_dict(spec_json["hparams"])
+    if nms is not None:
+        hp = replace(hp, nms=nms)
+    experiment = build_experiment(ModelSpec.from_json(spec_json["model"]), hp,
+                                  Dataset.from_json(spec_json["data"]))
+    return export_run(run, experiment, checkpoint, tuple(spec_json["labels"]),
+                      out=Path(out) if out is not None else None)
