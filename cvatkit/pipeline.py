@@ -21,7 +21,8 @@ from .run_progress import RunProgress
 from .runs import EvalEvent, Run, StatusEvent, StepEvent
 from .store import ModelVersion, open_store
 from .store import publish as publish_run
-from .training import DEFAULT_MODEL, get_model, plan_run, read_hparams_file, start_run
+from .training import (DEFAULT_MODEL, check_run_dir, get_model, parse_hparams, plan_run,
+                       read_hparams_file, start_run)
 
 Say = Callable[[str], object]
 SAMPLE = "sample"
@@ -52,13 +53,15 @@ def task_uri(source: str, task_id: int | None = None) -> str:
 
 def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = print,
                  sample_frames: int = 400, sample_test_frames: int = 60,
-                 masks: str = "auto") -> TrainingData:
+                 masks: str = "auto", val_split: float | None = None) -> TrainingData:
     """The dataset(s) to train on, prepared once under ``workdir/datasets/`` and reused
     (prepared again when the annotations or what is asked of them changed).
 
     ``source`` is ``sample`` (the built-in task, with its held-out frames for evaluation),
     a CVAT export path or ``cvat://TASK_ID``. ``masks`` as ``prepare`` takes it (a model's
-    ``ModelSpec.masks``: instance masks only for models that learn them).
+    ``ModelSpec.masks``: instance masks only for models that learn them). ``val_split``
+    is the share of a task's frames kept for validation (default 0.1; the sample keeps
+    none unless asked, its held-out frames are a task of their own).
     """
     work = Path(workdir)
     if source == SAMPLE:
@@ -67,12 +70,12 @@ def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = pri
             say(f"writing the sample task to {sample}")
             write_sample(sample, frames=sample_frames, test_frames=sample_test_frames,
                          overwrite=True)
-        pairs = [(sample / "task.zip", work / "datasets" / "sample", 0.0),
+        pairs = [(sample / "task.zip", work / "datasets" / "sample", val_split or 0.0),
                  (sample / "test.zip", work / "datasets" / "sample-test", 1.0)]
     else:
         pairs = [(Path(source) if "://" not in source else source,
                   work / "datasets" / dataset_folder_name(source),
-                  DEFAULT_VAL_FRACTION)]
+                  DEFAULT_VAL_FRACTION if val_split is None else val_split)]
     for src, out, fraction in pairs:
         opened = open_source(src)
         try:
@@ -102,26 +105,46 @@ def hparams_text(hparams: str = "", hparams_file: str = "") -> str:
 
 def train(*, source: str = SAMPLE, task_id: int | None = None,
           model: str | None = None, hparams: str = "", hparams_file: str = "",
-          workdir: str | os.PathLike[str] = "cvatkit-work", init_checkpoint: str | None = None,
-          run_name: str | None = None, say: Say = print) -> Run:
+          workdir: str | os.PathLike[str] = "cvatkit-work", weights: str | None = None,
+          init_checkpoint: str | None = None, run_name: str | None = None,
+          say: Say = print) -> Run:
     """Prepare the task, train ``model`` on it in its own process and wait for the end,
     printing progress; returns the finished ``Run``. A failed run raises.
 
-    ``hparams`` holds ``key=value`` lines; ``hparams_file`` names a file of them."""
+    ``hparams`` holds ``key=value`` lines (``val-split`` among them splits the task);
+    ``hparams_file`` names a file of them. ``weights`` is what the run starts from:
+    coco, imagenet, none, an earlier run or a store version (``plan_run``); by default
+    the model's own. ``init_checkpoint`` is the older name for a run or version."""
     origin = str(hparams_file) if hparams_file else "hyperparameters"
     hparams = hparams_text(hparams, hparams_file)
     model = model or DEFAULT_MODEL
+    name = run_name or time.strftime(f"{get_model(model).key}-%Y%m%d-%H%M%S")
+    check_run_dir(Path(workdir) / "runs" / name)  # before any preparing or download
+    split = parse_hparams(hparams, origin=origin).get("val-split")
     data = prepare_data(task_uri(source, task_id), workdir, say=say,
-                        masks=get_model(model).masks)
+                        masks=get_model(model).masks, val_split=split)
     plan = plan_run(data.train, model, hparams, hparams_origin=origin,
-                    init_checkpoint=init_checkpoint or None, eval_data=data.eval)
+                    weights=weights or None, init_checkpoint=init_checkpoint or None,
+                    eval_data=data.eval, progress=_download_lines(say))
     for note in plan.notes:
         say(f"note: {note}")
-    name = run_name or time.strftime(f"{plan.spec.key}-%Y%m%d-%H%M%S")
     run = start_run(plan, Path(workdir) / "runs" / name)
     say(f"training {plan.spec.key} in {run.path} ({plan.hparams.num_steps} steps)")
     follow(run, say=say)
     return run
+
+
+def _download_lines(say: Say):
+    """Download progress as a line per 10%, for logs and notebooks."""
+    shown: dict[str, int] = {}
+
+    def report(name: str, done: int, total: int | None) -> None:
+        tenth = done * 10 // total if total else -1
+        if total and (tenth > shown.get(name, -1) or done == total):
+            shown[name] = tenth
+            say(f"downloading {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+
+    return report
 
 
 def follow(run: Run, *, say: Say = print) -> str:

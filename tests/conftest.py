@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Downloads and pulled models go to a cache of the test session's own, not the user's.
 os.environ["CVATKIT_CACHE"] = tempfile.mkdtemp(prefix="cvatkit-test-cache-")
 
-from helpers import PLANTED, SAMPLE_FRAMES, SAMPLE_TEST_FRAMES, TRAINED  # noqa: E402
+from helpers import MODEL, PLANTED, SAMPLE_FRAMES, SAMPLE_TEST_FRAMES, TRAINED  # noqa: E402
 
 from cvatkit import open_export, prepare, write_sample  # noqa: E402
 from cvatkit.cli import main  # noqa: E402
@@ -49,15 +49,15 @@ def prepared(sample_cvat, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained(prepared, tmp_path_factory):
-    """A finished 300-step run of the default model on the sample dataset (it finds the
+    """A finished 400-step run of the default model on the sample dataset (it finds the
     shapes: ``helpers.TRAINED``), trained with secrets in the environment
     (``helpers.PLANTED``): none may land anywhere."""
     run_dir = tmp_path_factory.mktemp("runs") / "run"
     with pytest.MonkeyPatch.context() as env:
         for key, value in PLANTED.items():
             env.setenv(key, value)
-        code = main(["train", "--data", str(prepared.path), "--run-dir", str(run_dir),
-                     "--hparams", TRAINED])
+        code = main(["train", "--model", MODEL, "--data", str(prepared.path), "--run-dir",
+                     str(run_dir), "--hparams", TRAINED])
     assert code == 0, (run_dir / "trainer.log").read_text()[-3000:]
     return Run(run_dir)
 

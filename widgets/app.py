@@ -56,13 +56,15 @@ class AppState:
     def __init__(self, *, workdir: str | Path | None = None, source: str | None = None,
                  model: str | None = None, hparams: str | None = None,
                  store: str | None = None, namespace: str | None = None,
-                 gpus_detected: int | None = None) -> None:
+                 gpus_detected: int | None = None, weights: str | None = None) -> None:
         self.workdir = Path(workdir or os.environ.get(WORKDIR_ENV)
                             or "cvatkit-work").expanduser()
         self.data = DataState(sample_dir=str(self.workdir / SAMPLE),
                               upload_dir=str(self.workdir / "uploads"))
         self._prefill_source(source)
         self.model = self._model_state(model, hparams, gpus_detected)
+        if weights:
+            self.model.init_checkpoint = str(weights)
         self.monitor = MonitorState(runs_root=str(self.workdir / RUNS))
         self.inference = InferenceState()
         self.publish = PublishState(store=store or "", namespace=namespace or "")
@@ -109,8 +111,10 @@ class AppState:
                 self.monitor.activity = (f"preparing the dataset of {data.source_uri}: "
                                          f"{written[0]} frames written")
 
+        split = self.model.values.get("val-split")  # the run's choice, else the default
         ds = data.prepare_dataset(self.dataset_dir, overwrite=True, reuse=True,
-                                  progress=advance, masks=self.model.spec.masks)
+                                  progress=advance, masks=self.model.spec.masks,
+                                  **({} if split is None else {"val_fraction": split}))
         if ds is None:
             return None
         return str(ds.path)
@@ -229,11 +233,12 @@ class App(W.VBox):
     def __init__(self, *, workdir: str | Path | None = None, source: str | None = None,
                  model: str | None = None, hparams: str | None = None,
                  store: str | None = None, namespace: str | None = None,
-                 background: bool = True, autopoll: bool = True,
-                 gpus_detected: int | None = None, **kwargs: Any) -> None:
+                 weights: str | None = None, background: bool = True,
+                 autopoll: bool = True, gpus_detected: int | None = None,
+                 **kwargs: Any) -> None:
         self.state = s = AppState(workdir=workdir, source=source, model=model,
                                   hparams=hparams, store=store, namespace=namespace,
-                                  gpus_detected=gpus_detected)
+                                  gpus_detected=gpus_detected, weights=weights)
         self.data = DataPanel(s.data)
         self.model = ModelPanel(s.model, background=background)
         self.monitor = RunMonitor(s.monitor, plan=s.plan_training, autopoll=autopoll,

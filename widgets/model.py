@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
-from traitlets import Bool, Dict, HasTraits, Int, List, Unicode, observe, validate
+from traitlets import Dict, HasTraits, Int, List, Unicode, observe, validate
 
 from cvatkit import (CHECKPOINTS, RUN_JSON, CvatkitError, LabelMap, Run, UsageError,
                      run_of_checkpoint)
 from cvatkit.dataset import Dataset, load_dataset
 from cvatkit.store import is_version_uri, model_pages, open_store
-from cvatkit.training import (BUILT_IN, BY_KEY, DEFAULT_MODEL, PARAMS, ModelSpec, RunPlan,
-                              canonical_key, convert, count_gpus, default_value, format_value,
-                              get_model, line_values, load_catalog, parse_hparams, plan_run,
-                              resolve, resolve_init_checkpoint, set_line)
+from cvatkit.training import (BUILT_IN, BY_KEY, DEFAULT_MODEL, PARAMS, WEIGHT_KINDS, ModelSpec,
+                              RunPlan, canonical_key, convert, count_gpus, default_value,
+                              format_value, get_model, line_values, load_catalog, parse_hparams,
+                              plan_run, resolve, resolve_init_checkpoint, set_line)
 
 from ._background import Background
 from ._errors import error_html, reports_errors
@@ -44,13 +44,14 @@ class ModelState(HasTraits):
     advice = Unicode("", help="what the catalog says about the model, as text")
     gpus_detected = Int(0, help="GPUs this machine has (count_gpus)")
     gpus = Int(0, help="GPUs to train on (0: the CPU); written as num-clones")
-    init_checkpoint = Unicode("", help="a run folder, one of its checkpoints, or a "
-                                       "model-store version URI; '' for the model's own")
-    checkpoint_choices = List(help="run folders and store versions to start from")
+    init_checkpoint = Unicode("", help="what the run starts from: coco, imagenet, none, a "
+                                       "run folder, one of its checkpoints, or a "
+                                       "model-store version URI; '' for the model's default")
+    checkpoint_choices = List(help="run folders and store versions found to start from")
+    start_choices = List(help="what the chosen model can start from: its published "
+                              "weights, none, and the runs and versions of its architecture")
     store = Unicode("", help="the model store whose versions to offer as starting points")
     namespace = Unicode("", help="the namespace in that store")
-    pretrained = Bool(False, help="start from the model's published weights (downloaded "
-                                  "once) when no checkpoint is given")
     text = Unicode("", help="hyperparameters, one key=value per line")
     form = Dict(help="FORM_KEYS -> the value as text ('' = the model's default)")
     defaults = Dict(help="FORM_KEYS -> the model's default, as text")
@@ -72,6 +73,8 @@ class ModelState(HasTraits):
         self.catalog = catalog
         self.data = data
         self._version_labels: dict[str, tuple[str, ...]] = {}
+        self._architectures: dict[str, tuple[str, str]] = {}
+        """run folder or version URI -> (family, backbone) of the model it trained"""
         self._syncing = False
         self._editing: str | None = None
         detected = count_gpus() if gpus_detected is None else gpus_detected
@@ -127,6 +130,9 @@ class ModelState(HasTraits):
                        and (p / CHECKPOINTS / "checkpoint").is_file()),
                       key=lambda p: p.stat().st_mtime, reverse=True) if root.is_dir() else []
         found = [str(p) for p in runs]
+        for p in runs:
+            model = Run(p).spec().get("model", {})
+            self._architectures[str(p)] = (model.get("family"), model.get("backbone"))
         self._add_choices(found)
         return found
 
@@ -143,6 +149,10 @@ class ModelState(HasTraits):
         for page in model_pages(open_store(store_uri.strip()), namespace.strip(),
                                 page=VERSIONS_PAGE):
             self._version_labels.update({v.uri: tuple(v.labels) for v in page})
+            for v in page:
+                spec = self.catalog.get(v.model_key)
+                self._architectures[v.uri] = (spec.family, spec.backbone) if spec \
+                    else ("", "")
             found += [v.uri for v in page]
             self._add_choices([v.uri for v in page])
             self.notes = f"{len(found)} model versions listed so far ..."
@@ -155,9 +165,8 @@ class ModelState(HasTraits):
     def plan(self, data_dir: str) -> RunPlan | None:
         """The checked plan of a run on the prepared dataset ``data_dir``, or None with
         the reason in ``message``. (A store version is downloaded here, once.)"""
-        checkpoint = self.init_checkpoint.strip() or None
-        plan = plan_run(data_dir, self.model, self.text, init_checkpoint=checkpoint,
-                        pretrained=self.pretrained and checkpoint is None,
+        plan = plan_run(data_dir, self.model, self.text,
+                        weights=self.init_checkpoint.strip() or None,
                         catalog=self.catalog, gpus=self.gpus_detected)
         self.notes = "\n".join(plan.notes)
         return plan
@@ -179,6 +188,19 @@ class ModelState(HasTraits):
     def _model_changed(self, change) -> None:
         self._describe_model()
         self._validate()
+        self._offer_starts()
+
+    @observe("checkpoint_choices")
+    def _choices_changed(self, change) -> None:
+        self._offer_starts()
+
+    def _offer_starts(self) -> None:
+        """The model's published weights and none, then the runs and versions found whose
+        model has its architecture (a checkpoint starts only the same family and
+        backbone)."""
+        arch = (self.spec.family, self.spec.backbone)
+        self.start_choices = [*self.spec.weight_kinds, *(
+            c for c in self.checkpoint_choices if self._architectures.get(c, arch) == arch)]
 
     @observe("text", "init_checkpoint", "task_labels")
     def _inputs_changed(self, change) -> None:
@@ -191,7 +213,7 @@ class ModelState(HasTraits):
 
     def _describe_model(self) -> None:
         spec = self.spec
-        gpus = f"; needs at least {spec.min_gpus} GPUs" if spec.min_gpus else ""
+        gpus = f"; made for {spec.min_gpus} or more GPUs" if spec.min_gpus else ""
         self.advice = (f"{spec.title}: {spec.family} on {spec.backbone}, {spec.image_size} px; "
                        f"batch {spec.batch_size} per GPU, learning rate "
                        f"{spec.learning_rate:g}, {spec.num_steps} steps{gpus}. "
@@ -200,11 +222,8 @@ class ModelState(HasTraits):
 
     @staticmethod
     def _weights_text(spec: ModelSpec) -> str:
-        if spec.init_version:
-            return f"Starts from {spec.weights_note}"
-        if spec.weights is not None and spec.weights.urls:
-            return f"Published initial weights: {spec.weights.description}"
-        return "No published initial weights: trains from random initialisation"
+        others = f" (or: {', '.join(spec.other_weights)})" if spec.other_weights else ""
+        return f"Starts from {spec.weights_note}{others}"
 
     def _set_defaults(self) -> None:
         values = {CLONES: max(1, self.values.get(CLONES, 1))}
@@ -266,6 +285,12 @@ class ModelState(HasTraits):
         path = self.init_checkpoint.strip()
         if not path:
             return ""
+        if path.lower() in WEIGHT_KINDS:
+            if path.lower() not in self.spec.weight_kinds:
+                raise UsageError(f"{self.spec.key} has no published {path.lower()} weights; "
+                                 f"it can start from {', '.join(self.spec.weight_kinds)}, "
+                                 "an earlier run or a store version")
+            return ""
         labels = tuple(self.data.labels.names) if self.data is not None else \
             tuple(self.task_labels) or None
         if is_version_uri(path):
@@ -325,10 +350,8 @@ class ModelPanel(W.VBox):
             else "no GPU found: training runs on the CPU")
         self.checkpoint = W.Combobox(
             description="Start from", options=[], ensure_option=False, layout=wide,
-            placeholder="the model's own weights; or a run folder, or s3://.../models/KEY/V")
-        self.pretrained = W.Checkbox(description="start from the published weights "
-                                     "(downloaded once)", indent=False,
-                                     layout=W.Layout(width="auto"))
+            placeholder="the model's default; coco, imagenet, none, a run folder, "
+                        "or s3://.../models/KEY/V")
         self.text = W.Textarea(description="Hyperparameters", continuous_update=True,
                                style={"description_width": "120px"},
                                placeholder="one key=value per line, e.g.\nnum-steps=100",
@@ -348,7 +371,7 @@ class ModelPanel(W.VBox):
         self.notes = W.HTML()
         self._showing = False
 
-        for name in ("model", "gpus", "text", "pretrained"):
+        for name in ("model", "gpus", "text"):
             W.link((s, name), (getattr(self, name), "value"))
         W.link((s, "init_checkpoint"), (self.checkpoint, "value"))
         W.link((s, "store"), (self.store, "value"))
@@ -358,14 +381,14 @@ class ModelPanel(W.VBox):
                           names="value")
         s.observe(self._show_form, names=["form", "defaults"])
         s.observe(self._show_text, names=["advice", "message", "notes"])
-        s.observe(self._show_choices, names="checkpoint_choices")
+        s.observe(self._show_choices, names="start_choices")
 
         form = W.GridBox(list(self.fields.values()),
                          layout=W.Layout(grid_template_columns="repeat(2, 320px)"))
         super().__init__([self.model, self.advice, W.HBox([self.gpus, self.gpu_note]),
                           self.checkpoint,
                           W.HBox([self.store, self.namespace, self.list_button]),
-                          self.pretrained, form, self.text,
+                          form, self.text,
                           W.HTML(hparams_help_html()), self.message, self.notes], **kwargs)
         self._show_form()
         self._show_text()
@@ -391,4 +414,4 @@ class ModelPanel(W.VBox):
         self.notes.value = (f"<small>{html.escape(s.notes)}</small>" if s.notes else "")
 
     def _show_choices(self, _change=None) -> None:
-        self.checkpoint.options = list(self.state.checkpoint_choices)
+        self.checkpoint.options = list(self.state.start_choices)

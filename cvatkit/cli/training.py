@@ -1,5 +1,5 @@
-"""``cvatkit models``, ``train``, ``stop``, ``export`` and ``status``: the catalog and
-training runs."""
+"""``cvatkit models``, ``train``, ``stop``, ``export``, ``export-pretrained`` and
+``status``: the catalog and training runs."""
 
 from __future__ import annotations
 
@@ -28,19 +28,28 @@ def add_commands(sub) -> None:
         "Hyperparameters are key=value lines, e.g. num-steps=100 (see --help-hparams).")
     s.add_argument("--data", metavar="DATA_DIR")
     s.add_argument("--model", metavar="KEY", default=None,
-                   help="a model key from `cvatkit models` (default ssd-mobilenet-v2-coco)")
+                   help="a model key from `cvatkit models`, or one of the names CVAT's "
+                        "training workflow used (default retinanet-spinenet-mobile-coco)")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--hparams", metavar="TEXT", action="append", default=[],
                    help="key=value pairs, separated by newlines or ';' (repeatable)")
     g.add_argument("--hparams-file", metavar="FILE", help="a file of key=value lines")
+    s.add_argument("--weights", metavar="FROM",
+                   help="what the run starts from: coco (the model's COCO-trained "
+                        "detector), imagenet (its ImageNet backbone), none (random "
+                        "initialisation), an earlier run (its folder or one of its "
+                        "checkpoints) or a model version in the store "
+                        "(s3://.../models/KEY/VERSION); default: the model's own, as "
+                        "`cvatkit models` says. Published weights are downloaded once and "
+                        "cached")
     s.add_argument("--init-checkpoint", metavar="PATH",
-                   help="start from an earlier run: its folder, one of its checkpoints, or "
-                        "a model version in the store (s3://.../models/KEY/VERSION)")
+                   help="the same as --weights PATH (a run, checkpoint or store version)")
     s.add_argument("--reinit-heads", action="store_true",
-                   help="with --init-checkpoint: keep its backbone, start the heads afresh "
-                        "(needed when the class count differs)")
+                   help="with a run or store version to start from: keep its backbone, "
+                        "start the heads afresh (needed when the class count differs)")
     s.add_argument("--pretrained", action="store_true",
-                   help="start from the model's published weights (downloaded once, cached)")
+                   help="the same as --weights with the model's best published weights "
+                        "(coco, else imagenet)")
     s.add_argument("--eval-data", metavar="DIR",
                    help="evaluate on this prepared dataset's frames instead of DATA_DIR's "
                         "validation split")
@@ -75,6 +84,19 @@ def add_commands(sub) -> None:
     s.set_defaults(func=_cmd_export)
 
     s = sub.add_parser(
+        "export-pretrained", help="a COCO-trained detector as a model, with no training",
+        description="Export the COCO-trained detector of catalog entry KEY (e.g. "
+        "retinanet-spinenet-mobile-coco; downloaded once, cached) as a SavedModel with "
+        "COCO's label files in OUT_DIR: pre-annotate with it at once, e.g. `cvatkit "
+        "annotate OUT_DIR --task 12 --map person=pedestrian --drop-unmapped`.")
+    s.add_argument("key", metavar="KEY")
+    s.add_argument("out", metavar="OUT_DIR", help="a new or empty folder")
+    s.add_argument("--nms", metavar="VERSION", default="batched",
+                   help="batched (the default) or v2")
+    s.add_argument("--catalog", metavar="FILE", help="a catalog file with your own models")
+    s.set_defaults(func=_cmd_export_pretrained)
+
+    s = sub.add_parser(
         "status", help="the true state of a run, or of every run in a folder",
         description="Print the state of RUN_DIR (starting, running, stopped, completed, "
         "failed), its step, and why it ended; a run whose trainer process is gone without "
@@ -85,16 +107,21 @@ def add_commands(sub) -> None:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from ..training import DEFAULT_MODEL, load_catalog
+    from ..training import ALIASES, DEFAULT_MODEL, load_catalog
 
     for spec in load_catalog(args.catalog).values():
         default = " (default)" if spec.key == DEFAULT_MODEL else ""
         print(f"{spec.key}{default}: {spec.title}")
+        aliases = [a for a, key in ALIASES.items() if key == spec.key]
+        if aliases and spec.source == "built-in":
+            print(f"    also known as: {', '.join(aliases)} (CVAT's training workflow)")
         print(f"    {spec.family}, {spec.backbone}, {spec.image_size} px; batch "
               f"{spec.batch_size} per GPU, learning rate {spec.learning_rate:g}, "
-              f"{spec.num_steps} steps" + (f"; needs >= {spec.min_gpus} GPUs"
+              f"{spec.num_steps} steps" + (f"; made for >= {spec.min_gpus} GPUs"
                                            if spec.min_gpus else ""))
-        print(f"    initial weights: {spec.weights_note}"
+        others = f" (or --weights {' / '.join(spec.other_weights)})" \
+            if spec.other_weights else ""
+        print(f"    starts from: {spec.weights_note}{others}"
               + ("" if spec.source == "built-in" else f"; from {spec.source}"))
         print(textwrap.fill(spec.advice, width=92, initial_indent="    ",
                             subsequent_indent="    "))
@@ -106,6 +133,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ..training import (
         DEFAULT_MODEL,
         PARAMS,
+        check_run_dir,
         load_catalog,
         plan_run,
         read_hparams_file,
@@ -126,13 +154,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not args.data or not args.run_dir:
             raise UsageError("train needs --data DATA_DIR and --run-dir RUN_DIR (or "
                              "--resume RUN_DIR)")
+        check_run_dir(args.run_dir)  # before any download
         text, origin = "", "--hparams"
         if args.hparams_file:
             text, origin = read_hparams_file(args.hparams_file), args.hparams_file
         elif args.hparams:
             text = "\n".join(h.replace(";", "\n") for h in args.hparams)
         plan = plan_run(args.data, args.model or DEFAULT_MODEL, text, hparams_origin=origin,
-                        init_checkpoint=args.init_checkpoint, reinit_heads=args.reinit_heads,
+                        weights=args.weights, init_checkpoint=args.init_checkpoint,
+                        reinit_heads=args.reinit_heads,
                         pretrained=args.pretrained, eval_data=args.eval_data,
                         catalog=load_catalog(args.catalog), progress=_download_progress())
         for note in plan.notes:
@@ -217,6 +247,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     out = export_again(Run(args.run_dir), nms=args.nms, out=args.out)
     print(f"exported {args.run_dir} to {out}")
+    return 0
+
+
+def _cmd_export_pretrained(args: argparse.Namespace) -> int:
+    from ..training import load_catalog
+    from ..training.model_garden.export import export_pretrained
+
+    out = export_pretrained(args.key, args.out, nms=args.nms,
+                            catalog=load_catalog(args.catalog), progress=_download_progress())
+    print(f"exported the COCO-trained {args.key} to {out}")
     return 0
 
 

@@ -245,6 +245,11 @@ def _public_spec(spec: dict[str, Any]) -> dict[str, Any]:
             out[section].pop("path", None)
     if isinstance(out.get("init"), dict):
         out["init"].pop("path", None)
+        if out["init"].get("kind") == "run":
+            out["init"]["source"] = Path(str(out["init"].get("source", ""))).name
+    weights = str(out.get("weights") or "")
+    if weights and "://" not in weights and weights not in ("coco", "imagenet", "none"):
+        out["weights"] = Path(weights).name  # an earlier run on this machine: its name
     return out
 
 

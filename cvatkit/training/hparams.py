@@ -127,7 +127,8 @@ PARAMS: tuple[Param, ...] = (
           "overlapping boxes: batched (TensorFlow's combined NMS) or Model Garden's v2 "
           "(made for TPUs; the same boxes, 20x slower on a CPU)", "batched",
           choices=NMS_VERSIONS),
-    Param("seed", int, "random seed of the input pipeline", 0, min=0, max=2**31 - 1),
+    Param("seed", int, "random seed of the initial weights and of the order of frames", 0,
+          min=0, max=2**31 - 1),
 )
 BY_KEY = {p.key: p for p in PARAMS}
 ALIASES = {

@@ -27,7 +27,7 @@ from .plan import RunPlan
 def start_run(plan: RunPlan, run_dir: str | os.PathLike[str], *, detach: bool = True) -> Run:
     """Write the run directory and start its trainer process."""
     run = Run(run_dir)
-    _check_run_dir(run.path)
+    check_run_dir(run.path)
     made = not run.path.exists()
     try:
         run.path.mkdir(parents=True, exist_ok=True)
@@ -86,7 +86,10 @@ def stop_run(run_dir: str | os.PathLike[str], *, wait: float = 120.0) -> str:
     raise RunError(f"the trainer of {run.path} did not stop within {wait:.0f} s")
 
 
-def _check_run_dir(path: Path) -> None:
+def check_run_dir(run_dir: str | os.PathLike[str]) -> None:
+    """Refuse a RUN_DIR that holds a run or other files: checked before a run is planned
+    (and its weights downloaded), and again when it starts."""
+    path = Path(run_dir)
     if (path / RUN_JSON).exists():
         raise RunError(
             f"{path} already holds a run; pick another RUN_DIR, or continue that run with "
@@ -134,6 +137,7 @@ def _spec_json(plan: RunPlan) -> dict[str, Any]:
         "labels": list(plan.data.labels.names),
         "data": plan.data.to_json(),
         "eval_data": plan.eval_data.to_json() if plan.eval_data else None,
+        "weights": plan.weights,
         "init": asdict(plan.init) if plan.init else None,
         "strategy": {"num_clones": plan.hparams.num_clones,
                      "multi_worker": "TF_CONFIG" in os.environ},

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..dataset import Dataset, load_dataset
 from ..errors import DatasetError, UsageError
 from ..runs import CHECKPOINTS, Run, run_of_checkpoint
-from .catalog import ModelSpec, get_model, load_catalog
+from .catalog import WEIGHT_KINDS, ModelSpec, get_model, load_catalog
 from .devices import count_gpus
 from .hparams import parse_hparams
 from .resolution import Hyperparameters, resolve
@@ -25,11 +25,15 @@ class InitCheckpoint:
     path: str
     """A checkpoint prefix (or a Keras .h5 file)."""
     kind: str
-    """'run' (an earlier cvatkit run), 'pretrained' (the catalog's weights)."""
+    """'run' (an earlier cvatkit run or a store version), 'coco' or 'imagenet' (the
+    catalog entry's published weights)."""
     modules: str = "all"
     """What to load: 'all', 'backbone', 'backbone,decoder'."""
     labels: tuple[str, ...] = ()
     source: str = ""
+    num_classes: int = 0
+    """A published detector's class count (modules 'all'): the variables whose shape
+    depends on it start afresh when the task's differs."""
 
 
 @dataclass(frozen=True)
@@ -43,15 +47,25 @@ class RunPlan:
     eval_data: Dataset | None = None
     init: InitCheckpoint | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    weights: str = "none"
+    """What was asked for: 'coco', 'imagenet', 'none', or the run folder, checkpoint or
+    store version it starts from."""
 
 
 def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "", *,
-             hparams_origin: str = "hyperparameters", init_checkpoint: str | None = None,
+             hparams_origin: str = "hyperparameters", weights: str | None = None,
+             init_checkpoint: str | None = None,
              reinit_heads: bool = False, pretrained: bool = False,
              eval_data: str | os.PathLike[str] | None = None,
              catalog: dict[str, ModelSpec] | None = None, gpus: int | None = None,
              progress: DownloadProgress | None = None) -> RunPlan:
-    """Check a run request and resolve it into a plan (nothing is written)."""
+    """Check a run request and resolve it into a plan (nothing is written).
+
+    ``weights`` is what the run starts from: 'coco' or 'imagenet' (the entry's published
+    weights, downloaded once and cached), 'none' (random initialisation), an earlier run
+    (its folder or one of its checkpoints) or a store version URI; by default the entry's
+    ``init_version``, else its ``default_weights``. ``init_checkpoint`` (a run or version)
+    and ``pretrained`` (the entry's best published weights) are older spellings."""
     data = load_dataset(data_dir)
     if data.train_frames < 1:
         raise DatasetError(f"{data.path} has no training frames (it was prepared with "
@@ -71,28 +85,58 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
             raise DatasetError(f"{evald.path} has no validation frames; prepare it with "
                                "--val-split 1 to evaluate on all its frames")
     hp, notes = resolve(spec, values, data, gpus=count_gpus() if gpus is None else gpus)
+    choice = _weights_choice(spec, weights, init_checkpoint, pretrained)
     init = None
-    if not init_checkpoint and not pretrained and spec.init_version:
-        init_checkpoint = spec.init_version
-    if init_checkpoint and pretrained:
-        raise UsageError("give either a starting checkpoint or --pretrained, not both")
-    if init_checkpoint:
-        from ..store import is_version_uri, pull
-
-        if is_version_uri(init_checkpoint):
-            init_checkpoint = str(pull(init_checkpoint))
-        init = resolve_init_checkpoint(init_checkpoint, spec, data, reinit_heads=reinit_heads)
-    elif pretrained:
-        if spec.weights is None or not spec.weights.urls:
-            raise UsageError(f"{spec.key} has no published initial weights; it trains from "
-                             "random initialisation")
+    if choice in ("coco", "imagenet"):
+        published = spec.weights_for(choice)
+        if published is None:
+            raise UsageError(
+                f"{spec.key} has no published {choice} weights; it can start from "
+                f"{', '.join(spec.weight_kinds)}, an earlier run or a store version")
         from .weights import fetch_weights
 
-        path = fetch_weights(spec.weights, progress=progress)
-        init = InitCheckpoint(path=str(path), kind="pretrained", modules=spec.weights.modules,
-                              source=spec.weights.description)
+        path = fetch_weights(published, progress=progress)
+        init = InitCheckpoint(path=str(path), kind=choice, modules=published.modules,
+                              source=published.description,
+                              num_classes=published.num_classes)
+    elif choice != "none":
+        from ..store import is_version_uri, pull
+
+        local = str(pull(choice)) if is_version_uri(choice) else choice
+        init = resolve_init_checkpoint(local, spec, data, reinit_heads=reinit_heads)
+    if reinit_heads and (init is None or init.kind != "run"):
+        raise UsageError("--reinit-heads applies to a run or store version to start from; "
+                         f"the run starts from {choice}")
     return RunPlan(spec=spec, hparams=hp, hparams_text=hparams_text, data=data,
-                   eval_data=evald, init=init, notes=tuple(notes))
+                   eval_data=evald, init=init, notes=tuple(notes), weights=choice)
+
+
+def _weights_choice(spec: ModelSpec, weights: str | None, init_checkpoint: str | None,
+                    pretrained: bool) -> str:
+    given = [name for name, value in (("weights", weights),
+                                      ("a starting checkpoint", init_checkpoint),
+                                      ("--pretrained", pretrained)) if value]
+    if len(given) > 1:
+        raise UsageError(f"give one of {' and '.join(given)}, not both: they all say what "
+                         "the run starts from")
+    if init_checkpoint:
+        return str(init_checkpoint)
+    if pretrained:
+        if spec.weight_kinds[0] == "none":
+            raise UsageError(f"{spec.key} has no published initial weights; it trains from "
+                             "random initialisation")
+        return spec.weight_kinds[0]
+    if weights:
+        weights = str(weights).strip()
+        if weights.lower() in WEIGHT_KINDS:
+            return weights.lower()
+        if weights.lower() in ("random", "scratch", "default"):
+            raise UsageError(f"weights={weights!r}: use none (random initialisation), "
+                             f"{' or '.join(k for k in WEIGHT_KINDS if k != 'none')}, a run "
+                             "folder or a store version; leave it out for the model's "
+                             "default")
+        return weights
+    return spec.init_version or spec.default_weights
 
 
 def resolve_init_checkpoint(path: str, spec: ModelSpec, data: Dataset, *,

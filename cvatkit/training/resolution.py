@@ -98,7 +98,7 @@ def resolve(spec, values: Mapping[str, Any], data, *,
     machine has. Returns them and notes worth showing (e.g. the recommended num-steps)."""
     r = Resolved(spec, values, data)
     _check_devices(spec, r, gpus)
-    _check_stages(spec, r, data)
+    staged = _check_stages(spec, r, data)
     if r.given("val-split") and abs(r["val-split"] - data.val_fraction) > 1e-9:
         raise HyperparameterError(
             f"val-split={r['val-split']:g} but the dataset was split with "
@@ -122,10 +122,24 @@ def resolve(spec, values: Mapping[str, Any], data, *,
     for param in PARAMS:
         if resolved[param.key] is not None:
             check_value(param, resolved[param.key])
+    coarsest, size = 2 ** (spec.max_level or 6), resolved["image-size"]
+    if size % coarsest:
+        nearest = max(coarsest, (size + coarsest // 2) // coarsest * coarsest)
+        raise HyperparameterError(
+            f"image-size={size} must be a multiple of {coarsest} for {spec.key} (its "
+            f"coarsest feature level); try {nearest}")
     recommended = recommended_steps(data.train_frames, r["batch-size"])
     notes = [f"recommended num-steps for {data.train_frames} training frames at batch "
              f"{r['batch-size']}: {recommended} (the rule of thumb: frames / batch x 1000)"
              + ("" if r.given("num-steps") else f"; using {r['num-steps']}")]
+    if staged:
+        notes.append(staged)
+    if spec.min_gpus and r["num-clones"] < spec.min_gpus:
+        notes.append(f"{spec.key} was made for {spec.min_gpus} or more GPUs; on "
+                     f"{r['num-clones']} it may run out of memory, or take long")
+    if r["aug-jpeg-quality"] and not _has_jpeg_augmentation(spec):
+        notes.append(f"aug-jpeg-quality has no effect on {spec.key}: Model Garden's "
+                     f"{spec.family} input pipeline has no JPEG re-compression")
     if not values:
         main = ("num-steps", "batch-size", "initial-learning-rate", "image-size")
         notes.insert(0, "no hyperparameters given: training with the defaults for "
@@ -140,20 +154,36 @@ def _check_devices(spec, r: Resolved, gpus: int) -> None:
         raise HyperparameterError(
             f"num-clones={clones} asks for {clones} GPUs but this machine has "
             f"{gpus or 'none'}; set num-clones to at most {max(gpus, 1)}")
-    if spec.min_gpus and clones < spec.min_gpus:
-        raise HyperparameterError(
-            f"{spec.key} needs at least {spec.min_gpus} GPUs for its memory; set "
-            f"num-clones={spec.min_gpus} on a machine with {spec.min_gpus} GPUs, or pick "
-            "another model")
     if r["batch-size"] % clones:
         raise HyperparameterError(
             f"batch-size={r['batch-size']} does not divide over num-clones={clones} GPUs; "
             f"use a multiple of {clones}")
 
 
-def _check_stages(spec, r: Resolved, data) -> None:
-    """Mask R-CNN's stage epochs, made into num-steps; masks for mask models."""
+DEFAULT_STAGE_EPOCHS = (1, 1, 1)
+"""Mask R-CNN's stages when neither they nor num-steps are given: the original
+workflow's default, one epoch each."""
+
+
+def _has_jpeg_augmentation(spec) -> bool:
+    """Whether Model Garden's parser for ``spec``'s family re-compresses JPEGs."""
+    return spec.family == "retinanet"
+
+
+def _check_stages(spec, r: Resolved, data) -> str:
+    """Mask R-CNN's stage epochs, made into num-steps; masks for mask models. Returns a
+    note when the stages were chosen for the user."""
     stages = [r[f"stage-{k}-epochs"] for k in (1, 2, 3)]
+    note = ""
+    if spec.family == "maskrcnn" and not any(stages) and not r.given("num-steps") \
+            and not any(r.given(f"stage-{k}-epochs") for k in (1, 2, 3)):
+        stages = list(DEFAULT_STAGE_EPOCHS)
+        for k, epochs in zip((1, 2, 3), stages):
+            r.set(f"stage-{k}-epochs", epochs)
+        note = (f"{spec.key} trains in three stages, by default "
+                + ", ".join(f"stage-{k}-epochs={e}" for k, e in zip((1, 2, 3), stages))
+                + ": the heads, then the upper backbone, then all layers at lr/10. Few "
+                "epochs are enough; give most of them to stage 1")
     if any(stages) and spec.family != "maskrcnn":
         raise HyperparameterError(
             f"stage-N-epochs apply to maskrcnn only; {spec.key} trains in one stage: set "
@@ -167,10 +197,11 @@ def _check_stages(spec, r: Resolved, data) -> None:
         raise HyperparameterError(
             f"{spec.key} learns masks, but the dataset has boxes only (no polygons or "
             "masks); annotate polygons, or pick a detection model such as "
-            "ssd-mobilenet-v2-coco")
+            "retinanet-spinenet-mobile-coco")
     if any(stages):
         if r.given("num-steps"):
             raise HyperparameterError(
                 "set either num-steps or stage-1/2/3-epochs for maskrcnn, not both")
         steps_per_epoch = max(1, math.ceil(data.train_frames / r["batch-size"]))
         r.set("num-steps", sum(stages) * steps_per_epoch)
+    return note

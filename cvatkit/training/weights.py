@@ -10,6 +10,7 @@ copy that changes on disk is caught before training starts from it.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import tarfile
 import urllib.error
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import WeightsError
-from ..files import cache_root, folder_written_aside, sha256_file
+from ..files import cache_root, copy_file, folder_written_aside, sha256_file
 from .catalog import Weights
 
 _CHUNK = 1 << 20
@@ -41,11 +42,16 @@ def fetch_weights(weights: Weights, *, cache: Path | None = None,
         record = json.loads(done.read_text())
         _verify(folder, record["files"], weights)
         return folder / record["path"]
+    drop = dropped_files(cache)
     with folder_written_aside(folder) as tmp:
         files = {}
         for url in weights.urls:
             name = url.rsplit("/", 1)[-1].split("?", 1)[0]
-            files[name] = _download(url, tmp / "files" / name, progress)
+            if (drop / name).is_file():  # put there by hand on a machine that is offline
+                copy_file(drop / name, tmp / "files" / name)
+                files[name] = sha256_file(tmp / "files" / name)
+            else:
+                files[name] = _download(url, tmp / "files" / name, progress, drop / name)
             expected = weights.sha256.get(name)
             if expected and expected != files[name]:
                 raise WeightsError(
@@ -57,7 +63,13 @@ def fetch_weights(weights: Weights, *, cache: Path | None = None,
     return folder / path
 
 
-def _download(url: str, dest: Path, progress) -> str:
+def dropped_files(cache: Path | None = None) -> Path:
+    """Where to put a weights file downloaded by hand (on another machine): it is used
+    instead of downloading, verified like a download."""
+    return (cache or cache_root()) / "weights" / "downloads"
+
+
+def _download(url: str, dest: Path, progress, drop: Path) -> str:
     dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     try:
@@ -73,14 +85,22 @@ def _download(url: str, dest: Path, progress) -> str:
                     progress(dest.name, done, total)
             if total is not None and done != total:
                 raise WeightsError(f"{url}: the download stopped after {done} of {total} "
-                                   "bytes; try again")
+                                   "bytes; try again. " + _instead(drop))
     except urllib.error.HTTPError as e:
-        raise WeightsError(f"could not download {url}: the server answered {e.code}") from None
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        raise WeightsError(f"could not download {url}: the server answered {e.code}. "
+                           + _instead(drop)) from None
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)
-        raise WeightsError(f"could not download {url} ({reason}); check the network, or "
-                           "train from random initialisation") from None
+        if isinstance(e, http.client.IncompleteRead):
+            reason = f"the connection closed after {len(e.partial)} more bytes"
+        raise WeightsError(f"could not download {url} ({reason}). " + _instead(drop)) \
+            from None
     return digest.hexdigest()
+
+
+def _instead(drop: Path) -> str:
+    return (f"On a machine without internet, download it elsewhere and put it at {drop}; "
+            "or train without it (--weights none)")
 
 
 def _unpack(folder: Path, weights: Weights, names: list[str]) -> str:

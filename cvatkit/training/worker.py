@@ -166,9 +166,16 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
     replicas = mg.strategy.num_replicas_in_sync
     where = (f"on {replicas} replicas ({type(mg.strategy).__name__})" if replicas > 1
              else "on one device")
+    started = f"started {where}"
+    if mg.init_report is not None:
+        loaded = mg.init_report.summary(init.get("source") or init["path"])
+        print(f"cvatkit: {loaded}", file=sys.stderr, flush=True)  # into trainer.log
+        started += "; " + loaded
+        spec_json["init"] = {**init, **mg.init_report.to_json()}
+        run.write_spec(spec_json)
     run.append(StatusEvent(step=step, time=time.time(), state="running",
                            message=f"resumed from step {step} {where}" if resume
-                           else f"started {where}",
+                           else started,
                            resumed_from=step if resume else None))
     run.set_status("running", step=step, total_steps=hp.num_steps)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
-from helpers import ROOT, SECRET
+from helpers import MODEL, ROOT, SECRET
 
 from cvatkit.errors import CvatkitError
 
@@ -77,13 +77,16 @@ def test_train_notebook_runs_headless_on_a_cvat_task_and_publishes(sample_cvat, 
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
         store = tmp_path / "store"
         nb = run_notebook("train.ipynb", tmp_path / "train.ipynb", tmp_path,
-                          interactive=False, task_id=task, hparams=TWO_STEPS,
-                          workdir="work", run_name="nb", store=str(store), namespace="team")
+                          interactive=False, task_id=task, model=MODEL, hparams=TWO_STEPS,
+                          weights="none", workdir="work", run_name="nb", store=str(store),
+                          namespace="team")
     text, _ = outputs(nb)
     assert f"preparing cvat://{task} on {server.url}" in text
     assert "step 2/2: loss" in text
     assert "completed" in text and "published " in text
     assert (tmp_path / "work" / "runs" / "nb" / "export" / "saved_model").is_dir()
+    spec = json.loads((tmp_path / "work" / "runs" / "nb" / "run.json").read_text())
+    assert spec["weights"] == "none" and spec["init"] is None  # the notebook's choice
     assert list(store.glob("team/models/*/*/manifest.json"))
     written = (tmp_path / "train.ipynb").read_text()
     assert password not in written and SECRET not in written

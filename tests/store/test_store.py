@@ -282,7 +282,7 @@ def test_cli_and_no_secret_anywhere(s3_env, tmp_path, capsys, trained):
     # A store version starts a new run: its labels are checked like a run's.
     plan = plan_run(trained.spec()["data"]["path"], "ssd-mobilenet-v2-coco",
                     "image-size=128\nnum-steps=1", init_checkpoint=version_uri)
-    assert plan.init.kind == "run" and plan.init.path.endswith("checkpoints/ckpt-300")
+    assert plan.init.kind == "run" and plan.init.path.endswith("checkpoints/ckpt-400")
 
 
 def test_catalog_entry_starts_from_a_store_version(s3_env, tmp_path, trained, prepared):
@@ -298,7 +298,7 @@ def test_catalog_entry_starts_from_a_store_version(s3_env, tmp_path, trained, pr
     assert "model store version" in catalog["shapes-v2"].weights_note
     plan = plan_run(prepared.path, "shapes-v2", "image-size=128\nnum-steps=1", catalog=catalog)
     assert plan.init.kind == "run" and plan.init.labels == ("square", "triangle", "circle")
-    assert plan.init.path.endswith("checkpoints/ckpt-300")
+    assert plan.init.path.endswith("checkpoints/ckpt-400")
     with pytest.raises(UsageError, match="cannot start 'other-arch'"):
         plan_run(prepared.path, "other-arch", "image-size=128\nnum-steps=1", catalog=catalog)
 

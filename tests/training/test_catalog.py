@@ -15,6 +15,7 @@ from cvatkit.records import LabelMap
 from cvatkit.training import BUILT_IN, get_model, load_catalog, resolve
 from cvatkit.training.model_garden import build_experiment
 
+COCO_MODELS = ["retinanet-spinenet-mobile-coco", "retinanet-resnet50-coco"]
 WORKFLOW_MODELS = ["ssd-mobilenet-v2-coco", "ssd-mobilenet-v1-coco", "ssdlite-mobilenet-v2",
                "frcnn-res50-coco", "frcnn-res101-coco", "frcnn-res101-lowp",
                "frcnn-inc-resv2-atr-coco", "frcnn-nas-coco", "maskrcnn"]
@@ -25,20 +26,64 @@ DATA = Dataset(path=Path("/data"), labels=LabelMap.from_names("ab"), train_frame
 def test_every_seed_model_is_there_with_its_defaults_and_advice(monkeypatch, capsys):
     monkeypatch.delenv("CVATKIT_CATALOG", raising=False)
     keys = [s.key for s in BUILT_IN]
-    assert keys == WORKFLOW_MODELS
-    for spec in BUILT_IN:
+    assert keys == COCO_MODELS + WORKFLOW_MODELS
+    for spec in BUILT_IN[len(COCO_MODELS):]:
         assert spec.advice and spec.title and spec.weights_note
         if spec.key.startswith("ssd"):
             assert (spec.batch_size, spec.learning_rate) == (24, 0.004)
         else:
             assert (spec.batch_size, spec.learning_rate) == (1, 0.0003)
         assert spec.num_steps == 10000
-    assert get_model("frcnn-nas-coco").min_gpus == 2
+    assert get_model("frcnn-nas-coco").min_gpus == 0  # SpineNet-49: ResNet-50's memory
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    for key in WORKFLOW_MODELS:
+    for key in COCO_MODELS + WORKFLOW_MODELS:
         assert f"{key}" in out
-    assert "needs >= 2 GPUs" in out and "ssd-mobilenet-v2-coco (default)" in out
+    assert "retinanet-spinenet-mobile-coco (default)" in out and "(default)" not in out[200:]
+    # what a run starts from by default, and what else it could
+    entry = out[out.index("retinanet-spinenet-mobile-coco"):out.index("retinanet-resnet50")]
+    assert "starts from: coco: Mobile SpineNet-49 RetinaNet trained on COCO" in entry
+    assert "(or --weights none)" in entry and "If unsure, use this one" in entry
+    entry = out[out.index("retinanet-resnet50-coco"):out.index("ssd-mobilenet-v2-coco")]
+    assert "starts from: coco: RetinaNet ResNet-50 FPN" in entry
+    assert "(or --weights imagenet / none)" in entry
+    entry = out[out.index("ssd-mobilenet-v2-coco"):out.index("ssd-mobilenet-v1-coco")]
+    assert "starts from: none: random initialisation (or --weights imagenet)" in entry
+    assert "also known as: ssd-mobilenet-v2, ssd-mobilenetv2" in entry
+
+
+@pytest.mark.parametrize("alias, key", [("ssd-mobilenet-v2", "ssd-mobilenet-v2-coco"),
+                                        ("ssd-mobilenet-v1", "ssd-mobilenet-v1-coco"),
+                                        ("ssd-mobilenetlite", "ssdlite-mobilenet-v2"),
+                                        ("maskrcnn-training", "maskrcnn")])
+def test_the_workflows_model_names_are_aliases(alias, key):
+    assert get_model(alias).key == key
+
+
+@pytest.mark.parametrize("key", COCO_MODELS)
+def test_coco_entries_build_model_gardens_published_architecture(key):
+    """The published checkpoints' configs: retinanet_mobile_coco (SpineNet-Mobile-49,
+    identity decoder, 4 separable 48-filter convs, swish, anchor size 3) and
+    retinanet_resnetfpn_coco (ResNet-50, FPN of 256, 4 convs of 256); levels 3-7."""
+    spec = get_model(key)
+    hp, _ = resolve(spec, {"num-steps": 10}, DATA, gpus=0)
+    m = build_experiment(spec, hp, DATA).task.model
+    assert (m.min_level, m.max_level, m.head.num_convs) == (3, 7, 4)
+    assert m.anchor.num_scales == 3 and list(m.anchor.aspect_ratios) == [0.5, 1.0, 2.0]
+    if key == "retinanet-spinenet-mobile-coco":
+        assert m.backbone.type == "spinenet_mobile" and m.backbone.spinenet_mobile.model_id == "49"
+        assert (m.backbone.spinenet_mobile.se_ratio, m.backbone.spinenet_mobile.expand_ratio) \
+            == (0.2, 6)
+        assert m.decoder.type == "identity" and m.norm_activation.activation == "swish"
+        assert (m.head.num_filters, m.head.use_separable_conv, m.anchor.anchor_size) == \
+            (48, True, 3.0)
+        assert m.input_size == [384, 384, 3]
+    else:
+        assert m.backbone.type == "resnet" and m.backbone.resnet.model_id == 50
+        assert m.decoder.type == "fpn" and m.decoder.fpn.num_filters == 256
+        assert (m.head.num_filters, m.head.use_separable_conv, m.anchor.anchor_size) == \
+            (256, False, 4.0)
+        assert m.norm_activation.activation == "relu" and m.input_size == [640, 640, 3]
 
 
 def test_unknown_model_suggests_the_closest():
@@ -46,7 +91,7 @@ def test_unknown_model_suggests_the_closest():
         get_model("ssd-mobilenet-v2-cocoo")
 
 
-@pytest.mark.parametrize("key", WORKFLOW_MODELS)
+@pytest.mark.parametrize("key", COCO_MODELS + WORKFLOW_MODELS)
 def test_every_entry_makes_a_valid_model_garden_config(key):
     spec = get_model(key)
     data = replace(DATA, include_masks=spec.family == "maskrcnn")
@@ -144,3 +189,57 @@ def test_bad_user_catalogs_are_named(tmp_path, text, message):
         assert "model 'x'" in str(e.value)
     else:
         assert isinstance(e.value, CatalogError) and str(f) in str(e.value)
+
+
+def _config(key: str, values: dict):
+    spec = get_model(key)
+    data = replace(DATA, include_masks=spec.family == "maskrcnn")
+    hp, _ = resolve(spec, {"num-steps": 1000, **values}, data, gpus=0)
+    return build_experiment(spec, hp, data)
+
+
+def test_schedule_steps_make_a_stepwise_decay():
+    opt = _config("ssd-mobilenet-v2-coco", {"schedule-step-1": 400, "schedule-step-2": 800,
+                                           "initial-learning-rate": 0.1}).trainer.optimizer_config
+    assert opt.learning_rate.type == "stepwise"
+    assert list(opt.learning_rate.stepwise.boundaries) == [400, 800]
+    assert list(opt.learning_rate.stepwise.values) == pytest.approx([0.1, 0.01, 0.001])
+    opt = _config("ssd-mobilenet-v2-coco", {}).trainer.optimizer_config
+    assert opt.learning_rate.type == "cosine" and opt.learning_rate.cosine.decay_steps == 1000
+
+
+def test_warmup_steps_make_a_linear_warmup_from_a_tenth():
+    opt = _config("frcnn-res50-coco", {"warmup-steps": 30, "initial-learning-rate": 0.02}) \
+        .trainer.optimizer_config
+    assert opt.warmup.type == "linear" and opt.warmup.linear.warmup_steps == 30
+    assert opt.warmup.linear.warmup_learning_rate == pytest.approx(0.002)
+    assert _config("frcnn-res50-coco", {"warmup-steps": 0}).trainer.optimizer_config \
+        .warmup.type is None
+
+
+@pytest.mark.parametrize("key", ["ssd-mobilenet-v2-coco", "frcnn-res50-coco", "maskrcnn"])
+def test_augmentation_keys_reach_the_training_parser_only(key):
+    exp = _config(key, {"aug-hflip": False, "aug-scale-min": 0.5, "aug-scale-max": 2.0,
+                        "aug-type": "randaugment", "aug-jpeg-quality": True})
+    train, val = exp.task.train_data.parser, exp.task.validation_data.parser
+    assert (train.aug_rand_hflip, train.aug_scale_min, train.aug_scale_max) == (False, 0.5, 2.0)
+    assert train.aug_type.type == "randaug" and train.aug_type.randaug.num_layers >= 1
+    assert (val.aug_scale_min, val.aug_scale_max) == (1.0, 1.0) and not val.aug_rand_hflip
+    if key.startswith("ssd"):  # RetinaNet's parser re-compresses JPEGs; the others have none
+        assert train.aug_rand_jpeg.min_quality == 30 and val.aug_rand_jpeg is None
+    else:
+        assert not hasattr(train, "aug_rand_jpeg")
+
+
+@pytest.mark.parametrize("key", ["ssd-mobilenet-v2-coco", "frcnn-res50-coco"])
+def test_anchor_size_and_weight_decay_reach_the_config(key):
+    exp = _config(key, {"anchor-size": 2.5, "l2-weight-decay": 0.001})
+    assert exp.task.model.anchor.anchor_size == 2.5
+    assert exp.task.losses.l2_weight_decay == 0.001
+    from official.core import exp_factory
+
+    default = _config(key, {})
+    model_garden = exp_factory.get_exp_config("fasterrcnn_resnetfpn_coco").task.model
+    assert default.task.model.anchor.anchor_size == (
+        get_model(key).anchor_size if key.startswith("ssd") else model_garden.anchor.anchor_size)
+    assert default.task.losses.l2_weight_decay == get_model(key).l2_weight_decay

@@ -79,7 +79,9 @@ def test_batch_scales_with_clones_unless_set():
      "batch-size=5 does not divide over num-clones=2"),
     ("ssd-mobilenet-v2-coco", {"num-clones": 4}, 1, "asks for 4 GPUs but this machine has 1"),
     ("ssd-mobilenet-v2-coco", {"num-clones": 2}, 0, "this machine has none"),
-    ("frcnn-nas-coco", {}, 0, "frcnn-nas-coco needs at least 2 GPUs"),
+    ("retinanet-spinenet-mobile-coco", {"image-size": 320}, 0,
+     "image-size=320 must be a multiple of 128 for retinanet-spinenet-mobile-coco (its "
+     "coarsest feature level); try 384"),
     ("ssd-mobilenet-v2-coco", {"stage-1-epochs": 1}, 0, "apply to maskrcnn only"),
     ("maskrcnn", {}, 0, "the dataset has boxes only"),
     ("ssd-mobilenet-v2-coco", {"image-size": 100}, 0, "must be a multiple of 64 (the coarsest feature level); try 128"),
@@ -110,6 +112,39 @@ def test_maskrcnn_stage_epochs_become_steps():
     assert hp.num_steps == 4 * 10  # 100 frames at batch 10: 10 steps per epoch
     with pytest.raises(HyperparameterError, match="either num-steps or stage"):
         resolve(get_model("maskrcnn"), {"stage-1-epochs": 1, "num-steps": 5}, data, gpus=0)
+
+
+def test_maskrcnn_without_stages_trains_the_workflows_three_stages_with_advice():
+    data = replace(DATA, include_masks=True)
+    hp, notes = resolve(get_model("maskrcnn"), {"batch-size": 10}, data, gpus=0)
+    assert (hp.stage_1_epochs, hp.stage_2_epochs, hp.stage_3_epochs) == (1, 1, 1)
+    assert hp.num_steps == 3 * 10
+    assert any("three stages, by default stage-1-epochs=1" in n and "most of them to stage 1"
+               in n for n in notes)
+    hp, notes = resolve(get_model("maskrcnn"), {"num-steps": 7}, data, gpus=0)
+    assert hp.num_steps == 7 and hp.stage_1_epochs == 0  # one stage when asked for
+    assert not any("three stages" in n for n in notes)
+
+
+def test_a_model_made_for_more_gpus_is_advice_not_a_refusal():
+    from cvatkit.training import ModelSpec
+
+    spec = replace(get_model("frcnn-res50-coco"), key="big", min_gpus=2)
+    hp, notes = resolve(spec, {}, DATA, gpus=0)
+    assert hp.num_clones == 1
+    assert any("big was made for 2 or more GPUs; on 1 it may run out of memory" in n
+               for n in notes)
+    _, notes = resolve(get_model("frcnn-nas-coco"), {}, DATA, gpus=0)  # no longer a refusal
+    assert not any("GPUs" in n for n in notes)
+    assert isinstance(spec, ModelSpec)
+
+
+def test_jpeg_augmentation_is_said_to_do_nothing_where_model_garden_has_none():
+    _, notes = resolve(get_model("frcnn-res50-coco"), {"aug-jpeg-quality": True}, DATA, gpus=0)
+    assert any("aug-jpeg-quality has no effect on frcnn-res50-coco" in n for n in notes)
+    _, notes = resolve(get_model("ssd-mobilenet-v2-coco"), {"aug-jpeg-quality": True}, DATA,
+                       gpus=0)
+    assert not any("aug-jpeg-quality" in n for n in notes)
 
 
 def test_one_table_gives_the_defaults_the_ranges_and_the_help():

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import SECRET, hyperparameters
+from helpers import MODEL, SECRET, hyperparameters
 
 from cvatkit.cli import main
 from cvatkit.runs import EvalEvent, Run, StatusEvent, StepEvent
@@ -40,20 +40,20 @@ def test_run_directory_contract(trained):
     spec = trained.spec()
     assert spec["model"]["key"] == "ssd-mobilenet-v2-coco"
     assert spec["labels"] == ["square", "triangle", "circle"]
-    assert spec["hparams"]["num-steps"] == 300 and spec["hparams"]["batch-size"] == 8
+    assert spec["hparams"]["num-steps"] == 400 and spec["hparams"]["batch-size"] == 8
     assert spec["hparams"]["nms"] == "batched"
     assert spec["versions"]["tensorflow"] == "2.20.0"
     st = trained.status()
-    assert (st.state, st.step, st.total_steps) == ("completed", 300, 300)
+    assert (st.state, st.step, st.total_steps) == ("completed", 400, 400)
     events = trained.events()
     steps = [e for e in events if isinstance(e, StepEvent)]
-    assert [e.step for e in steps] == [50, 100, 150, 200, 250, 300]
+    assert [e.step for e in steps] == [50, 100, 150, 200, 250, 300, 350, 400]
     for e in steps:
         assert {"cls_loss", "box_loss"} <= set(e.losses)
         assert math.isfinite(e.total_loss) and e.examples_per_sec > 0
         assert e.learning_rate >= 0
     evals = [e for e in events if isinstance(e, EvalEvent)]
-    assert [e.step for e in evals] == [150, 300]
+    assert [e.step for e in evals] == [200, 400]
     assert set(evals[-1].per_class) == {"square", "triangle", "circle"}
     assert all(math.isfinite(v) for v in evals[-1].per_class.values())
     assert 0 <= evals[-1].ap <= 1 and 0 <= evals[-1].ap50 <= 1
@@ -62,7 +62,7 @@ def test_run_directory_contract(trained):
     assert isinstance(events[-1], StatusEvent) and events[-1].state == "completed"
     assert list(trained.follow(timeout=5)) == events
     assert list((trained.path / "tensorboard" / "train").iterdir())
-    assert (trained.path / "checkpoints" / "ckpt-300.index").exists()
+    assert (trained.path / "checkpoints" / "ckpt-400.index").exists()
     for path in trained.path.rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
             assert SECRET.encode() not in path.read_bytes(), path
@@ -114,7 +114,7 @@ def test_stop_and_resume_a_fine_tuning_run_on_two_replicas(trained, prepared, tm
                                                             capsys, monkeypatch):
     monkeypatch.setenv("CVATKIT_CPU_REPLICAS", "2")
     run_dir = tmp_path / "long"
-    assert main(["train", "--data", str(prepared.path), "--run-dir", str(run_dir),
+    assert main(["train", "--model", MODEL, "--data", str(prepared.path), "--run-dir", str(run_dir),
                  "--detach", "--init-checkpoint", str(trained.path), "--hparams",
                  "num-clones=2;batch-size=4;num-steps=1000;image-size=128;log-interval=5;"
                  "checkpoint-interval=500"]) == 0
@@ -154,7 +154,8 @@ def test_killed_at_three_random_steps_and_resumed_to_the_end(prepared, tmp_path,
 
     interval, total, log = 10, 60, 5
     run_dir = tmp_path / "killed"
-    assert main(["train", "--data", str(prepared.path), "--run-dir", str(run_dir), "--detach",
+    assert main(["train", "--model", MODEL,
+                 "--data", str(prepared.path), "--run-dir", str(run_dir), "--detach",
                  "--hparams", f"num-steps={total};batch-size=4;image-size=128;"
                  f"log-interval={log};checkpoint-interval={interval}"]) == 0
     run = Run(run_dir)
@@ -265,7 +266,8 @@ def test_follow_notices_a_trainer_that_died(tmp_path):
 def test_planning_mistakes(prepared, tmp_path, capsys, args, message, monkeypatch):
     monkeypatch.delenv("CVATKIT_CPU_REPLICAS", raising=False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    code = main(["train", "--data", str(prepared.path), "--run-dir", str(tmp_path / "r"),
+    code = main(["train", "--model", MODEL,
+                 "--data", str(prepared.path), "--run-dir", str(tmp_path / "r"),
                  *args])
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2 and message in err and "Traceback" not in err
@@ -274,14 +276,16 @@ def test_planning_mistakes(prepared, tmp_path, capsys, args, message, monkeypatc
 
 def test_batch_that_does_not_divide_over_replicas(prepared, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CVATKIT_CPU_REPLICAS", "2")
-    assert main(["train", "--data", str(prepared.path), "--run-dir", str(tmp_path / "r"),
+    assert main(["train", "--model", MODEL,
+                 "--data", str(prepared.path), "--run-dir", str(tmp_path / "r"),
                  "--hparams", "num-clones=2;batch-size=3"]) == 2
     assert "batch-size=3 does not divide over num-clones=2" in _err(capsys)
 
 
 def test_data_dir_that_is_not_a_dataset(tmp_path, capsys):
     (tmp_path / "d").mkdir()
-    assert main(["train", "--data", str(tmp_path / "d"), "--run-dir", str(tmp_path / "r")]) == 2
+    assert main(["train", "--model", MODEL,
+                 "--data", str(tmp_path / "d"), "--run-dir", str(tmp_path / "r")]) == 2
     assert "is not a prepared dataset" in _err(capsys)
 
 
@@ -291,13 +295,15 @@ def test_dataset_without_its_records_or_labels(prepared, tmp_path, capsys):
     broken = tmp_path / "d"
     shutil.copytree(prepared.path, broken)
     (broken / prepared.train_files[0]).unlink()
-    assert main(["train", "--data", str(broken), "--run-dir", str(tmp_path / "r")]) == 2
+    assert main(["train", "--model", MODEL,
+                 "--data", str(broken), "--run-dir", str(tmp_path / "r")]) == 2
     assert "lacks train-00000-of-00001.tfrecord" in _err(capsys)
     shutil.rmtree(broken)
     shutil.copytree(prepared.path, broken)
     for name in ("label_map.json", "label_map.pbtxt", "classes.csv"):
         (broken / name).unlink()
-    assert main(["train", "--data", str(broken), "--run-dir", str(tmp_path / "r")]) == 2
+    assert main(["train", "--model", MODEL,
+                 "--data", str(broken), "--run-dir", str(tmp_path / "r")]) == 2
     assert "has no label file" in _err(capsys)
 
 
@@ -319,7 +325,7 @@ def test_checkpoint_with_another_class_count(trained, tmp_path, capsys):
     write_cvat_xml(tmp_path / "t.zip", frames, two, task_name="t",
                    images=lambda f: buf.getvalue())
     data = prepare(open_export(tmp_path / "t.zip"), tmp_path / "d").path
-    assert main(["train", "--data", str(data), "--run-dir", str(tmp_path / "r"),
+    assert main(["train", "--model", MODEL, "--data", str(data), "--run-dir", str(tmp_path / "r"),
                  "--init-checkpoint", str(trained.path)]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "was trained on 3 classes (square, triangle, circle), the dataset has 2" in err
@@ -327,11 +333,12 @@ def test_checkpoint_with_another_class_count(trained, tmp_path, capsys):
     plan = plan_run(data, "ssd-mobilenet-v2-coco", init_checkpoint=str(trained.path),
                     reinit_heads=True)
     assert plan.init.modules == "backbone,decoder"
-    assert plan.init.path.endswith("ckpt-300")
+    assert plan.init.path.endswith("ckpt-400")
 
 
 def test_run_dir_that_holds_a_run_and_resume_of_nothing(trained, prepared, tmp_path, capsys):
-    assert main(["train", "--data", str(prepared.path), "--run-dir", str(trained.path)]) == 2
+    assert main(["train", "--model", MODEL,
+                 "--data", str(prepared.path), "--run-dir", str(trained.path)]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "already holds a run" in err and "--resume" in err
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
@@ -383,11 +390,12 @@ def test_a_trainer_that_cannot_start_leaves_no_run_folder(prepared, tmp_path, mo
 
     monkeypatch.setattr(subprocess, "Popen", no_python)
     run_dir = tmp_path / "never"
-    assert main(["train", "--data", str(prepared.path), "--run-dir", str(run_dir),
+    assert main(["train", "--model", MODEL, "--data", str(prepared.path), "--run-dir", str(run_dir),
                  "--hparams", "num-steps=2", "--detach"]) == 2
     assert "could not start the trainer" in _err(capsys) and not run_dir.exists()
     (tmp_path / "empty").mkdir()  # a folder given empty is left empty
-    assert main(["train", "--data", str(prepared.path), "--run-dir", str(tmp_path / "empty"),
+    assert main(["train", "--model", MODEL,
+                 "--data", str(prepared.path), "--run-dir", str(tmp_path / "empty"),
                  "--hparams", "num-steps=2", "--detach"]) == 2
     assert list((tmp_path / "empty").iterdir()) == []
 

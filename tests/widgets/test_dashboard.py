@@ -4,14 +4,17 @@ in build/test-artifacts/dashboard/."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
 
 import pytest
 from browser import chromium_page, voila
-from helpers import ROOT, SAMPLE_FRAMES
+from helpers import MODEL, ROOT, SAMPLE_FRAMES
 from playwright.sync_api import expect
+
+from cvatkit.training import get_model
 
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "dashboard"
 HPARAMS = ("num-steps=60\nbatch-size=8\nimage-size=128\nlog-interval=5\n"
@@ -70,12 +73,9 @@ def watch_plot(plot, status, *, want: int, seconds: float) -> list[tuple[int, in
 def test_the_whole_job_in_the_browser(dashboard, s3_env, sample_cvat):
     url, tmp = dashboard
     with chromium_page() as page:
-        started = time.monotonic()
-        page.goto(url, timeout=2 * MINUTE)
+        page.goto(url, timeout=2 * MINUTE)  # how fast it paints: bench/ui_overhead.py
         page.locator(".lm-TabBar-tab").first.wait_for(timeout=2 * MINUTE)
-        first_paint = time.monotonic() - started
         shot(page, "0-first-paint")
-        assert first_paint < 60
 
         # 1. a CVAT export (the session's sample task) and its report
         page.get_by_role("button", name="CVAT export").click()
@@ -84,10 +84,13 @@ def test_the_whole_job_in_the_browser(dashboard, s3_env, sample_cvat):
         page.get_by_text(re.compile(rf"frames: {SAMPLE_FRAMES} ")).wait_for(timeout=2 * MINUTE)
         shot(page, "1-data")
 
-        # 2. the default model, a small number of steps
+        # 2. the tests' model instead of the default (it would download COCO weights),
+        # a small number of steps
         open_tab(page, "2. Model")
-        assert page.locator("select:visible").first.input_value().startswith(
-            "ssd-mobilenet-v2-coco")
+        picker = page.locator("select:visible").first
+        assert picker.input_value().startswith("retinanet-spinenet-mobile-coco")
+        picker.select_option(f"{MODEL}: {get_model(MODEL).title}")
+        page.get_by_text("Starts from none: random initialisation").wait_for(timeout=MINUTE)
         page.locator("textarea").first.fill(HPARAMS)
         expect(page.get_by_label("Steps", exact=True)).to_have_value("60")  # form in step
         shot(page, "2-model")
@@ -146,3 +149,5 @@ def test_the_whole_job_in_the_browser(dashboard, s3_env, sample_cvat):
         assert s3_secret(s3_env) not in page.content()
     runs = list((tmp / "work" / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "export" / "saved_model").is_dir()
+    spec = json.loads((runs[0] / "run.json").read_text())
+    assert spec["model"]["key"] == MODEL and spec["weights"] == "none"  # the app's choice

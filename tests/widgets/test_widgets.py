@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cvat_server import CvatTestServer
+from helpers import MODEL
 from cvatkit.widgets import (DataPanel, DataState, ModelPanel, ModelState, MonitorState,
                              RateLimiter, RunMonitor)
 from cvatkit.widgets.redraw import MAX_GAP, RenderMeter
@@ -215,7 +216,7 @@ def test_server_login_errors_name_the_problem_but_not_the_secret(cvat, no_cvat_e
 
 
 def test_text_edits_fill_the_form_and_form_edits_rewrite_the_text():
-    state = ModelState(gpus_detected=0)
+    state = ModelState(gpus_detected=0, model=MODEL)
     panel = ModelPanel(state)
     assert state.defaults["num-steps"] == "10000"
     assert panel.fields["num-steps"].placeholder == "10000"
@@ -239,7 +240,7 @@ def test_text_edits_fill_the_form_and_form_edits_rewrite_the_text():
 
 
 def test_bad_lines_and_values_are_reported_as_you_type():
-    state = ModelState(gpus_detected=0)
+    state = ModelState(gpus_detected=0, model=MODEL)
     panel = ModelPanel(state)
     panel.text.value = "batch-size=8\nnum-steps=abc\n"
     assert state.message == "hyperparameters line 2: num-steps='abc' is not a whole number"
@@ -263,7 +264,7 @@ def test_bad_lines_and_values_are_reported_as_you_type():
 
 
 def test_gpu_choice_and_num_clones_stay_in_step():
-    state = ModelState(gpus_detected=2)
+    state = ModelState(gpus_detected=2, model=MODEL)
     panel = ModelPanel(state)
     assert state.gpus == 1 and panel.gpus.max == 2
     panel.gpus.value = 2
@@ -273,9 +274,7 @@ def test_gpu_choice_and_num_clones_stay_in_step():
     state.text = "num-clones=4\n"
     assert "num-clones=4 asks for 4 GPUs but this machine has 2" in state.message
     state.text = ""
-    state.model = "frcnn-nas-coco"
-    assert "needs at least 2 GPUs" in state.message
-    state.gpus = 2
+    state.model = "frcnn-nas-coco"  # SpineNet-49 needs no more than one GPU
     assert state.message == ""
 
 
@@ -283,7 +282,7 @@ def test_plan_checks_against_the_prepared_dataset(sample_zip, tmp_path):
     data = DataState()
     assert data.use_export(sample_zip)
     ds = data.prepare_dataset(tmp_path / "data")
-    state = ModelState(gpus_detected=0)
+    state = ModelState(gpus_detected=0, model=MODEL)
     assert state.set_data(str(ds.path))
     assert "recommended num-steps for" in state.notes
     state.text = "num-steps=20\nbatch-size=4\nimage-size=128\nval-split=0.5\n"
@@ -297,7 +296,7 @@ def test_plan_checks_against_the_prepared_dataset(sample_zip, tmp_path):
 
 
 def test_starting_checkpoint_is_checked(tmp_path):
-    state = ModelState(gpus_detected=0)
+    state = ModelState(gpus_detected=0, model=MODEL)
     state.init_checkpoint = str(tmp_path / "nowhere")
     assert "is not a cvatkit run folder" in state.message
     state.init_checkpoint = "s3://bucket/team/models/ssd-mobilenet-v2-coco/20240101-abc"

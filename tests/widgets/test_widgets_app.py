@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from cvat_server import CvatTestServer
+from helpers import MODEL
 from cvatkit.widgets import (AnnotatePanel, AnnotateState, App, InferenceState, InferenceViewer,
                              PublishPanel, PublishState)
 from cvatkit.widgets.inference import run_frames
@@ -399,7 +400,7 @@ def test_start_prepares_the_data_plans_and_hands_the_run_on(sample, saved_model,
     monkeypatch.setattr("cvatkit.widgets.monitor_state.start_run", start_run)
     work = tmp_path / "work"
     app = App(workdir=work, source="sample", hparams="num-steps=abc", background=False,
-              autopoll=False, gpus_detected=0)
+              autopoll=False, gpus_detected=0, weights="none")
     s = app.state
     assert s.data.use_sample(frames=12)  # a small sample; Start would write the default
     shown = []
@@ -414,11 +415,13 @@ def test_start_prepares_the_data_plans_and_hands_the_run_on(sample, saved_model,
     assert "num-steps=&#x27;abc&#x27;" in app.monitor.error.value
     assert (work / "datasets" / "sample" / "dataset.json").is_file()
 
-    app.model.text.value = "num-steps=20\nbatch-size=4\nimage-size=128\n"
+    app.model.text.value = "num-steps=20\nbatch-size=4\nimage-size=128\nval-split=0.25\n"
     app.monitor.start_button.click()
     assert s.monitor.error == "" and len(started) == 1
     plan = started[0]
     assert plan.data.path == (work / "datasets" / "sample").resolve()
+    assert plan.weights == "none" and plan.init is None  # the app's weights choice
+    assert plan.data.val_fraction == 0.25 and plan.data.val_frames == 3  # the run's split
     assert plan.hparams.num_steps == 20 and s.model.data is not None
     run_dir = s.monitor.run_dir
     assert Path(run_dir).parent == work / "runs" and s.monitor.state == "completed"
@@ -448,7 +451,7 @@ def test_store_versions_are_offered_as_starting_points_with_their_class_check(
 
     store = tmp_path / "store"
     version = publish(run.path, open_store(str(store)), "lab")
-    app = App(workdir=tmp_path / "work", store=str(store), namespace="lab",
+    app = App(workdir=tmp_path / "work", store=str(store), namespace="lab", model=MODEL,
               background=False, autopoll=False)
     model = app.state.model
     assert (model.store, model.namespace) == (str(store), "lab")  # shared with Publish
@@ -457,6 +460,17 @@ def test_store_versions_are_offered_as_starting_points_with_their_class_check(
     model.namespace = "lab"
     assert model.list_store_versions(model.store, model.namespace) == [version.uri]
     assert version.uri in model.checkpoint_choices and not model.message
+    # what the model can start from: its published weights, none, versions of its kind
+    assert model.start_choices == ["imagenet", "none", version.uri]
+    assert app.model.checkpoint.options == ("imagenet", "none", version.uri)
+    model.model = "frcnn-res50-coco"  # another architecture: the version cannot start it
+    assert model.start_choices == ["imagenet", "none"]
+    model.model = "retinanet-spinenet-mobile-coco"
+    assert model.start_choices == ["coco", "none"]
+    model.init_checkpoint = "imagenet"
+    assert "has no published imagenet weights" in model.message
+    model.init_checkpoint = ""
+    model.model = MODEL
     # a dataset with other labels: the version's class count is refused before training
     model.data = Dataset(path=tmp_path, labels=LabelMap.from_names("ab"), train_frames=10,
                          val_frames=0, include_masks=False, val_fraction=0.1)

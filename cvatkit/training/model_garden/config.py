@@ -17,6 +17,8 @@ _EXPERIMENTS = {
     "maskrcnn": "maskrcnn_resnetfpn_coco",
 }
 EVAL_BATCH = 8
+_AUG_TYPES = {"autoaugment": "autoaug", "randaugment": "randaug"}
+"""aug-type values -> Model Garden's names of its augmentation policies."""
 
 
 def backbone_config(name: str, min_level: int, max_level: int):
@@ -32,12 +34,17 @@ def backbone_config(name: str, min_level: int, max_level: int):
     if name == "spinenet49":
         return backbones.Backbone(type="spinenet", spinenet=backbones.SpineNet(
             model_id="49", min_level=min_level, max_level=max_level))
+    if name == "spinenet49_mobile":  # as Model Garden's retinanet_mobile_coco
+        return backbones.Backbone(type="spinenet_mobile", spinenet_mobile=(
+            backbones.SpineNetMobile(model_id="49", min_level=min_level,
+                                     max_level=max_level, se_ratio=0.2, expand_ratio=6)))
     if name == "inception_resnet_v2":
         from .backbones import inception_resnet_v2_config
 
         return inception_resnet_v2_config()
     raise CvatkitError(f"unknown backbone {name!r}; use mobilenet_v1, mobilenet_v2, "
-                       "resnet50, resnet101, spinenet49 or inception_resnet_v2")
+                       "resnet50, resnet101, spinenet49, spinenet49_mobile or "
+                       "inception_resnet_v2")
 
 
 def build_experiment(spec: ModelSpec, hp: Hyperparameters, data: Dataset, *,
@@ -89,17 +96,21 @@ def _model_config(m, spec: ModelSpec, hp: Hyperparameters, data: Dataset) -> Non
 
     m.num_classes = data.num_classes + 1  # class 0 is the background
     m.input_size = [hp.image_size, hp.image_size, 3]
-    activation = "relu6" if spec.backbone.startswith("mobilenet") else "relu"
+    activation = spec.activation or (
+        "relu6" if spec.backbone.startswith("mobilenet") else "relu")
     if spec.family == "retinanet":
-        m.min_level, m.max_level = 3, 6
-        m.decoder = decoders.Decoder(type="fpn", fpn=decoders.FPN(
-            num_filters=spec.head_filters, use_separable_conv=spec.separable_head))
+        m.min_level, m.max_level = 3, spec.max_level or 6
+        if spec.backbone.startswith("spinenet"):  # multi-scale already: no FPN on top
+            m.decoder = decoders.Decoder(type="identity", identity=decoders.Identity())
+        else:
+            m.decoder = decoders.Decoder(type="fpn", fpn=decoders.FPN(
+                num_filters=spec.head_filters, use_separable_conv=spec.separable_head))
         m.head = retinanet_cfg.RetinaNetHead(num_convs=spec.head_convs,
                                              num_filters=spec.head_filters,
                                              use_separable_conv=spec.separable_head)
         m.anchor = retinanet_cfg.Anchor(anchor_size=hp.anchor_size or spec.anchor_size)
     else:
-        m.min_level, m.max_level = 2, 6
+        m.min_level, m.max_level = 2, spec.max_level or 6
         if spec.backbone == "inception_resnet_v2":
             m.min_level = 3
         if spec.backbone == "spinenet49":
@@ -157,7 +168,7 @@ def _data_config(d, pattern: Path, batch: int, *, training: bool, hp: Hyperparam
     d.shuffle_buffer_size = shuffle
     d.seed = hp.seed if training else None
     d.cycle_length = 2
-    d.deterministic = False
+    d.deterministic = True  # with the seed: the same frames in the same order each run
     p = d.parser
     p.aug_rand_hflip = training and hp.aug_hflip
     p.aug_scale_min = hp.aug_scale_min if training else 1.0
@@ -169,7 +180,7 @@ def _data_config(d, pattern: Path, batch: int, *, training: bool, hp: Hyperparam
     if training and hp.aug_type != "none" and hasattr(p, "aug_type"):
         from official.vision.configs import common
 
-        p.aug_type = common.Augmentation(type=hp.aug_type)
+        p.aug_type = common.Augmentation(type=_AUG_TYPES[hp.aug_type])
 
 
 def _override(c, overrides: dict[str, Any], key: str) -> None:

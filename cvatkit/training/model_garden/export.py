@@ -16,6 +16,7 @@ from ...runs import CHECKPOINTS, EXPORT, MODEL_JSON, RUN_JSON, SAVED_MODEL, TERM
 from ..catalog import ModelSpec
 from ..hparams import NMS_VERSIONS
 from ..resolution import Hyperparameters
+from ..weights import DownloadProgress
 
 
 def export_run(run: Run, experiment, checkpoint: str, labels: tuple[str, ...], *,
@@ -24,11 +25,18 @@ def export_run(run: Run, experiment, checkpoint: str, labels: tuple[str, ...], *
     in, detections out, through Model Garden's export library) plus ``label_map.pbtxt``,
     ``classes.csv``, ``label_map.json`` and ``model.json``. Written aside, then renamed
     into place."""
+    spec = run.spec()
+    return export_model(experiment, checkpoint, labels, out or run.path / EXPORT,
+                        model_key=spec["model"]["key"], family=spec["model"]["family"])
+
+
+def export_model(experiment, checkpoint: str, labels: tuple[str, ...], out: Path, *,
+                 model_key: str, family: str, about: dict | None = None) -> Path:
+    """The SavedModel of ``checkpoint`` and its label files in ``out`` (written aside,
+    then renamed into place); ``about`` adds to ``model.json``."""
     from official.vision.serving import export_saved_model_lib
 
-    out = out or run.path / EXPORT
     size = list(experiment.task.model.input_size[:2])
-    spec = run.spec()
     with folder_written_aside(out) as tmp:
         export_saved_model_lib.export_inference_graph(
             input_type="image_tensor", batch_size=None, input_image_size=size,
@@ -36,7 +44,7 @@ def export_run(run: Run, experiment, checkpoint: str, labels: tuple[str, ...], *
             export_checkpoint_subdir="checkpoint", export_saved_model_subdir=SAVED_MODEL)
         write_label_files(LabelMap.from_names(labels), tmp)
         (tmp / MODEL_JSON).write_text(json.dumps({
-            "model": spec["model"]["key"], "family": spec["model"]["family"],
+            "model": model_key, "family": family, **(about or {}),
             "input_size": size, "labels": list(labels), "checkpoint": Path(checkpoint).name,
             "nms": experiment.task.model.detection_generator.nms_version,
             "input": "uint8 images [batch, height, width, 3], any size (resized inside)",
@@ -79,3 +87,40 @@ def export_again(run: Run, *, nms: str | None = None,
                                   Dataset.from_json(spec_json["data"]))
     return export_run(run, experiment, checkpoint, tuple(spec_json["labels"]),
                       out=Path(out) if out is not None else None)
+
+
+def export_pretrained(key: str, out: str | os.PathLike[str], *, nms: str = "batched",
+                      catalog: dict[str, ModelSpec] | None = None,
+                      progress: DownloadProgress | None = None) -> Path:
+    """The COCO-trained detector of catalog entry ``key`` as a SavedModel with COCO's
+    label files, in ``out`` (a new or empty folder): a model to pre-annotate with before
+    any training (``predict``, ``evaluate``, ``annotate --map person=pedestrian``)."""
+    from ..catalog import get_model, load_catalog
+    from ..coco_classes import COCO_CLASSES
+    from ..resolution import resolve
+    from ..weights import fetch_weights
+    from . import backbones  # noqa: F401  (registers cvatkit's extra backbones)
+    from .config import build_experiment
+
+    spec = get_model(key, catalog if catalog is not None else load_catalog())
+    coco = spec.weights_for("coco")
+    if coco is None:
+        having = [k for k, s in (catalog or load_catalog()).items() if s.weights_for("coco")]
+        raise UsageError(f"{spec.key} has no COCO-trained detector to export; these have: "
+                         f"{', '.join(having) or 'none'}")
+    if coco.num_classes != len(COCO_CLASSES) + 1:
+        raise UsageError(f"{spec.key}'s detector has {coco.num_classes} classes; only "
+                         f"COCO's {len(COCO_CLASSES) + 1} have names cvatkit knows")
+    if nms not in NMS_VERSIONS:
+        raise UsageError(f"nms {nms!r}: use one of {', '.join(NMS_VERSIONS)}")
+    out = Path(out)
+    require_new_or_empty(out, "give a new or empty folder for the export")
+    checkpoint = fetch_weights(coco, progress=progress)
+    labels = LabelMap.from_names(COCO_CLASSES)
+    stand_in = Dataset(path=out, labels=labels, train_frames=1, val_frames=0,
+                       include_masks=False, val_fraction=0.0)
+    hp, _ = resolve(spec, {"nms": nms}, stand_in, gpus=0)
+    experiment = build_experiment(spec, hp, stand_in)
+    return export_model(experiment, str(checkpoint), COCO_CLASSES, out, model_key=spec.key,
+                        family=spec.family,
+                        about={"weights": coco.description, "from": coco.urls[0]})

@@ -56,12 +56,17 @@ class ModelGardenLoop:
         _per_class_coco_metrics()
 
         self.run, self.spec, self.hp = run, spec, hp
+        import tf_keras
+
+        tf_keras.utils.set_random_seed(hp.seed)  # the same initial weights for a seed
         self.strategy = make_strategy(hp.num_clones)
         eval_source = evald or data
         exp_data = replace(data, val_frames=eval_source.val_frames)
         # Model Garden's task loads starting weights: 'all' from an earlier run, the
         # backbone (and decoder) from published weights or to re-initialise the heads.
-        start = init if init and not init["path"].endswith(".h5") else None
+        # A published whole detector (and Keras .h5 weights) is loaded here instead.
+        start = init if init and not init["path"].endswith(".h5") \
+            and not _published_detector(init) else None
         self.experiment = build_experiment(
             spec, hp, exp_data, init_checkpoint=start["path"] if start else None,
             init_modules=start["modules"] if start else "backbone")
@@ -81,6 +86,8 @@ class ModelGardenLoop:
                 self.experiment, self.task, model=model, optimizer=self._optimizer(model),
                 train=True, evaluate=self.can_evaluate, checkpoint_exporter=None)
         self._init = init
+        self.init_report = None
+        """What loading a published detector did (``fitting.FitReport``), if one was."""
         self.manager = tf.train.CheckpointManager(
             self.trainer.checkpoint, directory=str(run.path / CHECKPOINTS),
             max_to_keep=max(3, len(self._stages) + 2),
@@ -111,6 +118,11 @@ class ModelGardenLoop:
         init = self._init
         if init and init["path"].endswith(".h5"):
             self.trainer.model.backbone.load_keras_weights(init["path"])
+        elif init and _published_detector(init):
+            from .fitting import load_fitting
+
+            self.init_report = load_fitting(self.trainer.model, self.experiment.task,
+                                            init["path"], init.get("num_classes", 0))
         else:
             self.trainer.initialize()
 
@@ -164,6 +176,11 @@ class ModelGardenLoop:
             tf.summary.scalar("learning_rate", event.learning_rate)
             tf.summary.scalar("examples_per_sec", event.examples_per_sec)
         self._writer.flush()
+
+
+def _published_detector(init: dict[str, Any]) -> bool:
+    """A whole detector from the catalog (COCO-trained), loaded where shapes fit."""
+    return init.get("kind") in ("coco", "imagenet") and init.get("modules") == "all"
 
 
 def _per_class_coco_metrics() -> None:
