@@ -132,13 +132,18 @@ class AppState:
             if not self.model.set_data(path):
                 self.monitor.error = f"the model step: {self.model.message}"
                 return None
-            plan = self.model.plan(path)
+            plan = self.model.plan(path, progress=self._downloading)
             if plan is None:
                 self.monitor.error = f"the model step: {self.model.message}"
             return plan
         except Exception as e:  # noqa: BLE001  (the Start button must show, not raise)
             self.monitor.error = error_text(e)
             return None
+
+    def _downloading(self, name: str, done: int, total: int | None) -> None:
+        """A download's progress (the model's published weights, once) in the Train step."""
+        of = f" of {total / 1e6:.1f}" if total else ""
+        self.monitor.activity = f"downloading {name}: {done / 1e6:.1f}{of} MB"
 
     # -- wiring ---------------------------------------------------------------------------
 

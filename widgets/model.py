@@ -20,10 +20,11 @@ from cvatkit import (CHECKPOINTS, RUN_JSON, CvatkitError, LabelMap, Run, UsageEr
                      run_of_checkpoint)
 from cvatkit.dataset import Dataset, load_dataset
 from cvatkit.store import is_version_uri, model_pages, open_store
-from cvatkit.training import (BUILT_IN, BY_KEY, DEFAULT_MODEL, PARAMS, WEIGHT_KINDS, ModelSpec,
-                              RunPlan, canonical_key, convert, count_gpus, default_value,
-                              format_value, get_model, line_values, load_catalog, parse_hparams,
-                              plan_run, resolve, resolve_init_checkpoint, set_line)
+from cvatkit.training import (BUILT_IN, BY_KEY, DEFAULT_MODEL, PARAMS, WEIGHT_KINDS,
+                              DownloadProgress, ModelSpec, RunPlan, canonical_key, convert,
+                              count_gpus, default_value, format_value, get_model, line_values,
+                              load_catalog, parse_hparams, plan_run, resolve,
+                              resolve_init_checkpoint, set_line)
 
 from ._background import Background
 from ._errors import error_html, reports_errors
@@ -162,12 +163,14 @@ class ModelState(HasTraits):
         return found
 
     @reports_errors("message")
-    def plan(self, data_dir: str) -> RunPlan | None:
+    def plan(self, data_dir: str, *, progress: DownloadProgress | None = None
+             ) -> RunPlan | None:
         """The checked plan of a run on the prepared dataset ``data_dir``, or None with
-        the reason in ``message``. (A store version is downloaded here, once.)"""
+        the reason in ``message``. (A store version or published weights are downloaded
+        here, once; ``progress`` reports the download.)"""
         plan = plan_run(data_dir, self.model, self.text,
                         weights=self.init_checkpoint.strip() or None,
-                        catalog=self.catalog, gpus=self.gpus_detected)
+                        catalog=self.catalog, gpus=self.gpus_detected, progress=progress)
         self.notes = "\n".join(plan.notes)
         return plan
 

@@ -417,3 +417,30 @@ def test_a_wrong_weights_choice_is_named_before_anything_is_fetched(prepared, kw
     with pytest.raises(UsageError) as e:
         plan_run(prepared.path, hparams_text="image-size=128", **kwargs)
     assert message in str(e.value)
+
+
+def test_the_app_shows_the_download_of_published_weights(http, tmp_path, prepared,
+                                                         monkeypatch):
+    from cvatkit.widgets import App, ModelState
+
+    root, url, _ = http
+    _checkpoint(tmp_path / "made", [1.0])
+    with tarfile.open(root / "w.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "made", arcname="ckpt")
+    spec = get_model("ssd-mobilenet-v2-coco")
+    local = replace(spec, weights=Weights(description="a backbone of this test",
+                                          urls=(f"{url}/w.tar.gz",)))
+    monkeypatch.setenv("CVATKIT_CACHE", str(tmp_path / "cache"))
+    state = ModelState(catalog={spec.key: local}, model=spec.key, gpus_detected=0,
+                       text="image-size=128\nnum-steps=5")
+    assert state.start_choices == ["imagenet", "none"]
+    state.init_checkpoint = "imagenet"
+    seen = []
+    plan = state.plan(str(prepared.path), progress=lambda *a: seen.append(a))
+    assert state.message == "" and plan.weights == "imagenet" and plan.init.kind == "imagenet"
+    size = (root / "w.tar.gz").stat().st_size
+    assert seen[-1] == ("w.tar.gz", size, size)
+    app = App(workdir=tmp_path / "work", background=False, autopoll=False, gpus_detected=0)
+    app.state._downloading("w.tar.gz", 5_000_000, 20_000_000)
+    assert app.state.monitor.activity == "downloading w.tar.gz: 5.0 of 20.0 MB"
+    app.close()
