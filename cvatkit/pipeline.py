@@ -117,13 +117,13 @@ def train(*, source: str = SAMPLE, task_id: int | None = None,
     the model's own. ``init_checkpoint`` is the older name for a run or version."""
     origin = str(hparams_file) if hparams_file else "hyperparameters"
     hparams = hparams_text(hparams, hparams_file)
-    model = model or DEFAULT_MODEL
-    name = run_name or time.strftime(f"{get_model(model).key}-%Y%m%d-%H%M%S")
+    spec = get_model(model or DEFAULT_MODEL)
+    name = run_name or time.strftime(f"{spec.key}-%Y%m%d-%H%M%S")
     check_run_dir(Path(workdir) / "runs" / name)  # before any preparing or download
     split = parse_hparams(hparams, origin=origin).get("val-split")
     data = prepare_data(task_uri(source, task_id), workdir, say=say,
-                        masks=get_model(model).masks, val_split=split)
-    plan = plan_run(data.train, model, hparams, hparams_origin=origin,
+                        masks=spec.masks, val_split=split)
+    plan = plan_run(data.train, spec.key, hparams, hparams_origin=origin,
                     weights=weights or None, init_checkpoint=init_checkpoint or None,
                     eval_data=data.eval, progress=_download_lines(say))
     for note in plan.notes:

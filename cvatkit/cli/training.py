@@ -107,12 +107,12 @@ def add_commands(sub) -> None:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from ..training import ALIASES, DEFAULT_MODEL, load_catalog
+    from ..training import DEFAULT_MODEL, MODEL_ALIASES, load_catalog
 
     for spec in load_catalog(args.catalog).values():
         default = " (default)" if spec.key == DEFAULT_MODEL else ""
         print(f"{spec.key}{default}: {spec.title}")
-        aliases = [a for a, key in ALIASES.items() if key == spec.key]
+        aliases = [a for a, key in MODEL_ALIASES.items() if key == spec.key]
         if aliases and spec.source == "built-in":
             print(f"    also known as: {', '.join(aliases)} (CVAT's training workflow)")
         print(f"    {spec.family}, {spec.backbone}, {spec.image_size} px; batch "

@@ -48,6 +48,11 @@ class Weights:
     Garden's COCO models); every variable whose shape fits is loaded, the class predictor
     starts afresh when the task's count differs."""
 
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> Weights:
+        """From a catalog file's mapping or ``run.json`` (lists for tuples)."""
+        return cls(**{**fields, "urls": tuple(fields.get("urls", ()))})
+
 
 @dataclass(frozen=True, kw_only=True)
 class ModelSpec:
@@ -100,9 +105,7 @@ class ModelSpec:
         fields = dict(fields)
         for name in ("weights", "coco"):
             if fields.get(name):
-                w = dict(fields[name])
-                w["urls"] = tuple(w.get("urls", ()))
-                fields[name] = Weights(**w)
+                fields[name] = Weights.from_dict(fields[name])
         return cls(**fields)
 
     def weights_for(self, kind: str) -> Weights | None:
@@ -302,7 +305,7 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> dict[str, ModelS
     return catalog
 
 
-ALIASES = {
+MODEL_ALIASES = {
     "ssd-mobilenet-v2": "ssd-mobilenet-v2-coco",
     "ssd-mobilenetv2": "ssd-mobilenet-v2-coco",
     "ssd-mobilenet-v1": "ssd-mobilenet-v1-coco",
@@ -320,12 +323,12 @@ ALIASES = {
 
 
 def get_model(key: str, catalog: dict[str, ModelSpec] | None = None) -> ModelSpec:
-    """The entry ``key`` (or one of CVAT's workflow names for it: ``ALIASES``)."""
+    """The entry ``key`` (or one of CVAT's workflow names for it: ``MODEL_ALIASES``)."""
     catalog = catalog if catalog is not None else load_catalog()
     if key in catalog:
         return catalog[key]
-    if ALIASES.get(key) in catalog:
-        return catalog[ALIASES[key]]
+    if MODEL_ALIASES.get(key) in catalog:
+        return catalog[MODEL_ALIASES[key]]
     import difflib
 
     close = difflib.get_close_matches(key, list(catalog), n=1, cutoff=0.4)
@@ -370,9 +373,7 @@ def _entry(key: str, entry: Any, catalog: dict[str, ModelSpec], file: Path) -> M
         if not isinstance(w, dict) or "description" not in w:
             raise CatalogError(f"{where}: {name} needs at least a description")
         try:
-            w = dict(w)
-            w["urls"] = tuple(w.get("urls", ()))
-            entry[name] = Weights(**w)
+            entry[name] = Weights.from_dict(w)
         except TypeError as e:
             raise CatalogError(f"{where}: {name}: {e}") from None
     if base_key is not None:
