@@ -44,6 +44,18 @@ def clipped_bbox(shape: Shape, width: int, height: int) -> tuple[float, float, f
             min(max(x1, 0.0), width), min(max(y1, 0.0), height))
 
 
+def box_ious(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` (rows) with every box of ``b`` (columns); boxes are
+    (xmin, ymin, xmax, ymax) rows."""
+    a, b = a[:, None, :], b[None, :, :]
+    x0, y0 = np.maximum(a[..., 0], b[..., 0]), np.maximum(a[..., 1], b[..., 1])
+    x1, y1 = np.minimum(a[..., 2], b[..., 2]), np.minimum(a[..., 3], b[..., 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+
+
 def mask_bitmap(shape: Shape, width: int, height: int) -> np.ndarray:
     """The shape as a (height, width) bool bitmap of its frame, clipped to the frame."""
     if shape.kind == "polygon":

@@ -4,7 +4,8 @@ It speaks the subset of CVAT 2.73.0's API that cvat-sdk 2.80.0 uses to log in
 (password or Personal Access Token), list and retrieve tasks, read labels, data
 meta, jobs and original-quality chunks, and read and write task annotations.
 Paths, status codes, JSON field names and content types follow the exchanges
-recorded in ``tests/data/cvat-2.73.0-sdk-2.80.0.jsonl``.
+recorded in ``tests/data/cvat-2.73.0-sdk-2.80.0.jsonl`` and, for scores and frame tags,
+``tests/data/cvat-2.73.0-sdk-2.80.0-loop.jsonl``.
 
 Usage::
 
@@ -54,6 +55,9 @@ _ECHO_ORDER = ("type", "occluded", "outside", "z_order", "rotation", "points", "
 # A shape as CVAT returns it from GET .../annotations/.
 _STORED_ORDER = ("id", "label_id", "type", "frame", "group", "source", "score", "occluded",
                  "outside", "z_order", "rotation", "points", "attributes", "elements")
+# A frame tag as CVAT echoes it after a write, and as GET .../annotations/ returns it.
+_TAG_ECHO_ORDER = ("id", "label_id", "group", "source", "frame", "attributes")
+_TAG_STORED_ORDER = ("id", "label_id", "frame", "group", "source", "attributes")
 _NOT_AUTHENTICATED = {"detail": "Authentication credentials were not provided."}
 
 
@@ -98,6 +102,7 @@ class _Task:
     created: str
     updated: str
     shapes: list[dict[str, Any]] = field(default_factory=list)
+    tags: list[dict[str, Any]] = field(default_factory=list)
 
     def label_ids(self) -> dict[int, str]:
         return {label["id"]: label["name"] for label in self.labels}
@@ -163,7 +168,7 @@ class CvatTestServer:
         self._lock = threading.RLock()
         self._tasks: dict[int, _Task] = {}
         self._sessions: dict[str, str] = {}  # sessionid -> csrftoken
-        self._next = {"task": 1, "job": 1, "label": 1, "shape": 1}
+        self._next = {"task": 1, "job": 1, "label": 1, "shape": 1, "tag": 1}
         self._faults: list[tuple[str, int, bool]] = []  # (method, status, apply first)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -275,6 +280,14 @@ class CvatTestServer:
             return copy.deepcopy([
                 {**{k: v for k, v in s.items() if k != "label_id"}, "label": names[s["label_id"]]}
                 for s in self._sorted(task.shapes)])
+
+    def tags(self, task_id: int) -> list[dict]:
+        """The task's frame tags, with label names instead of ids."""
+        with self._lock:
+            task = self._tasks[task_id]
+            names = task.label_ids()
+            return [{**{k: v for k, v in t.items() if k != "label_id"},
+                     "label": names[t["label_id"]]} for t in self._sorted(task.tags)]
 
     def set_task_updated(self, task_id: int) -> None:
         """Bump the task's ``updated_date`` so cvat-sdk treats its cache as stale."""
@@ -467,22 +480,40 @@ class CvatTestServer:
                       points=[float(p) for p in merged["points"]])
         return echoed, stored
 
+    def _new_tag(self, task: _Task, tag: dict[str, Any]) -> tuple[dict, dict]:
+        """Validate a frame tag and give it a new id; as echoed and as stored."""
+        missing = [k for k in ("label_id", "frame") if k not in tag]
+        if missing:
+            raise ApiError(400, {"tags": [{k: ["This field is required."] for k in missing}]})
+        if tag["label_id"] not in task.label_ids():
+            raise ApiError(400, [f"label_id `{tag['label_id']}` is invalid"])
+        if not 0 <= tag["frame"] < len(task.frames):
+            raise ApiError(400, [f"Frame {tag['frame']} is out of the task frame range"
+                                 f" [0, {len(task.frames) - 1}]"])
+        merged = {"group": 0, "source": "manual", "attributes": [],
+                  **{k: v for k, v in tag.items() if k != "id"}, "id": self._take_id("tag")}
+        return ({k: merged[k] for k in _TAG_ECHO_ORDER},
+                {k: merged[k] for k in _TAG_STORED_ORDER})
+
     @staticmethod
     def _sorted(shapes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return sorted(shapes, key=lambda s: (s["frame"], s["id"]))
 
-    def _write_payload(self, request: _Request) -> list[dict[str, Any]]:
-        """The shapes of a write request (tags and tracks are not supported)."""
+    def _write_payload(self, request: _Request) -> tuple[list[dict], list[dict]]:
+        """The shapes and frame tags of a write request (tracks are not supported)."""
         data = request.json()
-        if not isinstance(data, dict) or not isinstance(data.get("shapes", []), list):
+        if not isinstance(data, dict) or not all(
+                isinstance(data.get(k, []), list) for k in ("shapes", "tags")):
             raise ApiError(400, {"non_field_errors": ["Invalid data."]})
-        if data.get("tags") or data.get("tracks"):
-            raise ApiError(400, {"detail": "The CVAT test server stores shapes only"})
-        return data.get("shapes", [])
+        if data.get("tracks"):
+            raise ApiError(400, {"detail": "The CVAT test server stores shapes and tags only"})
+        return data.get("shapes", []), data.get("tags", [])
 
-    def _written(self, task: _Task, shapes: list[dict[str, Any]]) -> _Response:
+    def _written(self, task: _Task, shapes: list[dict[str, Any]],
+                 tags: list[dict[str, Any]] = ()) -> _Response:
         task.updated = _later_than(task.updated)
-        body = {"version": 0, "tags": [], "shapes": shapes, "tracks": [], "intervals": []}
+        body = {"version": 0, "tags": list(tags), "shapes": shapes, "tracks": [],
+                "intervals": []}
         return 200, body, JSON_TYPE, []
 
     # -------------------------------------------------------------- endpoints
@@ -592,28 +623,41 @@ class CvatTestServer:
 
     def _get_annotations(self, request: _Request, task_id: int) -> _Response:
         task = self._task(task_id)
-        return 200, {"version": 0, "tags": [], "shapes": self._sorted(task.shapes), "tracks": [],
+        return 200, {"version": 0, "tags": self._sorted(task.tags),
+                     "shapes": self._sorted(task.shapes), "tracks": [],
                      "intervals": []}, JSON_TYPE, []
 
     def _patch_annotations(self, request: _Request, task_id: int) -> _Response:
         task = self._task(task_id)
         action = request.query.get("action")
-        shapes = self._write_payload(request)
+        shapes, tags = self._write_payload(request)
         if action == "create":
             created = [self._new_shape(task, {k: v for k, v in s.items() if k != "id"})
                        for s in shapes]
+            new_tags = [self._new_tag(task, t) for t in tags]
             task.shapes.extend(stored for _, stored in created)
-            return self._written(task, [echoed for echoed, _ in created])
+            task.tags.extend(stored for _, stored in new_tags)
+            return self._written(task, [echoed for echoed, _ in created],
+                                 [echoed for echoed, _ in new_tags])
         if action not in ("update", "delete"):
             raise ApiError(400, {"action": [f'"{action}" is not a valid choice.']})
         by_id = {s["id"]: s for s in task.shapes}
         unknown = [s.get("id") for s in shapes if s.get("id") not in by_id]
         if unknown:
             raise ApiError(400, [f"Shape with id #{unknown[0]} doesn't exist"])
+        tags_by_id = {t["id"]: t for t in task.tags}
+        unknown = [t.get("id") for t in tags if t.get("id") not in tags_by_id]
+        if unknown:
+            raise ApiError(400, [f"Tag with id #{unknown[0]} doesn't exist"])
         if action == "delete":
             doomed = {s["id"] for s in shapes}
             task.shapes = [s for s in task.shapes if s["id"] not in doomed]
-            return self._written(task, shapes)
+            doomed_tags = {t["id"] for t in tags}
+            task.tags = [t for t in task.tags if t["id"] not in doomed_tags]
+            return self._written(task, shapes, [
+                {k: tags_by_id[t["id"]][k] for k in _TAG_ECHO_ORDER} for t in tags])
+        if tags:
+            raise ApiError(400, {"detail": "The CVAT test server does not update tags"})
         updated = [self._new_shape(task, {**by_id[u["id"]], **u}, u["id"])[1] for u in shapes]
         for stored in updated:  # validated all first, so a bad shape changes nothing
             task.shapes[task.shapes.index(by_id[stored["id"]])] = stored
@@ -621,14 +665,17 @@ class CvatTestServer:
 
     def _put_annotations(self, request: _Request, task_id: int) -> _Response:
         task = self._task(task_id)
-        shapes = self._write_payload(request)
+        shapes, tags = self._write_payload(request)
         created = [self._new_shape(task, {k: v for k, v in s.items() if k != "id"})
                    for s in shapes]
+        new_tags = [self._new_tag(task, t) for t in tags]
         task.shapes = [stored for _, stored in created]
-        return self._written(task, [echoed for echoed, _ in created])
+        task.tags = [stored for _, stored in new_tags]
+        return self._written(task, [echoed for echoed, _ in created],
+                             [echoed for echoed, _ in new_tags])
 
     def _delete_annotations(self, request: _Request, task_id: int) -> _Response:
         task = self._task(task_id)
-        task.shapes = []
+        task.shapes, task.tags = [], []
         task.updated = _later_than(task.updated)
         return 204, None, JSON_TYPE, []

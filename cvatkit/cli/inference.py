@@ -54,6 +54,16 @@ def _add_evaluate(sub) -> None:
     s.add_argument("--drop-unmapped", action="store_true",
                    help="leave out predictions of model labels the task does not have "
                    "(by default they count as false boxes)")
+    s.add_argument("--mistakes", metavar="FILE.csv",
+                   help="write every frame's mistakes (missed, false, wrong-label and poorly "
+                   "placed boxes) and the likely annotation mistakes, worst frames first")
+    s.add_argument("--confident", type=float, default=0.8, metavar="C",
+                   help="a prediction scoring at least C that the annotations contradict is "
+                   "listed as a likely annotation mistake (default 0.8)")
+    s.add_argument("--review-tag", metavar="TAG",
+                   help="with cvat://TASK_ID: put the frame tag TAG (a label of type Tag in "
+                   "the task) on the frames with likely annotation mistakes, for reviewers "
+                   "to filter by in CVAT")
     _model_args(s)
     server_args(s)
     s.set_defaults(func=_cmd_evaluate)
@@ -140,7 +150,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..annotate import match_labels, parse_label_pairs
-    from ..cvat import open_source
+    from ..cvat import open_source, tag_frames
     from ..files import write_text_file
     from ..inference import (
         SCORE_FLOOR,
@@ -148,13 +158,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         evaluate,
         load_detector,
         predict,
+        review,
     )
 
     check_threshold(args.threshold)
+    check_threshold(args.confident, what="--confident")
     mapping = parse_label_pairs(args.map)
+    if args.review_tag is not None and not args.source.startswith("cvat://"):
+        raise UsageError(f"--review-tag tags frames of a task on a CVAT server: give the task "
+                         f"as cvat://TASK_ID, not {args.source}")
+    if args.mistakes and Path(args.mistakes).is_dir():
+        raise UsageError(f"--mistakes {args.mistakes} is a folder; give the CSV file to write")
     detector = load_detector(args.model, labels=args.labels)
     source = open_source(args.source, server_host=args.server_host)
     try:
+        if args.review_tag is not None:  # the task's tag label, before predicting anything
+            tag_frames(source.client, source.task_id, args.review_tag, ())
         plan = match_labels(detector.labels.names, source.labels.names, mapping=mapping,
                           drop_unmapped=True, task=source.description)
         print(plan.format(), flush=True)
@@ -170,12 +189,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if not args.drop_unmapped:
             labels += plan.dropped
         result = evaluate(predictions, labels, threshold=args.threshold)
+        mistakes = review(predictions, labels, threshold=args.threshold,
+                          confident=args.confident)
+        print(f"{args.model} on {source.description}")
+        print(result.format())
+        print()
+        print(mistakes.format())
+        if args.json:
+            write_text_file(Path(args.json), json.dumps(
+                {**result.to_dict(), "review": mistakes.to_dict()}, indent=1) + "\n")
+        if args.mistakes:
+            write_text_file(Path(args.mistakes), mistakes.csv_text())
+            print(f"mistakes: {args.mistakes}")
+        if args.review_tag is not None:
+            tagged = tag_frames(source.client, source.task_id, args.review_tag,
+                                mistakes.suspect_frames())
+            print(tagged.format())
     finally:
         source.close()
-    print(f"{args.model} on {source.description}")
-    print(result.format())
-    if args.json:
-        write_text_file(Path(args.json), json.dumps(result.to_dict(), indent=1) + "\n")
     return 0
 
 

@@ -4,6 +4,7 @@ sample task."""
 
 from .coco import CocoSource, write_coco
 from .cvat_xml import CvatXmlSource, cvat_xml_bytes, write_cvat_xml
+from .frame_tags import TagResult, tag_frames
 from .sample import DEFAULT_FRAMES as SAMPLE_FRAMES
 from .sample import DEFAULT_TEST_FRAMES as SAMPLE_TEST_FRAMES
 from .sample import LABELS as SAMPLE_LABELS
@@ -22,7 +23,7 @@ from .source import UNLABELLED, Source
 from .tasks import open_export, open_source
 
 __all__ = ["CocoSource", "CvatServerSource", "CvatXmlSource", "HOST_ENV", "SAMPLE_FRAMES",
-           "SAMPLE_LABELS", "SAMPLE_TEST_FRAMES", "SampleTask", "Source", "TASK_ZIP",
-           "TEST_ZIP", "UNLABELLED", "connect", "cvat_xml_bytes", "disconnect", "list_tasks",
+           "SAMPLE_LABELS", "SAMPLE_TEST_FRAMES", "SampleTask", "Source", "TASK_ZIP", "TEST_ZIP",
+           "TagResult", "UNLABELLED", "connect", "cvat_xml_bytes", "disconnect", "list_tasks",
            "open_export", "open_source", "sample_frame", "server_error", "server_host",
-           "shape_to_cvat", "write_coco", "write_cvat_xml", "write_sample"]
+           "shape_to_cvat", "tag_frames", "write_coco", "write_cvat_xml", "write_sample"]

@@ -24,6 +24,9 @@ from .container import ZIP_TIME, Container, ImageLoader, add_to_zip
 from .source import UNLABELLED, ExportSource
 
 ANNOTATIONS = "annotations.xml"
+SCORE_ATTRIBUTE = "score"
+"""The attribute a predicted shape's score is written as: CVAT's XML format has no score
+field, and CVAT's upload keeps the attribute on labels that declare one of that name."""
 _SKIPPED_KINDS = ("polyline", "points", "cuboid", "skeleton", "tag")
 
 
@@ -161,8 +164,8 @@ def _parse_labels(meta: etree._Element, xml_name: str) -> LabelMap:
             if label.findtext("parent"):
                 continue  # a skeleton's point
             name = label.findtext("name")
-            if not name:
-                continue
+            if not name or label.findtext("type") == "tag":
+                continue  # a tag label marks whole frames: it is no class of objects
             if name in names:
                 raise AnnotationError(
                     f"{xml_name}: label {name!r} is defined twice in <meta> "
@@ -336,4 +339,7 @@ def _image_el(frame: Frame) -> etree._Element:
                 "height": str(bottom - top + 1), "z_order": str(shape.z_order)})
         for name, value in shape.attributes:
             etree.SubElement(s, "attribute", {"name": name}).text = value
+        if shape.score is not None and SCORE_ATTRIBUTE not in shape.attrs:
+            etree.SubElement(s, "attribute", {"name": SCORE_ATTRIBUTE}).text = \
+                f"{shape.score:.4f}"
     return el

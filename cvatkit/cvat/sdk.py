@@ -10,8 +10,10 @@ from ..records import SHAPE_KINDS, LabelMap, Shape, TaskSummary
 
 
 def label_map_from_cvat(labels: Sequence[Any]) -> LabelMap:
-    """A LabelMap from ``models.ILabel`` records, skeleton points left out."""
-    top = [label for label in labels if not getattr(label, "parent_id", None)]
+    """A LabelMap from ``models.ILabel`` records, skeleton points and tag labels (which
+    mark whole frames, not objects) left out."""
+    top = [label for label in labels if not getattr(label, "parent_id", None)
+           and str(getattr(label, "type", "any")) != "tag"]
     return LabelMap.from_names(
         [label.name for label in top],
         {label.name: getattr(label, "color", None) for label in top},
@@ -68,8 +70,10 @@ def summary_from_cvat(task: Any, labels: Sequence[Any], host: str) -> TaskSummar
 
 def shape_to_cvat(shape: Shape, label_id: int) -> Any:
     """A ``models.LabeledShapeRequest`` for a predicted shape (frame 0, as
-    ``cvat_sdk.auto_annotation`` functions return them)."""
+    ``cvat_sdk.auto_annotation`` functions return them), with its score: CVAT stores it
+    and shows it on the shape."""
     import cvat_sdk.auto_annotation as cvataa
 
     make = {"rectangle": cvataa.rectangle, "polygon": cvataa.polygon, "mask": cvataa.mask}
-    return make[shape.kind](label_id, [float(p) for p in shape.points])
+    extra = {} if shape.score is None else {"score": round(float(shape.score), 4)}
+    return make[shape.kind](label_id, [float(p) for p in shape.points], **extra)

@@ -189,11 +189,11 @@ def _id_range(names: dict[int, str]) -> str:
     return f"from {ids[0]} to {ids[-1]} with gaps"
 
 
-def check_threshold(threshold: float) -> None:
+def check_threshold(threshold: float, *, what: str = "score threshold") -> None:
     """A score threshold must be a number from 0 to 1."""
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or \
             not 0.0 <= float(threshold) <= 1.0:
-        raise UsageError(f"score threshold {threshold!r} is outside 0..1; give e.g. 0.5")
+        raise UsageError(f"{what} {threshold!r} is outside 0..1; give e.g. 0.5")
 
 
 def _mask_shape(probs: np.ndarray, box: np.ndarray, width: int, height: int, label: str,

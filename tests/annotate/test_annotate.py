@@ -111,6 +111,8 @@ def test_shapes_land_with_the_right_labels_frames_and_coordinates(server, client
     for frame, (_name, jpeg) in enumerate(server.frames):
         mine = {s["label"]: s for s in written if s["frame"] == frame}
         assert mine["cat"]["type"] == "rectangle"
+        # each shape carries the model's confidence, as CVAT stores and shows it
+        assert (mine["cat"]["score"], mine["dog"]["score"]) == (0.8, 0.95)
         assert mine["cat"]["points"] == pytest.approx(list(found_on(jpeg, "cat")), abs=0.02)
         # a polygon label gets the box as a polygon from a box-only model
         assert mine["dog"]["type"] == "polygon"
@@ -252,6 +254,54 @@ def test_cvat_cli_runs_the_same_function_module(server, model, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_evaluate_tags_the_frames_with_likely_annotation_mistakes(server, client, model,
+                                                                   tmp_path, capsys):
+    """Frame 0 agrees with the model; frame 1 lacks the cat it finds at 0.80; frame 2
+    has a square where it sees nothing. Only frames 1 and 2 get the review tag, once."""
+    def rect(label, frame, points):
+        return {"type": "rectangle", "label": label, "frame": frame, "points": list(points),
+                "attributes": []}
+
+    jpegs = [jpeg for _, jpeg in server.frames]
+    shapes = [rect("cat", 0, found_on(jpegs[0], "cat")), rect("dog", 0, found_on(jpegs[0], "dog")),
+              rect("dog", 1, found_on(jpegs[1], "dog")),
+              rect("cat", 2, found_on(jpegs[2], "cat")), rect("dog", 2, found_on(jpegs[2], "dog")),
+              rect("bird", 2, (2, 100, 12, 110))]
+    task = server.add_task("review", [{"name": n, "type": t} for n, t in (
+        ("cat", "rectangle"), ("dog", "rectangle"), ("bird", "rectangle"),
+        ("needs-review", "tag"))], server.frames, shapes=shapes, chunk_size=2)
+    mistakes = tmp_path / "mistakes.csv"
+    args = ["evaluate", str(model), f"cvat://{task}", "--review-tag", "needs-review",
+            "--mistakes", str(mistakes), "--confident", "0.8"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"task {task}: tagged 2 frames 'needs-review' (1, 2)" in out
+    assert "frame 1 frame_000001.jpg: cat (0.80) where nothing is annotated" in out
+    assert "frame 2 frame_000002.jpg: bird annotated where the model sees nothing" in out
+    assert [(t["frame"], t["label"]) for t in server.tags(task)] == [(1, "needs-review"),
+                                                                    (2, "needs-review")]
+    kinds = [(row.split(",")[0], row.split(",")[2]) for row in
+             mistakes.read_text().splitlines()[1:]]
+    assert ("1", "unannotated") in kinds and ("2", "stray") in kinds
+    assert not [k for k in kinds if k[0] == "0"]
+    # the tag label is a frame tag, not a class the model is scored on
+    assert "needs-review" not in out.split("likely annotation mistakes")[0]
+    # again: nothing is tagged twice
+    assert main(args) == 0
+    assert "tagged 0 frames 'needs-review'; 2 had the tag already" in capsys.readouterr().out
+    assert len(server.tags(task)) == 2
+    # a task without that tag label: told what to add, nothing written
+    assert main([*args[:4], "next", *args[5:]]) == 2
+    out, err = capsys.readouterr()
+    err = " ".join(err.split())
+    assert "COCO AP" not in out  # refused before predicting
+    assert "it has no tag label 'next'. Add a label of type Tag named 'next'" in err
+    assert "pick one of its tag labels (needs-review)" in err
+    # offline exports have no server to tag on
+    assert main(["evaluate", str(model), str(tmp_path), "--review-tag", "x"]) == 2
+    assert "give the task as cvat://TASK_ID" in " ".join(capsys.readouterr().err.split())
+
+
 # ------------------------------------------------------------------ offline
 @pytest.mark.parametrize("suffix", [".xml", ".zip"])
 def test_offline_annotations_file_reads_back_identically(model, sample_cvat, tmp_path,
@@ -276,7 +326,9 @@ def test_offline_annotations_file_reads_back_identically(model, sample_cvat, tmp
     back = list(open_export(folder).frames())
     assert [f.name for f in back] == [f.name for f in frames]
     for got, before, plan in zip(back, frames, planned.predictions):
-        new = tuple(type(s)(**{**s.__dict__, "score": None}) for s in plan.frame.shapes)
+        # CVAT's XML has no score: it travels as a "score" attribute of each new shape
+        new = tuple(replace(s, score=None, attributes=(("score", f"{s.score:.4f}"),))
+                    for s in plan.frame.shapes)
         assert got.shapes == before.shapes + new
         # and where the model found them on that very frame
         squares = [s.points for s in got.shapes[len(before.shapes):] if s.label == "square"]

@@ -11,6 +11,7 @@ import functools
 import http.client
 import io
 import json
+import re
 import zipfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -31,7 +32,9 @@ from helpers import DATA
 
 # Every exchange cvat-sdk 2.80.0 had with a real CVAT 2.73.0 server (see tests/data/README.md).
 RECORDINGS = DATA / "cvat-2.73.0-sdk-2.80.0.jsonl"
-RECORDED_HOST = "http://127.0.0.1:8080"
+# The annotation loop on a real CVAT 2.73.0: shapes with scores, frame tags (task 4).
+LOOP_RECORDINGS = DATA / "cvat-2.73.0-sdk-2.80.0-loop.jsonl"
+RECORDED_HOST = r"http://127\.0\.0\.1:\d+"  # the recording servers' address
 PASSWORD = "secret-pw"
 TOKEN = "pat-token-123"
 
@@ -49,7 +52,7 @@ def _find(phase: str, method: str, path: str) -> dict[str, Any]:
 
 def _recorded_json(record: dict[str, Any], server: CvatTestServer | None = None) -> Any:
     text = record["response_body"]["text"]
-    return json.loads(text.replace(RECORDED_HOST, server.url) if server else text)
+    return json.loads(re.sub(RECORDED_HOST, server.url, text) if server else text)
 
 
 def _zip_members(data: bytes) -> list[tuple[zipfile.ZipInfo, bytes]]:
@@ -174,51 +177,59 @@ def _assert_same_values(path: str, ours: Any, recorded: Any) -> None:
 
 
 # ---------------------------------------------------------------------- replay
+def _replay(server: CvatTestServer, records: list[dict[str, Any]], replayed: Counter[str],
+            tasks: tuple[str, ...] = ("7", "8")) -> list[str]:
+    """Send every recorded request in order and compare the answers; the paths skipped
+    (label lists of tasks other than ``tasks``)."""
+    skipped = []
+    auth: dict[str, str] = {}
+    for record in records:
+        method, path = record["method"], record["path"]
+        if method == "GET" and path.startswith("/api/labels?task_id=") and \
+                path.split("=")[1].split("&")[0] not in tasks:
+            skipped.append(path)  # the recorded server's other tasks are not reproduced
+            continue
+        if path == "/api/server/about":
+            auth = {}  # every phase starts with a fresh client
+        body = record["request_body"]["text"].replace(
+            "<password>", "wrong-pw" if record["phase"] == "login_wrong_password" else PASSWORD)
+        headers = {k: auth.get(k, v) for k, v in record["request_headers"].items()}
+        status, response_headers, data = _http(server, method, path, body or None, headers)
+
+        where = f"{record['phase']}: {method} {path}"
+        assert status == record["status"], where
+        assert response_headers["Content-Type"] == record["response_headers"]["content-type"]
+        if path == "/api/auth/login" and status == 200:
+            cookies = SimpleCookie()
+            for header in response_headers.get_all("Set-Cookie"):
+                cookies.load(header)
+            assert {"sessionid", "csrftoken"} <= cookies.keys()
+            auth = {"Cookie": f"sessionid={cookies['sessionid'].value}; "
+                              f"csrftoken={cookies['csrftoken'].value}",
+                    "X-CSRFToken": cookies["csrftoken"].value}
+        if "base64" in record["response_body"]:
+            recorded_zip = _zip_members(base64.b64decode(record["response_body"]["base64"]))
+            our_zip = _zip_members(data)
+            assert [i.filename for i, _ in our_zip] == [i.filename for i, _ in recorded_zip]
+            for (info, ours), (_, theirs) in zip(our_zip, recorded_zip):
+                assert info.compress_type == zipfile.ZIP_STORED and ours == theirs
+                a, b = PIL.Image.open(io.BytesIO(ours)), PIL.Image.open(io.BytesIO(theirs))
+                assert (a.format, a.size) == (b.format, b.size) == ("JPEG", (96, 64))
+        else:
+            ours, recorded = json.loads(data), _recorded_json(record, server)
+            _assert_same_structure(ours, recorded, where)
+            if path != "/api/auth/login" or status != 200:  # the key is random
+                _assert_same_values(path, ours, recorded)
+        replayed[f"{method} {path.split('?')[0]}"] += 1
+    return skipped
+
+
 def test_replay_recorded_exchanges() -> None:
     """Replay every recorded request in order on one server and compare the answers."""
     server = _build_recorded_server()
     replayed: Counter[str] = Counter()
-    skipped = []
-    auth: dict[str, str] = {}
     try:
-        for record in _records():
-            method, path = record["method"], record["path"]
-            if method == "GET" and path.startswith("/api/labels?task_id=") and \
-                    path.split("=")[1].split("&")[0] not in ("7", "8"):
-                skipped.append(path)  # tasks 1-6 of the recorded server are not reproduced
-                continue
-            if path == "/api/server/about":
-                auth = {}  # every phase starts with a fresh client
-            body = record["request_body"]["text"].replace(
-                "<password>", "wrong-pw" if record["phase"] == "login_wrong_password" else PASSWORD)
-            headers = {k: auth.get(k, v) for k, v in record["request_headers"].items()}
-            status, response_headers, data = _http(server, method, path, body or None, headers)
-
-            where = f"{record['phase']}: {method} {path}"
-            assert status == record["status"], where
-            assert response_headers["Content-Type"] == record["response_headers"]["content-type"]
-            if path == "/api/auth/login" and status == 200:
-                cookies = SimpleCookie()
-                for header in response_headers.get_all("Set-Cookie"):
-                    cookies.load(header)
-                assert {"sessionid", "csrftoken"} <= cookies.keys()
-                auth = {"Cookie": f"sessionid={cookies['sessionid'].value}; "
-                                  f"csrftoken={cookies['csrftoken'].value}",
-                        "X-CSRFToken": cookies["csrftoken"].value}
-            if "base64" in record["response_body"]:
-                recorded_zip = _zip_members(base64.b64decode(record["response_body"]["base64"]))
-                our_zip = _zip_members(data)
-                assert [i.filename for i, _ in our_zip] == [i.filename for i, _ in recorded_zip]
-                for (info, ours), (_, theirs) in zip(our_zip, recorded_zip):
-                    assert info.compress_type == zipfile.ZIP_STORED and ours == theirs
-                    a, b = PIL.Image.open(io.BytesIO(ours)), PIL.Image.open(io.BytesIO(theirs))
-                    assert (a.format, a.size) == (b.format, b.size) == ("JPEG", (96, 64))
-            else:
-                ours, recorded = json.loads(data), _recorded_json(record, server)
-                _assert_same_structure(ours, recorded, where)
-                if path != "/api/auth/login" or status != 200:  # the key is random
-                    _assert_same_values(path, ours, recorded)
-            replayed[f"{method} {path.split('?')[0]}"] += 1
+        skipped = _replay(server, _records(), replayed)
     finally:
         server.stop()
 
@@ -231,6 +242,35 @@ def test_replay_recorded_exchanges() -> None:
                      "PUT /api/tasks/7/annotations/"]:
         assert replayed[endpoint], endpoint
     assert sum(replayed.values()) == len(_records()) - 6
+
+
+def test_replay_recorded_scores_and_frame_tags() -> None:
+    """The annotation loop's exchanges: shapes with scores, frame tags added and removed."""
+    records = [json.loads(line) for line in LOOP_RECORDINGS.read_text().splitlines()
+               if line.strip()]
+    labels = next(json.loads(r["response_body"]["text"])["results"] for r in records
+                  if r["path"].startswith("/api/labels?task_id=4"))
+    server = CvatTestServer(password=PASSWORD, access_token=TOKEN).start()
+    replayed: Counter[str] = Counter()
+    try:
+        meta = next(json.loads(r["response_body"]["text"]) for r in records
+                    if r["path"] == "/api/tasks/4/data/meta")
+        chunk = next(r for r in records if r["path"].startswith("/api/tasks/4/data/?"))
+        images = [data for _, data in
+                  _zip_members(base64.b64decode(chunk["response_body"]["base64"]))]
+        frames = [(f["name"], data) for f, data in zip(meta["frames"], images, strict=True)]
+        server.add_task("recorded-loop", [{k: label[k] for k in (
+            "id", "name", "type", "color", "attributes")} for label in labels], frames,
+            chunk_size=4, task_id=4)
+        assert _replay(server, records, replayed, tasks=("4",)) == []
+        # the last PUT replaced all, tags included, as on the real server
+        assert server.tags(4) == []
+        assert [s["score"] for s in server.shapes(4)] == [0.25]
+    finally:
+        server.stop()
+    assert replayed["PATCH /api/tasks/4/annotations/"] == 2  # tags added, then one deleted
+    assert replayed["PUT /api/tasks/4/annotations/"] == 2
+    assert sum(replayed.values()) == len(records)
 
 
 # ------------------------------------------------------------- with cvat-sdk
