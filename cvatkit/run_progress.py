@@ -54,6 +54,8 @@ class RunProgress:
         self.error = ""
         """Why the run failed, as the trainer said (or that its process is gone)."""
         self.last_eval: EvalEvent | None = None
+        self.best_eval: EvalEvent | None = None
+        """The evaluation whose checkpoint is the run's best (the highest AP so far)."""
         self.last_status: StatusEvent | None = None
         self.losses: dict[str, Series] = {}
         """One series per loss component the model reports (cls_loss, box_loss, ...)."""
@@ -76,6 +78,8 @@ class RunProgress:
             self.ap.add(event.step, event.ap)
             self.ap50.add(event.step, event.ap50)
             self.last_eval = event
+            if event.best:
+                self.best_eval = event
         elif isinstance(event, StatusEvent):
             self.last_status = event
             self.state, self.message, self.step = event.state, event.message, event.step
@@ -87,6 +91,8 @@ class RunProgress:
                     series.cut(event.resumed_from)
                 if self.last_eval is not None and self.last_eval.step > event.resumed_from:
                     self.last_eval = None
+                if self.best_eval is not None and self.best_eval.step > event.resumed_from:
+                    self.best_eval = None
 
     def on_status(self, status: Status) -> None:
         """The run's status as ``Run.status()`` reads it now (pollers): its state (failed
@@ -110,7 +116,8 @@ class RunProgress:
         return None
 
     def summary(self) -> str:
-        """The status line: state, step / total, speed, time left, last AP."""
+        """The status line: state, step / total, speed, time left, last AP (and the best,
+        when an earlier evaluation's was higher)."""
         parts = [self.state]
         if self.total_steps:
             pct = 100 * self.step / self.total_steps
@@ -124,6 +131,9 @@ class RunProgress:
             parts.append(f"ETA {format_duration(eta)}")
         if self.last_eval is not None:
             parts.append(f"AP {self.last_eval.ap:.3f}, AP@0.5 {self.last_eval.ap50:.3f}")
+        best = self.best_eval
+        if best is not None and best is not self.last_eval:
+            parts.append(f"best AP {best.ap:.3f} at step {best.step}")
         return " · ".join(parts)
 
     def failure(self, run_dir: str | os.PathLike[str]) -> str | None:

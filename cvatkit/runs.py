@@ -1,7 +1,8 @@
 """The run directory: the only channel between a trainer process and any UI.
 
 ``run.json`` is the resolved spec, ``status.json`` the current state, ``events.jsonl`` an
-append-only log of typed events (one JSON object per line), next to ``checkpoints/``,
+append-only log of typed events (one JSON object per line), next to ``checkpoints/`` (the
+last few, and in ``checkpoints/best/`` the one whose evaluation gave the best AP),
 ``tensorboard/`` and, at the end, ``export/``. ``Run(path).follow()`` yields the events
 as they come, so the CLI's progress bar, the live plots and the tests share one reader.
 """
@@ -24,6 +25,10 @@ RUN_JSON = "run.json"
 STATUS_JSON = "status.json"
 EVENTS_JSONL = "events.jsonl"
 CHECKPOINTS = "checkpoints"
+BEST = "best"
+"""``checkpoints/best/``: the checkpoint whose evaluation gave the best AP, and
+``best.json`` saying which it is."""
+BEST_JSON = "best.json"
 TENSORBOARD = "tensorboard"
 EXPORT = "export"
 TRAINER_LOG = "trainer.log"
@@ -62,13 +67,16 @@ class EvalEvent:
     per_class: dict[str, float]
     metrics: dict[str, float] = field(default_factory=dict)
     split: str = "val"
+    best: bool = False
+    """Its AP beats every earlier evaluation's: its checkpoint is now the run's best."""
     kind: str = "eval"
 
     def summary(self) -> str:
-        """``step 600: val COCO AP 0.877, AP@0.5 1.000 (square 0.851, ...)``."""
+        """``step 600: val COCO AP 0.877, AP@0.5 1.000 (square 0.851, ...)``, then
+        ``; the best so far`` when it is."""
         per = ", ".join(f"{k} {v:.3f}" for k, v in self.per_class.items())
         return (f"step {self.step}: {self.split} COCO AP {self.ap:.3f}, AP@0.5 "
-                f"{self.ap50:.3f} ({per})")
+                f"{self.ap50:.3f} ({per})" + ("; the best so far" if self.best else ""))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +91,16 @@ class StatusEvent:
     """Set when a run goes on from its checkpoint at this step: what was logged past it
     before (steps lost to a kill) is superseded."""
     kind: str = "status"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BestCheckpoint:
+    """The checkpoint whose evaluation gave a run's best COCO AP (``checkpoints/best/``)."""
+
+    step: int
+    ap: float
+    checkpoint: str
+    """Its prefix (``.../checkpoints/best/ckpt-400``)."""
 
 
 Event = StepEvent | EvalEvent | StatusEvent
@@ -204,6 +222,31 @@ class Run:
                 return str(self.path / CHECKPOINTS / name)
         return None
 
+    def best_checkpoint(self) -> BestCheckpoint | None:
+        """The checkpoint whose evaluation gave the run's best AP, or None before one did
+        (or in a run made before best checkpoints were kept)."""
+        folder = self.path / CHECKPOINTS / BEST
+        try:
+            obj = json.loads((folder / BEST_JSON).read_text(encoding="utf-8"))
+            return BestCheckpoint(step=int(obj["step"]), ap=float(obj["ap"]),
+                                  checkpoint=str(folder / obj["checkpoint"]))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as e:
+            raise RunError(f"{folder / BEST_JSON} is damaged ({e}); delete {folder} to "
+                           "forget the best checkpoint") from None
+
+    def exported_evaluation(self) -> EvalEvent | None:
+        """The evaluation of the checkpoint ``export/`` was made from (``model.json`` names
+        its step; for an export that does not, the last evaluation); None when none was."""
+        evals = [e for e in self.events() if isinstance(e, EvalEvent)]
+        try:
+            about = json.loads((self.path / EXPORT / MODEL_JSON).read_text(encoding="utf-8"))
+            step = about["step"]
+        except (OSError, ValueError, KeyError, TypeError):
+            step = None
+        return next((e for e in reversed(evals) if e.step == step), evals[-1] if evals else None)
+
     def events(self) -> list[Event]:
         """Every event the run has written, as they count (``history``)."""
         return history(self.read_events(0)[0])
@@ -276,7 +319,9 @@ class Run:
 
 def run_of_checkpoint(path: str | os.PathLike[str]) -> Path | None:
     """The run folder a path names: the folder itself, its checkpoints/ or one of its
-    checkpoints; None when it is none of these."""
+    checkpoints (the best one included); None when it is none of these."""
     p = Path(path)
-    return next((c for c in (p, p.parent, p.parent.parent) if (c / RUN_JSON).is_file()),
-                None)
+    places = [p, p.parent, p.parent.parent]
+    if p.parent.name == BEST and p.parent.parent.name == CHECKPOINTS:
+        places.append(p.parent.parent.parent)
+    return next((c for c in places if (c / RUN_JSON).is_file()), None)

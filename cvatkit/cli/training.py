@@ -70,13 +70,17 @@ def add_commands(sub) -> None:
     s.set_defaults(func=_cmd_stop)
 
     s = sub.add_parser(
-        "export", help="export a run's last checkpoint again (e.g. with another NMS)",
-        description="Export the last checkpoint of RUN_DIR (a run that has ended) as a "
-        "SavedModel with its label files: into RUN_DIR/export/ (replacing it), or into "
-        "--out. --nms picks how overlapping boxes are pruned: batched (fast on a CPU, the "
-        "default of new runs) or v2 (Model Garden's, which runs trained before the choice "
-        "existed were exported with).")
+        "export", help="export a run again (e.g. with another NMS)",
+        description="Export RUN_DIR (a run that has ended) again as a SavedModel with its "
+        "label files: into RUN_DIR/export/ (replacing it), or into --out. --checkpoint "
+        "picks the best checkpoint (the highest evaluation AP) or the last. --nms picks how "
+        "overlapping boxes are pruned: batched (fast on a CPU, the default of new runs) or "
+        "v2 (Model Garden's, which runs trained before the choice existed were exported "
+        "with).")
     s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("--checkpoint", metavar="WHICH", default=None,
+                   help="best or last (default: the run's own export-checkpoint "
+                        "hyperparameter; the last when no evaluation gave a best)")
     s.add_argument("--nms", metavar="VERSION", default=None,
                    help="batched or v2 (default: the run's own nms hyperparameter)")
     s.add_argument("--out", metavar="DIR", help="a new or empty folder (default: "
@@ -224,12 +228,12 @@ def _follow(run) -> int:
     if progress.state == "failed":
         say_error(progress.failure(run.path))
         return 1
-    last = progress.last_eval
-    if progress.state == "completed" and last is not None:
+    exported = run.exported_evaluation() if progress.state == "completed" else None
+    if exported is not None:
         frames = run.spec().get("eval_data") or run.spec()["data"]
-        print(f"{run.spec()['model']['key']}: COCO AP {last.ap:.3f}, AP@0.5 {last.ap50:.3f} "
-              f"on {frames['val_frames']} {last.split} frames; "
-              f"{time.monotonic() - started:.0f} s")
+        print(f"{run.spec()['model']['key']}: COCO AP {exported.ap:.3f}, AP@0.5 "
+              f"{exported.ap50:.3f} on {frames['val_frames']} {exported.split} frames (step "
+              f"{exported.step}); {time.monotonic() - started:.0f} s")
     return 0
 
 
@@ -245,7 +249,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from ..runs import Run
     from ..training.model_garden.export import export_again
 
-    out = export_again(Run(args.run_dir), nms=args.nms, out=args.out)
+    out = export_again(Run(args.run_dir), nms=args.nms, checkpoint=args.checkpoint,
+                       out=args.out)
     print(f"exported {args.run_dir} to {out}")
     return 0
 

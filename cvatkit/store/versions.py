@@ -24,7 +24,7 @@ from ..errors import ChecksumError, StoreError, UsageError
 from ..files import cache_root, folder_written_aside, require_new_or_empty, sha256_file
 from ..label_files import CLASSES_CSV, LABEL_MAP_JSON, PBTXT
 from ..progress import Progress, no_progress
-from ..runs import CHECKPOINTS, EXPORT, MODEL_JSON, SAVED_MODEL, EvalEvent, Run
+from ..runs import CHECKPOINTS, EXPORT, MODEL_JSON, SAVED_MODEL, Run
 from .backends import Store, open_store
 
 MANIFEST = "manifest.json"
@@ -229,10 +229,10 @@ def run_files(run: Run) -> list[tuple[Path, str]]:
 
 
 def _metrics(run: Run) -> dict[str, Any]:
-    evals = [e for e in run.events() if isinstance(e, EvalEvent)]
-    if not evals:
+    """What the evaluation of the exported checkpoint gave."""
+    e = run.exported_evaluation()
+    if e is None:
         return {}
-    e = evals[-1]
     return {"ap": e.ap, "ap50": e.ap50, "per_class": e.per_class, "split": e.split,
             "step": e.step, "coco": e.metrics}
 

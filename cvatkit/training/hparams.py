@@ -26,6 +26,7 @@ MAX_STEPS = 10_000_000
 days): a larger number is a typo, and the trainer's step counters must hold it."""
 MAX_EPOCHS = 10_000
 NMS_VERSIONS = ("batched", "v2")
+EXPORT_CHECKPOINTS = ("best", "last")
 Default = Callable[[Any], Any]
 """A default computed from the model and the other values (``resolution.Resolved``)."""
 
@@ -107,6 +108,12 @@ PARAMS: tuple[Param, ...] = (
           "the dataset's", min=0, max=1),
     Param("eval-interval", int, "steps between evaluations (0: only at the end)", 0, min=0,
           max=MAX_STEPS),
+    Param("early-stopping-patience", int, "evaluations in a row without a better AP after "
+          "which the run stops and exports (0: never; needs eval-interval)", 0, min=0,
+          max=MAX_STEPS),
+    Param("export-checkpoint", str, "which checkpoint export/ is made from: best (the one "
+          "whose evaluation gave the highest AP; the last when none was evaluated) or last",
+          "best", choices=EXPORT_CHECKPOINTS),
     Param("checkpoint-interval", int, "steps between checkpoints",
           lambda r: min(1000, r["num-steps"]), "num-steps, at most 1000", min=1,
           max=MAX_STEPS),

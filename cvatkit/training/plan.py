@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..dataset import Dataset, load_dataset
-from ..errors import DatasetError, UsageError
-from ..runs import CHECKPOINTS, Run, run_of_checkpoint
+from ..errors import DatasetError, HyperparameterError, UsageError
+from ..runs import BEST, CHECKPOINTS, Run, run_of_checkpoint
 from .catalog import WEIGHT_KINDS, ModelSpec, get_model, load_catalog
 from .devices import count_gpus
 from .hparams import parse_hparams
@@ -85,6 +85,12 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
             raise DatasetError(f"{evald.path} has no validation frames; prepare it with "
                                "--val-split 1 to evaluate on all its frames")
     hp, notes = resolve(spec, values, data, gpus=count_gpus() if gpus is None else gpus)
+    if hp.early_stopping_patience and (evald or data).val_frames < 1:
+        raise HyperparameterError(
+            f"early-stopping-patience={hp.early_stopping_patience} needs evaluations, but "
+            f"{data.path} has no validation frames (it was prepared with --val-split "
+            f"{data.val_fraction:g}); prepare it with a --val-split above 0, give evaluation "
+            "data (--eval-data), or remove early-stopping-patience")
     choice = _weights_choice(spec, weights, init_checkpoint, pretrained)
     init = None
     if choice in ("coco", "imagenet"):
@@ -148,12 +154,19 @@ def resolve_init_checkpoint(path: str, spec: ModelSpec, data: Dataset, *,
     if run_dir is None:
         raise UsageError(
             f"{path} is not a cvatkit run or one of its checkpoints; give the folder of an "
-            "earlier run (or its checkpoints/ckpt-N)")
+            "earlier run (or its checkpoints/ckpt-N, or checkpoints/best)")
     prev = Run(run_dir).spec()
     if p == run_dir or p == run_dir / CHECKPOINTS:
         prefix = Run(run_dir).latest_checkpoint()
         if prefix is None:
             raise UsageError(f"the run {run_dir} has no checkpoint yet")
+    elif p == run_dir / CHECKPOINTS / BEST:
+        best = Run(run_dir).best_checkpoint()
+        if best is None:
+            raise UsageError(f"the run {run_dir} has no best checkpoint yet (none of its "
+                             "evaluations gave an AP); start from the run folder for its "
+                             "last checkpoint")
+        prefix = best.checkpoint
     else:
         prefix = str(p)
         if not Path(prefix + ".index").is_file():

@@ -42,6 +42,10 @@ class Hyperparameters:
     seed: int
     nms: str = "v2"
     """Runs written before the choice existed exported with Model Garden's default."""
+    early_stopping_patience: int = 0
+    """Runs written before it existed never stopped early."""
+    export_checkpoint: str = "last"
+    """Runs written before the choice existed exported their last checkpoint."""
 
     def as_lines(self) -> str:
         return format_hparams({k: v for k, v in self.to_dict().items() if v is not None})
@@ -117,6 +121,7 @@ def resolve(spec, values: Mapping[str, Any], data, *,
             raise HyperparameterError(
                 f"{key}={r[key]} is not before the run's end (num-steps={r['num-steps']}); "
                 f"the run would never reach it: set {key} below num-steps")
+    stopping = _check_early_stopping(r)
     resolved = {p.key: r[p.key] for p in PARAMS}
     resolved["log-interval"] = min(resolved["log-interval"], resolved["num-steps"])
     for param in PARAMS:
@@ -134,6 +139,8 @@ def resolve(spec, values: Mapping[str, Any], data, *,
              + ("" if r.given("num-steps") else f"; using {r['num-steps']}")]
     if staged:
         notes.append(staged)
+    if stopping:
+        notes.append(stopping)
     if spec.min_gpus and r["num-clones"] < spec.min_gpus:
         notes.append(f"{spec.key} was made for {spec.min_gpus} or more GPUs; on "
                      f"{r['num-clones']} it may run out of memory, or take long")
@@ -158,6 +165,27 @@ def _check_devices(spec, r: Resolved, gpus: int) -> None:
         raise HyperparameterError(
             f"batch-size={r['batch-size']} does not divide over num-clones={clones} GPUs; "
             f"use a multiple of {clones}")
+
+
+def _check_early_stopping(r: Resolved) -> str:
+    """Early stopping counts the evaluations during training: a run with none is refused;
+    a note when the run has too few for the patience ever to run out."""
+    patience = r["early-stopping-patience"]
+    if patience <= 0:  # off (below 0: refused with the other values' bounds)
+        return ""
+    steps, interval = r["num-steps"], r["eval-interval"]
+    evaluations = (steps - 1) // interval if interval else 0
+    if not evaluations:
+        raise HyperparameterError(
+            f"early-stopping-patience={patience} counts the evaluations during training, "
+            f"but with eval-interval={interval} and num-steps={steps} the run evaluates "
+            f"only at its end; set eval-interval below num-steps (for example "
+            f"eval-interval={max(1, steps // 10)}) or remove early-stopping-patience")
+    if evaluations <= patience:
+        return (f"early-stopping-patience={patience} cannot stop this run: it evaluates "
+                f"{evaluations} time{'s' if evaluations > 1 else ''} before its end "
+                f"(eval-interval={interval}); lower the patience or eval-interval")
+    return ""
 
 
 DEFAULT_STAGE_EPOCHS = (1, 1, 1)

@@ -2,8 +2,9 @@
 
 It builds the model, inputs, losses and metrics through Model Garden's task API and runs
 its ``tf.function``-compiled training loop ``log-interval`` steps per call. Between calls
-it writes events, checkpoints, evaluations and TensorBoard summaries, and watches for a
-stop request (SIGTERM) and for a loss that is no longer finite.
+it writes events, checkpoints, evaluations (keeping the best checkpoint: ``best.py``) and
+TensorBoard summaries, and watches for a stop request (SIGTERM), for a loss that is no
+longer finite and for evaluations that no longer improve (``early-stopping-patience``).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..dataset import Dataset
 from ..errors import CvatkitError
 from ..runs import CHECKPOINTS, EXPORT, EvalEvent, Run, StatusEvent, StepEvent
+from .best import BestKeeper, Exported, choose_export
 from .catalog import ModelSpec
 from .resolution import Hyperparameters
 
@@ -78,26 +81,36 @@ def _failure_message(e: BaseException, run: Run) -> str:
 
 
 class Loop(Protocol):
-    """What the step loop needs from a trainer (Model Garden's, or a fake in tests)."""
+    """What the step loop needs from a trainer (Model Garden's, or a fake in tests):
+    ``write`` writes the model's checkpoint at a prefix apart from those ``save`` rotates
+    (the best one), ``latest_checkpoint`` is the prefix of the newest that ``save`` wrote."""
 
     def train(self, steps: int) -> dict[str, float]: ...
     def evaluate(self) -> dict[str, float]: ...
     def step(self) -> int: ...
     def save(self, step: int, *, force: bool) -> None: ...
+    def write(self, prefix: str) -> None: ...
+    def latest_checkpoint(self) -> str: ...
 
 
 @dataclass
 class Outcome:
     state: str
+    """'running' (the stage ended), 'stopped', 'failed', or 'completed' (stopped early)."""
     step: int
     message: str = ""
 
 
 def run_loop(loop: Loop, run: Run, hp: Hyperparameters, *, labels: tuple[str, ...],
              total_steps: int, can_evaluate: bool, stop=lambda: _stop_requested,
-             summaries=None, stage: int = 0, stage_end: int | None = None) -> Outcome:
-    """Train until ``stage_end`` (or the end), logging, checkpointing and evaluating."""
+             summaries=None, stage: int = 0, stage_end: int | None = None,
+             best: BestKeeper | None = None) -> Outcome:
+    """Train until ``stage_end`` (or the end), logging, checkpointing and evaluating;
+    ``best`` keeps the best checkpoint and ends the training when evaluations no longer
+    improve (by default, one for the run's ``early-stopping-patience``)."""
     end = total_steps if stage_end is None else stage_end
+    if best is None:
+        best = BestKeeper(run, patience=hp.early_stopping_patience)
     step = loop.step()
     while step < end:
         if stop():
@@ -130,7 +143,10 @@ def run_loop(loop: Loop, run: Run, hp: Hyperparameters, *, labels: tuple[str, ..
         loop.save(step, force=False)
         if (can_evaluate and hp.eval_interval and step % hp.eval_interval == 0
                 and step < total_steps):
-            run.append(eval_event(loop.evaluate(), step, labels))
+            run.append(best.on_evaluation(eval_event(loop.evaluate(), step, labels),
+                                          loop.write))
+            if best.should_stop():
+                return Outcome("completed", step, best.reason(step))
     return Outcome("running", step)
 
 
@@ -142,6 +158,34 @@ def eval_event(logs: dict[str, float], step: int, labels: tuple[str, ...],
     return EvalEvent(step=step, time=time.time(), ap=float(logs.get("AP", float("nan"))),
                      ap50=float(logs.get("AP50", float("nan"))), per_class=per_class,
                      metrics=keep, split=split)
+
+
+def end_run(loop: Loop, run: Run, hp: Hyperparameters, outcome: Outcome, *,
+            labels: tuple[str, ...], can_evaluate: bool, best: BestKeeper,
+            export: Callable[[Exported], None], split: str = "val") -> str:
+    """Say how the training ended: stopped or failed as it is; otherwise save, evaluate
+    the last step (unless it stopped early, right after an evaluation), ``export`` the
+    checkpoint ``export-checkpoint`` names and say the run completed. Returns the state."""
+    if outcome.state in ("stopped", "failed"):
+        run.append(StatusEvent(step=outcome.step, time=time.time(), state=outcome.state,
+                               message=outcome.message or "stopped on request; resume with "
+                               f"`cvatkit train --resume {run.path}`"))
+        run.set_status(outcome.state, step=outcome.step, error=outcome.message,
+                       total_steps=hp.num_steps)
+        return outcome.state
+
+    loop.save(outcome.step, force=True)
+    if can_evaluate and outcome.state != "completed":
+        run.append(best.on_evaluation(eval_event(loop.evaluate(), outcome.step, labels,
+                                                 split=split), loop.write))
+    run.set_status("running", step=outcome.step, total_steps=hp.num_steps)
+    exported = choose_export(run, hp.export_checkpoint, loop.latest_checkpoint())
+    export(exported)
+    done = f"exported {exported.describe()} to {run.path / EXPORT}"
+    run.append(StatusEvent(step=outcome.step, time=time.time(), state="completed",
+                           message=f"{outcome.message}; {done}" if outcome.message else done))
+    run.set_status("completed", step=outcome.step, total_steps=hp.num_steps)
+    return "completed"
 
 
 # -- the real thing --------------------------------------------------------------------------
@@ -173,12 +217,16 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
         started += "; " + loaded
         spec_json["init"] = {**init, **mg.init_report.to_json()}
         run.write_spec(spec_json)
+    resumed = f"resumed from step {step} {where}"
+    kept = run.best_checkpoint() if resume else None
+    if kept is not None:
+        resumed += f"; the best checkpoint so far: step {kept.step}, AP {kept.ap:.3f}"
     run.append(StatusEvent(step=step, time=time.time(), state="running",
-                           message=f"resumed from step {step} {where}" if resume
-                           else started,
+                           message=resumed if resume else started,
                            resumed_from=step if resume else None))
     run.set_status("running", step=step, total_steps=hp.num_steps)
 
+    best = BestKeeper(run, patience=hp.early_stopping_patience)
     outcome = Outcome("running", step)
     for stage, stage_end in mg.stages():
         if stage_end <= mg.step():
@@ -186,29 +234,17 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
         mg.enter_stage(stage)
         outcome = run_loop(mg, run, hp, labels=labels, total_steps=hp.num_steps,
                            can_evaluate=mg.can_evaluate, summaries=mg.summaries, stage=stage,
-                           stage_end=stage_end)
+                           stage_end=stage_end, best=best)
         if outcome.state != "running":
             break
-    if outcome.state in ("stopped", "failed"):
-        run.append(StatusEvent(step=outcome.step, time=time.time(), state=outcome.state,
-                               message=outcome.message or "stopped on request; resume with "
-                               f"`cvatkit train --resume {run.path}`"))
-        run.set_status(outcome.state, step=outcome.step, error=outcome.message,
-                       total_steps=hp.num_steps)
-        return outcome.state
 
-    mg.save(outcome.step, force=True)
-    if mg.can_evaluate:
-        run.append(eval_event(mg.evaluate(), outcome.step, labels,
-                              split="test" if evald else "val"))
-    run.set_status("running", step=outcome.step, total_steps=hp.num_steps)
-    from .model_garden.export import export_run
+    def export(exported: Exported) -> None:
+        from .model_garden.export import export_run
 
-    export_run(run, mg.experiment, mg.latest_checkpoint(), labels)
-    run.append(StatusEvent(step=outcome.step, time=time.time(), state="completed",
-                           message=f"exported to {run.path / EXPORT}"))
-    run.set_status("completed", step=outcome.step, total_steps=hp.num_steps)
-    return "completed"
+        export_run(run, mg.experiment, exported.checkpoint, labels, about=exported.about())
+
+    return end_run(mg, run, hp, outcome, labels=labels, can_evaluate=mg.can_evaluate,
+                   best=best, export=export, split="test" if evald else "val")
 
 
 if __name__ == "__main__":  # the launcher starts: python -P -m cvatkit.training.worker RUN_DIR

@@ -315,6 +315,20 @@ def test_damaged_manifest_is_named(tmp_path):
         pull(v.uri, tmp_path / "p")
 
 
+def test_the_metrics_are_those_of_the_exported_checkpoint(tmp_path):
+    store = open_store(str(tmp_path / "store"))
+    run = fake_run(tmp_path / "run")  # evaluated at step 5: AP 0.5
+    run.append(EvalEvent(step=3, time=0, ap=0.7, ap50=0.95, per_class={"cat": 0.7, "dog": 0.7},
+                         best=True))
+    (run.path / "export" / "model.json").write_text(json.dumps(
+        {"model": "ssd-mobilenet-v2-coco", "exported": "best", "step": 3, "ap": 0.7}))
+    v = publish(run.path, store, "lab")
+    assert (v.metrics["step"], v.metrics["ap"], v.metrics["ap50"]) == (3, 0.7, 0.95)
+    (run.path / "export" / "model.json").unlink()  # an export that does not say: the last
+    run.append(EvalEvent(step=5, time=0, ap=0.6, ap50=0.9, per_class={"cat": 0.6, "dog": 0.6}))
+    assert publish(run.path, store, "lab").metrics["ap"] == 0.6
+
+
 def test_the_local_server_keeps_its_address_and_cleans_up_after_itself(tmp_path, capsys):
     import signal
     import socket

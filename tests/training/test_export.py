@@ -18,7 +18,8 @@ from cvatkit.runs import EvalEvent, Run
 
 @pytest.fixture(scope="module")
 def v2_export(trained, tmp_path_factory):
-    """The shared run's last checkpoint exported with Model Garden's v2 NMS."""
+    """The shared run exported again (its best checkpoint, as the run chose) with Model
+    Garden's v2 NMS."""
     out = tmp_path_factory.mktemp("v2") / "export"
     assert main(["export", str(trained.path), "--nms", "v2", "--out", str(out)]) == 0
     return out
@@ -41,7 +42,9 @@ def _unmatched(ours, theirs) -> list:
 
 def test_the_fast_nms_finds_the_boxes_of_model_gardens_v2(trained, v2_export, sample_cvat):
     assert json.loads((trained.path / "export" / "model.json").read_text())["nms"] == "batched"
-    assert json.loads((v2_export / "model.json").read_text())["nms"] == "v2"
+    v2 = json.loads((v2_export / "model.json").read_text())
+    assert v2["nms"] == "v2"
+    assert v2["step"] == json.loads((trained.path / "export" / "model.json").read_text())["step"]
     fast, slow = load_detector(trained.path), load_detector(v2_export)
     frames = [sample_cvat, sample_cvat.parent / "test.zip"]  # every frame of the sample
     boxes = 0
@@ -73,7 +76,8 @@ class _Only:
 
 
 def test_evaluation_during_training_reports_the_exports_ap(trained, prepared, sample_cvat):
-    last = [e for e in trained.events() if isinstance(e, EvalEvent)][-1]
+    step = json.loads((trained.path / "export" / "model.json").read_text())["step"]
+    last = [e for e in trained.events() if isinstance(e, EvalEvent) and e.step == step][-1]
     val = {i["file_name"] for i in
            json.loads((prepared.path / VAL_COCO_JSON).read_text())["images"]}
     detector = load_detector(trained.path)
@@ -89,14 +93,17 @@ def test_exporting_again_replaces_the_export_and_refuses_what_cannot_be_exported
     copy = tmp_path / "run"
     shutil.copytree(trained.path, copy, ignore=shutil.ignore_patterns("tensorboard"))
     before = (copy / "export" / "saved_model" / "saved_model.pb").stat().st_mtime_ns
-    assert main(["export", str(copy)]) == 0
+    assert main(["export", str(copy), "--checkpoint", "last"]) == 0
     assert "exported" in capsys.readouterr().out
     assert (copy / "export" / "saved_model" / "saved_model.pb").stat().st_mtime_ns != before
-    assert json.loads((copy / "export" / "model.json").read_text())["nms"] == "batched"
+    model = json.loads((copy / "export" / "model.json").read_text())
+    assert (model["nms"], model["exported"], model["step"]) == ("batched", "last", 400)
     assert [p.name for p in copy.iterdir() if p.name.startswith(".")] == []  # nothing aside
 
     assert main(["export", str(copy), "--nms", "v1"]) == 2
     assert "use one of batched, v2" in " ".join(capsys.readouterr().err.split())
+    assert main(["export", str(copy), "--checkpoint", "first"]) == 2
+    assert "checkpoint 'first': use one of best, last" in " ".join(capsys.readouterr().err.split())
     assert main(["export", str(tmp_path)]) == 2
     assert "is not a cvatkit run" in " ".join(capsys.readouterr().err.split())
     (copy / "out").mkdir()

@@ -45,6 +45,10 @@ def test_the_workflows_syntax_hyphens_underscores_comments():
     ("num-classes=3", "the number of classes comes from the dataset"),
     ("just words", "line 1: 'just words' is not key=value"),
     ("initial-learning-rate=nan", "is not a number"),
+    ("early-stopping-patience=-1", "line 1: early-stopping-patience=-1 must be >= 0"),
+    ("early-stopping-patience=2.5", "line 1: early-stopping-patience='2.5' is not a whole "
+                                    "number"),
+    ("export-checkpoint=first", "line 1: export-checkpoint='first' is not one of best, last"),
 ])
 def test_mistakes_name_the_line(text, message):
     with pytest.raises(HyperparameterError) as e:
@@ -84,7 +88,8 @@ def test_batch_scales_with_clones_unless_set():
      "coarsest feature level); try 384"),
     ("ssd-mobilenet-v2-coco", {"stage-1-epochs": 1}, 0, "apply to maskrcnn only"),
     ("maskrcnn", {}, 0, "the dataset has boxes only"),
-    ("ssd-mobilenet-v2-coco", {"image-size": 100}, 0, "must be a multiple of 64 (the coarsest feature level); try 128"),
+    ("ssd-mobilenet-v2-coco", {"image-size": 100}, 0,
+     "must be a multiple of 64 (the coarsest feature level); try 128"),
     ("ssd-mobilenet-v2-coco", {"val-split": 0.2}, 0,
      "the dataset was split with 0.1; prepare it again with --val-split 0.2"),
     ("ssd-mobilenet-v2-coco", {"schedule-step-2": 5}, 0, "needs schedule-step-1"),
@@ -97,6 +102,10 @@ def test_batch_scales_with_clones_unless_set():
     ("ssd-mobilenet-v2-coco", {"aug-scale-min": 1.5, "aug-scale-max": 1.2}, 0,
      "aug-scale-min=1.5 is above aug-scale-max=1.2"),
     ("ssd-mobilenet-v2-coco", {"batch-size": 5000}, 0, "batch-size=5000 must be <= 4096"),
+    ("ssd-mobilenet-v2-coco", {"num-steps": 500, "early-stopping-patience": 2}, 0,
+     "early-stopping-patience=2 counts the evaluations during training, but with "
+     "eval-interval=0 and num-steps=500 the run evaluates only at its end; set eval-interval "
+     "below num-steps (for example eval-interval=50) or remove early-stopping-patience"),
 ])
 def test_context_checks(model, values, gpus, message):
     with pytest.raises(HyperparameterError) as e:

@@ -60,6 +60,16 @@ def test_run_directory_contract(trained):
     assert all(e.ap <= e.ap50 for e in evals)  # averaged over IoU 0.5:0.95, and at 0.5
     assert all(evals[-1].per_class[n] <= 1 for n in evals[-1].per_class)
     assert isinstance(events[-1], StatusEvent) and events[-1].state == "completed"
+    best = max(evals, key=lambda e: e.ap)  # the first of equals: a tie is no improvement
+    assert [e.best for e in evals] == [True, best is evals[1]]
+    assert trained.best_checkpoint().step == best.step
+    assert trained.best_checkpoint().ap == best.ap
+    assert (trained.path / "checkpoints" / "best" / f"ckpt-{best.step}.index").exists()
+    model = json.loads((trained.path / "export" / "model.json").read_text())
+    assert (model["exported"], model["step"], model["checkpoint"]) == (
+        "best", best.step, f"ckpt-{best.step}")
+    assert events[-1].message == (f"exported the best checkpoint (step {best.step}, AP "
+                                  f"{best.ap:.3f}) to {trained.path / 'export'}")
     assert list(trained.follow(timeout=5)) == events
     assert list((trained.path / "tensorboard" / "train").iterdir())
     assert (trained.path / "checkpoints" / "ckpt-400.index").exists()
@@ -211,6 +221,11 @@ class FakeLoop:
 
     def save(self, step, *, force):
         self.saved.append(step)
+
+    def write(self, prefix):
+        from pathlib import Path
+
+        Path(prefix + ".index").write_text(str(self._step))
 
 
 def test_a_loss_that_is_not_finite_fails_the_run_and_keeps_the_last_good_checkpoint(tmp_path):

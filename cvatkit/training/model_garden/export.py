@@ -14,20 +14,22 @@ from ...label_files import write_label_files
 from ...records import LabelMap
 from ...runs import CHECKPOINTS, EXPORT, MODEL_JSON, RUN_JSON, SAVED_MODEL, TERMINAL, Run
 from ..catalog import ModelSpec
-from ..hparams import NMS_VERSIONS
+from ..best import choose_export
+from ..hparams import EXPORT_CHECKPOINTS, NMS_VERSIONS
 from ..resolution import Hyperparameters
 from ..weights import DownloadProgress
 
 
 def export_run(run: Run, experiment, checkpoint: str, labels: tuple[str, ...], *,
-               out: Path | None = None) -> Path:
+               out: Path | None = None, about: dict | None = None) -> Path:
     """``out`` (default ``RUN_DIR/export/``): ``saved_model/`` (uint8 images of any size
     in, detections out, through Model Garden's export library) plus ``label_map.pbtxt``,
-    ``classes.csv``, ``label_map.json`` and ``model.json``. Written aside, then renamed
-    into place."""
+    ``classes.csv``, ``label_map.json`` and ``model.json`` (with ``about``: which of the
+    run's checkpoints it is). Written aside, then renamed into place."""
     spec = run.spec()
     return export_model(experiment, checkpoint, labels, out or run.path / EXPORT,
-                        model_key=spec["model"]["key"], family=spec["model"]["family"])
+                        model_key=spec["model"]["key"], family=spec["model"]["family"],
+                        about=about)
 
 
 def export_model(experiment, checkpoint: str, labels: tuple[str, ...], out: Path, *,
@@ -55,11 +57,12 @@ def export_model(experiment, checkpoint: str, labels: tuple[str, ...], out: Path
     return out
 
 
-def export_again(run: Run, *, nms: str | None = None,
+def export_again(run: Run, *, nms: str | None = None, checkpoint: str | None = None,
                  out: str | os.PathLike[str] | None = None) -> Path:
-    """Export a finished run's last checkpoint again (into ``out``, a new or empty
-    folder; default: replace ``RUN_DIR/export/``), with another NMS (``nms``) if given:
-    e.g. a run exported with Model Garden's slow ``v2`` made fast."""
+    """Export a finished run again (into ``out``, a new or empty folder; default: replace
+    ``RUN_DIR/export/``), with another NMS (``nms``) if given: e.g. a run exported with
+    Model Garden's slow ``v2`` made fast. ``checkpoint`` (best or last; default: the run's
+    ``export-checkpoint``) says which checkpoint."""
     import tensorflow as tf
 
     from . import backbones  # noqa: F401  (registers cvatkit's extra backbones)
@@ -67,14 +70,17 @@ def export_again(run: Run, *, nms: str | None = None,
 
     if nms is not None and nms not in NMS_VERSIONS:
         raise UsageError(f"nms {nms!r}: use one of {', '.join(NMS_VERSIONS)}")
+    if checkpoint is not None and checkpoint not in EXPORT_CHECKPOINTS:
+        raise UsageError(f"checkpoint {checkpoint!r}: use one of "
+                         f"{', '.join(EXPORT_CHECKPOINTS)}")
     if not run.exists():
         raise RunError(f"{run.path} is not a cvatkit run (no {RUN_JSON})")
     status = run.status()
     if status.state not in TERMINAL:
         raise RunError(f"{run.path} is still {status.state}; export it once it has ended "
                        f"(or stop it: `cvatkit stop {run.path}`)")
-    checkpoint = tf.train.latest_checkpoint(str(run.path / CHECKPOINTS))
-    if checkpoint is None:
+    last = tf.train.latest_checkpoint(str(run.path / CHECKPOINTS))
+    if last is None:
         raise RunError(f"{run.path} has no checkpoint to export ({CHECKPOINTS}/ holds "
                        "none); a run exports what it trained")
     if out is not None:
@@ -83,10 +89,11 @@ def export_again(run: Run, *, nms: str | None = None,
     hp = Hyperparameters.from_dict(spec_json["hparams"])
     if nms is not None:
         hp = replace(hp, nms=nms)
+    exported = choose_export(run, checkpoint or hp.export_checkpoint, last)
     experiment = build_experiment(ModelSpec.from_json(spec_json["model"]), hp,
                                   Dataset.from_json(spec_json["data"]))
-    return export_run(run, experiment, checkpoint, tuple(spec_json["labels"]),
-                      out=Path(out) if out is not None else None)
+    return export_run(run, experiment, exported.checkpoint, tuple(spec_json["labels"]),
+                      out=Path(out) if out is not None else None, about=exported.about())
 
 
 def export_pretrained(key: str, out: str | os.PathLike[str], *, nms: str = "batched",

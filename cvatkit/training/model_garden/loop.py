@@ -143,6 +143,9 @@ class ModelGardenLoop:
     def save(self, step: int, *, force: bool) -> None:
         self.manager.save(checkpoint_number=step, check_interval=not force)
 
+    def write(self, prefix: str) -> None:
+        self.trainer.checkpoint.write(prefix)
+
     def latest_checkpoint(self) -> str:
         return self.manager.latest_checkpoint
 
