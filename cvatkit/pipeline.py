@@ -15,8 +15,10 @@ from pathlib import Path
 from .cvat import open_source, write_sample
 from .dataset import DEFAULT_VAL_FRACTION, dataset_folder_name, prepare
 from .errors import CvatkitError, UsageError
-from .inference import (SCORE_FLOOR, check_threshold, evaluate, gallery_figure, label_colors,
-                        load_detector, open_frames, predict, save_predictions)
+from .inference import (SCORE_FLOOR, Evaluation, Prediction, Review, check_threshold,
+                        confusion_figure, evaluate, gallery_figure, label_colors, load_detector,
+                        open_frames, pr_curves_figure, predict, review, save_evaluation_plots,
+                        save_predictions)
 from .run_progress import RunProgress
 from .runs import EvalEvent, Run, StatusEvent, StepEvent
 from .store import ModelVersion, open_store
@@ -177,32 +179,94 @@ def publish(run: Run, store: str, namespace: str, *, create_bucket: bool = False
     return version
 
 
-def show_predictions(model: str, frames: str, *, threshold: float = 0.5, count: int = 12,
-                     out: str | os.PathLike[str] | None = None, say: Say = print):
-    """Predict ``frames`` (an export, ``cvat://ID`` or an image folder), print the
-    evaluation when they are annotated, save pictures under ``out`` and return the
-    gallery figure of the first ``count`` frames."""
-    check_threshold(threshold)
+@dataclass(frozen=True, kw_only=True)
+class Predicted:
+    """A model's predictions on some frames, every shape above the score floor (a
+    threshold filters them afterwards)."""
+
+    predictions: tuple[Prediction, ...]
+    model_labels: tuple[str, ...]
+    task_labels: tuple[str, ...]
+    """The labels of the frames' task; () for image files."""
+
+    @property
+    def labels(self) -> list[str]:
+        """The model's labels, then the task's others: what is reported, in colour order."""
+        return list(dict.fromkeys([*self.model_labels, *self.task_labels]))
+
+    @property
+    def annotated(self) -> bool:
+        return any(p.ground_truth for p in self.predictions)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluated:
+    """Annotated frames' predictions at a threshold: AP and counts, and the mistakes."""
+
+    evaluation: Evaluation
+    review: Review
+
+
+def predict_frames(model: str, frames: str, *, count: int = 12) -> Predicted:
+    """Predict ``frames`` (an export, ``cvat://ID`` or an image folder) with ``model``
+    once, keeping the pixels of the first ``count`` frames for the gallery."""
     detector = load_detector(model)
     source = open_frames(frames)
     is_task = not isinstance(source, list)
     try:
-        predictions = list(predict(detector, source, threshold=SCORE_FLOOR,
-                                   keep_images=count))
+        predictions = tuple(predict(detector, source, threshold=SCORE_FLOOR,
+                                    keep_images=count))
         task_labels = tuple(source.labels.names) if is_task else ()  # type: ignore
     finally:
         if is_task:
             source.close()  # type: ignore[union-attr]
+    return Predicted(predictions=predictions, model_labels=tuple(detector.labels.names),
+                     task_labels=task_labels)
+
+
+def show_predictions(predicted: Predicted, *, threshold: float = 0.5,
+                     out: str | os.PathLike[str] | None = None, say: Say = print):
+    """The gallery figure of the frames whose pixels were kept, shapes at ``threshold``;
+    the predictions and their pictures saved under ``out`` when given."""
+    check_threshold(threshold)
     shown = [replace(p, frame=replace(p.frame, shapes=tuple(
-        s for s in p.frame.shapes if (s.score or 0) >= threshold))) for p in predictions]
-    if is_task and any(p.ground_truth for p in predictions):
-        say(evaluate(predictions, [*detector.labels.names, *task_labels],
-                     threshold=threshold).format())
+        s for s in p.frame.shapes if (s.score or 0) >= threshold)))
+        for p in predicted.predictions]
     if out is not None:
-        written = save_predictions(shown, out, labels=detector.labels.names,
-                                   task_labels=task_labels)
+        written = save_predictions(shown, out, labels=predicted.model_labels,
+                                   task_labels=predicted.task_labels)
         say(f"predictions and pictures in {written['predictions'].parent}")
-    colors = label_colors([*detector.labels.names, *task_labels])
     tiles = [(p.image, p.frame.shapes, p.ground_truth, Path(p.frame.name).name)
              for p in shown if p.image is not None]
-    return gallery_figure(tiles, colors=colors)
+    return gallery_figure(tiles, colors=label_colors(predicted.labels))
+
+
+def evaluate_predictions(predicted: Predicted, *, threshold: float = 0.5,
+                         plots: str | os.PathLike[str] | None = None,
+                         say: Say = print) -> Evaluated | None:
+    """Print the evaluation of annotated frames' predictions at ``threshold`` and their
+    mistakes; write the precision-recall curves and the confusion matrix into ``plots``
+    when given. None (and nothing printed) when the frames are not annotated."""
+    check_threshold(threshold)
+    if not predicted.annotated:
+        return None
+    evaluated = Evaluated(
+        evaluation=evaluate(predicted.predictions, predicted.labels, threshold=threshold),
+        review=review(predicted.predictions, predicted.labels, threshold=threshold))
+    say(evaluated.evaluation.format())
+    say(evaluated.review.format())
+    if plots is not None:
+        written = save_evaluation_plots(evaluated.evaluation, evaluated.review, plots)
+        say(f"plots: {', '.join(str(p) for p in written)}")
+    return evaluated
+
+
+def show_pr_curves(evaluated: Evaluated):
+    """Precision against recall at IoU 0.5, a curve per label (coloured as in the
+    gallery)."""
+    return pr_curves_figure(evaluated.evaluation)
+
+
+def show_confusion(evaluated: Evaluated):
+    """Which label each annotated object was taken for, and the false and missed boxes."""
+    return confusion_figure(evaluated.review)

@@ -4,7 +4,8 @@ Each view is a plain state object (``traitlets.HasTraits``) that does the work t
 cvatkit and that tests drive directly, plus a widget that lays out its controls:
 
 - ``DataState`` / ``DataPanel``: the sample task, a CVAT export or a task on a server;
-  its dataset report; ``prepare_dataset`` before training.
+  its dataset report and pictures (shapes per label, object sizes, the first frames);
+  ``prepare_dataset`` before training.
 - ``ModelState`` / ``ModelPanel``: model, GPUs, starting checkpoint, hyperparameters
   (``key=value`` text and a form kept in step, checked as you type).
 - ``MonitorState`` (``monitor_state.py``) / ``RunMonitor`` (``monitor.py``):

@@ -244,7 +244,7 @@ class App(W.VBox):
         self.state = s = AppState(workdir=workdir, source=source, model=model,
                                   hparams=hparams, store=store, namespace=namespace,
                                   gpus_detected=gpus_detected, weights=weights)
-        self.data = DataPanel(s.data)
+        self.data = DataPanel(s.data, background=background)
         self.model = ModelPanel(s.model, background=background)
         self.monitor = RunMonitor(s.monitor, plan=s.plan_training, autopoll=autopoll,
                                   background=background)

@@ -5,27 +5,57 @@ cvatkit; ``DataPanel`` lays out its controls. Credentials are never state: the p
 password boxes are read and emptied when Connect is clicked, ``DataState.connect`` passes
 them to the login and forgets them (the client keeps the session), so they appear in no
 trait, no ``repr``, no saved widget state and no file, whether the login works or not.
+
+Each check of a task also gives its pictures: shapes per label, object sizes and the first
+frames with their annotations. ``DataState.draw_pictures`` draws them from what the check
+read (only the frames' images are read again); the panel calls it in a thread after each
+check, so the report shows at once and the pictures follow.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
-from traitlets import Enum, HasTraits, Int, List, Unicode, observe
+from traitlets import Bool, Bytes, Enum, HasTraits, Int, List, Unicode, observe
 
-from cvatkit import Progress, TaskSummary, UsageError, no_progress, write_bytes_file
-from cvatkit.cvat import (SAMPLE_FRAMES, connect, disconnect, list_tasks, open_export, open_source,
-                          server_host, write_sample)
-from cvatkit.dataset import Dataset, Report, check, prepare
+from cvatkit import Frame, Progress, TaskSummary, UsageError, no_progress, write_bytes_file
+from cvatkit.cvat import (SAMPLE_FRAMES, Source, connect, disconnect, list_tasks, open_export,
+                          open_source, server_host, write_sample)
+from cvatkit.dataset import Dataset, Report, check_frames, prepare
+from cvatkit.inference import (annotated_frames_figure, box_sizes, label_colors, labels_figure,
+                               sizes_figure)
 
+from ._background import Background
 from ._errors import error_html, pre_html, reports_errors
+from .inference import figure_png
 
 MODES = ("sample", "export", "server")
 REPORT_PROBLEMS = 20
 """Dropped-shape messages the report shows (the rest are counted)."""
+SHOWN_FRAMES = 8
+"""Frames the pictures show with their annotations, by default."""
+COLUMNS = 4
+PICTURES = ("labels", "sizes", "frames")
+"""The pictures of a checked task: shapes per label, object sizes, the first frames."""
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A checked source: what its pictures are drawn from."""
+
+    key: tuple[str, str]
+    """(mode, source_uri) when it was checked."""
+    report: Report
+    frames: tuple[Frame, ...]
+    """The first frames to draw, checked (metadata only)."""
+    sizes: tuple[float, ...]
+    """Every kept shape's size (``box_sizes``)."""
+    reopen: Callable[[], Source]
 
 
 class DataState(HasTraits):
@@ -45,12 +75,21 @@ class DataState(HasTraits):
     sample_path = Unicode("", help="the sample task's export, once written")
     dataset_path = Unicode("", help="the folder prepare_dataset wrote last")
     report = Unicode("", help="the dataset report of the current source, as text")
+    checks = Int(0, help="how many times a source was checked: its pictures follow each")
+    shown_frames = Int(SHOWN_FRAMES, min=0, help="frames drawn with their annotations")
+    drawing = Bool(False, help="the pictures are being drawn")
+    labels_picture = Bytes(b"", help="shapes per label, a bar chart as a PNG")
+    sizes_picture = Bytes(b"", help="object sizes, a histogram as a PNG")
+    frames_picture = Bytes(b"", help="the first frames with their annotations, as a PNG")
     error = Unicode("", help="what went wrong last, as the user should read it")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._client = None
         self.last_report: Report | None = None
+        self._checked: _Checked | None = None
+        self.figures: dict[str, Any] = {}
+        """The pictures as matplotlib figures, by name (``PICTURES``)."""
 
     # -- what the rest of the app reads ----------------------------------------------------
 
@@ -78,7 +117,7 @@ class DataState(HasTraits):
     def to_dict(self) -> dict[str, Any]:
         """The choice, without credentials (safe to log or save)."""
         return {name: getattr(self, name) for name in self.trait_names()
-                if name not in ("tasks", "report")}
+                if name not in ("tasks", "report") and not name.endswith("_picture")}
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if v not in ("", None))
@@ -117,6 +156,7 @@ class DataState(HasTraits):
         if task_id != self.task_id or self.mode != "server":
             self.report = ""
             self.last_report = None
+            self._forget_pictures()
         self.task_id = task_id
         self.mode = "server"
         return True
@@ -181,10 +221,40 @@ class DataState(HasTraits):
                          progress=progress, reuse=reuse, masks=masks)
         finally:
             source.close()
+        if self._checked is not None and self._checked.key != (self.mode, self.source_uri):
+            self._forget_pictures()  # they show another source
         self.last_report = ds.report
         self.report = ds.report.format(max_problems=REPORT_PROBLEMS)
         self.dataset_path = str(ds.path)
         return ds
+
+    @reports_errors()
+    def draw_pictures(self) -> bool:
+        """Draw the last checked source's pictures (``PICTURES``): the charts from what
+        the check read, then its first ``shown_frames`` frames, whose images are read now.
+        Pictures of a source checked before another are dropped. Blocks: the panel calls
+        it in a thread."""
+        checked = self._checked
+        if checked is None:
+            raise UsageError("check a task first: the pictures show what it holds")
+        self.drawing = True
+        try:
+            report = checked.report
+            colors = label_colors(report.labels)
+            counts = {n: report.shapes_per_label.get(n, 0) for n in report.labels}
+            self._show(checked, "labels", labels_figure(counts, colors=colors))
+            self._show(checked, "sizes", sizes_figure(checked.sizes))
+            if checked.frames:
+                source = checked.reopen()
+                try:
+                    fig = annotated_frames_figure(source, checked.frames, columns=COLUMNS,
+                                                  colors=colors)
+                finally:
+                    source.close()
+                self._show(checked, "frames", fig)
+        finally:
+            self.drawing = False
+        return True
 
     def close(self) -> None:
         """End the server session, if any."""
@@ -199,6 +269,20 @@ class DataState(HasTraits):
     def _mode_changed(self, change) -> None:
         self.report = ""
         self.last_report = None
+        self._forget_pictures()
+
+    def _show(self, checked: _Checked, name: str, fig) -> None:
+        if self._checked is not checked:
+            return  # another source was checked meanwhile
+        png = figure_png(fig)
+        self.figures = {**self.figures, name: fig}
+        setattr(self, f"{name}_picture", png)
+
+    def _forget_pictures(self) -> None:
+        self._checked = None
+        self.figures = {}
+        for name in PICTURES:
+            setattr(self, f"{name}_picture", b"")
 
     def _list_tasks(self) -> None:
         if self._client is None:
@@ -207,30 +291,44 @@ class DataState(HasTraits):
         if self.task_id is not None and self.task_id not in {t.id for t in self.tasks}:
             self.task_id = None
 
-    def _open(self):
+    def _open(self) -> Source:
+        return self._opener()()
+
+    def _opener(self) -> Callable[[], Source]:
+        """How to open the current source, now or later (a missing choice is refused
+        now)."""
         if self.mode == "server":
             if self._client is None:
                 raise UsageError("connect to a CVAT server first")
             if self.task_id is None:
                 raise UsageError("pick a task from the list first")
-            return open_source(self.source_uri, client=self._client)
+            uri, client = self.source_uri, self._client
+            return lambda: open_source(uri, client=client)
         if self.mode == "export":
             if not self.export_path.strip():
                 raise UsageError("give the path of a CVAT export (a .zip or a folder)")
-            return open_export(Path(self.export_path.strip()).expanduser())
+            path = Path(self.export_path.strip()).expanduser()
+            return lambda: open_export(path)
         if not self.sample_path:
             raise UsageError("write the sample task first ('Use the sample task')")
-        return open_export(self.sample_path)
+        sample = self.sample_path
+        return lambda: open_export(sample)
 
     def _load_report(self) -> None:
         self.report = ""
-        source = self._open()
+        self._forget_pictures()
+        opener = self._opener()
+        source = opener()
         try:
-            report = check(source)
+            frames, report = check_frames(source)
         finally:
             source.close()
         self.last_report = report
+        self._checked = _Checked(key=(self.mode, self.source_uri), report=report,
+                                 frames=tuple(frames[:self.shown_frames]),
+                                 sizes=tuple(box_sizes(frames)), reopen=opener)
         self.report = report.format(max_problems=REPORT_PROBLEMS)
+        self.checks += 1
 
 
 def task_row(task: TaskSummary) -> str:
@@ -241,10 +339,16 @@ def task_row(task: TaskSummary) -> str:
 
 
 class DataPanel(W.VBox):
-    """Controls over a ``DataState``: source mode, server login, task list, report."""
+    """Controls over a ``DataState``: source mode, server login, task list, report and
+    the task's pictures.
 
-    def __init__(self, state: DataState | None = None, **kwargs: Any) -> None:
+    ``background``: the pictures are drawn in a thread after each check, so the page
+    stays responsive (tests pass False)."""
+
+    def __init__(self, state: DataState | None = None, *, background: bool = True,
+                 **kwargs: Any) -> None:
         self.state = s = state if state is not None else DataState()
+        self.actions = Background(background, "cvatkit-data")
         wide = W.Layout(width="min(100%, 640px)")
         self.mode = W.ToggleButtons(options=[("Sample task", "sample"),
                                              ("CVAT export", "export"),
@@ -273,6 +377,10 @@ class DataPanel(W.VBox):
         self.check_button = W.Button(description="Check task", icon="check")
         self.report = W.HTML()
         self.error = W.HTML()
+        self.drawing = W.HTML()
+        self.labels_picture = W.Image(format="png", layout=W.Layout(max_width="100%"))
+        self.sizes_picture = W.Image(format="png", layout=W.Layout(max_width="100%"))
+        self.frames_picture = W.Image(format="png", layout=W.Layout(max_width="100%"))
 
         for name in ("mode", "sample_dir", "export_path", "host", "user", "search"):
             W.link((s, name), (getattr(self, name), "value"))
@@ -287,6 +395,11 @@ class DataPanel(W.VBox):
         s.observe(self._show_selected, names="task_id")
         s.observe(self._show_mode, names="mode")
         s.observe(self._show_text, names=["report", "error", "connected_to", "tasks"])
+        for name in PICTURES:
+            W.dlink((s, f"{name}_picture"), (getattr(self, f"{name}_picture"), "value"))
+        s.observe(lambda _change: self.actions.run(s.draw_pictures), names="checks")
+        s.observe(self._show_pictures,
+                  names=["drawing", *(f"{name}_picture" for name in PICTURES)])
 
         self._sample_box = W.HBox([self.sample_dir, self.sample_button])
         self._export_box = W.VBox([W.HBox([self.export_path, self.export_button]),
@@ -298,11 +411,19 @@ class DataPanel(W.VBox):
             W.HBox([self.search, self.refresh_button]),
             W.HTML("<small>#id · name · frames · status · labels</small>"),
             self.tasks, self.check_button])
+        charts = W.HBox([self.labels_picture, self.sizes_picture],
+                        layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
         super().__init__([self.mode, self._sample_box, self._export_box, self._server_box,
-                          self.error, self.report], **kwargs)
+                          self.error, self.report, self.drawing, charts,
+                          self.frames_picture], **kwargs)
         self._show_tasks()
         self._show_mode()
         self._show_text()
+        self._show_pictures()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the pictures being drawn in the background (for scripts and tests)."""
+        self.actions.wait(timeout)
 
     def close(self) -> None:
         self.state.close()
@@ -352,3 +473,10 @@ class DataPanel(W.VBox):
         self.error.value = error_html(s.error)
         self.connection.value = (f"connected to {s.connected_to}: {len(s.tasks)} tasks"
                                  if s.connected_to else "")
+
+    def _show_pictures(self, _change=None) -> None:
+        s = self.state
+        self.drawing.value = "<small>drawing the pictures ...</small>" if s.drawing else ""
+        for name in PICTURES:
+            image = getattr(self, f"{name}_picture")
+            image.layout.display = "" if getattr(s, f"{name}_picture") else "none"

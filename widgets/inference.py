@@ -3,9 +3,13 @@
 ``InferenceState`` loads the detector and predicts the frames ONCE, at cvatkit's low score
 floor (what COCO AP needs), keeping the pixels of the frames it shows. The score threshold
 then only filters those predictions: moving the slider redraws the gallery and recounts
-the found and false boxes, it never calls the model again. ``InferenceViewer`` lays out
-the inputs, the slider, the gallery (a PNG in an ``ipywidgets.Image``, which Voila shows
-as it is) and the evaluation table; loading TensorFlow and predicting run in a thread.
+the found and false boxes, it never calls the model again. Frames come in the task's
+order or mistakes first (``cvatkit.inference.review``), optionally only those with one
+kind of mistake; frames shown out of order have their pixels read again from the source.
+``InferenceViewer`` lays out the inputs, the slider, the order and the filter, the
+gallery (a PNG in an ``ipywidgets.Image``, which Voila shows as it is), the evaluation
+table and the likely annotation mistakes; loading TensorFlow and predicting run in a
+thread.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from traitlets import Bool, Bytes, Float, HasTraits, Instance, Int, List, Unicod
 from cvatkit import CvatkitError, Run, UsageError
 from cvatkit.cvat import TASK_ZIP, TEST_ZIP
 from cvatkit.dataset import load_dataset
-from cvatkit.inference import (SCORE_FLOOR, Detector, Evaluation, Prediction, evaluate,
-                               gallery_figure, label_colors, load_detector, open_frames, predict)
+from cvatkit.inference import (KINDS, SCORE_FLOOR, SUSPECT_KINDS, Detector, Evaluation,
+                               Prediction, Review, confusion_figure, evaluate, frame_pixels,
+                               gallery_figure, label_colors, load_detector, open_frames,
+                               pr_curves_figure, predict, review)
 
 from ._background import Background
 from ._errors import error_html, error_text, log, reports_errors
@@ -32,6 +38,10 @@ SHOWN = 12
 """Frames drawn in the gallery by default."""
 COLUMNS = 4
 PNG_DPI = 72
+ORDERS = ("task", "mistakes")
+"""The frames in the task's order, or the worst first."""
+CACHED_IMAGES = 64
+"""Pixels of frames shown out of the task's order, kept for redrawing."""
 
 
 def run_frames(run_dir: str) -> str:
@@ -84,6 +94,12 @@ class InferenceState(HasTraits):
     threshold = Float(0.5, min=0.0, max=1.0, help="shapes scoring below it are not shown "
                                                   "nor counted")
     show_ground_truth = Bool(True, help="draw the frames' own annotations, dashed")
+    order = Unicode("task", help="'task': frames in the task's order; 'mistakes': the "
+                                 "frames where model and annotations disagree most first")
+    kind = Unicode("", help="show only frames with this kind of mistake ('' for all): one "
+                            "of cvatkit.inference.KINDS or SUSPECT_KINDS")
+    review = Instance(Review, allow_none=True,
+                      help="every frame's mistakes at threshold, worst first")
     busy = Bool(False, help="loading or predicting")
     status = Unicode("", help="what is going on, or what the last run did")
     frames_done = Int(0, help="frames predicted so far by the current run")
@@ -91,6 +107,8 @@ class InferenceState(HasTraits):
                           help="the predictions against the annotations, at threshold")
     evaluation_text = Unicode("", help="the evaluation as text (Evaluation.format())")
     gallery = Bytes(b"", help="the shown frames and their shapes, as a PNG")
+    pr_picture = Bytes(b"", help="precision-recall curves per label at IoU 0.5, as a PNG")
+    confusion_picture = Bytes(b"", help="the confusion matrix at threshold, as a PNG")
     shapes_drawn = Int(0, help="predicted shapes in the gallery (at threshold)")
     error = Unicode("", help="what went wrong last, as the user should read it")
 
@@ -106,6 +124,9 @@ class InferenceState(HasTraits):
         self.predicted_with = ""
         """The model the predictions are from."""
         self._lock = threading.RLock()
+        self._predicted_frames = ""
+        self._images: dict[int, Any] = {}  # frame index -> pixels read again
+        self._reader: Any = None  # the source the predictions came from, reopened
 
     # -- actions (buttons call these; errors land in .error) ------------------------------
 
@@ -145,9 +166,11 @@ class InferenceState(HasTraits):
             if hasattr(frames, "close"):
                 frames.close()
         with self._lock:
+            self._close_reader()
             self.predictions = predictions
             self.task_labels = task_labels
             self.predicted_with = self.model.strip()
+            self._predicted_frames = self.frames
             self._refresh()
         self.status = (f"{len(predictions)} frames predicted by {self.predicted_with}"
                        f"{'' if self.evaluation else ' (no annotations: no evaluation)'}")
@@ -180,17 +203,59 @@ class InferenceState(HasTraits):
         return tuple(s for s in prediction.frame.shapes
                      if (s.score if s.score is not None else 1.0) >= self.threshold)
 
+    def shown_predictions(self) -> list[Prediction]:
+        """The frames to show, in the chosen order and filter (all of them, not only the
+        first ``count``)."""
+        by_index = {p.frame.index: p for p in self.predictions}
+        if self.review is None:
+            return [] if self.kind else list(self.predictions)
+        order = ([by_index[f.frame] for f in self.review.frames] if self.order == "mistakes"
+                 else list(self.predictions))
+        if not self.kind:
+            return order
+        wanted = {f.frame for f in self.review.frames if f.kinds[self.kind]}
+        return [p for p in order if p.frame.index in wanted]
+
     def gallery_items(self) -> list[tuple]:
         """(image, shapes at threshold, ground truth or (), title) for each shown frame."""
         items = []
-        for p in self.predictions:
-            if p.image is None or len(items) >= self.count:
+        frames = {f.frame: f for f in self.review.frames} if self.review else {}
+        for p in self.shown_predictions():
+            if len(items) >= self.count:
+                break
+            image = self._pixels(p)
+            if image is None:
                 continue
             shapes = self.kept(p)
             truth = tuple(p.ground_truth) if self.show_ground_truth else ()
-            items.append((p.image, shapes, truth,
-                          f"{Path(p.frame.name).name}: {len(shapes)} found"))
+            title = f"{Path(p.frame.name).name}: {len(shapes)} found"
+            mistakes = frames[p.frame.index].kinds if p.frame.index in frames else {}
+            if mistakes:
+                title += ", " + ", ".join(f"{n} {k}" for k, n in mistakes.items())
+            items.append((image, shapes, truth, title))
         return items
+
+    def _pixels(self, p: Prediction):
+        """A frame's pixels: kept from predicting, or read again from its source."""
+        if p.image is not None:
+            return p.image
+        if p.frame.index in self._images:
+            return self._images[p.frame.index]
+        if self._reader is None:
+            self._reader = open_frames(self._predicted_frames, client=self.client)
+        if not hasattr(self._reader, "read_image"):
+            return None
+        image = frame_pixels(self._reader, p.frame)
+        if len(self._images) >= CACHED_IMAGES:
+            self._images.pop(next(iter(self._images)))
+        self._images[p.frame.index] = image
+        return image
+
+    def _close_reader(self) -> None:
+        if self._reader is not None and hasattr(self._reader, "close"):
+            self._reader.close()
+        self._reader = None
+        self._images = {}
 
     def draw(self) -> bytes:
         """The gallery as PNG bytes (b'' when there is nothing to show)."""
@@ -201,7 +266,7 @@ class InferenceState(HasTraits):
                              columns=min(COLUMNS, len(items)))
         return figure_png(fig)
 
-    @observe("threshold", "show_ground_truth")
+    @observe("threshold", "show_ground_truth", "order", "kind")
     def _filter_changed(self, change) -> None:
         with self._lock:
             if self.predictions:
@@ -211,11 +276,23 @@ class InferenceState(HasTraits):
         """Re-filter the kept predictions: the evaluation and the gallery (no model call).
         Never raises: an observer's exception would escape into the slider."""
         try:
-            ev = None
+            if self.order not in ORDERS:
+                raise UsageError(f"order {self.order!r}: choose {' or '.join(ORDERS)}")
+            if self.kind and self.kind not in (*KINDS, *SUSPECT_KINDS):
+                raise UsageError(f"kind {self.kind!r}: choose one of "
+                                 f"{', '.join((*KINDS, *SUSPECT_KINDS))}")
+            ev, mistakes = None, None
             if any(p.ground_truth for p in self.predictions):
                 ev = evaluate(self.predictions, self.label_names, threshold=self.threshold)
+                mistakes = review(self.predictions, self.label_names,
+                                  threshold=self.threshold)
+            self.review = mistakes
             items = self.gallery_items()
             png = self.draw()
+            pr = confusion = b""
+            if ev is not None:
+                pr = figure_png(pr_curves_figure(ev, colors=label_colors(self.label_names)))
+                confusion = figure_png(confusion_figure(mistakes))
         except Exception as e:  # noqa: BLE001  (shown to the user)
             log.debug("inference refresh failed", exc_info=e)
             self.error = error_text(e)
@@ -225,6 +302,7 @@ class InferenceState(HasTraits):
             self.evaluation_text = ev.format() if ev is not None else ""
             self.shapes_drawn = sum(len(shapes) for _, shapes, _, _ in items)
             self.gallery = png
+            self.pr_picture, self.confusion_picture = pr, confusion
 
 
 def evaluation_html(ev: Evaluation | None) -> str:
@@ -249,6 +327,22 @@ def evaluation_html(ev: Evaluation | None) -> str:
             (c.annotated, "right"), (c.found, "right"), (c.false, "right"))) + "</tr>"
         for c in ev.per_class)
     return f"{summary}<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def mistakes_html(r: Review | None, *, top: int = 10) -> str:
+    """The likely annotation mistakes, most confident first, as an HTML list."""
+    if r is None:
+        return ""
+    suspects = r.suspects
+    if not suspects:
+        return ("<p><small>no likely annotation mistakes (no prediction at score ≥ "
+                f"{r.confident:.2f} contradicts the annotations)</small></p>")
+    items = "".join(f"<li>frame {f.frame} {html.escape(f.name)}: "
+                    f"{html.escape(f.describe())}</li>" for f in suspects[:top])
+    more = f"<li>... {len(suspects) - top} more</li>" if len(suspects) > top else ""
+    return (f"<p><b>Likely annotation mistakes</b>: {len(suspects)} on "
+            f"{len(r.suspect_frames())} frames (check them in CVAT; "
+            f"<code>cvatkit evaluate --review-tag</code> tags them)</p><ul>{items}{more}</ul>")
 
 
 class InferenceViewer(W.VBox):
@@ -276,6 +370,15 @@ class InferenceViewer(W.VBox):
         self.threshold = W.FloatSlider(description="Score ≥", min=0.0, max=1.0, step=0.01,
                                        readout_format=".2f", continuous_update=False)
         self.ground_truth = W.Checkbox(description="show ground truth (dashed)", indent=False)
+        self.order = W.ToggleButtons(options=[("task order", "task"),
+                                              ("mistakes first", "mistakes")],
+                                     style={"button_width": "110px"})
+        self.kind = W.Dropdown(description="Only", options=[("all frames", "")],
+                               layout=W.Layout(width="300px"))
+        self.mistakes = W.HTML()
+        self._refilling = False
+        self.pr_image = W.Image(format="png", layout=W.Layout(max_width="48%"))
+        self.confusion_image = W.Image(format="png", layout=W.Layout(max_width="48%"))
         self.status = W.HTML()
         self.error = W.HTML()
         self.image = W.Image(format="png", layout=W.Layout(max_width="100%"))
@@ -283,19 +386,26 @@ class InferenceViewer(W.VBox):
 
         for name, control in (("model", self.model), ("frames", self.frames),
                               ("count", self.count), ("threshold", self.threshold),
-                              ("show_ground_truth", self.ground_truth)):
+                              ("show_ground_truth", self.ground_truth),
+                              ("order", self.order)):
             W.link((s, name), (control, "value"))
         W.dlink((s, "gallery"), (self.image, "value"))
+        W.dlink((s, "pr_picture"), (self.pr_image, "value"))
+        W.dlink((s, "confusion_picture"), (self.confusion_image, "value"))
         self.run_button.on_click(lambda _b: self.start_run())
         s.observe(self._show_choices, names=["model_choices", "frame_choices"])
         s.observe(self._show_text, names=["status", "error", "busy", "evaluation"])
+        s.observe(self._show_review, names=["review"])
+        self.kind.observe(self._kind_picked, names="value")
 
         super().__init__([
             self.model, W.HBox([self.frames, self.count, self.run_button]),
-            W.HBox([self.threshold, self.ground_truth]),
-            self.status, self.error, self.image, self.table], **kwargs)
+            W.HBox([self.threshold, self.ground_truth]), W.HBox([self.order, self.kind]),
+            self.status, self.error, self.image, self.table,
+            W.HBox([self.pr_image, self.confusion_image]), self.mistakes], **kwargs)
         self._show_choices()
         self._show_text()
+        self._show_review()
         if run:
             self.start_run()
 
@@ -314,6 +424,26 @@ class InferenceViewer(W.VBox):
     def _show_choices(self, _change=None) -> None:
         self.model.options = list(self.state.model_choices)
         self.frames.options = list(self.state.frame_choices)
+
+    def _kind_picked(self, change) -> None:
+        if change["new"] is not None and not self._refilling:
+            self.state.kind = change["new"]
+
+    def _show_review(self, _change=None) -> None:
+        """The filter's choices with their counts, and the likely annotation mistakes."""
+        r = self.state.review
+        counts = r.counts() if r is not None else {}
+        options = [("all frames", "")] + [
+            (f"{k} ({counts[k]})", k) for k in (*KINDS, *SUSPECT_KINDS) if counts.get(k)]
+        if self.state.kind and self.state.kind not in [v for _, v in options]:
+            options.append((f"{self.state.kind} (0)", self.state.kind))
+        self._refilling = True  # new options reset the value: not the user's choice
+        try:
+            self.kind.options = options
+            self.kind.value = self.state.kind
+        finally:
+            self._refilling = False
+        self.mistakes.value = mistakes_html(r)
 
     def _show_text(self, _change=None) -> None:
         s = self.state

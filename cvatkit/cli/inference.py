@@ -14,6 +14,7 @@ from .common import frames_bar, server_args
 def add_commands(sub) -> None:
     _add_predict(sub)
     _add_evaluate(sub)
+    _add_rank(sub)
     _add_annotate(sub)
 
 
@@ -57,6 +58,9 @@ def _add_evaluate(sub) -> None:
     s.add_argument("--mistakes", metavar="FILE.csv",
                    help="write every frame's mistakes (missed, false, wrong-label and poorly "
                    "placed boxes) and the likely annotation mistakes, worst frames first")
+    s.add_argument("--plots", metavar="DIR",
+                   help="draw per-label precision-recall curves (pr_curves.png) and the "
+                   "confusion matrix (confusion.png) into DIR")
     s.add_argument("--confident", type=float, default=0.8, metavar="C",
                    help="a prediction scoring at least C that the annotations contradict is "
                    "listed as a likely annotation mistake (default 0.8)")
@@ -67,6 +71,32 @@ def _add_evaluate(sub) -> None:
     _model_args(s)
     server_args(s)
     s.set_defaults(func=_cmd_evaluate)
+
+
+def _add_rank(sub) -> None:
+    s = sub.add_parser(
+        "rank", help="rank frames not yet annotated: which to annotate next",
+        description="Predict the frames of SOURCE that have no annotations yet (a CVAT "
+        "export, cvat://TASK_ID, or image files and folders) and rank them by the model's "
+        "uncertainty: detections near the threshold, and disagreement between the frame "
+        "and its mirror image. Annotating the most uncertain frames first teaches the "
+        "model most per frame.")
+    s.add_argument("model", metavar="MODEL")
+    s.add_argument("source", metavar="SOURCE", nargs="+")
+    s.add_argument("--out", metavar="FILE.csv", help="write the whole ranking as CSV")
+    s.add_argument("--top", type=int, default=20, metavar="K",
+                   help="show (and tag, and draw) the K most uncertain frames (default 20)")
+    s.add_argument("--gallery", metavar="FILE.png",
+                   help="draw the top K frames with the model's detections")
+    s.add_argument("--tag", metavar="TAG",
+                   help="with cvat://TASK_ID: put the frame tag TAG (a label of type Tag in "
+                   "the task) on the top K frames")
+    s.add_argument("--include-annotated", action="store_true",
+                   help="rank annotated frames too")
+    s.add_argument("--limit", type=int, default=None, metavar="N", help="only N frames")
+    _model_args(s)
+    server_args(s)
+    s.set_defaults(func=_cmd_rank)
 
 
 def _add_annotate(sub) -> None:
@@ -159,6 +189,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         load_detector,
         predict,
         review,
+        save_evaluation_plots,
     )
 
     check_threshold(args.threshold)
@@ -169,6 +200,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                          f"as cvat://TASK_ID, not {args.source}")
     if args.mistakes and Path(args.mistakes).is_dir():
         raise UsageError(f"--mistakes {args.mistakes} is a folder; give the CSV file to write")
+    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
+        raise UsageError(f"--plots {args.plots} is a file; give the folder to draw into")
     detector = load_detector(args.model, labels=args.labels)
     source = open_source(args.source, server_host=args.server_host)
     try:
@@ -201,12 +234,67 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if args.mistakes:
             write_text_file(Path(args.mistakes), mistakes.csv_text())
             print(f"mistakes: {args.mistakes}")
+        if args.plots:
+            drawn = save_evaluation_plots(result, mistakes, args.plots)
+            print(f"plots: {', '.join(str(p) for p in drawn)}")
         if args.review_tag is not None:
             tagged = tag_frames(source.client, source.task_id, args.review_tag,
                                 mistakes.suspect_frames())
             print(tagged.format())
     finally:
         source.close()
+    return 0
+
+
+def _cmd_rank(args: argparse.Namespace) -> int:
+    from ..cvat import tag_frames
+    from ..files import write_text_file
+    from ..inference import (
+        check_threshold,
+        gallery_figure,
+        load_detector,
+        open_frames,
+        rank_frames,
+        save_png,
+    )
+
+    check_threshold(args.threshold)
+    if args.top < 1:
+        raise UsageError(f"--top {args.top}: give the number of frames to pick, 1 or more")
+    server = len(args.source) == 1 and args.source[0].startswith("cvat://")
+    if args.tag is not None and not server:
+        raise UsageError("--tag puts a frame tag on a task on a CVAT server: give the task as "
+                         f"cvat://TASK_ID, not {' '.join(args.source)}")
+    for flag, path in (("--out", args.out), ("--gallery", args.gallery)):
+        if path and Path(path).is_dir():
+            raise UsageError(f"{flag} {path} is a folder; give the file to write")
+    detector = load_detector(args.model, labels=args.labels)
+    frames = open_frames(args.source, server_host=args.server_host)
+    try:
+        if args.tag is not None:  # the task's tag label, before predicting anything
+            tag_frames(frames.client, frames.task_id, args.tag, ())
+        with frames_bar("ranking") as bar:
+            ranking, shown = rank_frames(
+                detector, frames, threshold=args.threshold,
+                include_annotated=args.include_annotated,
+                max_detections=args.max_detections, batch_size=args.batch_size,
+                limit=args.limit, progress=bar.update,
+                keep_images=args.top if args.gallery else 0)
+        print(ranking.format(top=args.top))
+        if args.out:
+            write_text_file(Path(args.out), ranking.csv_text())
+            print(f"ranking: {args.out}")
+        if args.gallery:
+            save_png(gallery_figure([
+                (p.image, p.frame.shapes, (), f"#{i} frame {p.frame.index}")
+                for i, p in enumerate(shown, start=1)]), args.gallery)
+            print(f"gallery: {args.gallery}")
+        if args.tag is not None:
+            picked = [r.frame.index for r in ranking.top(args.top)]
+            print(tag_frames(frames.client, frames.task_id, args.tag, picked).format())
+    finally:
+        if hasattr(frames, "close"):
+            frames.close()
     return 0
 
 

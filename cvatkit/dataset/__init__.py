@@ -3,8 +3,9 @@
 from .checks import Report
 from .folder import (DATASET_JSON, VAL_COCO_JSON, Dataset, dataset_folder_name, is_dataset,
                      load_dataset)
-from .preparation import check, prepare
+from .preparation import check, check_frames, prepare
 from .split import DEFAULT_VAL_FRACTION
 
 __all__ = ["DATASET_JSON", "DEFAULT_VAL_FRACTION", "Dataset", "Report", "VAL_COCO_JSON",
-           "check", "dataset_folder_name", "is_dataset", "load_dataset", "prepare"]
+           "check", "check_frames", "dataset_folder_name", "is_dataset", "load_dataset",
+           "prepare"]

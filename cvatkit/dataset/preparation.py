@@ -152,11 +152,18 @@ def _write_split(source: Source, folder: Path, split: str, frames: list[Frame],
 def check(source: Source, *, val_fraction: float = DEFAULT_VAL_FRACTION,
           seed: int = 0) -> Report:
     """The dataset report of ``source`` (what ``prepare`` would write), writing nothing."""
+    return check_frames(source, val_fraction=val_fraction, seed=seed)[1]
+
+
+def check_frames(source: Source, *, val_fraction: float = DEFAULT_VAL_FRACTION,
+                 seed: int = 0) -> tuple[list[Frame], Report]:
+    """The frames ``prepare`` would write (metadata only: shapes clipped to their frame,
+    unusable ones dropped) and ``check``'s report of them, from one read of the task."""
     _check_fraction(val_fraction)
     frames, report = _read_checked(source)
     val = split_val((_key(f) for f in frames), val_fraction, seed)
     report.val_frames, report.train_frames = len(val), len(frames) - len(val)
-    return report
+    return frames, report
 
 
 def _check_fraction(val_fraction: float) -> None:

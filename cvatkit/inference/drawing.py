@@ -128,7 +128,8 @@ def gallery_figure(items: Sequence[GalleryItem], *,
                    colors: Mapping[str, Color] | None = None, columns: int = 4,
                    tile_inches: float = 3.0) -> Figure:
     """Frames (image, predictions, ground truth, title) in a grid ``columns`` wide, with one
-    legend of label colours for the whole figure; cells past the last frame are hidden."""
+    legend for the whole figure (label colours, and the outlines of the kinds of shape
+    drawn: prediction, ground truth); cells past the last frame are hidden."""
     shapes = [s for _, preds, gts, _ in items for s in (*preds, *gts)]
     palette = _complete_colors(colors, shapes)
     cols = max(1, min(columns, len(items)))
@@ -152,10 +153,14 @@ def gallery_figure(items: Sequence[GalleryItem], *,
         fig.text(0.5, 0.5, "no frames to show", ha="center", va="center")
     used = [name for name in palette if any(s.label == name for s in shapes)]
     handles = [Line2D([], [], color=palette[n], lw=6, label=n) for n in used]
-    handles += [Line2D([], [], color="0.3", lw=1.5, label="prediction"),
-                Line2D([], [], color="0.3", lw=1.5, ls=GT_DASHES, label="ground truth")]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 2 * cols),
-               frameon=False, fontsize=8, handlelength=2.2)
+    if any(preds for _, preds, _, _ in items):
+        handles.append(Line2D([], [], color="0.3", lw=1.5, label="prediction"))
+    if any(gts for _, _, gts, _ in items):
+        handles.append(Line2D([], [], color="0.3", lw=1.5, ls=GT_DASHES,
+                              label="ground truth"))
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 2 * cols),
+                   frameon=False, fontsize=8, handlelength=2.2)
     return fig
 
 

@@ -11,19 +11,21 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from ..coco_metrics import COCOevalWithCategories
 from ..errors import UsageError
-from ..geometry import clipped_bbox, shape_area
+from ..geometry import box_ious, clipped_bbox, shape_area
 from ..records import Shape
 from .detector import check_threshold
 from .predictions import Prediction
 
 SCORE_FLOOR = 0.01
 """The threshold to predict with for COCO AP."""
+RECALL_POINTS = tuple(i / 100 for i in range(101))
+"""The recall levels COCO reads precision at (0, 0.01, ..., 1): the x of ``pr_curves``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +53,11 @@ class Evaluation:
     false: int
     """Predictions at the threshold that match no annotated object."""
     per_class: tuple[ClassFigures, ...]
+    pr_curves: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Per label, the precision at each of ``RECALL_POINTS`` at IoU 0.5, from the
+    evaluation that gives ``ap50`` (its mean over the points is the label's AP@0.5); -1
+    where undefined, empty for a label without annotated objects. Empty when there is no
+    AP (nothing annotated)."""
 
     @property
     def found_share(self) -> float:
@@ -62,7 +69,9 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out.update(found_share=self.found_share, false_per_frame=self.false_per_frame)
+        out.update(found_share=self.found_share, false_per_frame=self.false_per_frame,
+                   pr_recall=list(RECALL_POINTS),
+                   pr_curves={n: [round(p, 4) for p in c] for n, c in self.pr_curves.items()})
         return out
 
     def format(self) -> str:
@@ -98,7 +107,7 @@ def evaluate(predictions: Iterable[Prediction], labels: Sequence[str], *,
         for s in (*p.frame.shapes, *p.ground_truth):
             if s.label not in names:
                 names.append(s.label)
-    ap, ap50, ap75, per_ap = _coco(predictions, names)
+    ap, ap50, ap75, per_ap, curves = _coco(predictions, names)
     counts = {n: [0, 0, 0] for n in names}  # annotated, found, false
     for p in predictions:
         kept = [s for s in p.frame.shapes if (s.score or 0.0) >= threshold]
@@ -115,7 +124,7 @@ def evaluate(predictions: Iterable[Prediction], labels: Sequence[str], *,
     return Evaluation(
         frames=len(predictions), threshold=threshold, ap=ap, ap50=ap50, ap75=ap75,
         annotated=sum(c[0] for c in counts.values()), found=sum(c[1] for c in counts.values()),
-        false=sum(c[2] for c in counts.values()), per_class=per_class)
+        false=sum(c[2] for c in counts.values()), per_class=per_class, pr_curves=curves)
 
 
 def _match(dets: list[Shape], gt: list[Shape], width: int, height: int, iou: float) -> int:
@@ -126,7 +135,7 @@ def _match(dets: list[Shape], gt: list[Shape], width: int, height: int, iou: flo
     taken = np.zeros(len(gt), dtype=bool)
     found = 0
     for det in dets:
-        overlaps = _iou(np.array(clipped_bbox(det, width, height)), gt_boxes)
+        overlaps = box_ious(np.array([clipped_bbox(det, width, height)]), gt_boxes)[0]
         overlaps[taken] = -1
         best = int(np.argmax(overlaps))
         if overlaps[best] >= iou:
@@ -135,19 +144,11 @@ def _match(dets: list[Shape], gt: list[Shape], width: int, height: int, iou: flo
     return found
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x0 = np.maximum(box[0], boxes[:, 0])
-    y0 = np.maximum(box[1], boxes[:, 1])
-    x1 = np.minimum(box[2], boxes[:, 2])
-    y1 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
-
-
-def _coco(predictions: list[Prediction],
-          names: list[str]) -> tuple[float, float, float, dict[str, tuple[float, float]]]:
+def _coco(predictions: list[Prediction], names: list[str]
+          ) -> tuple[float, float, float, dict[str, tuple[float, float]],
+                     dict[str, tuple[float, ...]]]:
+    """COCO AP, AP@0.5 and AP@0.75; (AP, AP@0.5) per label; precision-recall curves at
+    IoU 0.5 per label (see ``Evaluation.pr_curves``)."""
     from pycocotools.coco import COCO
 
     cat = {n: i for i, n in enumerate(names, start=1)}
@@ -166,11 +167,12 @@ def _coco(predictions: list[Prediction],
                          "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(s.score or 0)})
     unset = {n: (-1.0, -1.0) for n in names}
     if not gts:
-        return -1.0, -1.0, -1.0, unset
-    if not dets:
+        return -1.0, -1.0, -1.0, unset, {}
+    if not dets:  # precision 0 at every recall of an annotated label
         annotated = {s.label for p in predictions for s in p.ground_truth}
         return 0.0, 0.0, 0.0, {n: (0.0, 0.0) if n in annotated else (-1.0, -1.0)
-                               for n in names}
+                               for n in names}, {
+            n: (0.0,) * len(RECALL_POINTS) if n in annotated else () for n in names}
     with contextlib.redirect_stdout(io.StringIO()):
         truth = COCO()
         truth.dataset = {"images": images, "annotations": gts,
@@ -182,4 +184,10 @@ def _coco(predictions: list[Prediction],
         ev.summarize()
     per = {n: (float(ev.category_stats[0, i - 1]), float(ev.category_stats[1, i - 1]))
            for n, i in cat.items()}
-    return float(ev.stats[0]), float(ev.stats[1]), float(ev.stats[2]), per
+    precision = ev.eval["precision"]  # [iou, recall, label, area, max detections]
+    iou50 = int(np.argmin(np.abs(ev.params.iouThrs - 0.5)))
+    curves = {}
+    for n, i in cat.items():
+        curve = precision[iou50, :, i - 1, 0, -1]
+        curves[n] = tuple(float(v) for v in curve) if (curve > -1).any() else ()
+    return float(ev.stats[0]), float(ev.stats[1]), float(ev.stats[2]), per, curves

@@ -231,6 +231,11 @@ def _run(detector: Detector, batch: list[tuple[_Item, np.ndarray]], threshold: f
                          image=image if item.position < keep_images else None)
 
 
+def frame_pixels(source: Source, frame: Frame) -> np.ndarray:
+    """A task frame's pixels, decoded to RGB (read again, e.g. to draw it later)."""
+    return decode_rgb(source.read_image(frame), source.image_name(frame))
+
+
 def prediction_record(p: Prediction) -> dict:
     """A prediction as JSON: the frame, then each shape with its label and score."""
     f = p.frame

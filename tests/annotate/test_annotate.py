@@ -242,6 +242,7 @@ def test_cvat_cli_runs_the_same_function_module(server, model, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     written = auto(server, task)
     assert sorted(s["label"] for s in written) == ["cat"] * FRAMES + ["dog"] * FRAMES
+    assert {(s["label"], s["score"]) for s in written} == {("cat", 0.8), ("dog", 0.95)}
     assert PASSWORD not in proc.stdout + proc.stderr
     # a model that is not there: cvat-cli says so, without a traceback
     proc = subprocess.run(
@@ -300,6 +301,26 @@ def test_evaluate_tags_the_frames_with_likely_annotation_mistakes(server, client
     # offline exports have no server to tag on
     assert main(["evaluate", str(model), str(tmp_path), "--review-tag", "x"]) == 2
     assert "give the task as cvat://TASK_ID" in " ".join(capsys.readouterr().err.split())
+
+
+def test_rank_tags_the_frames_to_annotate_next(server, client, model, capsys):
+    task = server.add_task("next", [{"name": n, "type": t} for n, t in (
+        ("cat", "rectangle"), ("dog", "rectangle"), ("bird", "rectangle"), ("next", "tag"))],
+        server.frames, chunk_size=2)
+    args = ["rank", str(model), f"cvat://{task}", "--top", "2", "--tag", "next"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "3 frames ranked, most uncertain first" in out
+    lines = out.splitlines()
+    table = lines.index(next(line for line in lines if line.lstrip().startswith("rank")))
+    ranked = [int(line.split()[1]) for line in lines[table + 1:table + 3]]  # the top 2
+    assert len(set(ranked)) == 2 and set(ranked) <= {0, 1, 2}
+    assert [t["frame"] for t in server.tags(task)] == sorted(ranked)
+    assert main(args) == 0  # again: nothing tagged twice
+    assert "tagged 0 frames 'next'; 2 had the tag already" in capsys.readouterr().out
+    assert len(server.tags(task)) == 2
+    assert main([*args[:-1], "needs-review"]) == 2
+    assert "it has no tag label 'needs-review'" in " ".join(capsys.readouterr().err.split())
 
 
 # ------------------------------------------------------------------ offline

@@ -12,7 +12,8 @@ from cvatkit.cli import main
 
 COMMANDS = ["sample", "prepare", "check", "tasks", "models", "train", "stop", "export",
             "export-pretrained", "status",
-            "publish", "list", "pull", "s3-serve", "predict", "evaluate", "annotate"]
+            "publish", "list", "pull", "s3-serve", "predict", "evaluate", "rank",
+            "annotate"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

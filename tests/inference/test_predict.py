@@ -332,15 +332,29 @@ def test_cli_predict_writes_predictions_and_pictures(models, frames_dir, tmp_pat
 
 def test_cli_evaluate_prints_the_figures(trained, sample_cvat, tmp_path, capsys):
     figures = tmp_path / "eval.json"
+    plots, mistakes = tmp_path / "plots", tmp_path / "mistakes.csv"
     assert main(["evaluate", str(trained.path), str(sample_cvat.parent / "test.zip"),
-                 "--json", str(figures), "--threshold", "0.1"]) == 0
+                 "--json", str(figures), "--threshold", "0.1", "--plots", str(plots),
+                 "--mistakes", str(mistakes)]) == 0
     out = capsys.readouterr().out
     assert "frames: 6" in out and "COCO AP" in out and "square" in out
+    assert "mistakes at score >= 0.1: missed" in out and "likely annotation mistakes" in out
     data = json.loads(figures.read_text())
     assert data["frames"] == 6 and data["annotated"] > 0
     # the shared run finds the shapes (a young focal-loss model scores them low)
     assert data["ap50"] > 0.3 and data["found"] > 0 and data["threshold"] == 0.1
     assert {c["label"] for c in data["per_class"]} == {"square", "triangle", "circle"}
+    # the review agrees with the figures: what is found is on the confusion's diagonal
+    matrix = data["review"]["confusion"]["counts"]
+    assert sum(matrix[i][i] for i in range(3)) == data["found"]
+    assert sum(row[3] for row in matrix[:3]) == data["annotated"] - data["found"] - sum(
+        matrix[i][j] for i in range(3) for j in range(3) if i != j)
+    assert mistakes.read_text().startswith("frame,name,kind,")
+    for name in ("pr_curves.png", "confusion.png"):
+        assert (plots / name).read_bytes().startswith(b"\x89PNG")
+    assert main(["evaluate", str(trained.path), str(sample_cvat.parent / "test.zip"),
+                 "--plots", str(mistakes)]) == 2
+    assert "is a file; give the folder" in capsys.readouterr().err
 
 
 def test_a_zoo_label_map_with_gaps_and_display_names(tmp_path):

@@ -159,10 +159,13 @@ def test_inference_notebook_draws_the_gallery_and_evaluates(trained, sample_cvat
                       frames=str(sample_cvat.parent / "test.zip"), threshold=0.3, count=4,
                       out=str(tmp_path / "pictures"))
     text, every = outputs(nb)
-    assert "frames: 6" in text and "COCO AP" in text
-    assert any("image/png" in o.get("data", {}) for o in every)
+    assert "frames: 6" in text and "COCO AP" in text and "mistakes at score >= 0.3" in text
+    # the gallery, the precision-recall curves and the confusion matrix
+    assert sum("image/png" in o.get("data", {}) for o in every) == 3
     assert (tmp_path / "pictures" / "gallery.png").exists()
     assert len(list((tmp_path / "pictures" / "pictures").glob("*.png"))) == 4
+    for name in ("pr_curves.png", "confusion.png"):
+        assert (tmp_path / "pictures" / name).exists()
 
 
 def test_dashboard_notebook_builds_the_app(tmp_path):

@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,9 +19,10 @@ from cvat_server import CvatTestServer
 from helpers import MODEL
 from cvatkit.widgets import (DataPanel, DataState, ModelPanel, ModelState, MonitorState,
                              RateLimiter, RunMonitor)
+from cvatkit.widgets.data import PICTURES, SHOWN_FRAMES
 from cvatkit.widgets.redraw import MAX_GAP, RenderMeter
 
-from cvatkit import write_sample
+from cvatkit import open_export, write_sample
 from cvatkit.cvat import SAMPLE_LABELS as LABELS
 from cvatkit.cvat import sample_frame
 from cvatkit.runs import EvalEvent, Run, StatusEvent, StepEvent
@@ -68,6 +71,61 @@ def test_export_panel_shows_the_report_in_a_pre(sample_zip):
     assert panel.state.error == "" and panel.error.value == ""
     assert panel.report.value.startswith("<pre") and "cvatkit sample" in panel.report.value
     assert panel.state.source_uri == str(sample_zip)
+
+
+def test_a_checked_task_is_pictured_with_its_own_counts(sample_zip):
+    panel = DataPanel(background=False)
+    s = panel.state
+    assert all(getattr(panel, f"{n}_picture").layout.display == "none" for n in PICTURES)
+    panel.mode.value = "export"
+    panel.export_path.value = str(sample_zip)
+    panel.export_button.click()
+    assert s.error == "" and s.checks == 1 and not s.drawing
+    for name in PICTURES:
+        image = getattr(panel, f"{name}_picture")
+        png = bytes(image.value)
+        assert png.startswith(b"\x89PNG") and png == getattr(s, f"{name}_picture")
+        assert image.layout.display == ""
+    source = open_export(sample_zip)
+    try:
+        frames = list(source.frames())
+    finally:
+        source.close()
+    held = Counter(shape.label for f in frames for shape in f.shapes)
+    (bars,) = s.figures["labels"].axes[0].containers
+    assert [bar.get_width() for bar in bars] == [held[n] for n in LABELS.names]
+    (sizes,) = s.figures["sizes"].axes[0].containers
+    assert sum(bar.get_height() for bar in sizes) == sum(held.values())
+    tiles = [ax for ax in s.figures["frames"].axes if ax.get_visible()]
+    assert SAMPLE_FRAMES > SHOWN_FRAMES and len(tiles) == SHOWN_FRAMES
+    assert [ax.get_title().split(": ")[0] for ax in tiles] == [
+        f.name for f in frames[:SHOWN_FRAMES]]
+    assert [len(ax.patches) for ax in tiles] == [
+        2 * len(f.shapes) for f in frames[:SHOWN_FRAMES]]  # white under coloured dashes
+
+    panel.mode.value = "sample"  # another source: its pictures are not these
+    assert s.figures == {} and s.frames_picture == b""
+    assert all(getattr(panel, f"{n}_picture").layout.display == "none" for n in PICTURES)
+
+
+def test_pictures_are_drawn_in_the_background_and_missing_images_are_named(sample_zip,
+                                                                          tmp_path):
+    bare = tmp_path / "no-images.zip"  # an export made without 'Save images'
+    with zipfile.ZipFile(sample_zip) as z, zipfile.ZipFile(bare, "w") as out:
+        out.writestr("annotations.xml", z.read("annotations.xml"))
+    panel = DataPanel(DataState(mode="export", export_path=str(sample_zip)))
+    panel.export_button.click()
+    panel.wait(60)
+    assert panel.state.error == "" and set(panel.state.figures) == set(PICTURES)
+
+    panel.export_path.value = str(bare)
+    panel.export_button.click()
+    panel.wait(60)
+    s = panel.state
+    assert "Save images" in s.error and "frame_000000.jpg" in s.error
+    assert "cvatkit sample" in panel.report.value  # the check itself needs no images
+    assert set(s.figures) == {"labels", "sizes"} and s.frames_picture == b""
+    assert panel.frames_picture.layout.display == "none"
 
 
 WHEN = datetime(2026, 11, 30, tzinfo=timezone.utc)
@@ -182,6 +240,10 @@ def test_server_tasks_are_listed_searched_picked_and_checked(cvat, no_cvat_env):
     panel.check_button.click()
     assert state.error == ""
     assert "Task 'shapes for widgets'" in state.report and "frames: 4" in state.report
+    panel.wait(60)  # the pictures, drawn in a thread from the server's frames
+    assert state.error == "" and state.frames_picture
+    tiles = [ax for ax in state.figures["frames"].axes if ax.get_visible()]
+    assert [ax.images[0].get_array().shape[:2] for ax in tiles] == [(128, 160)] * 4
     panel.close()
 
 

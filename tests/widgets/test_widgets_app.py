@@ -118,6 +118,10 @@ def test_the_threshold_filters_the_predictions_without_running_the_model(run, sa
     assert {c.label for c in ev.per_class} == set(LABELS.names)
     assert "COCO AP" in state.evaluation_text and "<table>" in viewer.table.value
     assert "circle" in viewer.table.value and "at score ≥ 0.50" in viewer.table.value
+    # the pictures of the evaluation: PR curves per label and the confusion matrix
+    assert state.pr_picture.startswith(PNG) and state.confusion_picture.startswith(PNG)
+    assert bytes(viewer.pr_image.value) == state.pr_picture
+    confusion_at_half = state.confusion_picture
 
     drawn_at_half, false_at_half = bytes(viewer.image.value), ev.false
     n_calls = len(calls)
@@ -126,6 +130,7 @@ def test_the_threshold_filters_the_predictions_without_running_the_model(run, sa
     assert state.gallery != drawn_at_half and bytes(viewer.image.value) == state.gallery
     assert state.evaluation.threshold == 0.2 and state.evaluation.false > false_at_half
     assert "at score ≥ 0.20" in viewer.table.value
+    assert state.confusion_picture != confusion_at_half  # more boxes counted at 0.2
     viewer.threshold.value = 0.9
     assert state.shapes_drawn == PER_FRAME[0.9] * TEST_FRAMES
     assert state.evaluation.ap == ev.ap  # AP ranks every prediction: no threshold
@@ -135,6 +140,49 @@ def test_the_threshold_filters_the_predictions_without_running_the_model(run, sa
     viewer.threshold.value = 0.5
     viewer.ground_truth.value = True
     assert bytes(viewer.image.value) == drawn_at_half  # the same picture for the same filter
+
+
+def test_mistakes_first_and_a_filter_by_kind(run, sample):
+    from cvatkit.inference import KINDS, SUSPECT_KINDS
+
+    state = InferenceState(model=str(run.path), frames=str(sample.test), count=2)
+    viewer = InferenceViewer(state, background=False)
+    viewer.run_button.click()
+    r = state.review
+    assert state.error == "" and r is not None and len(r.frames) == TEST_FRAMES
+    task_order = [p.frame.index for p in state.shown_predictions()]
+    assert task_order == list(range(TEST_FRAMES))
+    viewer.order.value = "mistakes"
+    assert state.order == "mistakes"
+    assert [p.frame.index for p in state.shown_predictions()] == [f.frame for f in r.frames]
+    items = state.gallery_items()
+    worst = r.frames[:2]
+    assert [title.split(":")[0] for *_, title in items] == [f.name for f in worst]
+    for (_image, _shapes, _truth, title), f in zip(items, worst):
+        assert all(f"{n} {k}" in title for k, n in f.kinds.items())
+    # frames past the first two were predicted without their pixels: read again
+    again = [f.frame for f in worst if f.frame >= 2]
+    assert sorted(state._images) == sorted(again)
+    assert bytes(viewer.image.value) == state.gallery and state.gallery.startswith(PNG)
+
+    counts = r.counts()
+    kind = next(k for k in (*SUSPECT_KINDS, *KINDS) if counts[k])
+    assert f"{kind} ({counts[kind]})" in [label for label, _ in viewer.kind.options]
+    viewer.kind.value = kind
+    assert state.kind == kind
+    shown = [p.frame.index for p in state.shown_predictions()]
+    assert shown and shown == [f.frame for f in r.frames if f.kinds[kind]]
+    assert "annotation mistakes" in viewer.mistakes.value
+    # a threshold that changes the mistakes keeps the filter and recounts
+    viewer.threshold.value = 0.2
+    assert state.review.threshold == 0.2 and state.kind == kind
+    assert all(state.review.frames[[f.frame for f in state.review.frames].index(i)].kinds[kind]
+               for i in (p.frame.index for p in state.shown_predictions()))
+    viewer.kind.value = ""
+    viewer.order.value = "task"
+    assert [p.frame.index for p in state.shown_predictions()] == list(range(TEST_FRAMES))
+    state.kind = "typo"
+    assert "kind 'typo': choose one of missed" in state.error
 
 
 def test_only_the_shown_frames_keep_their_pixels(run, sample):

@@ -1,0 +1,205 @@
+"""Which frames to annotate next: the ones the model is least sure about.
+
+Each frame gets an uncertainty from two signals of the model itself, with no labels:
+
+- **doubt**: every detection scoring near the threshold adds up to 1 (a score at the
+  threshold adds 1, a score of 0 or 1 adds 0, linearly in between). A frame of sure
+  detections, or of nothing at all, has little doubt; a frame of borderline boxes has
+  much.
+- **disagreement**: the model looks at the frame and at its mirror image. Objects it finds
+  in both, in the same place, with the same label and score, add nothing; a box found in
+  one view only adds its score; a box found in both adds the difference of its scores
+  and how far the two boxes are apart (1 - IoU).
+
+A frame's uncertainty is their sum. Annotating the most uncertain frames first teaches
+the model most per frame annotated (``bench/active.py`` measures it against a random
+choice).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..geometry import box_ious
+from ..progress import Progress, no_progress
+from ..records import Frame, Shape
+from .detector import Detector, check_threshold
+from .predictions import Prediction, predict
+
+RANK_FLOOR = 0.05
+"""Detections scoring below this count for nothing."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrameRank:
+    frame: Frame
+    """The frame, with the model's detections at the threshold as its shapes."""
+    uncertainty: float
+    doubt: float
+    disagreement: float
+
+    def to_row(self) -> dict:
+        return {"frame": self.frame.index, "name": self.frame.name,
+                "uncertainty": round(self.uncertainty, 4), "doubt": round(self.doubt, 4),
+                "disagreement": round(self.disagreement, 4),
+                "detections": len(self.frame.shapes)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ranking:
+    frames: tuple[FrameRank, ...]
+    """Most uncertain first."""
+    threshold: float
+    skipped_annotated: int = 0
+    """Frames left out because they are annotated already."""
+
+    def top(self, count: int) -> tuple[FrameRank, ...]:
+        return self.frames[:max(count, 0)]
+
+    def format(self, *, top: int = 20) -> str:
+        lines = [f"{len(self.frames)} frames ranked, most uncertain first"
+                 + (f" ({self.skipped_annotated} annotated frames left out)"
+                    if self.skipped_annotated else "")]
+        lines.append(f"{'rank':>5} {'frame':>7} {'uncertainty':>11} {'doubt':>7} "
+                     f"{'disagree':>8} {'boxes':>5}  name")
+        for i, r in enumerate(self.top(top), start=1):
+            lines.append(f"{i:>5} {r.frame.index:>7} {r.uncertainty:>11.3f} {r.doubt:>7.3f} "
+                         f"{r.disagreement:>8.3f} {len(r.frame.shapes):>5}  {r.frame.name}")
+        return "\n".join(lines)
+
+    def csv_text(self) -> str:
+        out = io.StringIO()
+        columns = ["rank", "frame", "name", "uncertainty", "doubt", "disagreement",
+                   "detections"]
+        writer = csv.DictWriter(out, columns, lineterminator="\n")
+        writer.writeheader()
+        for i, r in enumerate(self.frames, start=1):
+            writer.writerow({"rank": i, **r.to_row()})
+        return out.getvalue()
+
+
+def rank_frames(detector: Detector, source, *, threshold: float = 0.5,
+                include_annotated: bool = False, max_detections: int = 100,
+                batch_size: int = 8, limit: int | None = None,
+                progress: Progress = no_progress,
+                keep_images: int = 0) -> tuple[Ranking, list[Prediction]]:
+    """Rank the frames of ``source`` (a task source or image paths) by uncertainty.
+    Annotated frames are left out unless ``include_annotated``. Returns the ranking and,
+    for the first ``keep_images`` ranked frames, their predictions with pixels (for a
+    gallery)."""
+    check_threshold(threshold)
+    frames = source
+    skipped = 0
+    if not include_annotated and hasattr(source, "frames"):
+        frames = _Unannotated(source)
+    ranks: list[FrameRank] = []
+    images: dict[int, np.ndarray] = {}
+    batch: list[Prediction] = []
+
+    def flush() -> None:
+        flipped = detector.detect([np.ascontiguousarray(p.image[:, ::-1]) for p in batch],
+                                  threshold=RANK_FLOOR, max_detections=max_detections)
+        for p, mirror in zip(batch, flipped):
+            width = p.frame.width
+            back = [_unflipped(s, width) for s in mirror]
+            plain = list(p.frame.shapes)
+            doubt = sum(_doubt(s.score or 0.0, threshold) for s in plain)
+            disagreement = _disagreement(plain, back)
+            shown = tuple(s for s in plain if (s.score or 0.0) >= threshold)
+            ranks.append(FrameRank(frame=replace(p.frame, shapes=shown),
+                                   uncertainty=doubt + disagreement, doubt=doubt,
+                                   disagreement=disagreement))
+            images[p.frame.index] = p.image
+        batch.clear()
+        if keep_images:  # keep the pixels of the most uncertain so far only
+            best = sorted(ranks, key=_order)[:keep_images]
+            wanted = {r.frame.index for r in best}
+            for key in [k for k in images if k not in wanted]:
+                del images[key]
+        else:
+            images.clear()
+
+    for p in predict(detector, frames, threshold=RANK_FLOOR, max_detections=max_detections,
+                     batch_size=batch_size, limit=limit, keep_images=sys.maxsize,
+                     progress=progress):
+        batch.append(p)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    if isinstance(frames, _Unannotated):
+        skipped = frames.skipped
+    ranks.sort(key=_order)
+    shown = [Prediction(frame=r.frame, image=images[r.frame.index])
+             for r in ranks[:keep_images] if r.frame.index in images]
+    return Ranking(frames=tuple(ranks), threshold=threshold,
+                   skipped_annotated=skipped), shown
+
+
+def _order(r: FrameRank) -> tuple:
+    return (-r.uncertainty, r.frame.index)
+
+
+def _doubt(score: float, threshold: float) -> float:
+    """1 at the threshold, 0 at scores 0 and 1, linear in between."""
+    if score < RANK_FLOOR:
+        return 0.0
+    span = threshold if score < threshold else 1.0 - threshold
+    return max(0.0, 1.0 - abs(score - threshold) / span) if span > 0 else 0.0
+
+
+def _unflipped(shape: Shape, width: int) -> Shape:
+    """A detection on the mirrored frame, as a box on the frame itself."""
+    x0, y0, x1, y1 = shape.bbox()
+    return Shape(kind="rectangle", label=shape.label, points=(width - x1, y0, width - x0, y1),
+                 score=shape.score)
+
+
+def _disagreement(plain: Sequence[Shape], mirror: Sequence[Shape]) -> float:
+    """How differently the model sees the frame and its mirror image (see the module)."""
+    a = [s for s in plain if (s.score or 0.0) >= RANK_FLOOR]
+    b = [s for s in mirror if (s.score or 0.0) >= RANK_FLOOR]
+    if not a and not b:
+        return 0.0
+    if not a or not b:
+        return sum(s.score or 0.0 for s in (*a, *b))
+    ious = box_ious(np.array([s.bbox() for s in a]), np.array([s.bbox() for s in b]))
+    ious[np.array([[x.label != y.label for y in b] for x in a])] = 0.0
+    total, used_b = 0.0, set()
+    for i in np.argsort([-(s.score or 0.0) for s in a]):
+        row = np.where([j not in used_b for j in range(len(b))], ious[i], -1.0)
+        j = int(np.argmax(row))
+        if row[j] >= 0.5:
+            used_b.add(j)
+            total += abs((a[i].score or 0.0) - (b[j].score or 0.0)) + (1.0 - row[j])
+        else:
+            total += a[i].score or 0.0
+    total += sum(b[j].score or 0.0 for j in range(len(b)) if j not in used_b)
+    return float(total)
+
+
+class _Unannotated:
+    """The frames of a source that have no shapes yet."""
+
+    def __init__(self, source) -> None:
+        self._source = source
+        self.skipped = 0
+
+    def frames(self) -> Iterator[Frame]:
+        for frame in self._source.frames():
+            if frame.shapes:
+                self.skipped += 1
+                continue
+            yield frame
+
+    def read_image(self, frame: Frame) -> bytes:
+        return self._source.read_image(frame)
+
+    def image_name(self, frame: Frame) -> str:
+        return self._source.image_name(frame)

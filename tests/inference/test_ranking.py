@@ -1,0 +1,130 @@
+"""What to annotate next: frames ranked by the model's uncertainty, and the data path of
+bench/active.py (which measures the ranking against a random choice)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+from dataclasses import replace
+
+import pytest
+from helpers import ROOT
+from PIL import Image
+
+from cvatkit import open_export
+from cvatkit.cli import main
+from cvatkit.cvat import write_cvat_xml
+from cvatkit.inference import load_detector, rank_frames
+from cvatkit.inference.ranking import _disagreement, _doubt
+from cvatkit.records import Shape
+
+
+def box(label, x, score, size=20):
+    return Shape(kind="rectangle", label=label, points=(x, 10, x + size, 10 + size),
+                 score=score)
+
+
+def test_doubt_peaks_at_the_threshold():
+    assert _doubt(0.5, 0.5) == 1.0
+    assert _doubt(0.0, 0.5) == _doubt(1.0, 0.5) == 0.0
+    assert _doubt(0.25, 0.5) == pytest.approx(0.5)
+    assert _doubt(0.85, 0.7) == pytest.approx(0.5)
+    assert _doubt(0.04, 0.5) == 0.0  # below the floor: noise
+
+
+def test_disagreement_between_a_frame_and_its_mirror_image():
+    same = [box("cat", 0, 0.9), box("dog", 50, 0.6)]
+    assert _disagreement(same, same) == 0.0
+    assert _disagreement(same, same + [box("cat", 100, 0.4)]) == pytest.approx(0.4)
+    assert _disagreement([box("cat", 0, 0.9)], [box("cat", 0, 0.7)]) == pytest.approx(0.2)
+    shifted = _disagreement([box("cat", 0, 0.9)], [box("cat", 4, 0.9)])
+    assert shifted == pytest.approx(1 - 16 / 24)  # IoU of boxes 4 px apart: 320 / 480
+    # another label in the same place is another object: both count
+    assert _disagreement([box("cat", 0, 0.9)], [box("dog", 0, 0.8)]) == pytest.approx(1.7)
+    assert _disagreement([], []) == 0.0
+
+
+@pytest.fixture(scope="module")
+def partial(sample_cvat, tmp_path_factory):
+    """The sample task with its first 20 frames annotated and the other 20 not yet."""
+    source = open_export(sample_cvat)
+    try:
+        frames = [f if f.index < 20 else replace(f, shapes=()) for f in source.frames()]
+        dest = tmp_path_factory.mktemp("partial") / "partial.zip"
+        write_cvat_xml(dest, frames, source.labels, task_name="partial",
+                       images=source.read_image)
+    finally:
+        source.close()
+    return dest
+
+
+def test_frames_not_yet_annotated_are_ranked_most_uncertain_first(trained, partial):
+    source = open_export(partial)
+    try:
+        ranking, shown = rank_frames(load_detector(trained.path), source, keep_images=3)
+    finally:
+        source.close()
+    assert sorted(r.frame.index for r in ranking.frames) == list(range(20, 40))
+    assert ranking.skipped_annotated == 20
+    values = [r.uncertainty for r in ranking.frames]
+    assert values == sorted(values, reverse=True) and values[0] > values[-1]
+    for r in ranking.frames:
+        assert r.uncertainty == pytest.approx(r.doubt + r.disagreement)
+        assert all(s.score >= 0.5 for s in r.frame.shapes)
+    assert [p.frame.index for p in shown] == [r.frame.index for r in ranking.frames[:3]]
+    assert shown[0].image.shape == (128, 160, 3)
+
+
+def test_cli_rank_writes_the_ranking_and_draws_the_top(trained, partial, tmp_path, capsys):
+    out, gallery = tmp_path / "rank.csv", tmp_path / "next.png"
+    assert main(["rank", str(trained.path), str(partial), "--out", str(out), "--gallery",
+                 str(gallery), "--top", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "20 frames ranked, most uncertain first (20 annotated frames left out)" in printed
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [int(r["rank"]) for r in rows] == list(range(1, 21))
+    assert f"    1 {int(rows[0]['frame']):>7}" in printed
+    with Image.open(gallery) as img:
+        assert img.format == "PNG" and img.size[0] > 400
+    # every frame when asked, annotated or not
+    assert main(["rank", str(trained.path), str(partial), "--out", str(out),
+                 "--include-annotated"]) == 0
+    assert len(out.read_text().splitlines()) == 41
+    # mistakes get messages, not tracebacks, and nothing is written
+    assert main(["rank", str(trained.path), str(partial), "--top", "0"]) == 2
+    assert "--top 0: give the number of frames to pick" in capsys.readouterr().err
+    assert main(["rank", str(trained.path), str(partial), "--out", str(tmp_path)]) == 2
+    assert main(["rank", str(trained.path), str(partial), "--tag", "next"]) == 2
+    assert "give the task as cvat://TASK_ID" in " ".join(capsys.readouterr().err.split())
+
+
+def test_the_active_learning_bench_data_path(trained, sample_cvat, tmp_path):
+    """bench/active.py at tiny scale, its training left out: the split into annotated
+    frames and a pool, the ranked and the random choice, the grown export."""
+    spec = importlib.util.spec_from_file_location("active", ROOT / "bench" / "active.py")
+    active = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(active)
+
+    annotated, pool, chosen = active.split(sample_cvat, tmp_path, 10, seed=3)
+    assert len(chosen) == 10 and chosen == sorted(chosen)
+    original = {f.index: f for f in open_export(sample_cvat).frames()}
+    got = list(open_export(annotated).frames())
+    assert [f.name for f in got] == [original[i].name for i in chosen]
+    assert all(f.shapes == original[f.index].shapes for f in got)
+    pooled = {f.name: f for f in open_export(pool).frames()}
+    assert sum(1 for f in pooled.values() if f.shapes) == sum(
+        1 for i in chosen if original[i].shapes)
+    assert all(not pooled[original[i].name].shapes for i in original if i not in chosen)
+
+    ranking_csv = tmp_path / "ranking.csv"
+    assert main(["rank", str(trained.path), str(pool), "--out", str(ranking_csv)]) == 0
+    ranked = active.ranked_choice(ranking_csv, 5)
+    assert len(ranked) == 5 and not set(ranked) & set(chosen)
+    rest = sorted(set(original) - set(chosen))
+    randomly = active.random_choice(rest, 5, seed=1003)
+    assert randomly == active.random_choice(rest, 5, seed=1003) and set(randomly) <= set(rest)
+    grown = active.with_frames(sample_cvat, chosen + ranked, tmp_path / "ranked.zip")
+    frames = list(open_export(grown).frames())
+    assert sorted(f.name for f in frames) == sorted(original[i].name for i in chosen + ranked)
+    assert all(f.shapes == original[int(f.name[6:12])].shapes for f in frames)
