@@ -23,7 +23,6 @@ import random
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,27 +90,41 @@ def with_frames(task: Path, frames: list[int], dest: Path) -> Path:
     return dest
 
 
-def train(export: Path, run_dir: Path, steps: int, weights: str, test_data: Path) -> dict:
-    """Prepare ``export``, train on it and evaluate on ``test_data``: the final AP."""
+def train(export: Path, run_dir: Path, steps: int, weights: str, test_data: Path,
+          frames: list[int]) -> dict:
+    """Prepare ``export`` (the sample's ``frames``), train on it and evaluate on
+    ``test_data``: the final AP. A completed run of this bench on the same frames, steps
+    and start is reused."""
+    key = {"frames": sorted(frames), "steps": steps, "weights": weights}
+    done = run_dir.parent / f"{run_dir.name}-key.json"
+    if done.is_file() and json.loads(done.read_text()) == key:
+        return _result(run_dir)
+    done.unlink(missing_ok=True)
     data = run_dir.parent / f"{run_dir.name}-data"
     shutil.rmtree(run_dir, ignore_errors=True)
     log = run_dir.parent / f"{run_dir.name}.log"
     cvatkit("prepare", str(export), str(data), "--val-split", "0", "--overwrite",
             "--model", MODEL, log=log.with_suffix(".prepare.log"))
-    t0 = time.time()
     cvatkit("train", "--model", MODEL, "--data", str(data), "--run-dir", str(run_dir),
             "--weights", weights, "--eval-data", str(test_data),
             "--hparams", f"num-steps={steps};{HPARAMS}", log=log)
+    done.write_text(json.dumps(key))
+    return _result(run_dir)
+
+
+def _result(run_dir: Path) -> dict:
+    """The AP of the run's last evaluation (of its last step, on the test frames)."""
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     last = [e for e in events if e.get("kind") == "eval"][-1]
-    return {"ap": last["ap"], "ap50": last["ap50"], "wall_s": round(time.time() - t0, 1)}
+    spent = events[-1]["time"] - events[0]["time"]
+    return {"ap": last["ap"], "ap50": last["ap50"], "train_s": round(spent, 1)}
 
 
 def one_seed(seed: int, args, sample: Path, test_data: Path) -> dict:
     work = args.work / f"seed-{seed}"
     work.mkdir(parents=True, exist_ok=True)
     annotated, pool, chosen = split(sample / "task.zip", work, args.initial, seed)
-    first = train(annotated, work / "first-run", args.steps, "none", test_data)
+    first = train(annotated, work / "first-run", args.steps, "none", test_data, chosen)
     ranking = work / "ranking.csv"
     cvatkit("rank", str(work / "first-run"), str(pool), "--out", str(ranking), "--top", "5",
             log=work / "rank.log")
@@ -122,7 +135,7 @@ def one_seed(seed: int, args, sample: Path, test_data: Path) -> dict:
     for arm, extra in picks.items():
         export = with_frames(sample / "task.zip", chosen + extra, work / f"{arm}.zip")
         row[arm] = train(export, work / f"{arm}-run", args.retrain_steps,
-                         str(work / "first-run"), test_data)
+                         str((work / "first-run").resolve()), test_data, chosen + extra)
         row[arm]["frames"] = extra
     print(f"seed {seed}: first model {first['ap']:.3f}; +{args.add} ranked "
           f"{row['ranked']['ap']:.3f}, +{args.add} random {row['random']['ap']:.3f}",

@@ -11,9 +11,12 @@ Each frame gets an uncertainty from two signals of the model itself, with no lab
   one view only adds its score; a box found in both adds the difference of its scores
   and how far the two boxes are apart (1 - IoU).
 
-A frame's uncertainty is their sum. Annotating the most uncertain frames first teaches
-the model most per frame annotated (``bench/active.py`` measures it against a random
-choice).
+A frame's uncertainty is their sum, with every label weighing the same over the frames
+ranked: a label's detections are weighted by the mean over labels of the uncertainty they
+add up to, divided by its own (a model that scores one label near the threshold more
+often than the others would otherwise pick that label's frames and leave the others
+out). Annotating the most uncertain frames first teaches the model most per frame
+annotated (``bench/active.py`` measures it against a random choice).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import csv
 import io
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -43,6 +47,8 @@ class FrameRank:
     uncertainty: float
     doubt: float
     disagreement: float
+    by_label: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)
+    """Doubt and disagreement per label, before weighing the labels."""
 
     def to_row(self) -> dict:
         return {"frame": self.frame.index, "name": self.frame.name,
@@ -109,17 +115,19 @@ def rank_frames(detector: Detector, source, *, threshold: float = 0.5,
             width = p.frame.width
             back = [_unflipped(s, width) for s in mirror]
             plain = list(p.frame.shapes)
-            doubt = sum(_doubt(s.score or 0.0, threshold) for s in plain)
-            disagreement = _disagreement(plain, back)
+            by_label: dict[str, tuple[float, float]] = {}
+            for label in {s.label for s in (*plain, *back)}:
+                mine = [s for s in plain if s.label == label]
+                by_label[label] = (sum(_doubt(s.score or 0.0, threshold) for s in mine),
+                                   _disagreement(mine, [s for s in back if s.label == label]))
             shown = tuple(s for s in plain if (s.score or 0.0) >= threshold)
-            ranks.append(FrameRank(frame=replace(p.frame, shapes=shown),
-                                   uncertainty=doubt + disagreement, doubt=doubt,
-                                   disagreement=disagreement))
+            ranks.append(FrameRank(frame=replace(p.frame, shapes=shown), uncertainty=0.0,
+                                   doubt=0.0, disagreement=0.0, by_label=by_label))
             images[p.frame.index] = p.image
         batch.clear()
         if keep_images:  # keep the pixels of the most uncertain so far only
-            best = sorted(ranks, key=_order)[:keep_images]
-            wanted = {r.frame.index for r in best}
+            weighted = _weighted(ranks)
+            wanted = {r.frame.index for r in sorted(weighted, key=_order)[:keep_images]}
             for key in [k for k in images if k not in wanted]:
                 del images[key]
         else:
@@ -135,11 +143,29 @@ def rank_frames(detector: Detector, source, *, threshold: float = 0.5,
         flush()
     if isinstance(frames, _Unannotated):
         skipped = frames.skipped
-    ranks.sort(key=_order)
+    ranks = sorted(_weighted(ranks), key=_order)
     shown = [Prediction(frame=r.frame, image=images[r.frame.index])
              for r in ranks[:keep_images] if r.frame.index in images]
     return Ranking(frames=tuple(ranks), threshold=threshold,
                    skipped_annotated=skipped), shown
+
+
+def _weighted(ranks: list[FrameRank]) -> list[FrameRank]:
+    """The frames' uncertainties with every label weighing the same (see the module)."""
+    mass: defaultdict[str, float] = defaultdict(float)
+    for r in ranks:
+        for label, (doubt, disagreement) in r.by_label.items():
+            mass[label] += doubt + disagreement
+    present = [m for m in mass.values() if m > 0]
+    mean = sum(present) / len(present) if present else 0.0
+    weight = {label: mean / m if m > 0 else 0.0 for label, m in mass.items()}
+    out = []
+    for r in ranks:
+        doubt = sum(weight[k] * d for k, (d, _) in r.by_label.items())
+        disagreement = sum(weight[k] * g for k, (_, g) in r.by_label.items())
+        out.append(replace(r, doubt=doubt, disagreement=disagreement,
+                           uncertainty=doubt + disagreement))
+    return out
 
 
 def _order(r: FrameRank) -> tuple:

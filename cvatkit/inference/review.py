@@ -16,7 +16,9 @@ listed apart, as *suspects*, most confident first:
 - ``misplaced``: a confident prediction half over an object of its label (IoU 0.1 to 0.5)
   and over nothing else: a box moved or drawn loosely?
 - ``stray``: an annotation no prediction comes near (IoU >= 0.3) at any score, even the
-  lowest predicted (evaluate with a low threshold, as ``evaluate`` does): nothing there?
+  lowest predicted (evaluate with a low threshold, as ``evaluate`` does), of a label the
+  model otherwise finds (at least half of that label's objects): nothing there? (A model
+  that finds few objects of a label yet sees nothing near most of them: no suspects.)
 
 "Confident" is a score of at least ``confident`` (0.8 by default, never below the
 threshold). A young model scores low: lower ``confident`` to what it gives the objects it
@@ -29,7 +31,7 @@ import csv
 import io
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -45,7 +47,9 @@ SUSPECT_KINDS = ("unannotated", "other-label", "misplaced", "stray")
 NEAR = 0.1
 """Below this IoU, two boxes have nothing to do with each other."""
 STRAY_IOU = 0.3
-"""An annotation no prediction overlaps this much, at any score, is a stray."""
+"""An annotation no prediction overlaps this much, at any score, is a stray..."""
+STRAY_RECALL = 0.5
+"""... when the model finds at least this share of its label's objects elsewhere."""
 NOTHING = "(nothing)"
 """The confusion matrix's row of predictions on no annotated object and its column of
 annotated objects no prediction found."""
@@ -210,13 +214,19 @@ def review(predictions: Iterable[Prediction], labels: Sequence[str] = (), *,
     confident = max(confident, threshold)
     frames, names = [], list(dict.fromkeys(labels))
     pairs: list[tuple[str | None, str | None]] = []
+    annotated: Counter[str] = Counter()
     for p in predictions:
         fr, frame_pairs = _review_frame(p, threshold=threshold, confident=confident, iou=iou)
         frames.append(fr)
         pairs += frame_pairs
+        annotated.update(s.label for s in p.ground_truth)
         for s in (*p.ground_truth, *p.frame.shapes):
             if s.label not in names:
                 names.append(s.label)
+    found = Counter(f for f, g in (pair for pair in pairs if None not in pair) if f == g)
+    blind = {n for n in annotated if found[n] < STRAY_RECALL * annotated[n]}
+    frames = [replace(fr, suspects=tuple(f for f in fr.suspects if not (
+        f.kind == "stray" and f.annotated.label in blind))) for fr in frames]
     index = {n: i for i, n in enumerate(names)}
     matrix = np.zeros((len(names) + 1, len(names) + 1), dtype=np.int64)
     for annotated, predicted in pairs:

@@ -258,7 +258,8 @@ def test_cvat_cli_runs_the_same_function_module(server, model, tmp_path):
 def test_evaluate_tags_the_frames_with_likely_annotation_mistakes(server, client, model,
                                                                    tmp_path, capsys):
     """Frame 0 agrees with the model; frame 1 lacks the cat it finds at 0.80; frame 2
-    has a square where it sees nothing. Only frames 1 and 2 get the review tag, once."""
+    has a second cat where it sees nothing. Only frames 1 and 2 get the review tag,
+    once."""
     def rect(label, frame, points):
         return {"type": "rectangle", "label": label, "frame": frame, "points": list(points),
                 "attributes": []}
@@ -267,7 +268,7 @@ def test_evaluate_tags_the_frames_with_likely_annotation_mistakes(server, client
     shapes = [rect("cat", 0, found_on(jpegs[0], "cat")), rect("dog", 0, found_on(jpegs[0], "dog")),
               rect("dog", 1, found_on(jpegs[1], "dog")),
               rect("cat", 2, found_on(jpegs[2], "cat")), rect("dog", 2, found_on(jpegs[2], "dog")),
-              rect("bird", 2, (2, 100, 12, 110))]
+              rect("cat", 2, (2, 100, 12, 110))]
     task = server.add_task("review", [{"name": n, "type": t} for n, t in (
         ("cat", "rectangle"), ("dog", "rectangle"), ("bird", "rectangle"),
         ("needs-review", "tag"))], server.frames, shapes=shapes, chunk_size=2)
@@ -278,7 +279,7 @@ def test_evaluate_tags_the_frames_with_likely_annotation_mistakes(server, client
     out = capsys.readouterr().out
     assert f"task {task}: tagged 2 frames 'needs-review' (1, 2)" in out
     assert "frame 1 frame_000001.jpg: cat (0.80) where nothing is annotated" in out
-    assert "frame 2 frame_000002.jpg: bird annotated where the model sees nothing" in out
+    assert "frame 2 frame_000002.jpg: cat annotated where the model sees nothing" in out
     assert [(t["frame"], t["label"]) for t in server.tags(task)] == [(1, "needs-review"),
                                                                     (2, "needs-review")]
     kinds = [(row.split(",")[0], row.split(",")[2]) for row in

@@ -16,8 +16,8 @@ from cvatkit import open_export
 from cvatkit.cli import main
 from cvatkit.cvat import write_cvat_xml
 from cvatkit.inference import load_detector, rank_frames
-from cvatkit.inference.ranking import _disagreement, _doubt
-from cvatkit.records import Shape
+from cvatkit.inference.ranking import FrameRank, _disagreement, _doubt, _weighted
+from cvatkit.records import Frame, Shape
 
 
 def box(label, x, score, size=20):
@@ -43,6 +43,25 @@ def test_disagreement_between_a_frame_and_its_mirror_image():
     # another label in the same place is another object: both count
     assert _disagreement([box("cat", 0, 0.9)], [box("dog", 0, 0.8)]) == pytest.approx(1.7)
     assert _disagreement([], []) == 0.0
+
+
+def test_every_label_weighs_the_same_over_the_frames_ranked():
+    """A model that doubts its squares ten times as much as its circles would pick only
+    squares: weighted, the labels' totals are equal and a frame of circles can win."""
+    def rank(index, **by_label):
+        return FrameRank(frame=Frame(index=index, name=f"{index}.jpg", width=9, height=9),
+                         uncertainty=0, doubt=0, disagreement=0, by_label=by_label)
+
+    ranks = _weighted([rank(0, square=(6.0, 2.0)), rank(1, square=(10.0, 2.0)),
+                       rank(2, circle=(1.0, 1.0)), rank(3, circle=(0.5, 0.0), square=(0, 0))])
+    totals = {"square": ranks[0].uncertainty + ranks[1].uncertainty,
+              "circle": ranks[2].uncertainty + ranks[3].uncertainty}
+    assert totals["square"] == pytest.approx(totals["circle"]) == pytest.approx(11.25)
+    assert ranks[2].uncertainty > ranks[0].uncertainty  # 2 of 2.5 circles vs 8 of 20 squares
+    for r in ranks:
+        assert r.uncertainty == pytest.approx(r.doubt + r.disagreement)
+    assert ranks[2].doubt == pytest.approx(ranks[2].disagreement)
+    assert _weighted([rank(0, square=(0.0, 0.0))])[0].uncertainty == 0.0
 
 
 @pytest.fixture(scope="module")

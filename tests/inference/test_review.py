@@ -51,8 +51,9 @@ def test_each_kind_of_mistake_is_named_and_counted():
     poor = next(f for f in fr.findings if f.kind == "poorly-placed")
     assert poor.iou == pytest.approx(10 * 20 / (2 * 400 - 10 * 20))
     assert r.counts()["missed"] == 2
-    # no prediction is sure enough to doubt an annotation; the dog at 120 has none near
-    assert [(f.kind, f.annotated.points) for f in r.suspects] == [("stray", (120, 10, 140, 30))]
+    # no prediction is sure enough to doubt an annotation, and the dog at 120 that none
+    # comes near is no stray: the model finds no dog anywhere
+    assert r.suspects == []
     # rows: annotated cat, dog, nothing; columns: predicted cat, dog, nothing
     assert r.labels == ("cat", "dog")
     assert r.confusion.tolist() == [[1, 0, 2],   # a cat found; two cats missed (one poorly)
@@ -61,8 +62,10 @@ def test_each_kind_of_mistake_is_named_and_counted():
 
 
 def test_likely_annotation_mistakes_are_told_apart_and_ranked():
-    truth = [box("cat", 0), box("dog", 40), box("cat", 100), box("dog", 170, 70)]
+    truth = [box("cat", 0), box("dog", 40), box("cat", 100), box("dog", 170, 70),
+             box("dog", 10, 60), box("dog", 50, 60)]
     preds = [box("cat", 1, score=0.9),
+             box("dog", 10, 60, score=0.6), box("dog", 50, 60, score=0.6),  # 2 of 4 dogs
              box("cat", 40, score=0.97),            # annotated dog, sure it is a cat
              box("dog", 130, 60, score=0.85),       # nothing annotated there
              box("cat", 108, score=0.92),           # the cat annotated 8 px off... (IoU 0.43)
@@ -83,8 +86,9 @@ def test_frames_come_worst_first_and_the_csv_lists_every_finding():
     good = frame_of([box("cat", 0, score=0.9)], [box("cat", 0)], index=0)
     one = frame_of([], [box("cat", 0)], index=1)
     two = frame_of([box("dog", 100, score=0.9)], [box("cat", 0)], index=2)
-    r = review([good, one, two], threshold=0.5, confident=0.8)
-    assert [fr.frame for fr in r.frames] == [2, 1, 0]
+    more = [frame_of([box("cat", 0, score=0.9)], [box("cat", 0)], index=i) for i in (3, 4)]
+    r = review([good, one, two, *more], threshold=0.5, confident=0.8)
+    assert [fr.frame for fr in r.frames] == [2, 1, 0, 3, 4]
     rows = list(csv.DictReader(io.StringIO(r.csv_text())))
     assert [(row["frame"], row["kind"]) for row in rows] == [
         ("2", "stray"), ("2", "unannotated"), ("2", "false"), ("2", "missed"),

@@ -82,6 +82,9 @@ def test_the_whole_job_in_the_browser(dashboard, s3_env, sample_cvat):
         page.get_by_placeholder("a CVAT export: task.zip or its folder").fill(str(sample_cvat))
         page.get_by_role("button", name="Open export").click()
         page.get_by_text(re.compile(rf"frames: {SAMPLE_FRAMES} ")).wait_for(timeout=2 * MINUTE)
+        # the report's pictures: frames with their annotations, labels, box sizes
+        pictures = page.locator(".widget-image img:visible, img.widget-image:visible")
+        expect(pictures).to_have_count(3, timeout=2 * MINUTE)
         shot(page, "1-data")
 
         # 2. the tests' model instead of the default (it would download COCO weights),
@@ -130,9 +133,9 @@ def test_the_whole_job_in_the_browser(dashboard, s3_env, sample_cvat):
         open_tab(page, "4. Inference")
         page.get_by_role("button", name="Run").click()
         page.get_by_text(re.compile("COCO AP")).first.wait_for(timeout=3 * MINUTE)
-        gallery = page.locator(".widget-image img, img.widget-image").first
-        gallery.wait_for(timeout=MINUTE)
-        assert gallery.bounding_box()["width"] > 300
+        shown = page.locator(".widget-image img:visible, img.widget-image:visible")
+        expect(shown).to_have_count(3, timeout=MINUTE)  # the gallery, PR curves, confusion
+        assert shown.first.bounding_box()["width"] > 300
         shot(page, "4-inference")
 
         # 5. publish to the S3 server
