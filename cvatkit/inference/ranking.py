@@ -24,17 +24,19 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Iterator, Sequence
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
 from ..geometry import box_ious
+from ..images import decode_rgb
 from ..progress import Progress, no_progress
 from ..records import Frame, Shape
 from .detector import Detector, check_threshold
-from .predictions import Prediction, predict
+from .predictions import Prediction, frame_pixels, predict
 
 RANK_FLOOR = 0.05
 """Detections scoring below this count for nothing."""
@@ -105,7 +107,6 @@ def rank_frames(detector: Detector, source, *, threshold: float = 0.5,
     if not include_annotated and hasattr(source, "frames"):
         frames = _Unannotated(source)
     ranks: list[FrameRank] = []
-    images: dict[int, np.ndarray] = {}
     batch: list[Prediction] = []
 
     def flush() -> None:
@@ -123,15 +124,7 @@ def rank_frames(detector: Detector, source, *, threshold: float = 0.5,
             shown = tuple(s for s in plain if (s.score or 0.0) >= threshold)
             ranks.append(FrameRank(frame=replace(p.frame, shapes=shown), uncertainty=0.0,
                                    doubt=0.0, disagreement=0.0, by_label=by_label))
-            images[p.frame.index] = p.image
         batch.clear()
-        if keep_images:  # keep the pixels of the most uncertain so far only
-            weighted = _weighted(ranks)
-            wanted = {r.frame.index for r in sorted(weighted, key=_order)[:keep_images]}
-            for key in [k for k in images if k not in wanted]:
-                del images[key]
-        else:
-            images.clear()
 
     for p in predict(detector, frames, threshold=RANK_FLOOR, max_detections=max_detections,
                      batch_size=batch_size, limit=limit, keep_images=sys.maxsize,
@@ -144,8 +137,9 @@ def rank_frames(detector: Detector, source, *, threshold: float = 0.5,
     if isinstance(frames, _Unannotated):
         skipped = frames.skipped
     ranks = sorted(_weighted(ranks), key=_order)
-    shown = [Prediction(frame=r.frame, image=images[r.frame.index])
-             for r in ranks[:keep_images] if r.frame.index in images]
+    # the order is known only once every frame is in: the top frames are read again
+    shown = [Prediction(frame=r.frame, image=_pixels(frames, r.frame))
+             for r in ranks[:keep_images]]
     return Ranking(frames=tuple(ranks), threshold=threshold,
                    skipped_annotated=skipped), shown
 
@@ -166,6 +160,13 @@ def _weighted(ranks: list[FrameRank]) -> list[FrameRank]:
         out.append(replace(r, doubt=doubt, disagreement=disagreement,
                            uncertainty=doubt + disagreement))
     return out
+
+
+def _pixels(source, frame: Frame) -> np.ndarray:
+    """A ranked frame's pixels: from its task, or its image file."""
+    if hasattr(source, "read_image"):
+        return frame_pixels(source, frame)
+    return decode_rgb(Path(frame.name).read_bytes(), frame.name)
 
 
 def _order(r: FrameRank) -> tuple:
