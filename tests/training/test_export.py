@@ -84,8 +84,11 @@ def test_evaluation_during_training_reports_the_exports_ap(trained, prepared, sa
     got = evaluate(predict(detector, _Only(open_export(sample_cvat), val), threshold=0.01),
                    detector.labels.names)
     assert got.frames == len(val) >= 2 and got.ap50 > 0.3  # a model that finds things
-    assert got.ap == pytest.approx(last.ap, abs=0.005)
-    assert got.ap50 == pytest.approx(last.ap50, abs=0.005)
+    # Training reads the frames from TFRecords through TF's JPEG decoder, predict through
+    # Pillow's: pixels differ slightly, and on the 4 validation frames a swap of two
+    # near-tied detections moves AP by about 0.01. Another checkpoint or NMS moves it more.
+    assert got.ap == pytest.approx(last.ap, abs=0.02)
+    assert got.ap50 == pytest.approx(last.ap50, abs=0.02)
 
 
 def test_exporting_again_replaces_the_export_and_refuses_what_cannot_be_exported(
