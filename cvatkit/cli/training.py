@@ -201,7 +201,7 @@ def _follow(run) -> int:
     from tqdm import tqdm
 
     from ..runs import EvalEvent, StatusEvent, StepEvent
-    from ..training import stop_run
+    from ..training import COSTS, describe_costs, stop_run
 
     progress = RunProgress(run.status().total_steps or run.spec()["hparams"]["num-steps"])
     bar = tqdm(total=progress.total_steps, unit="step", desc="training", file=sys.stderr,
@@ -234,6 +234,9 @@ def _follow(run) -> int:
         print(f"{run.spec()['model']['key']}: COCO AP {exported.ap:.3f}, AP@0.5 "
               f"{exported.ap50:.3f} on {frames['val_frames']} {exported.split} frames (step "
               f"{exported.step}); {time.monotonic() - started:.0f} s")
+    costs = run.spec().get(COSTS)
+    if progress.state in ("completed", "stopped") and costs:
+        print(describe_costs(costs))
     return 0
 
 

@@ -26,6 +26,7 @@ from ..errors import CvatkitError
 from ..runs import CHECKPOINTS, EXPORT, EvalEvent, Run, StatusEvent, StepEvent
 from .best import BestKeeper, Exported, choose_export
 from .catalog import ModelSpec
+from .costs import COSTS, Costs
 from .resolution import Hyperparameters
 
 _stop_requested = False
@@ -160,13 +161,54 @@ def eval_event(logs: dict[str, float], step: int, labels: tuple[str, ...],
                      metrics=keep, split=split)
 
 
+class CostedLoop:
+    """A ``Loop`` whose calls are charged to their phase of the run's ``Costs``."""
+
+    def __init__(self, loop: Loop, costs: Costs) -> None:
+        self.loop, self.costs = loop, costs
+
+    def train(self, steps: int) -> dict[str, float]:
+        self.costs.mark()
+        logs = self.loop.train(steps)
+        self.costs.steps_done(steps)
+        return logs
+
+    def evaluate(self) -> dict[str, float]:
+        with self.costs.phase("evaluation"):
+            return self.loop.evaluate()
+
+    def write(self, prefix: str) -> None:
+        with self.costs.phase("evaluation"):  # keeping the best: evaluation's cost
+            self.loop.write(prefix)
+
+    def save(self, step: int, *, force: bool) -> None:
+        with self.costs.phase("checkpoints"):
+            self.loop.save(step, force=force)
+
+    def step(self) -> int:
+        return self.loop.step()
+
+    def latest_checkpoint(self) -> str:
+        return self.loop.latest_checkpoint()
+
+
+def record_costs(run: Run, costs: Costs) -> None:
+    """Keep the costs so far in ``run.json`` (``costs.py``)."""
+    run.write_spec({**run.spec(), COSTS: costs.to_json()})
+
+
 def end_run(loop: Loop, run: Run, hp: Hyperparameters, outcome: Outcome, *,
             labels: tuple[str, ...], can_evaluate: bool, best: BestKeeper,
-            export: Callable[[Exported], None], split: str = "val") -> str:
+            export: Callable[[Exported], None], split: str = "val",
+            costs: Costs | None = None) -> str:
     """Say how the training ended: stopped or failed as it is; otherwise save, evaluate
     the last step (unless it stopped early, right after an evaluation), ``export`` the
-    checkpoint ``export-checkpoint`` names and say the run completed. Returns the state."""
+    checkpoint ``export-checkpoint`` names and say the run completed. Returns the state.
+    ``costs`` (the export charged to it) go to ``run.json`` before the last status."""
     if outcome.state in ("stopped", "failed"):
+        if costs is not None:
+            costs.mark()
+            record_costs(run, costs)
         run.append(StatusEvent(step=outcome.step, time=time.time(), state=outcome.state,
                                message=outcome.message or "stopped on request; resume with "
                                f"`cvatkit train --resume {run.path}`"))
@@ -180,7 +222,12 @@ def end_run(loop: Loop, run: Run, hp: Hyperparameters, outcome: Outcome, *,
                                                  split=split), loop.write))
     run.set_status("running", step=outcome.step, total_steps=hp.num_steps)
     exported = choose_export(run, hp.export_checkpoint, loop.latest_checkpoint())
-    export(exported)
+    if costs is None:
+        export(exported)
+    else:
+        with costs.phase("export"):
+            export(exported)
+        record_costs(run, costs)
     done = f"exported {exported.describe()} to {run.path / EXPORT}"
     run.append(StatusEvent(step=outcome.step, time=time.time(), state="completed",
                            message=f"{outcome.message}; {done}" if outcome.message else done))
@@ -198,6 +245,7 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
     evald = Dataset.from_json(spec_json["eval_data"]) if spec_json.get("eval_data") else None
     init = spec_json.get("init") or None
     labels = tuple(spec_json["labels"])
+    costs = Costs(spec_json.get(COSTS) if resume else None)
 
     run.set_status("starting", step=run.status().step, total_steps=hp.num_steps)
     if resume:  # what a killed save left half-written is no checkpoint
@@ -227,12 +275,14 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
     run.set_status("running", step=step, total_steps=hp.num_steps)
 
     best = BestKeeper(run, patience=hp.early_stopping_patience)
+    loop = CostedLoop(mg, costs)
+    costs.started()
     outcome = Outcome("running", step)
     for stage, stage_end in mg.stages():
         if stage_end <= mg.step():
             continue
         mg.enter_stage(stage)
-        outcome = run_loop(mg, run, hp, labels=labels, total_steps=hp.num_steps,
+        outcome = run_loop(loop, run, hp, labels=labels, total_steps=hp.num_steps,
                            can_evaluate=mg.can_evaluate, summaries=mg.summaries, stage=stage,
                            stage_end=stage_end, best=best)
         if outcome.state != "running":
@@ -243,8 +293,8 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
 
         export_run(run, mg.experiment, exported.checkpoint, labels, about=exported.about())
 
-    return end_run(mg, run, hp, outcome, labels=labels, can_evaluate=mg.can_evaluate,
-                   best=best, export=export, split="test" if evald else "val")
+    return end_run(loop, run, hp, outcome, labels=labels, can_evaluate=mg.can_evaluate,
+                   best=best, export=export, split="test" if evald else "val", costs=costs)
 
 
 if __name__ == "__main__":  # the launcher starts: python -P -m cvatkit.training.worker RUN_DIR

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import MODEL, hyperparameters
+from scripted import ScriptedLoop
 
 from cvatkit.errors import HyperparameterError
 from cvatkit.run_progress import RunProgress
@@ -16,38 +17,6 @@ from cvatkit.training.best import BestKeeper
 from cvatkit.training.worker import Outcome, end_run, run_loop
 
 NAN = float("nan")
-
-
-class ScriptedLoop:
-    """A trainer whose evaluations give ``aps`` in turn; ``write`` leaves a checkpoint
-    file that says the step it was written at."""
-
-    def __init__(self, aps, *, step: int = 0):
-        self.aps, self._step = list(aps), step
-        self.saved: list[int] = []
-        self.written: list[int] = []
-        self.evaluations = 0
-
-    def train(self, steps):
-        self._step += steps
-        return {"total_loss": 1.0, "cls_loss": 0.5, "learning_rate": 0.1}
-
-    def evaluate(self):
-        self.evaluations += 1
-        return {"AP": self.aps.pop(0), "AP50": 0.9, "Precision mAP ByCategory/a": 0.4}
-
-    def step(self):
-        return self._step
-
-    def save(self, step, *, force):
-        self.saved.append(step)
-
-    def write(self, prefix):
-        self.written.append(self._step)
-        Path(prefix + ".index").write_text(str(self._step))
-
-    def latest_checkpoint(self):
-        return f"/nowhere/checkpoints/ckpt-{self.saved[-1]}"
 
 
 def _hp(**values):

@@ -73,6 +73,11 @@ def test_run_directory_contract(trained):
     assert list(trained.follow(timeout=5)) == events
     assert list((trained.path / "tensorboard" / "train").iterdir())
     assert (trained.path / "checkpoints" / "ckpt-400.index").exists()
+    # where its CPU-seconds went: every phase measured, the 400 steps counted once
+    costs = trained.spec()["costs"]
+    assert costs["steps"] == 400
+    for phase in ("start-up", "tracing", "steps", "checkpoints", "evaluation", "export"):
+        assert costs["cpu_s"][phase] > 0 and costs["wall_s"][phase] > 0, phase
     for path in trained.path.rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
             assert SECRET.encode() not in path.read_bytes(), path
@@ -140,6 +145,9 @@ def test_stop_and_resume_a_fine_tuning_run_on_two_replicas(trained, prepared, tm
     st = run.status()
     assert st.state == "stopped" and st.step >= first.step
     assert (run_dir / "checkpoints" / f"ckpt-{st.step}.index").exists()
+    spent = run.spec()["costs"]  # a stopped run says where its CPU-seconds went too
+    assert 0 < spent["steps"] <= st.step  # (after one call, all of it counts as tracing)
+    assert spent["cpu_s"]["steps"] + spent["cpu_s"]["tracing"] > 0
     assert main(["train", "--resume", str(run_dir), "--detach"]) == 0
     again = _wait_for_step(run, above=st.step)
     assert again.step > st.step
