@@ -236,6 +236,24 @@ class Run:
             raise RunError(f"{folder / BEST_JSON} is damaged ({e}); delete {folder} to "
                            "forget the best checkpoint") from None
 
+    def exported_checkpoint(self) -> str | None:
+        """The checkpoint a new run starts from when given this run (or a version pulled
+        from a store, whose ``model.json`` is at its top): the one its export was made from
+        when that is the best (``model.json`` says so), else the newest; None before the
+        first."""
+        about = {}
+        for path in (self.path / EXPORT / MODEL_JSON, self.path / MODEL_JSON):
+            try:
+                about = json.loads(path.read_text(encoding="utf-8"))
+                break
+            except (OSError, ValueError):
+                continue
+        best = self.best_checkpoint() if isinstance(about, dict) and \
+            about.get("exported") == "best" else None
+        if best is not None and best.step == about.get("step"):
+            return best.checkpoint
+        return self.latest_checkpoint()
+
     def exported_evaluation(self) -> EvalEvent | None:
         """The evaluation of the checkpoint ``export/`` was made from (``model.json`` names
         its step; for an export that does not, the last evaluation); None when none was."""

@@ -24,7 +24,7 @@ from ..errors import ChecksumError, StoreError, UsageError
 from ..files import cache_root, folder_written_aside, require_new_or_empty, sha256_file
 from ..label_files import CLASSES_CSV, LABEL_MAP_JSON, PBTXT
 from ..progress import Progress, no_progress
-from ..runs import CHECKPOINTS, EXPORT, MODEL_JSON, SAVED_MODEL, Run
+from ..runs import BEST, CHECKPOINTS, EXPORT, MODEL_JSON, SAVED_MODEL, Run
 from .backends import Store, open_store
 
 MANIFEST = "manifest.json"
@@ -222,6 +222,9 @@ def run_files(run: Run) -> list[tuple[Path, str]]:
               if (export / n).is_file()]
     ckpt = run.path / CHECKPOINTS
     files += [(p, f"{CHECKPOINTS}/{p.name}") for p in sorted(ckpt.glob("*")) if p.is_file()]
+    if (ckpt / BEST).is_dir():  # the checkpoint the export was made from, to start from
+        files += [(p, f"{CHECKPOINTS}/{BEST}/{p.name}") for p in sorted((ckpt / BEST).glob("*"))
+                  if p.is_file()]
     if not any(k.startswith("saved_model/saved_model.pb") for _, k in files):
         raise UsageError(f"{export} has no saved_model/saved_model.pb; train the run to "
                          "completion again")

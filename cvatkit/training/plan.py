@@ -157,7 +157,7 @@ def resolve_init_checkpoint(path: str, spec: ModelSpec, data: Dataset, *,
             "earlier run (or its checkpoints/ckpt-N, or checkpoints/best)")
     prev = Run(run_dir).spec()
     if p == run_dir or p == run_dir / CHECKPOINTS:
-        prefix = Run(run_dir).latest_checkpoint()
+        prefix = Run(run_dir).exported_checkpoint()  # what it exported: best, or its last
         if prefix is None:
             raise UsageError(f"the run {run_dir} has no checkpoint yet")
     elif p == run_dir / CHECKPOINTS / BEST:

@@ -10,6 +10,7 @@ import re
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +47,12 @@ def fake_run(path, *, big: int = 0, created="2026-11-20T10:00:00Z"):
     (ck / "ckpt-5.index").write_bytes(b"i")
     (ck / "ckpt-5.data-00000-of-00001").write_bytes(b"d" * 100)
     return run
+
+
+def _exported(run: Run) -> str:
+    """Where, inside a run or a version of it, the checkpoint its export was made from
+    lies: what a new run started from it loads (``checkpoints/best/ckpt-400``)."""
+    return str(Path(run.exported_checkpoint()).relative_to(run.path))
 
 
 def _bucket() -> str:
@@ -282,7 +289,7 @@ def test_cli_and_no_secret_anywhere(s3_env, tmp_path, capsys, trained):
     # A store version starts a new run: its labels are checked like a run's.
     plan = plan_run(trained.spec()["data"]["path"], "ssd-mobilenet-v2-coco",
                     "image-size=128\nnum-steps=1", init_checkpoint=version_uri)
-    assert plan.init.kind == "run" and plan.init.path.endswith("checkpoints/ckpt-400")
+    assert plan.init.kind == "run" and plan.init.path.endswith(_exported(trained))
 
 
 def test_catalog_entry_starts_from_a_store_version(s3_env, tmp_path, trained, prepared):
@@ -298,7 +305,7 @@ def test_catalog_entry_starts_from_a_store_version(s3_env, tmp_path, trained, pr
     assert "model store version" in catalog["shapes-v2"].weights_note
     plan = plan_run(prepared.path, "shapes-v2", "image-size=128\nnum-steps=1", catalog=catalog)
     assert plan.init.kind == "run" and plan.init.labels == ("square", "triangle", "circle")
-    assert plan.init.path.endswith("checkpoints/ckpt-400")
+    assert plan.init.path.endswith(_exported(trained))
     with pytest.raises(UsageError, match="cannot start 'other-arch'"):
         plan_run(prepared.path, "other-arch", "image-size=128\nnum-steps=1", catalog=catalog)
 
@@ -322,8 +329,19 @@ def test_the_metrics_are_those_of_the_exported_checkpoint(tmp_path):
                          best=True))
     (run.path / "export" / "model.json").write_text(json.dumps(
         {"model": "ssd-mobilenet-v2-coco", "exported": "best", "step": 3, "ap": 0.7}))
+    best = run.path / "checkpoints" / "best"
+    best.mkdir()
+    (best / "ckpt-3.index").write_bytes(b"b")
+    (best / "ckpt-3.data-00000-of-00001").write_bytes(b"best" * 10)
+    (best / "best.json").write_text('{"step": 3, "ap": 0.7, "checkpoint": "ckpt-3"}\n')
     v = publish(run.path, store, "lab")
     assert (v.metrics["step"], v.metrics["ap"], v.metrics["ap50"]) == (3, 0.7, 0.95)
+    # the version holds the checkpoint its export was made from, and starts runs from it
+    pulled = pull(v.uri, tmp_path / "pulled")
+    assert (pulled / "checkpoints" / "best" / "ckpt-3.data-00000-of-00001").read_bytes() == \
+        b"best" * 10
+    assert Run(pulled).exported_checkpoint() == str(pulled / "checkpoints" / "best" / "ckpt-3")
+    assert Run(run.path).exported_checkpoint() == str(best / "ckpt-3")
     (run.path / "export" / "model.json").unlink()  # an export that does not say: the last
     run.append(EvalEvent(step=5, time=0, ap=0.6, ap50=0.9, per_class={"cat": 0.6, "dog": 0.6}))
     assert publish(run.path, store, "lab").metrics["ap"] == 0.6

@@ -273,3 +273,11 @@ def test_an_earlier_runs_best_checkpoint_can_start_a_run(tmp_path):
     for given in (best, best / "ckpt-20"):
         init = resolve_init_checkpoint(str(given), spec, data)
         assert init.path == str(best / "ckpt-20") and init.source == str(run.path)
+    # the run itself starts from what it exported: its best, when export/ was made from it
+    (run.path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-40"\n')
+    assert resolve_init_checkpoint(str(run.path), spec, data).path.endswith("checkpoints/ckpt-40")
+    (run.path / "export").mkdir()
+    (run.path / "export" / "model.json").write_text('{"exported": "best", "step": 20}')
+    assert resolve_init_checkpoint(str(run.path), spec, data).path == str(best / "ckpt-20")
+    (run.path / "export" / "model.json").write_text('{"exported": "last", "step": 40}')
+    assert resolve_init_checkpoint(str(run.path), spec, data).path.endswith("checkpoints/ckpt-40")
