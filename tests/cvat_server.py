@@ -459,20 +459,26 @@ class CvatTestServer:
             "replicas_count": 0, "consensus_replicas": 0,
         }
 
+    @staticmethod
+    def _check(task: _Task, item: dict[str, Any], kind: str, required: tuple[str, ...]) -> None:
+        """Refuse a shape or tag (``kind``: the payload's key) as CVAT does: a field
+        missing, a label the task lacks, a frame outside it."""
+        missing = [k for k in required if k not in item]
+        if missing:
+            raise ApiError(400, {kind: [{k: ["This field is required."] for k in missing}]})
+        if item["label_id"] not in task.label_ids():
+            raise ApiError(400, [f"label_id `{item['label_id']}` is invalid"])
+        if not 0 <= item["frame"] < len(task.frames):
+            raise ApiError(400, [f"Frame {item['frame']} is out of the task frame range"
+                                 f" [0, {len(task.frames) - 1}]"])
+
     def _new_shape(self, task: _Task, shape: dict[str, Any],
                    shape_id: int | None = None) -> tuple[dict, dict]:
         """Validate a shape and give it an id (a new one unless given).
 
         Returns the shape as CVAT echoes it after a write and as it stores it.
         """
-        missing = [k for k in ("type", "label_id", "frame", "points") if k not in shape]
-        if missing:
-            raise ApiError(400, {"shapes": [{k: ["This field is required."] for k in missing}]})
-        if shape["label_id"] not in task.label_ids():
-            raise ApiError(400, [f"label_id `{shape['label_id']}` is invalid"])
-        if not 0 <= shape["frame"] < len(task.frames):
-            raise ApiError(400, [f"Frame {shape['frame']} is out of the task frame range"
-                                 f" [0, {len(task.frames) - 1}]"])
+        self._check(task, shape, "shapes", ("type", "label_id", "frame", "points"))
         merged = {**_SHAPE_DEFAULTS, **shape, "id": shape_id or self._take_id("shape")}
         echoed = {k: merged[k] for k in _ECHO_ORDER}
         stored = {k: merged[k] for k in _STORED_ORDER}
@@ -482,14 +488,7 @@ class CvatTestServer:
 
     def _new_tag(self, task: _Task, tag: dict[str, Any]) -> tuple[dict, dict]:
         """Validate a frame tag and give it a new id; as echoed and as stored."""
-        missing = [k for k in ("label_id", "frame") if k not in tag]
-        if missing:
-            raise ApiError(400, {"tags": [{k: ["This field is required."] for k in missing}]})
-        if tag["label_id"] not in task.label_ids():
-            raise ApiError(400, [f"label_id `{tag['label_id']}` is invalid"])
-        if not 0 <= tag["frame"] < len(task.frames):
-            raise ApiError(400, [f"Frame {tag['frame']} is out of the task frame range"
-                                 f" [0, {len(task.frames) - 1}]"])
+        self._check(task, tag, "tags", ("label_id", "frame"))
         merged = {"group": 0, "source": "manual", "attributes": [],
                   **{k: v for k, v in tag.items() if k != "id"}, "id": self._take_id("tag")}
         return ({k: merged[k] for k in _TAG_ECHO_ORDER},
