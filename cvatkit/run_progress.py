@@ -144,6 +144,9 @@ class RunProgress:
         if self.state == "failed":
             why = self.error or self.message or f"see trainer.log in {run_dir}"
             return f"training failed: {why}"
+        if self.state == "queued":
+            return (f"queued: its trainers are started elsewhere (`cvatkit worker {run_dir}` "
+                    "in each of a cluster's workers)")
         why = f" ({self.message})" if self.message else ""
         return (f"training {self.state} at step {self.step} of {self.total_steps} before it "
                 f"completed{why}; resume it with `cvatkit train --resume {run_dir}`")

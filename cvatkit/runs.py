@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -37,7 +38,8 @@ SAVED_MODEL = "saved_model"
 MODEL_JSON = "model.json"
 """``export/model.json``: what the model is (its catalog key, labels, input size)."""
 TERMINAL = ("completed", "stopped", "failed")
-STATES = ("starting", "running", "stopping") + TERMINAL
+STATES = ("queued", "starting", "running", "stopping") + TERMINAL
+"""``queued``: written, its trainers to be started elsewhere (``cvatkit worker``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,6 +142,8 @@ class Status:
     total_steps: int = 0
     gone: bool = False
     """The trainer process ended without saying how (``Run.status`` tells)."""
+    host: str = ""
+    """The machine the pid is on: a trainer on another (a cluster's) is not looked for."""
 
 
 class Run:
@@ -191,6 +195,8 @@ class Run:
     def _trainer_there(st: Status) -> bool:
         """Whether the process the status names is still that process: by its start
         time where both are known, else by its command line."""
+        if st.host and st.host != socket.gethostname():
+            return True  # its state is all this machine can know of it
         if not same_process(st.pid, st.pid_started):
             return False
         if st.pid_started is not None and start_time(st.pid) is not None:
@@ -317,9 +323,10 @@ class Run:
                    total_steps: int = 0) -> None:
         """Write the run's state, as this process (the trainer, or its launcher)."""
         assert state in STATES, state
-        pid = os.getpid()
-        st = Status(state=state, step=step, pid=pid, pid_started=start_time(pid),
-                    error=error, updated=time.time(), total_steps=total_steps)
+        pid = None if state == "queued" else os.getpid()
+        st = Status(state=state, step=step, pid=pid,
+                    pid_started=start_time(pid) if pid else None, error=error,
+                    updated=time.time(), total_steps=total_steps, host=socket.gethostname())
         write_text_file(self.path / STATUS_JSON, json.dumps(asdict(st)) + "\n")
 
     def record_pid(self, pid: int) -> None:
@@ -327,7 +334,7 @@ class Run:
         st = self.written_status()
         write_text_file(self.path / STATUS_JSON, json.dumps(
             {**asdict(st), "pid": pid, "pid_started": start_time(pid),
-             "updated": time.time()}) + "\n")
+             "updated": time.time(), "host": socket.gethostname()}) + "\n")
 
     def append(self, event: Event) -> None:
         with open(self.path / EVENTS_JSONL, "a", encoding="utf-8") as f:

@@ -58,10 +58,24 @@ def add_commands(sub) -> None:
                    help="continue a stopped run from its last checkpoint")
     s.add_argument("--detach", action="store_true",
                    help="return at once; the trainer goes on in the background")
+    s.add_argument("--workers", metavar="N", type=int, default=1,
+                   help="train in N processes on this machine, each on its own CPU where "
+                        "there are enough, under MultiWorkerMirroredStrategy (a check of "
+                        "multi-worker training before a cluster; default 1)")
     s.add_argument("--catalog", metavar="FILE", help="a catalog file with your own models")
     s.add_argument("--help-hparams", action="store_true",
                    help="list the hyperparameters and exit")
     s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser(
+        "worker", help="run one trainer of a written run in this process (on a cluster)",
+        description="Run the trainer of RUN_DIR (written by `cvatkit cluster render`, or any "
+        "run) in the foreground: start it, or resume it from its last checkpoint when it "
+        "has one. With TF_CONFIG (as Kubeflow's training operator sets it), this process "
+        "is one worker of MultiWorkerMirroredStrategy; only the chief (worker 0) writes "
+        "RUN_DIR. The exit code is 0 when the run completed or stopped, else 1.")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.set_defaults(func=_cmd_worker)
 
     s = sub.add_parser("stop", help="stop a training run (it saves a checkpoint first)",
                        description="Ask the trainer of RUN_DIR to save a checkpoint and "
@@ -150,9 +164,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"{p.key:<24} {p.describe()}")
         return 0
     if args.resume:
-        if args.data or args.run_dir or args.model:
-            raise UsageError("--resume RUN_DIR takes no --data, --model or --run-dir: the "
-                             "run already has them")
+        if args.data or args.run_dir or args.model or args.workers != 1:
+            raise UsageError("--resume RUN_DIR takes no --data, --model, --run-dir or "
+                             "--workers: the run already has them")
         run = resume_run(args.resume)
     else:
         if not args.data or not args.run_dir:
@@ -168,7 +182,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                         weights=args.weights, init_checkpoint=args.init_checkpoint,
                         reinit_heads=args.reinit_heads,
                         pretrained=args.pretrained, eval_data=args.eval_data,
-                        catalog=load_catalog(args.catalog), progress=_download_progress())
+                        catalog=load_catalog(args.catalog), workers=args.workers,
+                        progress=_download_progress())
         for note in plan.notes:
             print(f"note: {note}")
         run = start_run(plan, args.run_dir)
@@ -177,6 +192,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"{run.path}/events.jsonl, stop it with `cvatkit stop {run.path}`")
         return 0
     return _follow(run)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from ..runs import Run
+    from ..training.worker import main
+
+    Run(args.run_dir).spec()  # a clear error when RUN_DIR is no run
+    return main(args.run_dir, resume=None)
 
 
 def _download_progress():

@@ -22,12 +22,15 @@ from ..runs import BEST, BEST_JSON, CHECKPOINTS, BestCheckpoint, EvalEvent, Run
 class BestKeeper:
     """Keeps a run's best checkpoint and counts the evaluations that did not beat it."""
 
-    def __init__(self, run: Run, *, patience: int = 0) -> None:
-        """The best as ``run`` recorded it, and the evaluations since (a resumed run's
-        events as they count: those past its checkpoint are superseded)."""
+    def __init__(self, run: Run, *, patience: int = 0, recorded: Run | None = None) -> None:
+        """The best as ``recorded`` (by default ``run``, which it writes) recorded it, and
+        the evaluations since (a resumed run's events as they count: those past its
+        checkpoint are superseded). A worker's private copy of a run keeps the best as the
+        chief recorded it, so that both write the same bests."""
         self.run, self.patience = run, patience
-        self.best = run.best_checkpoint()
-        evals = [e for e in run.events() if isinstance(e, EvalEvent)]
+        recorded = recorded or run
+        self.best = recorded.best_checkpoint()
+        evals = [e for e in recorded.events() if isinstance(e, EvalEvent)]
         self.stale = sum(1 for e in evals if self.best is None or e.step > self.best.step)
         """Evaluations in a row that did not beat the best (all of them while there is
         none)."""

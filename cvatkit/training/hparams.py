@@ -27,6 +27,8 @@ days): a larger number is a typo, and the trainer's step counters must hold it."
 MAX_EPOCHS = 10_000
 NMS_VERSIONS = ("batched", "v2")
 EXPORT_CHECKPOINTS = ("best", "last")
+PRECISIONS = ("float32", "float16", "bfloat16")
+"""mixed-precision values: Model Garden's ``runtime.mixed_precision_dtype``."""
 Default = Callable[[Any], Any]
 """A default computed from the model and the other values (``resolution.Resolved``)."""
 
@@ -82,9 +84,9 @@ def _model(field_name: str) -> Default:
 PARAMS: tuple[Param, ...] = (
     Param("num-steps", int, "training steps", _model("num_steps"), "the model's", min=1,
           max=MAX_STEPS),
-    Param("batch-size", int, "frames per step, over all GPUs",
-          lambda r: r.spec.batch_size * r["num-clones"],
-          "the model's, times num-clones", min=1, max=4096),
+    Param("batch-size", int, "frames per step, over all GPUs (of all workers)",
+          lambda r: r.spec.batch_size * r["num-clones"] * r.workers,
+          "the model's, times num-clones (times the workers)", min=1, max=4096),
     Param("initial-learning-rate", float, "peak learning rate (after warm-up)",
           _model("learning_rate"), "the model's", min=0, min_exclusive=True, max=10),
     Param("num-clones", int, "GPUs to train on (1 = one GPU, or the CPU)", 1, min=1, max=64),
@@ -136,6 +138,13 @@ PARAMS: tuple[Param, ...] = (
           choices=NMS_VERSIONS),
     Param("seed", int, "random seed of the initial weights and of the order of frames", 0,
           min=0, max=2**31 - 1),
+    Param("mixed-precision", str, "the dtype layers compute in while training (weights "
+          "stay float32; the export computes in float32): float32, float16 (a GPU of "
+          "compute capability 7.0 or more; a dynamic loss scale) or bfloat16 (GPUs of "
+          "compute capability 8.0 or more; on CPUs without AMX usually slower than float32)",
+          "float32", choices=PRECISIONS),
+    Param("jit-compile", bool, "compile the training step with XLA (Model Garden's "
+          "runtime.enable_xla)", False),
 )
 BY_KEY = {p.key: p for p in PARAMS}
 ALIASES = {

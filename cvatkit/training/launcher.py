@@ -2,14 +2,19 @@
 
 ``start_run`` writes the run directory of a ``RunPlan`` and starts the trainer as its own
 process (``python -P -m cvatkit.training.worker RUN_DIR``), so a closed notebook or a restarted
-kernel never stops training; ``stop_run`` asks it to save a checkpoint and end.
+kernel never stops training; ``stop_run`` asks it to save a checkpoint and end. With
+``workers=N`` it starts N trainer processes on this machine under MultiWorkerMirroredStrategy
+(``multiworker``); with ``launch=False`` it only writes the run, ``queued`` for trainers
+started elsewhere (``cvatkit worker RUN_DIR`` on a cluster).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,21 +22,41 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..errors import RunError
+from ..errors import RunError, UsageError
 from ..files import require_new_or_empty
 from ..logs import trainer_environment
 from ..runs import RUN_JSON, STATUS_JSON, TERMINAL, TRAINER_LOG, Run
+from .multiworker import STOP_FILE, TF_CONFIG, WORKERS_JSON, local_cluster
 from .plan import RunPlan
 
 
-def start_run(plan: RunPlan, run_dir: str | os.PathLike[str], *, detach: bool = True) -> Run:
-    """Write the run directory and start its trainer process."""
+def start_run(plan: RunPlan, run_dir: str | os.PathLike[str], *, detach: bool = True,
+              workers: int | None = None, launch: bool = True) -> Run:
+    """Write the run directory and start its trainer process (the plan's ``workers``
+    of them)."""
     run = Run(run_dir)
     check_run_dir(run.path)
+    if workers is not None and workers != plan.workers:
+        raise UsageError(f"the run was planned for {plan.workers} worker(s), not {workers}; "
+                         "plan it again with the workers it will run on")
+    workers = plan.workers
+    if workers > 1 and plan.hparams.batch_size % (workers * plan.hparams.num_clones):
+        raise UsageError(
+            f"batch-size={plan.hparams.batch_size} does not split over {workers} workers x "
+            f"{plan.hparams.num_clones} replicas; make it a multiple of "
+            f"{workers * plan.hparams.num_clones}")
+    if launch and os.environ.get(TF_CONFIG):
+        raise UsageError(
+            f"{TF_CONFIG} is set: under a launcher that starts every worker, each one runs "
+            "`cvatkit worker RUN_DIR` on a run written once beforehand (`cvatkit cluster "
+            f"render`); unset {TF_CONFIG} to train here, or use --workers N")
     made = not run.path.exists()
     try:
         run.path.mkdir(parents=True, exist_ok=True)
-        run.write_spec(_spec_json(plan))
+        run.write_spec(_spec_json(plan, workers))
+        if not launch:
+            run.set_status("queued", total_steps=plan.hparams.num_steps)
+            return run
         run.set_status("starting", total_steps=plan.hparams.num_steps)
         return _spawn(run, resume=False)
     except BaseException:
@@ -55,6 +80,7 @@ def resume_run(run_dir: str | os.PathLike[str]) -> Run:
         raise RunError(f"the run {run.path} has completed; start a new run from it with "
                        f"--init-checkpoint {run.path}")
     step, total = run.status().step, run.spec()["hparams"]["num-steps"]
+    (run.path / STOP_FILE).unlink(missing_ok=True)
     run.set_status("starting", step=step, total_steps=total)
     try:
         return _spawn(run, resume=True)
@@ -71,10 +97,18 @@ def stop_run(run_dir: str | os.PathLike[str], *, wait: float = 120.0) -> str:
     st = run.status()
     if st.state in TERMINAL:
         return st.state
+    if st.state == "queued":
+        raise RunError(f"the run {run.path} has not started: its trainers are started "
+                       f"elsewhere (`cvatkit worker {run.path}`); delete the job that would "
+                       "start them")
     if not st.pid or not run.is_alive():
         raise RunError(f"the run {run.path} is not running (its trainer is gone); resume it "
                        "with --resume or look at trainer.log")
-    os.kill(st.pid, signal.SIGTERM)
+    # every worker looks for the file (on a cluster, on the shared folder); a trainer on
+    # this machine also gets the signal
+    (run.path / STOP_FILE).write_text(f"requested {time.strftime('%Y-%m-%dT%H:%M:%SZ')}\n")
+    if st.host in ("", socket.gethostname()):
+        os.kill(st.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         state = run.status().state
@@ -105,20 +139,37 @@ def trainer_command(run_dir: str | os.PathLike[str], *, resume: bool = False) ->
 
 
 def _spawn(run: Run, *, resume: bool) -> Run:
+    """Start the run's trainer, or its workers (the chief's pid is the run's)."""
+    workers = int(run.spec().get("strategy", {}).get("planned_workers", 1))
     env = trainer_environment({**os.environ, "PYTHONUNBUFFERED": "1"})
+    env.pop(TF_CONFIG, None)
+    configs = local_cluster(workers) if workers > 1 else [None]
+    cpus = sorted(os.sched_getaffinity(0))
+    procs = []
     try:
-        with open(run.path / TRAINER_LOG, "ab") as log:
-            proc = subprocess.Popen(trainer_command(run.path, resume=resume),
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    start_new_session=True, env=env)
+        for index, config in enumerate(configs):
+            log_name = TRAINER_LOG if index == 0 else f"worker-{index}.log"
+            pin = {cpus[index % len(cpus)]} if config and len(cpus) >= workers else None
+            with open(run.path / log_name, "ab") as log:
+                procs.append(subprocess.Popen(
+                    trainer_command(run.path, resume=resume),
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                    env={**env, TF_CONFIG: config} if config else env,
+                    preexec_fn=(lambda cpu=pin: os.sched_setaffinity(0, cpu)) if pin else None))
     except OSError as e:
+        for p in procs:
+            p.kill()
         raise RunError(f"could not start the trainer of {run.path}: {e.strerror or e}"
                        f"{f' ({e.filename})' if e.filename else ''}") from None
-    run.record_pid(proc.pid)
+    if workers > 1:
+        (run.path / WORKERS_JSON).write_text(json.dumps(
+            [{"index": i, "pid": p.pid, "log": TRAINER_LOG if i == 0 else f"worker-{i}.log"}
+             for i, p in enumerate(procs)], indent=1) + "\n")
+    run.record_pid(procs[0].pid)
     return run
 
 
-def _spec_json(plan: RunPlan) -> dict[str, Any]:
+def _spec_json(plan: RunPlan, workers: int = 1) -> dict[str, Any]:
     from importlib import metadata
 
     versions = {}
@@ -139,7 +190,6 @@ def _spec_json(plan: RunPlan) -> dict[str, Any]:
         "eval_data": plan.eval_data.to_json() if plan.eval_data else None,
         "weights": plan.weights,
         "init": asdict(plan.init) if plan.init else None,
-        "strategy": {"num_clones": plan.hparams.num_clones,
-                     "multi_worker": "TF_CONFIG" in os.environ},
+        "strategy": {"num_clones": plan.hparams.num_clones, "planned_workers": workers},
         "versions": versions,
     }

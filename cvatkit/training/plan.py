@@ -17,6 +17,8 @@ from .hparams import parse_hparams
 from .resolution import Hyperparameters, resolve
 from .weights import DownloadProgress
 
+MAX_WORKERS = 64
+
 
 @dataclass(frozen=True)
 class InitCheckpoint:
@@ -50,6 +52,8 @@ class RunPlan:
     weights: str = "none"
     """What was asked for: 'coco', 'imagenet', 'none', or the run folder, checkpoint or
     store version it starts from."""
+    workers: int = 1
+    """Worker processes (machines) it trains on, ``num-clones`` replicas each."""
 
 
 def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "", *,
@@ -58,7 +62,7 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
              reinit_heads: bool = False, pretrained: bool = False,
              eval_data: str | os.PathLike[str] | None = None,
              catalog: dict[str, ModelSpec] | None = None, gpus: int | None = None,
-             progress: DownloadProgress | None = None) -> RunPlan:
+             workers: int = 1, progress: DownloadProgress | None = None) -> RunPlan:
     """Check a run request and resolve it into a plan (nothing is written).
 
     ``weights`` is what the run starts from: 'coco' or 'imagenet' (the entry's published
@@ -84,7 +88,10 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
         if evald.val_frames < 1:
             raise DatasetError(f"{evald.path} has no validation frames; prepare it with "
                                "--val-split 1 to evaluate on all its frames")
-    hp, notes = resolve(spec, values, data, gpus=count_gpus() if gpus is None else gpus)
+    if not 1 <= workers <= MAX_WORKERS:
+        raise UsageError(f"--workers {workers}: give 1 to {MAX_WORKERS}")
+    hp, notes = resolve(spec, values, data, gpus=count_gpus() if gpus is None else gpus,
+                        workers=workers)
     if hp.early_stopping_patience and (evald or data).val_frames < 1:
         raise HyperparameterError(
             f"early-stopping-patience={hp.early_stopping_patience} needs evaluations, but "
@@ -114,7 +121,8 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
         raise UsageError("--reinit-heads applies to a run or store version to start from; "
                          f"the run starts from {choice}")
     return RunPlan(spec=spec, hparams=hp, hparams_text=hparams_text, data=data,
-                   eval_data=evald, init=init, notes=tuple(notes), weights=choice)
+                   eval_data=evald, init=init, notes=tuple(notes), weights=choice,
+                   workers=workers)
 
 
 def _weights_choice(spec: ModelSpec, weights: str | None, init_checkpoint: str | None,

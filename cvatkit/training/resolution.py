@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..errors import HyperparameterError
+from .devices import cpu_bfloat16_flags
 from .hparams import BY_KEY, PARAMS, check_value, format_hparams, format_value
 
 
@@ -46,6 +47,10 @@ class Hyperparameters:
     """Runs written before it existed never stopped early."""
     export_checkpoint: str = "last"
     """Runs written before the choice existed exported their last checkpoint."""
+    mixed_precision: str = "float32"
+    """Runs written before the choice existed trained in float32."""
+    jit_compile: bool = False
+    """Runs written before the choice existed trained without XLA."""
 
     def as_lines(self) -> str:
         return format_hparams({k: v for k, v in self.to_dict().items() if v is not None})
@@ -63,8 +68,8 @@ class Resolved:
     """The values of a run as far as they are known: the user's, else each parameter's
     default, computed on first use (a default may use other values)."""
 
-    def __init__(self, spec, values: Mapping[str, Any], data) -> None:
-        self.spec, self.data = spec, data
+    def __init__(self, spec, values: Mapping[str, Any], data, *, workers: int = 1) -> None:
+        self.spec, self.data, self.workers = spec, data, workers
         self._values = dict(values)
         self._given = set(values)
 
@@ -95,14 +100,16 @@ def recommended_steps(train_frames: int, batch_size: int) -> int:
     return max(1000, int(raw / 1000.0 + 0.5) * 1000)
 
 
-def resolve(spec, values: Mapping[str, Any], data, *,
-            gpus: int) -> tuple[Hyperparameters, list[str]]:
+def resolve(spec, values: Mapping[str, Any], data, *, gpus: int,
+            workers: int = 1) -> tuple[Hyperparameters, list[str]]:
     """The run's hyperparameters: ``values`` (from ``parse_hparams``) over the table's
     defaults for ``spec``, checked against the dataset ``data`` and the ``gpus`` this
-    machine has. Returns them and notes worth showing (e.g. the recommended num-steps)."""
-    r = Resolved(spec, values, data)
+    machine (each of ``workers`` machines) has. Returns them and notes worth showing
+    (e.g. the recommended num-steps)."""
+    r = Resolved(spec, values, data, workers=workers)
     _check_devices(spec, r, gpus)
     staged = _check_stages(spec, r, data)
+    _check_precision(spec, r, gpus)
     if r.given("val-split") and abs(r["val-split"] - data.val_fraction) > 1e-9:
         raise HyperparameterError(
             f"val-split={r['val-split']:g} but the dataset was split with "
@@ -144,6 +151,7 @@ def resolve(spec, values: Mapping[str, Any], data, *,
     if spec.min_gpus and r["num-clones"] < spec.min_gpus:
         notes.append(f"{spec.key} was made for {spec.min_gpus} or more GPUs; on "
                      f"{r['num-clones']} it may run out of memory, or take long")
+    notes.extend(_cpu_notes(r, gpus))
     if r["aug-jpeg-quality"] and not _has_jpeg_augmentation(spec):
         notes.append(f"aug-jpeg-quality has no effect on {spec.key}: Model Garden's "
                      f"{spec.family} input pipeline has no JPEG re-compression")
@@ -165,6 +173,52 @@ def _check_devices(spec, r: Resolved, gpus: int) -> None:
         raise HyperparameterError(
             f"batch-size={r['batch-size']} does not divide over num-clones={clones} GPUs; "
             f"use a multiple of {clones}")
+
+
+def _check_precision(spec, r: Resolved, gpus: int) -> None:
+    """float16 needs a GPU; Mask R-CNN's stages train without the loss scale it needs."""
+    precision = r["mixed-precision"]
+    if precision == "float16" and not gpus:
+        raise HyperparameterError(
+            "mixed-precision=float16 needs a GPU of compute capability 7.0 or more (Volta "
+            "or later), and this machine has none; bfloat16 runs on CPUs too, but slower "
+            "than float32 on those without AMX: remove the mixed-precision line (or set "
+            "mixed-precision=float32) to train on this machine")
+    if precision == "float16" and any(r[f"stage-{k}-epochs"] for k in (1, 2, 3)):
+        raise HyperparameterError(
+            f"mixed-precision=float16 is not available for {spec.key}'s stages "
+            "(stage-1/2/3-epochs): their optimizer has no loss scale, without which small float16 "
+            "gradients underflow to 0; use mixed-precision=bfloat16 (no loss scale needed) or "
+            "float32, or train one stage (num-steps)")
+
+
+def _cpu_notes(r: Resolved, gpus: int) -> list[str]:
+    """What a run on the CPU should know about mixed-precision and jit-compile: what they
+    cost on the CPU this kit was measured on (README, GPUs)."""
+    if gpus:
+        return []
+    notes = []
+    flags = cpu_bfloat16_flags()
+    if r["mixed-precision"] == "bfloat16" and "amx_bf16" not in flags:
+        has = f"; it has {', '.join(flags)}" if flags else ""
+        notes.append(
+            f"mixed-precision=bfloat16 on a CPU without AMX (amx_bf16{has}) is usually "
+            "slower than float32: " + BFLOAT16_CPU_MEASURED + "; remove the line to train "
+            "in float32")
+    if r["jit-compile"]:
+        notes.append(JIT_CPU_NOTE)
+    return notes
+
+
+BFLOAT16_CPU_MEASURED = (
+    "on a 2-core AMD EPYC with avx512_bf16 and no AMX, a step of ssd-mobilenet-v2-coco "
+    "(128 px, batch 8) took 1.3x the CPU time of float32")
+JIT_CPU_NOTE = (
+    "jit-compile=true on the CPU: XLA compiles the training step for the CPU, but its code "
+    "was much slower than TensorFlow's own there: on a 2-core AMD EPYC, "
+    "ssd-mobilenet-v2-coco (128 px, batch 8) trained at 0.65 steps/s against 3.5 without "
+    "(9x the CPU time per step), after 72 CPU-s of compiling against 10 of tracing; leave "
+    "it off on CPUs")
 
 
 def _check_early_stopping(r: Resolved) -> str:

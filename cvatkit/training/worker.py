@@ -27,6 +27,17 @@ from ..runs import CHECKPOINTS, EXPORT, EvalEvent, Run, StatusEvent, StepEvent
 from .best import BestKeeper, Exported, choose_export
 from .catalog import ModelSpec
 from .costs import COSTS, Costs
+from .multiworker import (
+    STOP_FILE,
+    ChiefEvaluations,
+    Consensus,
+    Role,
+    copy_latest_checkpoint,
+    lost_tasks,
+    private_folder,
+    read_role,
+    worker_failure,
+)
 from .resolution import Hyperparameters
 
 _stop_requested = False
@@ -37,28 +48,54 @@ def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
     _stop_requested = True
 
 
-def main(run_dir: str, *, resume: bool = False) -> int:
-    """Train the run in ``run_dir``; the exit code says whether it completed or stopped."""
+def main(run_dir: str, *, resume: bool | None = False) -> int:
+    """Train the run in ``run_dir``; the exit code says whether it completed or stopped.
+    ``resume=None``: resume when the run has a checkpoint (``cvatkit worker``: a cluster
+    restarts the same command). Under ``TF_CONFIG``, a worker other than the chief writes
+    a private copy of the run (``multiworker``), removed when it ends."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, _on_sigterm)
-    run = Run(run_dir)
+    shared = own = Run(run_dir)
     try:
-        spec = run.spec()
-        state = _train(run, spec, resume=resume)
+        role = read_role()
+        spec = shared.spec()
+        if resume is None:
+            if shared.written_status().state == "completed":
+                print(f"cvatkit: {shared.path} has completed; nothing to do", file=sys.stderr)
+                return 0
+            resume = shared.latest_checkpoint() is not None
+        if role is not None and not role.is_chief:
+            own = Run(private_folder(shared.path, role))
+            own.write_spec(spec)
+        state = _train(own, spec, resume=resume, shared=shared, role=role)
+        if role is not None:  # the worker's own last words, in its log
+            print(f"cvatkit: {role.name()} of {role.workers} ended {state} at step "
+                  f"{own.written_status().step}", file=sys.stderr, flush=True)
         return 0 if state in ("completed", "stopped") else 1
     except BaseException as e:  # noqa: BLE001  (the run must say it failed, whatever it was)
         traceback.print_exc()
-        message = _failure_message(e, run)
-        try:
-            st = run.written_status()
-            run.append(StatusEvent(step=st.step, time=time.time(), state="failed",
-                                   message=message))
-            run.set_status("failed", step=st.step, error=message, total_steps=st.total_steps)
-        except OSError as again:  # the folder cannot be written at all: the log says why
-            print(f"cvatkit: could not record the failure in {run.path} ({again})",
-                  file=sys.stderr)
+        lost = lost_tasks(e)
+        message = worker_failure(lost, step=own.written_status().step) \
+            if lost is not None else _failure_message(e, own)
+        _record_failure(own, message)
+        if own is not shared and any(r.is_chief for r in lost or ()):
+            _record_failure(shared, message)  # the chief cannot say it any more
         print(f"cvatkit: {message}", file=sys.stderr)  # the log's last words
         return 1
+    finally:
+        if own is not shared:
+            shutil.rmtree(own.path, ignore_errors=True)
+
+
+def _record_failure(run: Run, message: str) -> None:
+    try:
+        st = run.written_status()
+        run.append(StatusEvent(step=st.step, time=time.time(), state="failed",
+                               message=message))
+        run.set_status("failed", step=st.step, error=message, total_steps=st.total_steps)
+    except OSError as again:  # the folder cannot be written at all: the log says why
+        print(f"cvatkit: could not record the failure in {run.path} ({again})",
+              file=sys.stderr)
 
 
 _UNWRITABLE = ("Permission denied", "Read-only file system", "Operation not permitted")
@@ -105,10 +142,12 @@ class Outcome:
 def run_loop(loop: Loop, run: Run, hp: Hyperparameters, *, labels: tuple[str, ...],
              total_steps: int, can_evaluate: bool, stop=lambda: _stop_requested,
              summaries=None, stage: int = 0, stage_end: int | None = None,
-             best: BestKeeper | None = None) -> Outcome:
+             best: BestKeeper | None = None,
+             agree: Callable[[bool], bool] = lambda should: should) -> Outcome:
     """Train until ``stage_end`` (or the end), logging, checkpointing and evaluating;
     ``best`` keeps the best checkpoint and ends the training when evaluations no longer
-    improve (by default, one for the run's ``early-stopping-patience``)."""
+    improve (by default, one for the run's ``early-stopping-patience``). ``stop`` and
+    ``agree`` (given whether to stop early) are asked at the same points on every worker."""
     end = total_steps if stage_end is None else stage_end
     if best is None:
         best = BestKeeper(run, patience=hp.early_stopping_patience)
@@ -146,7 +185,7 @@ def run_loop(loop: Loop, run: Run, hp: Hyperparameters, *, labels: tuple[str, ..
                 and step < total_steps):
             run.append(best.on_evaluation(eval_event(loop.evaluate(), step, labels),
                                           loop.write))
-            if best.should_stop():
+            if agree(best.should_stop()):
                 return Outcome("completed", step, best.reason(step))
     return Outcome("running", step)
 
@@ -238,7 +277,11 @@ def end_run(loop: Loop, run: Run, hp: Hyperparameters, outcome: Outcome, *,
 # -- the real thing --------------------------------------------------------------------------
 
 
-def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
+def _train(run: Run, spec_json: dict[str, Any], *, resume: bool, shared: Run | None = None,
+           role: Role | None = None) -> str:
+    """Train ``run``: the run folder, or under ``role`` a worker's private copy of the
+    ``shared`` one (where the stop file is looked for and the chief's checkpoints are)."""
+    shared = shared or run
     spec = ModelSpec.from_json(spec_json["model"])
     hp = Hyperparameters.from_dict(spec_json["hparams"])
     data = Dataset.from_json(spec_json["data"])
@@ -253,11 +296,24 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
             shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
     from .model_garden.loop import ModelGardenLoop
 
+    if resume and run is not shared:
+        copy_latest_checkpoint(shared.path / CHECKPOINTS, run.path / CHECKPOINTS)
     mg = ModelGardenLoop(run, spec, hp, data, evald, init)
     step = mg.step()
     replicas = mg.strategy.num_replicas_in_sync
-    where = (f"on {replicas} replicas ({type(mg.strategy).__name__})" if replicas > 1
+    if hp.batch_size % replicas:
+        raise CvatkitError(f"batch-size={hp.batch_size} does not split over {replicas} "
+                           f"replicas; make it a multiple of {replicas}")
+    workers = role.workers if role else 1
+    kind = "MultiWorkerMirroredStrategy" if role else type(mg.strategy).__name__
+    where = (f"on {replicas} replicas ({kind}"
+             + (f", {workers} workers" if workers > 1 else "") + ")" if replicas > 1
              else "on one device")
+    spec_json["strategy"] = {
+        **spec_json.get("strategy", {}), "kind": kind,
+        "workers": workers, "replicas": replicas, "global_batch": hp.batch_size,
+        "per_replica_batch": hp.batch_size // replicas}
+    run.write_spec(spec_json)
     started = f"started {where}"
     if mg.init_report is not None:
         loaded = mg.init_report.summary(init.get("source") or init["path"])
@@ -274,8 +330,17 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
                            resumed_from=step if resume else None))
     run.set_status("running", step=step, total_steps=hp.num_steps)
 
-    best = BestKeeper(run, patience=hp.early_stopping_patience)
-    loop = CostedLoop(mg, costs)
+    best = BestKeeper(run, patience=hp.early_stopping_patience, recorded=shared)
+    consensus = Consensus(mg.strategy, role)
+    loop = CostedLoop(ChiefEvaluations(mg, consensus), costs)
+    stop_file = shared.path / STOP_FILE
+
+    def stop() -> bool:  # asked by every worker at the same step; any one's request counts
+        return consensus.agree(_stop_requested or stop_file.exists())[0]
+
+    def early(should: bool) -> bool:  # the chief's judgement counts
+        return consensus.agree(False, should)[1]
+
     costs.started()
     outcome = Outcome("running", step)
     for stage, stage_end in mg.stages():
@@ -283,18 +348,23 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool) -> str:
             continue
         mg.enter_stage(stage)
         outcome = run_loop(loop, run, hp, labels=labels, total_steps=hp.num_steps,
-                           can_evaluate=mg.can_evaluate, summaries=mg.summaries, stage=stage,
-                           stage_end=stage_end, best=best)
+                           can_evaluate=mg.can_evaluate, stop=stop, agree=early,
+                           summaries=mg.summaries, stage=stage, stage_end=stage_end, best=best)
         if outcome.state != "running":
             break
 
     def export(exported: Exported) -> None:
+        if role is not None and not role.is_chief:
+            return  # the chief exports
         from .model_garden.export import export_run
 
         export_run(run, mg.experiment, exported.checkpoint, labels, about=exported.about())
 
-    return end_run(loop, run, hp, outcome, labels=labels, can_evaluate=mg.can_evaluate,
-                   best=best, export=export, split="test" if evald else "val", costs=costs)
+    state = end_run(loop, run, hp, outcome, labels=labels, can_evaluate=mg.can_evaluate,
+                    best=best, export=export, split="test" if evald else "val", costs=costs)
+    if state == "stopped" and run is shared:
+        stop_file.unlink(missing_ok=True)  # every worker has stopped at this step
+    return state
 
 
 if __name__ == "__main__":  # the launcher starts: python -P -m cvatkit.training.worker RUN_DIR

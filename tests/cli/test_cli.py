@@ -10,8 +10,8 @@ import pytest
 
 from cvatkit.cli import main
 
-COMMANDS = ["sample", "prepare", "check", "tasks", "models", "train", "stop", "export",
-            "export-pretrained", "status",
+COMMANDS = ["sample", "prepare", "check", "tasks", "models", "train", "worker", "stop",
+            "export", "export-pretrained", "status",
             "publish", "list", "pull", "s3-serve", "predict", "evaluate", "rank",
             "annotate"]
 

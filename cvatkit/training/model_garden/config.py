@@ -49,8 +49,10 @@ def backbone_config(name: str, min_level: int, max_level: int):
 
 def build_experiment(spec: ModelSpec, hp: Hyperparameters, data: Dataset, *,
                      init_checkpoint: str | None = None,
-                     init_modules: str = "backbone"):
-    """The Model Garden ``ExperimentConfig`` that trains ``spec`` on ``data``."""
+                     init_modules: str = "backbone", workers: int = 1):
+    """The Model Garden ``ExperimentConfig`` that trains ``spec`` on ``data`` (over
+    ``workers`` workers: each evaluates every validation frame, so that each one's COCO
+    evaluation, which sees only its own predictions, is the whole one)."""
     import official.vision  # noqa: F401  (registers the experiments)
     from official.core import exp_factory
 
@@ -66,12 +68,16 @@ def build_experiment(spec: ModelSpec, hp: Hyperparameters, data: Dataset, *,
     _data_config(t.train_data, data.path / "train-*.tfrecord", hp.batch_size, training=True,
                  hp=hp, shuffle=min(1000, max(data.train_frames, 1)))
     _data_config(t.validation_data, data.path / "val-*.tfrecord",
-                 eval_batch_size(data.val_frames, hp.num_clones), training=False, hp=hp)
+                 eval_batch_size(data.val_frames, hp.num_clones * workers), training=False,
+                 hp=hp)
+    t.validation_data.sharding = workers == 1
     for d in (t.train_data, t.validation_data):
         if hasattr(d.decoder.simple_decoder, "mask_binarize_threshold"):
             d.decoder.simple_decoder.mask_binarize_threshold = 0.5 if data.include_masks else None
 
-    c.runtime.mixed_precision_dtype = "float32"
+    c.runtime.mixed_precision_dtype = hp.mixed_precision
+    c.runtime.loss_scale = "dynamic" if hp.mixed_precision == "float16" else None
+    c.runtime.enable_xla = hp.jit_compile  # the task's train step, tf.function(jit_compile)
     c.runtime.num_gpus = hp.num_clones
     tr = c.trainer
     tr.train_steps = hp.num_steps
@@ -79,8 +85,8 @@ def build_experiment(spec: ModelSpec, hp: Hyperparameters, data: Dataset, *,
     tr.summary_interval = tr.steps_per_loop
     tr.checkpoint_interval = hp.checkpoint_interval
     tr.validation_interval = hp.eval_interval or hp.num_steps
-    tr.validation_steps = math.ceil(data.val_frames / t.validation_data.global_batch_size) \
-        if data.val_frames else 0
+    per_worker = t.validation_data.global_batch_size // workers
+    tr.validation_steps = math.ceil(data.val_frames / per_worker) if data.val_frames else 0
     tr.best_checkpoint_export_subdir = ""
     _optimizer_config(tr.optimizer_config, hp)
     if spec.overrides:

@@ -18,6 +18,7 @@ from ..best import choose_export
 from ..hparams import EXPORT_CHECKPOINTS, NMS_VERSIONS
 from ..resolution import Hyperparameters
 from ..weights import DownloadProgress
+from .precision import float32_layers
 
 
 def export_run(run: Run, experiment, checkpoint: str, labels: tuple[str, ...], *,
@@ -35,11 +36,13 @@ def export_run(run: Run, experiment, checkpoint: str, labels: tuple[str, ...], *
 def export_model(experiment, checkpoint: str, labels: tuple[str, ...], out: Path, *,
                  model_key: str, family: str, about: dict | None = None) -> Path:
     """The SavedModel of ``checkpoint`` and its label files in ``out`` (written aside,
-    then renamed into place); ``about`` adds to ``model.json``."""
+    then renamed into place); ``about`` adds to ``model.json``. The model computes in
+    float32 whatever precision it was trained in (its weights are float32 either way):
+    the export runs on any machine and gives float32 outputs."""
     from official.vision.serving import export_saved_model_lib
 
     size = list(experiment.task.model.input_size[:2])
-    with folder_written_aside(out) as tmp:
+    with folder_written_aside(out) as tmp, float32_layers():
         export_saved_model_lib.export_inference_graph(
             input_type="image_tensor", batch_size=None, input_image_size=size,
             params=experiment, checkpoint_path=checkpoint, export_dir=str(tmp),

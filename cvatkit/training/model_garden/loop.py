@@ -13,8 +13,10 @@ from ...errors import CvatkitError
 from ...runs import CHECKPOINTS, TENSORBOARD, Run, StepEvent
 from ..catalog import ModelSpec
 from ..devices import CPU_REPLICAS_ENV
+from ..multiworker import read_role
 from ..resolution import Hyperparameters
 from .config import build_experiment
+from .precision import set_precision_policy
 
 
 def make_strategy(num_clones: int):
@@ -22,7 +24,7 @@ def make_strategy(num_clones: int):
     MultiWorkerMirroredStrategy when TF_CONFIG describes a cluster."""
     import tensorflow as tf
 
-    if os.environ.get("TF_CONFIG"):
+    if read_role() is not None:
         return tf.distribute.MultiWorkerMirroredStrategy()
     replicas = int(os.environ.get(CPU_REPLICAS_ENV, "0") or 0)
     if replicas > 1:
@@ -60,6 +62,8 @@ class ModelGardenLoop:
 
         tf_keras.utils.set_random_seed(hp.seed)  # the same initial weights for a seed
         self.strategy = make_strategy(hp.num_clones)
+        role = read_role()
+        workers = role.workers if role else 1
         eval_source = evald or data
         exp_data = replace(data, val_frames=eval_source.val_frames)
         # Model Garden's task loads starting weights: 'all' from an earlier run, the
@@ -69,13 +73,16 @@ class ModelGardenLoop:
             and not _published_detector(init) else None
         self.experiment = build_experiment(
             spec, hp, exp_data, init_checkpoint=start["path"] if start else None,
-            init_modules=start["modules"] if start else "backbone")
+            init_modules=start["modules"] if start else "backbone", workers=workers)
         if evald is not None:
             t = self.experiment.task
             t.validation_data.input_path = str(evald.path / "val-*.tfrecord")
             t.annotation_file = str(evald.path / VAL_COCO_JSON)
         self.can_evaluate = eval_source.val_frames > 0
         self._eval_steps = self.experiment.trainer.validation_steps
+        # as Model Garden's driver does before its task builds the model (an export
+        # builds its own in float32: precision.float32_layers)
+        set_precision_policy(hp.mixed_precision)
         with self.strategy.scope():
             self.task = task_factory.get_task(self.experiment.task,
                                               logging_dir=str(run.path / TENSORBOARD))
