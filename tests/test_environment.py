@@ -46,7 +46,8 @@ def _env_yml():
 
 def test_every_dependency_is_pinned_and_the_pin_satisfies_pyproject():
     project = _pyproject()["project"]
-    deps = _reqs(project["dependencies"] + project["optional-dependencies"]["test"])
+    extras = project["optional-dependencies"]
+    deps = _reqs(project["dependencies"] + extras["test"] + extras["cluster"])
     pins = _pins()
     for name, spec in deps.items():
         assert name in pins, f"{name} has no pin in constraints.txt: run `make lock`"
@@ -58,8 +59,8 @@ def test_environment_yml_matches_pyproject():
     conda, lines = _env_yml()
     assert conda == ["python=3.11", "pip"] and "--constraint constraints.txt" in lines
     assert "--editable ." in lines
-    assert _reqs(lines) == _reqs(project["dependencies"]
-                                 + project["optional-dependencies"]["test"])
+    extras = project["optional-dependencies"]
+    assert _reqs(lines) == _reqs(project["dependencies"] + extras["test"] + extras["cluster"])
     assert project["requires-python"] == ">=3.11,<3.12"
 
 

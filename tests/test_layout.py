@@ -16,7 +16,7 @@ from helpers import ROOT
 
 LIBRARY = ROOT / "cvatkit"
 WIDGETS = ROOT / "widgets"
-STAGES = ("cvat", "dataset", "training", "inference", "annotate", "store")
+STAGES = ("cvat", "dataset", "training", "inference", "annotate", "store", "cluster")
 """The stage packages: each a folder whose ``__init__`` is its public API."""
 CORE = ("errors", "files", "logs", "processes", "progress", "records", "geometry", "images",
         "label_files", "runs", "run_progress", "coco_metrics")
@@ -169,6 +169,7 @@ def test_imports_run_one_way():
         "inference": {"core", "cvat", "store"},
         "training": {"core", "cvat", "dataset", "store"},
         "annotate": {"core", "cvat", "inference"},
+        "cluster": {"core", "cvat"},
         "entry": {"core", *STAGES, "entry"},
         "widgets": {"cvatkit", *STAGES, "widgets"},
     }

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from ..errors import CvatkitError
 from ..logs import set_verbose
-from . import data, inference, store, training
+from . import cluster, data, inference, store, training
 from .common import say_error
 
 EXIT_USER_ERROR = 2
@@ -50,6 +50,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="let TensorFlow's start-up lines, logging and warnings through "
                    "(as CVATKIT_VERBOSE=1 does)")
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
-    for group in (data, training, store, inference):
+    for group in (data, training, store, inference, cluster):
         group.add_commands(sub)
     return p

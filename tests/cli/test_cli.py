@@ -13,7 +13,7 @@ from cvatkit.cli import main
 COMMANDS = ["sample", "prepare", "check", "tasks", "models", "train", "worker", "stop",
             "export", "export-pretrained", "status",
             "publish", "list", "pull", "s3-serve", "predict", "evaluate", "rank",
-            "annotate"]
+            "annotate", "cluster"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
