@@ -13,11 +13,9 @@ from __future__ import annotations
 import configparser
 import json
 import os
-import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import S3ServerError, UsageError
+from ..ports import free_ports, port_free
 from ..processes import command_line, pid_alive, same_process, start_time
 
 PROFILE = "cvatkit-local"
@@ -63,7 +62,7 @@ class S3Server:
         state = _read_state(self.folder)
         ports = [p for p in state.get("ports", []) if isinstance(p, int)]
         deadline = time.monotonic() + 5  # closing connections hold the ports a moment
-        while not all(map(_port_free, ports)) and time.monotonic() < deadline:
+        while not all(map(port_free, ports)) and time.monotonic() < deadline:
             time.sleep(0.1)
         _write_state(self.folder, {"ports": ports})  # the ports stay
 
@@ -87,7 +86,7 @@ def serve(folder: str | os.PathLike[str], *, port: int | None = None,
     folder = Path(folder).resolve()
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder} is a file; give a folder for the S3 server's data")
-    if port is not None and not _port_free(port):
+    if port is not None and not port_free(port):
         raise S3ServerError(f"port {port} on 127.0.0.1 is taken; pick another with --port, "
                             "or stop what uses it")
     if running(folder) is not None:
@@ -157,7 +156,7 @@ def running(folder: str | os.PathLike[str]) -> S3Server | None:
     cmdline = command_line(pid) or []
     alive = same_process(pid, state.get("pid_started")) and (
         not cmdline or any("weed" in part for part in cmdline))
-    if not alive or _port_free(int(endpoint.rsplit(":", 1)[1])):
+    if not alive or port_free(int(endpoint.rsplit(":", 1)[1])):
         _write_state(folder, {"ports": state.get("ports", [])})  # a dead server's record
         return None
     return S3Server(endpoint=endpoint, pid=pid, folder=folder)
@@ -192,8 +191,8 @@ def _wait_ready(server: S3Server, key: str, secret: str, proc, timeout: float) -
 def _ports(folder: Path, port: int | None) -> list[int]:
     """The folder's earlier ports where they are still free, new ones where not."""
     earlier = _read_state(folder).get("ports") or []
-    fresh = iter(_free_ports(_PORTS))
-    ports = [p if isinstance(p, int) and _port_free(p) else next(fresh)
+    fresh = iter(free_ports(_PORTS))
+    ports = [p if isinstance(p, int) and port_free(p) else next(fresh)
              for p in (earlier + [None] * _PORTS)[:_PORTS]]
     if port is not None:
         ports[0] = port
@@ -228,49 +227,3 @@ def _private_write(path: Path, text: str) -> None:
         f.write(text)
 
 
-def _port_free(port: int) -> bool:
-    """Whether nothing listens on the port (one a server left in TIME_WAIT is free)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_ports(count: int) -> list[int]:
-    """Free ports below the kernel's ephemeral range, where no outgoing connection takes
-    them between two starts (the folder keeps its address); from that range if there is
-    no room below it."""
-    low = _ephemeral_low()
-    rng = random.Random()
-    ports: list[int] = []
-    for _ in range(200 * count):
-        if len(ports) == count or low <= _LOWEST_PORT:
-            break
-        port = rng.randrange(_LOWEST_PORT, low)
-        if port not in ports and _port_free(port):
-            ports.append(port)
-    socks = []
-    try:
-        while len(ports) < count:
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
-    return ports
-
-
-_LOWEST_PORT = 10000
-
-
-def _ephemeral_low() -> int:
-    """The first port of the kernel's range for outgoing connections (Linux)."""
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default

@@ -19,13 +19,13 @@ import json
 import os
 import re
 import shutil
-import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import CvatkitError
+from ..ports import free_ports
 
 TF_CONFIG = "TF_CONFIG"
 STOP_FILE = "stop-requested"
@@ -78,17 +78,7 @@ def read_role(environ: dict[str, str] | None = None) -> Role | None:
 
 def local_cluster(workers: int) -> list[str]:
     """``TF_CONFIG`` values for ``workers`` processes on this machine, on free ports."""
-    ports = []
-    socks = []
-    try:
-        for _ in range(workers):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
+    ports = free_ports(workers)
     hosts = [f"127.0.0.1:{p}" for p in ports]
     return [json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})
             for i in range(workers)]

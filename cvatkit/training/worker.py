@@ -362,8 +362,8 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool, shared: Run | N
 
     state = end_run(loop, run, hp, outcome, labels=labels, can_evaluate=mg.can_evaluate,
                     best=best, export=export, split="test" if evald else "val", costs=costs)
-    if state == "stopped" and run is shared:
-        stop_file.unlink(missing_ok=True)  # every worker has stopped at this step
+    if run is shared:  # every worker has ended at this step: a request is answered
+        stop_file.unlink(missing_ok=True)
     return state
 
 
