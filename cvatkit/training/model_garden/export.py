@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from ..hparams import EXPORT_CHECKPOINTS, NMS_VERSIONS
 from ..resolution import Hyperparameters
 from ..weights import DownloadProgress
 from .precision import float32_layers
+from .tracing import as_written, traced_plainly
 
 
 def export_run(run: Run, experiment, checkpoint: str, labels: tuple[str, ...], *,
@@ -39,14 +42,21 @@ def export_model(experiment, checkpoint: str, labels: tuple[str, ...], out: Path
     then renamed into place); ``about`` adds to ``model.json``. The model computes in
     float32 whatever precision it was trained in (its weights are float32 either way):
     the export runs on any machine and gives float32 outputs."""
-    from official.vision.serving import export_saved_model_lib
+    from official.vision.serving import detection, export_saved_model_lib
 
     size = list(experiment.task.model.input_size[:2])
-    with folder_written_aside(out) as tmp, float32_layers():
+    with folder_written_aside(out) as tmp, float32_layers(), _serving_functions_only():
+        module = None
+        if traced_plainly(family):
+            module = detection.DetectionModule(params=experiment, batch_size=None,
+                                               input_image_size=size,
+                                               input_type="image_tensor")
+            module.serve = as_written(module.serve)
         export_saved_model_lib.export_inference_graph(
             input_type="image_tensor", batch_size=None, input_image_size=size,
             params=experiment, checkpoint_path=checkpoint, export_dir=str(tmp),
-            export_checkpoint_subdir="checkpoint", export_saved_model_subdir=SAVED_MODEL)
+            export_checkpoint_subdir="checkpoint", export_saved_model_subdir=SAVED_MODEL,
+            export_module=module)
         write_label_files(LabelMap.from_names(labels), tmp)
         (tmp / MODEL_JSON).write_text(json.dumps({
             "model": model_key, "family": family, **(about or {}),
@@ -58,6 +68,21 @@ def export_model(experiment, checkpoint: str, labels: tuple[str, ...], out: Path
                        "num_detections",
         }, indent=2) + "\n")
     return out
+
+
+@contextmanager
+def _serving_functions_only() -> Iterator[None]:
+    """Save the serving signature without Keras's own traces of every layer's call (what
+    ``tf_keras.Model.save(save_traces=False)`` does): cvatkit and CVAT load an export
+    with ``tf.saved_model.load`` and call its signature, which does not need them, and
+    tracing them was half of an export's cost."""
+    try:
+        from tf_keras.src.saving.legacy.saved_model import utils
+    except ImportError:  # another tf_keras layout: save them, as before
+        yield
+        return
+    with utils.keras_option_scope(save_traces=False, in_tf_saved_model_scope=True):
+        yield
 
 
 def export_again(run: Run, *, nms: str | None = None, checkpoint: str | None = None,

@@ -4,6 +4,7 @@ distribution strategy a run trains under."""
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +18,7 @@ from ..multiworker import read_role
 from ..resolution import Hyperparameters
 from .config import build_experiment
 from .precision import set_precision_policy
+from .tracing import as_written, input_pipelines_as_written, traced_plainly
 
 
 def make_strategy(num_clones: int):
@@ -89,9 +91,15 @@ class ModelGardenLoop:
             model = self.task.build_model()
             self._stages = self._plan_stages(data)
             self._stage_gradients = None
-            self.trainer = base_trainer.Trainer(
-                self.experiment, self.task, model=model, optimizer=self._optimizer(model),
-                train=True, evaluate=self.can_evaluate, checkpoint_exporter=None)
+            plain = traced_plainly(spec.family)
+            if plain:
+                self.task.train_step = as_written(self.task.train_step)
+                self.task.validation_step = as_written(self.task.validation_step)
+            with input_pipelines_as_written() if plain else nullcontext():
+                self.trainer = base_trainer.Trainer(  # builds the input pipelines
+                    self.experiment, self.task, model=model,
+                    optimizer=self._optimizer(model), train=True,
+                    evaluate=self.can_evaluate, checkpoint_exporter=None)
         self._init = init
         self.init_report = None
         """What loading a published detector did (``fitting.FitReport``), if one was."""
