@@ -25,6 +25,9 @@ WEIGHT_KINDS = ("coco", "imagenet", "none")
 """What a run can start from besides an earlier run or a store version: the entry's
 COCO-trained detector, its ImageNet backbone, or random initialisation."""
 _MG = "https://storage.googleapis.com/tf_model_garden/vision"
+SMALL_TASK_STEPS = 1000
+"""ssd-mobilenet-v2-small's default num-steps: what its race against Ultralytics YOLO on
+the built-in sample (bench/race.py) found enough for a few hundred frames at batch 16."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,8 +66,8 @@ class ModelSpec:
     family: str
     """'retinanet' (one-stage, SSD-style), 'fasterrcnn' or 'maskrcnn'."""
     backbone: str
-    """mobilenet_v1, mobilenet_v2, resnet50, resnet101, inception_resnet_v2, spinenet49,
-    spinenet49_mobile."""
+    """mobilenet_v1, mobilenet_v2 (mobilenet_v2_050: width 0.5), resnet50, resnet101,
+    inception_resnet_v2, spinenet49, spinenet49_mobile."""
     image_size: int
     batch_size: int
     """Per GPU (or for the CPU); multiplied by num-clones unless set."""
@@ -89,6 +92,12 @@ class ModelSpec:
     num_proposals: int | None = None
     """Faster/Mask R-CNN: proposals kept per image (fewer is faster)."""
     l2_weight_decay: float = 4e-5
+    box_loss_weight: float = 50.0
+    """One-stage models: the weight of the box regression loss against the class loss."""
+    huber_loss_delta: float = 0.1
+    """One-stage models: where the box loss turns from squared to linear (in the encoded
+    offsets of a box from its anchor): a small delta keeps pulling boxes that are almost
+    right, which the stricter IoU thresholds of COCO AP reward."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Model Garden config overrides (dotted keys) applied last: the escape hatch of
     user catalog entries."""
@@ -180,6 +189,19 @@ BUILT_IN: tuple[ModelSpec, ...] = (
                      num_classes=91),
         weights=Weights(description="ImageNet ResNet-50 backbone (TF Model Garden)",
                         urls=(f"{_MG}/resnet/resnet-50-i224.tar.gz",), checkpoint="")),
+    ModelSpec(
+        key="ssd-mobilenet-v2-small", title="SSD MobileNetV2 0.5 (FPN, RetinaNet head), "
+        "for small tasks", family="retinanet", backbone="mobilenet_v2_050", image_size=320,
+        batch_size=16, learning_rate=0.08, num_steps=SMALL_TASK_STEPS, separable_head=True,
+        head_filters=64, head_convs=2, max_level=5, anchor_size=3.0, box_loss_weight=100.0,
+        huber_loss_delta=0.03,
+        advice="For a small task (hundreds of frames, a few kinds of object) trained from "
+               "random weights on a CPU, when COCO's objects are nothing like yours: "
+               "MobileNetV2 at half width on three feature levels, at a high learning "
+               "rate; a step costs about half of a full-width SSD's. Train at your "
+               "frames' own size when they are small (image-size, a multiple of 32: "
+               "`make demo` trains its 160x128 frames at 160) and, for objects under a "
+               "tenth of the frame, with anchor-size=2."),
     ModelSpec(
         key="ssd-mobilenet-v2-coco", title="SSD MobileNetV2 (FPN, RetinaNet head)",
         family="retinanet", backbone="mobilenet_v2", image_size=320, batch_size=24,

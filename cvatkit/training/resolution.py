@@ -131,15 +131,15 @@ def resolve(spec, values: Mapping[str, Any], data, *, gpus: int,
     stopping = _check_early_stopping(r)
     resolved = {p.key: r[p.key] for p in PARAMS}
     resolved["log-interval"] = min(resolved["log-interval"], resolved["num-steps"])
-    for param in PARAMS:
-        if resolved[param.key] is not None:
-            check_value(param, resolved[param.key])
     coarsest, size = 2 ** (spec.max_level or 6), resolved["image-size"]
-    if size % coarsest:
+    if size % coarsest:  # the model's own multiple, before the one all models allow
         nearest = max(coarsest, (size + coarsest // 2) // coarsest * coarsest)
         raise HyperparameterError(
             f"image-size={size} must be a multiple of {coarsest} for {spec.key} (its "
             f"coarsest feature level); try {nearest}")
+    for param in PARAMS:
+        if resolved[param.key] is not None:
+            check_value(param, resolved[param.key])
     recommended = recommended_steps(data.train_frames, r["batch-size"])
     notes = [f"recommended num-steps for {data.train_frames} training frames at batch "
              f"{r['batch-size']}: {recommended} (the rule of thumb: frames / batch x 1000)"

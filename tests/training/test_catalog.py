@@ -16,6 +16,7 @@ from cvatkit.training import BUILT_IN, get_model, load_catalog, resolve
 from cvatkit.training.model_garden import build_experiment
 
 COCO_MODELS = ["retinanet-spinenet-mobile-coco", "retinanet-resnet50-coco"]
+SMALL_MODELS = ["ssd-mobilenet-v2-small"]
 WORKFLOW_MODELS = ["ssd-mobilenet-v2-coco", "ssd-mobilenet-v1-coco", "ssdlite-mobilenet-v2",
                "frcnn-res50-coco", "frcnn-res101-coco", "frcnn-res101-lowp",
                "frcnn-inc-resv2-atr-coco", "frcnn-nas-coco", "maskrcnn"]
@@ -26,8 +27,8 @@ DATA = Dataset(path=Path("/data"), labels=LabelMap.from_names("ab"), train_frame
 def test_every_seed_model_is_there_with_its_defaults_and_advice(monkeypatch, capsys):
     monkeypatch.delenv("CVATKIT_CATALOG", raising=False)
     keys = [s.key for s in BUILT_IN]
-    assert keys == COCO_MODELS + WORKFLOW_MODELS
-    for spec in BUILT_IN[len(COCO_MODELS):]:
+    assert keys == COCO_MODELS + SMALL_MODELS + WORKFLOW_MODELS
+    for spec in BUILT_IN[len(COCO_MODELS + SMALL_MODELS):]:
         assert spec.advice and spec.title and spec.weights_note
         if spec.key.startswith("ssd"):
             assert (spec.batch_size, spec.learning_rate) == (24, 0.004)
@@ -37,7 +38,7 @@ def test_every_seed_model_is_there_with_its_defaults_and_advice(monkeypatch, cap
     assert get_model("frcnn-nas-coco").min_gpus == 0  # SpineNet-49: ResNet-50's memory
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    for key in COCO_MODELS + WORKFLOW_MODELS:
+    for key in COCO_MODELS + SMALL_MODELS + WORKFLOW_MODELS:
         assert f"{key}" in out
     assert "retinanet-spinenet-mobile-coco (default)" in out and "(default)" not in out[200:]
     # what a run starts from by default, and what else it could
@@ -91,7 +92,7 @@ def test_unknown_model_suggests_the_closest():
         get_model("ssd-mobilenet-v2-cocoo")
 
 
-@pytest.mark.parametrize("key", COCO_MODELS + WORKFLOW_MODELS)
+@pytest.mark.parametrize("key", COCO_MODELS + SMALL_MODELS + WORKFLOW_MODELS)
 def test_every_entry_makes_a_valid_model_garden_config(key):
     spec = get_model(key)
     data = replace(DATA, include_masks=spec.family == "maskrcnn")
@@ -108,6 +109,34 @@ def test_every_entry_makes_a_valid_model_garden_config(key):
     hp, _ = resolve(spec, {"image-size": 256, "num-steps": 10, "nms": "v2", **clones},
                     data, gpus=spec.min_gpus)
     assert build_experiment(spec, hp, data).task.model.detection_generator.nms_version == "v2"
+
+
+def test_the_small_task_model_is_a_half_width_mobilenet_on_three_levels():
+    """ssd-mobilenet-v2-small: MobileNetV2 with half the filters, levels 3 to 5 (so any
+    multiple of 32 is a size it takes), starting from random weights."""
+    import tf_keras
+    from official.vision.modeling import factory
+
+    spec = get_model("ssd-mobilenet-v2-small")
+    assert spec.weight_kinds == ("none",) and spec.default_weights == "none"
+    hp, _ = resolve(spec, {"image-size": 160, "num-steps": 10}, DATA, gpus=0)
+    m = build_experiment(spec, hp, DATA).task.model
+    assert m.backbone.mobilenet.filter_size_scale == 0.5 and (m.min_level, m.max_level) == (3, 5)
+    losses = build_experiment(spec, hp, DATA).task.losses  # boxes pulled until nearly exact
+    assert (losses.box_loss_weight, losses.huber_loss_delta) == (100.0, 0.03)
+    full = get_model("ssd-mobilenet-v2-coco")
+    hp, _ = resolve(full, {"image-size": 192, "num-steps": 10}, DATA, gpus=0)
+    other = build_experiment(full, hp, DATA).task.losses
+    assert (other.box_loss_weight, other.huber_loss_delta) == (50.0, 0.1)  # Model Garden's
+    sizes = {}
+    for s in (spec, full):
+        hp, _ = resolve(s, {"image-size": 192, "num-steps": 10}, DATA, gpus=0)
+        config = build_experiment(s, hp, DATA).task.model
+        model = factory.build_retinanet(tf_keras.layers.InputSpec(shape=[None, 192, 192, 3]),
+                                        config)
+        sizes[s.key] = model.backbone.count_params()
+        assert set(model.backbone.output_specs) >= {"3", "4", "5"}
+    assert sizes[spec.key] < 0.4 * sizes[full.key]
 
 
 @pytest.mark.parametrize("key, levels", [("frcnn-inc-resv2-atr-coco", {"3", "4", "5"}),

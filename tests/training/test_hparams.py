@@ -89,7 +89,14 @@ def test_batch_scales_with_clones_unless_set():
     ("ssd-mobilenet-v2-coco", {"stage-1-epochs": 1}, 0, "apply to maskrcnn only"),
     ("maskrcnn", {}, 0, "the dataset has boxes only"),
     ("ssd-mobilenet-v2-coco", {"image-size": 100}, 0,
-     "must be a multiple of 64 (the coarsest feature level); try 128"),
+     "image-size=100 must be a multiple of 64 for ssd-mobilenet-v2-coco (its coarsest "
+     "feature level); try 128"),
+    ("ssd-mobilenet-v2-coco", {"image-size": 160}, 0,
+     "image-size=160 must be a multiple of 64 for ssd-mobilenet-v2-coco (its coarsest "
+     "feature level); try 192"),
+    ("ssd-mobilenet-v2-small", {"image-size": 100}, 0,
+     "image-size=100 must be a multiple of 32 for ssd-mobilenet-v2-small (its coarsest "
+     "feature level); try 96"),
     ("ssd-mobilenet-v2-coco", {"val-split": 0.2}, 0,
      "the dataset was split with 0.1; prepare it again with --val-split 0.2"),
     ("ssd-mobilenet-v2-coco", {"schedule-step-2": 5}, 0, "needs schedule-step-1"),
@@ -174,10 +181,10 @@ def test_one_table_gives_the_defaults_the_ranges_and_the_help():
                                match=f"line 1: {param.key}=.* must be <= {param.bound(param.max)}"):
                 parse_hparams(f"{param.key}={param.bound(param.max * 2)}")
     size = BY_KEY["image-size"]
-    assert "a multiple of 64" in size.describe()  # the help says what the check wants
-    with pytest.raises(HyperparameterError, match="line 1: image-size=96 must be a multiple "
-                                                  "of 64 .*; try 128"):
-        parse_hparams("image-size=96")
+    assert "a multiple of 32" in size.describe()  # the help says what the check wants
+    with pytest.raises(HyperparameterError, match="line 1: image-size=100 must be a "
+                                                  "multiple of 32 .*; try 96"):
+        parse_hparams("image-size=100")
     assert BY_KEY["warmup-steps"].describe() == (
         "steps of linear learning-rate warm-up (default: num-steps / 10, at most 500; >= 0, "
         "<= 10000000)")

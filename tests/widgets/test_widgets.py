@@ -320,7 +320,8 @@ def test_bad_lines_and_values_are_reported_as_you_type():
     assert state.message == "the image-size field: image-size='abc' is not a whole number"
     assert state.text == "num-steps=10" and panel.fields["image-size"].value == "abc"
     panel.fields["image-size"].value = "100"  # a whole number, but not a valid size
-    assert "image-size=100 must be a multiple of 64" in state.message
+    assert "image-size=100 must be a multiple of 32 for ssd-mobilenet-v2-small" in \
+        state.message
     panel.fields["image-size"].value = "128"
     assert state.message == "" and state.text == "num-steps=10\nimage-size=128\n"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,12 @@ _AUG_TYPES = {"autoaugment": "autoaug", "randaugment": "randaug"}
 def backbone_config(name: str, min_level: int, max_level: int):
     from official.vision.configs import backbones
 
-    if name in ("mobilenet_v2", "mobilenet_v1"):
-        model_id = "MobileNetV2" if name == "mobilenet_v2" else "MobileNetV1"
-        return backbones.Backbone(type="mobilenet",
-                                  mobilenet=backbones.MobileNet(model_id=model_id))
+    mobilenet = re.fullmatch(r"mobilenet_v([12])(?:_(\d\d\d))?", name)
+    if mobilenet:  # mobilenet_v2_050: MobileNetV2 with half the filters in every layer
+        version, width = mobilenet.groups()
+        return backbones.Backbone(type="mobilenet", mobilenet=backbones.MobileNet(
+            model_id=f"MobileNetV{version}",
+            filter_size_scale=int(width) / 100 if width else 1.0))
     if name in ("resnet50", "resnet101"):
         return backbones.Backbone(type="resnet",
                                   resnet=backbones.ResNet(model_id=int(name[6:])))
@@ -42,9 +45,9 @@ def backbone_config(name: str, min_level: int, max_level: int):
         from .backbones import inception_resnet_v2_config
 
         return inception_resnet_v2_config()
-    raise CvatkitError(f"unknown backbone {name!r}; use mobilenet_v1, mobilenet_v2, "
-                       "resnet50, resnet101, spinenet49, spinenet49_mobile or "
-                       "inception_resnet_v2")
+    raise CvatkitError(f"unknown backbone {name!r}; use mobilenet_v1, mobilenet_v2 (a "
+                       "width other than 1 as a suffix: mobilenet_v2_050 for 0.5), resnet50, "
+                       "resnet101, spinenet49, spinenet49_mobile or inception_resnet_v2")
 
 
 def build_experiment(spec: ModelSpec, hp: Hyperparameters, data: Dataset, *,
@@ -65,6 +68,9 @@ def build_experiment(spec: ModelSpec, hp: Hyperparameters, data: Dataset, *,
     t.annotation_file = str(data.path / VAL_COCO_JSON) if data.val_frames else None
     t.per_category_metrics = True
     t.losses.l2_weight_decay = hp.l2_weight_decay
+    if spec.family == "retinanet":
+        t.losses.box_loss_weight = spec.box_loss_weight
+        t.losses.huber_loss_delta = spec.huber_loss_delta
     _data_config(t.train_data, data.path / "train-*.tfrecord", hp.batch_size, training=True,
                  hp=hp, shuffle=min(1000, max(data.train_frames, 1)))
     _data_config(t.validation_data, data.path / "val-*.tfrecord",
