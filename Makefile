@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,cluster]"
 	@touch $(STAMP)
 
-# The sample task -> TFRecords -> SSD MobileNetV2 trained on the CPU -> exported, drawn
+# The sample task -> TFRecords -> SSD MobileNetV2 0.5 (ssd-mobilenet-v2-small, the
+# catalog's model for small tasks) trained on the CPU -> exported, drawn
 # and evaluated on the sample's held-out frames, which it also pre-annotates (a CVAT 1.1
 # file) -> published to the model store. The two notebooks run headless under papermill.
 # The demo trains from random weights (weights none): its shapes are not COCO's objects,
@@ -28,7 +29,7 @@ $(STAMP): pyproject.toml constraints.txt
 PAPERMILL := $(BIN)/papermill --log-output --no-progress-bar -k python3
 TRAIN_NB = $(PAPERMILL) notebooks/train.ipynb $(DEMO_DIR)/notebooks/train.ipynb \
 	-p interactive False -p workdir $(DEMO_DIR) -p run_name run \
-	-p model ssd-mobilenet-v2-coco -p weights none \
+	-p model ssd-mobilenet-v2-small -p weights none \
 	-p hparams_file demo/sample.hparams -p namespace demo -p create_bucket True
 demo: setup
 	@rm -rf $(DEMO_DIR)

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import MODEL
 
 from cvatkit.cli import main
 from cvatkit.errors import ChecksumError, StoreError, UsageError
@@ -287,7 +288,7 @@ def test_cli_and_no_secret_anywhere(s3_env, tmp_path, capsys, trained):
               if p.is_file() and p.suffix in (".json", ".jsonl", ".log")]
     assert all(secret not in t for t in texts)
     # A store version starts a new run: its labels are checked like a run's.
-    plan = plan_run(trained.spec()["data"]["path"], "ssd-mobilenet-v2-coco",
+    plan = plan_run(trained.spec()["data"]["path"], MODEL,
                     "image-size=128\nnum-steps=1", init_checkpoint=version_uri)
     assert plan.init.kind == "run" and plan.init.path.endswith(_exported(trained))
 
@@ -298,7 +299,7 @@ def test_catalog_entry_starts_from_a_store_version(s3_env, tmp_path, trained, pr
     store = open_store(f"s3://{_bucket()}", create_bucket=True)
     version = publish(trained.path, store, "lab")
     (tmp_path / "models.yaml").write_text(
-        f"models:\n  shapes-v2:\n    base: ssd-mobilenet-v2-coco\n"
+        f"models:\n  shapes-v2:\n    base: {MODEL}\n"
         f"    init_version: {version.uri}\n  other-arch:\n    base: ssdlite-mobilenet-v2\n"
         f"    backbone: mobilenet_v1\n    init_version: {version.uri}\n")
     catalog = load_catalog(tmp_path / "models.yaml")

@@ -38,7 +38,7 @@ def _wait_for_step(run: Run, above: int = 0, timeout: float = 900) -> StepEvent:
 
 def test_run_directory_contract(trained):
     spec = trained.spec()
-    assert spec["model"]["key"] == "ssd-mobilenet-v2-coco"
+    assert spec["model"]["key"] == MODEL
     assert spec["labels"] == ["square", "triangle", "circle"]
     assert spec["hparams"]["num-steps"] == 400 and spec["hparams"]["batch-size"] == 8
     assert spec["hparams"]["nms"] == "batched"
@@ -353,7 +353,7 @@ def test_checkpoint_with_another_class_count(trained, tmp_path, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert "was trained on 3 classes (square, triangle, circle), the dataset has 2" in err
     assert "--reinit-heads" in err
-    plan = plan_run(data, "ssd-mobilenet-v2-coco", init_checkpoint=str(trained.path),
+    plan = plan_run(data, MODEL, init_checkpoint=str(trained.path),
                     reinit_heads=True)
     assert plan.init.modules == "backbone,decoder"
     assert plan.init.path == trained.exported_checkpoint()  # the one it exported
@@ -383,7 +383,7 @@ def test_fine_tune_loads_the_earlier_runs_weights(trained, prepared, reinit):
     from cvatkit.training import plan_run
     from cvatkit.training.model_garden import build_experiment
 
-    plan = plan_run(prepared.path, "ssd-mobilenet-v2-coco", "image-size=128\nnum-steps=1",
+    plan = plan_run(prepared.path, MODEL, "image-size=128\nnum-steps=1",
                     init_checkpoint=str(trained.path), reinit_heads=reinit)
     exp = build_experiment(plan.spec, plan.hparams, plan.data,
                            init_checkpoint=plan.init.path, init_modules=plan.init.modules)

@@ -509,8 +509,8 @@ def test_store_versions_are_offered_as_starting_points_with_their_class_check(
     assert model.list_store_versions(model.store, model.namespace) == [version.uri]
     assert version.uri in model.checkpoint_choices and not model.message
     # what the model can start from: its published weights, none, versions of its kind
-    assert model.start_choices == ["imagenet", "none", version.uri]
-    assert app.model.checkpoint.options == ("imagenet", "none", version.uri)
+    assert model.start_choices == ["none", version.uri]  # no published weights
+    assert app.model.checkpoint.options == ("none", version.uri)
     model.model = "frcnn-res50-coco"  # another architecture: the version cannot start it
     assert model.start_choices == ["imagenet", "none"]
     model.model = "retinanet-spinenet-mobile-coco"
