@@ -22,33 +22,36 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 YOLO_VENV = BENCH / ".venv-ultralytics"
 YOLO_PY = YOLO_VENV / "bin" / "python"
-MODEL = "ssd-mobilenet-v2-coco"
+MODEL = "ssd-mobilenet-v2-small"
+RECIPE = ROOT / "demo" / "sample.hparams"
 IMAGE_SIZE = 128
 BATCH = 16
 
 
-def cpu_seconds_of(cmd: list[str], *, log: Path, env: dict[str, str] | None = None) -> float:
-    """Run ``cmd`` to its end; the CPU-seconds (user + system) of it and the processes it
-    waited for."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def cpu_seconds_of(cmd: list[str], *, log: Path, env: dict[str, str] | None = None,
+                   core: int | None = None) -> float:
+    """Run ``cmd`` to its end (on CPU ``core`` only, if given); the CPU-seconds (user +
+    system) of it and of the processes it waited for."""
+    pin = (lambda: os.sched_setaffinity(0, {core})) if core is not None else None
     with open(log, "wb") as out:
-        done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pin,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own, whatever runs beside
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
         raise SystemExit(f"{' '.join(cmd[:4])} ... failed; see {log}")
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return usage.ru_utime + usage.ru_stime
 
 
 # -- the data --------------------------------------------------------------------------------
@@ -101,30 +104,33 @@ def make_data(work: Path) -> dict[str, Path]:
 
 # -- the two tools ---------------------------------------------------------------------------
 
-def hparams(steps: int) -> str:
-    lines = [line.strip() for line in (ROOT / "demo" / "sample.hparams").read_text()
-             .splitlines() if line.strip() and not line.startswith("#")]
+def hparams(steps: int, recipe: Path) -> str:
+    lines = [line.strip() for line in recipe.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
     kept = [line for line in lines if not line.startswith(("num-steps=",
                                                             "checkpoint-interval="))]
     return "\n".join(kept + [f"num-steps={steps}", f"checkpoint-interval={steps}"])
 
 
-def run_cvatkit(steps: int, data: dict[str, Path], work: Path) -> dict:
+def run_cvatkit(steps: int, data: dict[str, Path], work: Path, *, model: str = MODEL,
+                recipe: Path = RECIPE, core: int | None = None) -> dict:
     run = work / f"cvatkit-{steps}"
     shutil.rmtree(run, ignore_errors=True)
     plan = ("from cvatkit.training import plan_run, start_run; "
-            f"p = plan_run({str(data['train'])!r}, {MODEL!r}, {hparams(steps)!r}, "
+            f"p = plan_run({str(data['train'])!r}, {model!r}, {hparams(steps, recipe)!r}, "
             f"weights='none', eval_data={str(data['test'])!r}); "
             f"start_run(p, {str(run)!r}, launch=False)")
     t0 = time.monotonic()
-    cpu = cpu_seconds_of([sys.executable, "-c", plan], log=work / f"cvatkit-{steps}-plan.log")
+    cpu = cpu_seconds_of([sys.executable, "-c", plan], log=work / f"cvatkit-{steps}-plan.log",
+                         core=core)
     cpu += cpu_seconds_of([sys.executable, "-m", "cvatkit", "worker", str(run)],
-                          log=work / f"cvatkit-{steps}.log")
+                          log=work / f"cvatkit-{steps}.log", core=core)
     wall = time.monotonic() - t0
-    detections = cvatkit_detections(run / "export", data["test"])
-    costs = json.loads((run / "run.json").read_text()).get("costs", {})
+    spec = json.loads((run / "run.json").read_text())
     return {"tool": "cvatkit", "budget": f"{steps} steps", "cpu": cpu, "wall": wall,
-            "detections": detections, "costs": costs.get("cpu_s", {})}
+            "export": str(run / "export"), "model": spec["model"]["key"],
+            "image_size": spec["hparams"]["image-size"],
+            "costs": spec.get("costs", {}).get("cpu_s", {})}
 
 
 def cvatkit_detections(export: Path, test: Path) -> list[dict]:
@@ -152,23 +158,25 @@ def ensure_yolo_venv() -> None:
                     str(BENCH / "requirements-ultralytics.txt")], check=True)
 
 
-def run_yolo(epochs: int, model: str, data: dict[str, Path], work: Path) -> dict:
+def run_yolo(epochs: int, model: str, data: dict[str, Path], work: Path, *,
+             imgsz: int = IMAGE_SIZE, core: int | None = None) -> dict:
     out = work / f"yolo-{epochs}"
     shutil.rmtree(out, ignore_errors=True)
     env = {"YOLO_CONFIG_DIR": str(work / "yolo-settings"), "OMP_NUM_THREADS": "1"}
     t0 = time.monotonic()
     cpu = cpu_seconds_of([str(YOLO_PY), str(BENCH / "race_yolo.py"), "train",
                           str(data["yolo"] / "data.yaml"), str(out), "--model", model,
-                          "--epochs", str(epochs), "--imgsz", str(IMAGE_SIZE), "--batch",
+                          "--epochs", str(epochs), "--imgsz", str(imgsz), "--batch",
                           str(BATCH), "--threads", "1"], log=work / f"yolo-{epochs}.log",
-                         env=env)
+                         env=env, core=core)
     wall = time.monotonic() - t0
     found = work / f"yolo-{epochs}-detections.json"
     cpu_seconds_of([str(YOLO_PY), str(BENCH / "race_yolo.py"), "predict",
                     str(out / "weights" / "last.pt"), str(data["yolo"] / "images" / "val"),
-                    str(found), "--imgsz", str(IMAGE_SIZE)],
-                   log=work / f"yolo-{epochs}-predict.log", env=env)
+                    str(found), "--imgsz", str(imgsz)],
+                   log=work / f"yolo-{epochs}-predict.log", env=env, core=core)
     return {"tool": "YOLO", "budget": f"{epochs} epochs", "cpu": cpu, "wall": wall,
+            "model": model, "image_size": imgsz,
             "detections": json.loads(found.read_text())}
 
 
@@ -216,37 +224,63 @@ def main() -> None:
     p.add_argument("--steps", default="300,600,1200", help="cvatkit's budgets (steps)")
     p.add_argument("--epochs", default="20,40,90", help="YOLO's budgets (epochs)")
     p.add_argument("--yolo", default="yolo11n.yaml", help="the YOLO model's yaml")
+    p.add_argument("--model", default=MODEL, help="cvatkit's model (a catalog key)")
+    p.add_argument("--hparams", type=Path, default=RECIPE,
+                   help="cvatkit's hyperparameters (num-steps and checkpoint-interval are "
+                        "the budget's)")
+    p.add_argument("--yolo-imgsz", type=int, default=IMAGE_SIZE,
+                   help="YOLO's input size (a multiple of 32)")
     p.add_argument("--work", type=Path, default=BENCH / "work" / "race")
+    p.add_argument("--one-after-the-other", action="store_true",
+                   help="run the tools in turn on every core instead of side by side, each "
+                        "on a core of its own")
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     ensure_yolo_venv()
     data = make_data(args.work)
-    rows = []
     steps = [int(s) for s in args.steps.split(",") if s]
     epochs = [int(e) for e in args.epochs.split(",") if e]
-    # alternate the tools, so that a machine busier in one part of the run burdens both
-    for i in range(max(len(steps), len(epochs))):
-        if i < len(steps):
-            rows.append(run_cvatkit(steps[i], data, args.work))
-        if i < len(epochs):
-            rows.append(run_yolo(epochs[i], args.yolo, data, args.work))
-        print(f"... {len(rows)} runs done", file=sys.stderr, flush=True)
-    for r in rows:
+    side_by_side = not args.one_after_the_other and len(os.sched_getaffinity(0)) >= 2
+    cores = sorted(os.sched_getaffinity(0))[:2] if side_by_side else [None, None]
+
+    def cvatkit_runs() -> list[dict]:
+        return [run_cvatkit(n, data, args.work, model=args.model, recipe=args.hparams,
+                            core=cores[0]) for n in steps]
+
+    def yolo_runs() -> list[dict]:
+        return [run_yolo(n, args.yolo, data, args.work, imgsz=args.yolo_imgsz,
+                         core=cores[1]) for n in epochs]
+
+    if side_by_side:  # at the same time, each tool on a core of its own (one thread each)
+        with ThreadPoolExecutor(2) as pool:
+            ours, theirs = pool.submit(cvatkit_runs), pool.submit(yolo_runs)
+            rows = ours.result() + theirs.result()
+    else:
+        rows = cvatkit_runs() + yolo_runs()
+    for r in rows:  # after the timed runs: predicting does not run beside them
+        if r["tool"] == "cvatkit":
+            r["detections"] = cvatkit_detections(Path(r.pop("export")), data["test"])
         r["ap"], r["ap50"] = coco_ap(r.pop("detections"), data["test"])
+    print(f"side by side, each tool on CPU core {cores[0]} and {cores[1]}" if side_by_side
+          else "one tool after the other, on every core")
     print(versions())
-    print(f"{'tool':<8} {'budget':<11} {'CPU s':>7} {'wall s':>7} {'COCO AP':>8} "
-          f"{'AP@0.5':>7}")
+    print(f"{'tool':<8} {'model':<24} {'px':>4} {'budget':<11} {'CPU s':>7} {'wall s':>7} "
+          f"{'COCO AP':>8} {'AP@0.5':>7}")
     for r in rows:
-        print(f"{r['tool']:<8} {r['budget']:<11} {r['cpu']:7.0f} {r['wall']:7.0f} "
-              f"{r['ap']:8.3f} {r['ap50']:7.3f}")
-    yolo = sorted((r for r in rows if r["tool"] == "YOLO"), key=lambda r: r["cpu"])
-    for r in (r for r in rows if r["tool"] == "cvatkit"):
-        peer = _at(yolo, r["cpu"])
-        if peer is not None:
-            print(f"cvatkit {r['budget']}: AP {r['ap']:.3f} in {r['cpu']:.0f} CPU s; YOLO at "
-                  f"the same CPU s (interpolated): {peer:.3f} (ratio {r['ap'] / peer:.2f})")
+        print(f"{r['tool']:<8} {r['model']:<24} {r['image_size']:>4} {r['budget']:<11} "
+              f"{r['cpu']:7.0f} {r['wall']:7.0f} {r['ap']:8.3f} {r['ap50']:7.3f}")
+    series = {tool: sorted((r for r in rows if r["tool"] == tool), key=lambda r: r["cpu"])
+              for tool in ("cvatkit", "YOLO")}
+    for tool, other in (("cvatkit", "YOLO"), ("YOLO", "cvatkit")):
+        for r in series[tool]:
+            peer = _at(series[other], r["cpu"])
+            print(f"{tool} {r['budget']}: AP {r['ap']:.3f} in {r['cpu']:.0f} CPU s; {other} "
+                  + (f"at the same CPU s (interpolated): {peer:.3f} (difference "
+                     f"{r['ap'] - peer:+.3f})" if peer is not None
+                     else "has no runs on both sides of it"))
+    for r in series["cvatkit"]:
         if r.get("costs"):
-            print("    cvatkit's CPU s: " + ", ".join(
+            print(f"cvatkit {r['budget']}, its CPU s: " + ", ".join(
                 f"{k} {v:.0f}" for k, v in r["costs"].items()))
     (args.work / "results.json").write_text(json.dumps(rows, indent=1))
 
