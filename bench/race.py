@@ -1,20 +1,22 @@
 """Benchmark: COCO AP against CPU-seconds, cvatkit vs Ultralytics YOLO, side by side.
 
-Both tools train from random weights on the same 400 frames of the built-in sample at
-128 px on the CPU, and both models are scored by the same pycocotools evaluation (COCO AP
-and AP@0.5, boxes, every detection down to a score of 0.001) on the same 60 held-out
-frames. A run's cost is the CPU-seconds (user + system) of its processes, from start to
-the trained model: for cvatkit, planning the run and its trainer (`cvatkit worker`:
-start-up, tracing, steps, checkpoints, its final evaluation, the export); for YOLO, its
-`train` (start-up, epochs, its final validation). Predicting the held-out frames is not
-counted for either. Each tool runs at its budgets (cvatkit: training steps, batch 16,
-`demo/sample.hparams` otherwise; YOLO: epochs, batch 16, one compute thread).
+Both tools train from random weights on the same 400 frames of the built-in sample on the
+CPU, and both models are scored by the same pycocotools evaluation (COCO AP and AP@0.5,
+boxes, every detection each model gives) on the same 60 held-out frames. A run's cost is
+the CPU-seconds (user + system) of its processes, from start to the trained model: for
+cvatkit, planning the run and its trainer (`cvatkit worker`: start-up, tracing, steps,
+checkpoints, its final evaluation, the export); for YOLO, its `train` (start-up, epochs,
+its final validation). Predicting the held-out frames is not counted for either. Each
+tool runs at its budgets (cvatkit: training steps of its recipe for small tasks,
+ssd-mobilenet-v2-small with `demo/sample.hparams`; YOLO: epochs, 128 px, batch 16). The
+tools run at the same time, each on a CPU core of its own (one compute thread each).
 
 Ultralytics lives in its own venv, bench/.venv-ultralytics (made on first use from
 bench/requirements-ultralytics.txt); the model comes from its yaml, nothing is downloaded.
 
-    .venv/bin/python bench/race.py [--steps 300,600,1200] [--epochs 20,40,90]
-        [--yolo yolo11n.yaml] [--work bench/work/race]
+    .venv/bin/python bench/race.py [--steps 700,1100,2400] [--epochs 20,40,90]
+        [--model KEY] [--hparams FILE] [--yolo yolo11n.yaml] [--yolo-imgsz 128]
+        [--work bench/work/race] [--one-after-the-other]
 """
 
 from __future__ import annotations
@@ -221,7 +223,7 @@ def versions() -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", default="300,600,1200", help="cvatkit's budgets (steps)")
+    p.add_argument("--steps", default="700,1100,2400", help="cvatkit's budgets (steps)")
     p.add_argument("--epochs", default="20,40,90", help="YOLO's budgets (epochs)")
     p.add_argument("--yolo", default="yolo11n.yaml", help="the YOLO model's yaml")
     p.add_argument("--model", default=MODEL, help="cvatkit's model (a catalog key)")
