@@ -15,12 +15,16 @@ MODEL = "ssd-mobilenet-v2-small"
 """The model the tests train (the demo's): it starts from random weights (no download)."""
 SAMPLE_FRAMES = 40
 SAMPLE_TEST_FRAMES = 6
-TRAINED = "num-steps=400;batch-size=8;image-size=160;initial-learning-rate=0.08;" \
-          "warmup-steps=10;anchor-size=2;log-interval=50;checkpoint-interval=200;" \
-          "eval-interval=200"
+TRAINED = "num-steps=800;batch-size=8;image-size=160;initial-learning-rate=0.08;" \
+          "warmup-steps=10;anchor-size=2;log-interval=100;checkpoint-interval=400;" \
+          "eval-interval=400"
 """The shared run (``conftest.trained``): enough steps for the tests' model to find the
 sample's shapes surely, so that what is tested on its output (NMS, evaluation,
-pre-annotation, mistakes) has confident boxes to work on."""
+pre-annotation, mistakes) has confident boxes to work on. Measured: after 800 steps it found
+72 of the 74 training objects at a score of 0.5 (best score per frame: median 0.95), COCO AP
+0.886 on its validation frames. After 400 steps, the best scores' median was 0.43 to 0.51
+(this model, and ssd-mobilenet-v2-coco at 128 px): too few objects at 0.5 for the tests
+that need them."""
 SECRET = "aws-secret-that-must-not-leak"
 PLANTED = {"AWS_SECRET_ACCESS_KEY": SECRET,
            "CVAT_ACCESS_TOKEN": "cvat-token-that-must-not-leak",

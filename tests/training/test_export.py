@@ -100,7 +100,7 @@ def test_exporting_again_replaces_the_export_and_refuses_what_cannot_be_exported
     assert "exported" in capsys.readouterr().out
     assert (copy / "export" / "saved_model" / "saved_model.pb").stat().st_mtime_ns != before
     model = json.loads((copy / "export" / "model.json").read_text())
-    assert (model["nms"], model["exported"], model["step"]) == ("batched", "last", 400)
+    assert (model["nms"], model["exported"], model["step"]) == ("batched", "last", 800)
     assert [p.name for p in copy.iterdir() if p.name.startswith(".")] == []  # nothing aside
 
     assert main(["export", str(copy), "--nms", "v1"]) == 2

@@ -40,20 +40,20 @@ def test_run_directory_contract(trained):
     spec = trained.spec()
     assert spec["model"]["key"] == MODEL
     assert spec["labels"] == ["square", "triangle", "circle"]
-    assert spec["hparams"]["num-steps"] == 400 and spec["hparams"]["batch-size"] == 8
+    assert spec["hparams"]["num-steps"] == 800 and spec["hparams"]["batch-size"] == 8
     assert spec["hparams"]["nms"] == "batched"
     assert spec["versions"]["tensorflow"] == "2.20.0"
     st = trained.status()
-    assert (st.state, st.step, st.total_steps) == ("completed", 400, 400)
+    assert (st.state, st.step, st.total_steps) == ("completed", 800, 800)
     events = trained.events()
     steps = [e for e in events if isinstance(e, StepEvent)]
-    assert [e.step for e in steps] == [50, 100, 150, 200, 250, 300, 350, 400]
+    assert [e.step for e in steps] == list(range(100, 801, 100))
     for e in steps:
         assert {"cls_loss", "box_loss"} <= set(e.losses)
         assert math.isfinite(e.total_loss) and e.examples_per_sec > 0
         assert e.learning_rate >= 0
     evals = [e for e in events if isinstance(e, EvalEvent)]
-    assert [e.step for e in evals] == [200, 400]
+    assert [e.step for e in evals] == [400, 800]
     assert set(evals[-1].per_class) == {"square", "triangle", "circle"}
     assert all(math.isfinite(v) for v in evals[-1].per_class.values())
     assert 0 <= evals[-1].ap <= 1 and 0 <= evals[-1].ap50 <= 1
@@ -72,10 +72,10 @@ def test_run_directory_contract(trained):
                                   f"{best.ap:.3f}) to {trained.path / 'export'}")
     assert list(trained.follow(timeout=5)) == events
     assert list((trained.path / "tensorboard" / "train").iterdir())
-    assert (trained.path / "checkpoints" / "ckpt-400.index").exists()
-    # where its CPU-seconds went: every phase measured, the 400 steps counted once
+    assert (trained.path / "checkpoints" / "ckpt-800.index").exists()
+    # where its CPU-seconds went: every phase measured, the 800 steps counted once
     costs = trained.spec()["costs"]
-    assert costs["steps"] == 400
+    assert costs["steps"] == 800
     for phase in ("start-up", "tracing", "steps", "checkpoints", "evaluation", "export"):
         assert costs["cpu_s"][phase] > 0 and costs["wall_s"][phase] > 0, phase
     for path in trained.path.rglob("*"):
@@ -109,19 +109,21 @@ def test_export_is_a_savedmodel_with_label_files(trained, sample_cvat):
     out = {k: v.numpy() for k, v in fn(inputs=tf.constant(np.stack(frames))).items()}
     assert {"detection_classes", "detection_scores", "num_detections", "image_info"} <= set(out)
     assert json.loads((export / "model.json").read_text())["nms"] == "batched"
+    size = trained.spec()["hparams"]["image-size"]
+    scale = size / 160  # the frames are 160 px wide: resized to the run's image-size
     for i in range(2):
         n = int(out["num_detections"][i])
         assert 1 <= n <= 100
         # it finds shapes: its best box lies on an annotated shape of the same label
-        top = out["detection_boxes"][i][0] / 0.8  # [ymin, xmin, ymax, xmax] of the frame
+        top = out["detection_boxes"][i][0] / scale  # [ymin, xmin, ymax, xmax] of the frame
         label = trained.spec()["labels"][int(out["detection_classes"][i][0]) - 1]
         assert max(box_iou(top, s) for s in firsts[i].shapes if s.label == label) >= 0.5
-        assert out["image_info"][i][2].tolist() == pytest.approx([0.8, 0.8], abs=0.01)  # 160 px
+        assert out["image_info"][i][2].tolist() == pytest.approx([scale, scale], abs=0.01)
         assert set(out["detection_classes"][i][:n].astype(int)) <= {1, 2, 3}
         scores = out["detection_scores"][i][:n]
         assert ((scores >= 0) & (scores <= 1)).all() and (np.diff(scores) <= 0).all()
-        boxes = out["detection_boxes"][i][:n]  # pixels of the frame resized to 128
-        assert ((boxes >= -1) & (boxes <= 129)).all()
+        boxes = out["detection_boxes"][i][:n]  # pixels of the frame resized to image-size
+        assert ((boxes >= -1) & (boxes <= size + 1)).all()
         assert (boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all()
 
 

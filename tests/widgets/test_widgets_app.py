@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from cvat_server import CvatTestServer
-from helpers import MODEL
 from cvatkit.widgets import (AnnotatePanel, AnnotateState, App, InferenceState, InferenceViewer,
                              PublishPanel, PublishState)
 from cvatkit.widgets.inference import run_frames
@@ -499,7 +498,8 @@ def test_store_versions_are_offered_as_starting_points_with_their_class_check(
 
     store = tmp_path / "store"
     version = publish(run.path, open_store(str(store)), "lab")
-    app = App(workdir=tmp_path / "work", store=str(store), namespace="lab", model=MODEL,
+    ssd = run.spec()["model"]["key"]  # the published run's model
+    app = App(workdir=tmp_path / "work", store=str(store), namespace="lab", model=ssd,
               background=False, autopoll=False)
     model = app.state.model
     assert (model.store, model.namespace) == (str(store), "lab")  # shared with Publish
@@ -509,8 +509,8 @@ def test_store_versions_are_offered_as_starting_points_with_their_class_check(
     assert model.list_store_versions(model.store, model.namespace) == [version.uri]
     assert version.uri in model.checkpoint_choices and not model.message
     # what the model can start from: its published weights, none, versions of its kind
-    assert model.start_choices == ["none", version.uri]  # no published weights
-    assert app.model.checkpoint.options == ("none", version.uri)
+    assert model.start_choices == ["imagenet", "none", version.uri]
+    assert app.model.checkpoint.options == ("imagenet", "none", version.uri)
     model.model = "frcnn-res50-coco"  # another architecture: the version cannot start it
     assert model.start_choices == ["imagenet", "none"]
     model.model = "retinanet-spinenet-mobile-coco"
@@ -518,7 +518,7 @@ def test_store_versions_are_offered_as_starting_points_with_their_class_check(
     model.init_checkpoint = "imagenet"
     assert "has no published imagenet weights" in model.message
     model.init_checkpoint = ""
-    model.model = MODEL
+    model.model = ssd
     # a dataset with other labels: the version's class count is refused before training
     model.data = Dataset(path=tmp_path, labels=LabelMap.from_names("ab"), train_frames=10,
                          val_frames=0, include_masks=False, val_fraction=0.1)
