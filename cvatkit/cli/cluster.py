@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
+from .common import model_and_hparams_args
 
 
 def add_commands(sub) -> None:
@@ -37,7 +38,7 @@ def add_commands(sub) -> None:
         "weights it starts from: set CVATKIT_CACHE to a folder on the claim.")
     s.add_argument("--data", metavar="DATA_DIR", required=True)
     s.add_argument("--run-dir", metavar="RUN_DIR", required=True)
-    _model_args(s, "a file of key=value lines")
+    model_and_hparams_args(s, "a file of key=value lines")
     s.add_argument("--weights", metavar="FROM",
                    help="coco, imagenet, none, an earlier run or a store version, as for "
                         "`cvatkit train` (default: the model's own)")
@@ -62,7 +63,7 @@ def add_commands(sub) -> None:
         "runs and evaluations land in --workdir on the claim, each named after the workflow.")
     s.add_argument("--task", metavar="ID", type=int, required=True,
                    help="the CVAT task to train on")
-    _model_args(s, "a file of key=value lines (its text becomes the parameter)")
+    model_and_hparams_args(s, "a file of key=value lines (its text becomes the parameter)")
     s.add_argument("--weights", metavar="FROM", default="",
                    help="coco, imagenet, none or a store version (default: the model's own)")
     s.add_argument("--store", metavar="URI", required=True,
@@ -88,17 +89,6 @@ def add_commands(sub) -> None:
                         "allowed to report their results)")
     _pod_args(s)
     s.set_defaults(func=_cmd_workflow)
-
-
-def _model_args(s: argparse.ArgumentParser, file_help: str) -> None:
-    """--model and the hyperparameters, as text or a file (``file_help``)."""
-    s.add_argument("--model", metavar="KEY", default=None,
-                   help="a model key from `cvatkit models` (default "
-                        "retinanet-spinenet-mobile-coco)")
-    g = s.add_mutually_exclusive_group()
-    g.add_argument("--hparams", metavar="TEXT", action="append", default=[],
-                   help="key=value pairs, separated by newlines or ';' (repeatable)")
-    g.add_argument("--hparams-file", metavar="FILE", help=file_help)
 
 
 def _pod_args(s: argparse.ArgumentParser) -> None:

@@ -32,3 +32,14 @@ def frames_bar(desc: str):
     from tqdm import tqdm
 
     return tqdm(unit="frame", desc=desc, file=sys.stderr, disable=None)
+
+
+def model_and_hparams_args(s, file_help: str = "a file of key=value lines") -> None:
+    """--model and the hyperparameters, as text (--hparams) or a file (``file_help``)."""
+    s.add_argument("--model", metavar="KEY", default=None,
+                   help="a model key from `cvatkit models`, or one of the names CVAT's "
+                        "training workflow used (default retinanet-spinenet-mobile-coco)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--hparams", metavar="TEXT", action="append", default=[],
+                   help="key=value pairs, separated by newlines or ';' (repeatable)")
+    g.add_argument("--hparams-file", metavar="FILE", help=file_help)

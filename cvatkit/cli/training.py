@@ -9,7 +9,7 @@ import textwrap
 import time
 
 from ..run_progress import RunProgress
-from .common import say_error
+from .common import model_and_hparams_args, say_error
 
 
 def add_commands(sub) -> None:
@@ -27,13 +27,7 @@ def add_commands(sub) -> None:
         "tensorboard/ and, at the end, export/ (a SavedModel and its label files). "
         "Hyperparameters are key=value lines, e.g. num-steps=100 (see --help-hparams).")
     s.add_argument("--data", metavar="DATA_DIR")
-    s.add_argument("--model", metavar="KEY", default=None,
-                   help="a model key from `cvatkit models`, or one of the names CVAT's "
-                        "training workflow used (default retinanet-spinenet-mobile-coco)")
-    g = s.add_mutually_exclusive_group()
-    g.add_argument("--hparams", metavar="TEXT", action="append", default=[],
-                   help="key=value pairs, separated by newlines or ';' (repeatable)")
-    g.add_argument("--hparams-file", metavar="FILE", help="a file of key=value lines")
+    model_and_hparams_args(s)
     s.add_argument("--weights", metavar="FROM",
                    help="what the run starts from: coco (the model's COCO-trained "
                         "detector), imagenet (its ImageNet backbone), none (random "
