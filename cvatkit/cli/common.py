@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import textwrap
 
 
 def say_error(message: str) -> None:
-    """``cvatkit: error: ...`` on stderr, wrapped, as one paragraph."""
-    print(textwrap.fill(f"cvatkit: error: {message}", width=100, subsequent_indent="  ",
-                        break_long_words=False, break_on_hyphens=False), file=sys.stderr)
+    """``cvatkit: error: ...`` on stderr as one line, never wrapped: terminals and notebook
+    cells wrap it where they show it, a log keeps it whole, and a path in it can be copied
+    out as it is."""
+    print(f"cvatkit: error: {' '.join(message.splitlines())}", file=sys.stderr)
 
 
 def server_args(p: argparse.ArgumentParser) -> None:
