@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from ..errors import ChecksumError, StoreError
 from ..files import copy_file, write_bytes_file
@@ -56,7 +58,9 @@ def open_store(uri: str, *, create_bucket: bool = False) -> Store:
         return S3Store(bucket, prefix.strip("/"), create_bucket=create_bucket)
     if "://" in uri and not uri.startswith("file://"):
         raise StoreError(f"{uri!r}: a model store is s3://bucket/prefix or a local folder")
-    return LocalStore(Path(uri[7:] if uri.startswith("file://") else uri))
+    if uri.startswith("file://"):  # as LocalStore.uri writes it: percent-encoded
+        return LocalStore(Path(url2pathname(urlsplit(uri).path)))
+    return LocalStore(Path(uri))
 
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

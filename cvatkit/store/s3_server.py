@@ -123,14 +123,15 @@ def _start(folder: Path, port: int | None, access_key: str | None, secret_key: s
     _private_write(folder / CREDENTIALS, f"[{PROFILE}]\naws_access_key_id = {access_key}\n"
                    f"aws_secret_access_key = {secret_key}\n")
     ports = _ports(folder, port)
+    # paths relative to the folder it runs in: SeaweedFS splits -dir at commas
     cmd = [weed_binary(), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-           f"-dir={folder / 'data'}", "-volume.max=200", "-master.volumeSizeLimitMB=512",
+           "-dir=data", "-volume.max=200", "-master.volumeSizeLimitMB=512",
            "-master.telemetry=false", "-master.electionTimeout=1s",
            f"-master.port={ports[1]}", f"-master.port.grpc={ports[2]}",
            f"-volume.port={ports[3]}", f"-volume.port.grpc={ports[4]}",
            f"-filer.port={ports[5]}", f"-filer.port.grpc={ports[6]}",
            "-s3", f"-s3.port={ports[0]}", f"-s3.port.grpc={ports[7]}",
-           "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}"]
+           "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config.name}"]
     with open(folder / "weed.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=folder)

@@ -11,6 +11,7 @@ from ...dataset import VAL_COCO_JSON, Dataset
 from ...errors import CvatkitError
 from ..catalog import ModelSpec
 from ..resolution import Hyperparameters
+from .input_paths import input_pattern
 
 _EXPERIMENTS = {
     "retinanet": "retinanet_resnetfpn_coco",
@@ -172,7 +173,7 @@ def eval_batch_size(val_frames: int, replicas: int) -> int:
 
 def _data_config(d, pattern: Path, batch: int, *, training: bool, hp: Hyperparameters,
                  shuffle: int = 1000) -> None:
-    d.input_path = str(pattern)
+    d.input_path = input_pattern(pattern.parent, pattern.name)
     d.global_batch_size = batch
     d.is_training = training
     d.dtype = "float32"

@@ -17,6 +17,7 @@ from ..devices import CPU_REPLICAS_ENV
 from ..multiworker import read_role
 from ..resolution import Hyperparameters
 from .config import build_experiment
+from .input_paths import input_pattern
 from .precision import set_precision_policy
 from .tracing import as_written, input_pipelines_as_written, traced_plainly
 
@@ -78,7 +79,7 @@ class ModelGardenLoop:
             init_modules=start["modules"] if start else "backbone", workers=workers)
         if evald is not None:
             t = self.experiment.task
-            t.validation_data.input_path = str(evald.path / "val-*.tfrecord")
+            t.validation_data.input_path = input_pattern(evald.path, "val-*.tfrecord")
             t.annotation_file = str(evald.path / VAL_COCO_JSON)
         self.can_evaluate = eval_source.val_frames > 0
         self._eval_steps = self.experiment.trainer.validation_steps
