@@ -24,7 +24,6 @@ import random
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 CVATKIT = [sys.executable, "-m", "cvatkit"]
@@ -47,19 +46,15 @@ def split(task: Path, work: Path, initial: int, seed: int) -> tuple[Path, Path, 
     annotated so far (``annotated.zip``), and the whole task with every other frame's
     annotations removed (``pool.zip``): what the first model ranks."""
     from cvatkit import open_export
-    from cvatkit.cvat import write_cvat_xml
+    from cvatkit.cvat import write_subset
 
     source = open_export(task)
     try:
-        frames = list(source.frames())
-        chosen = sorted(random.Random(seed).sample([f.index for f in frames], initial))
-        keep = set(chosen)
-        annotated, pool = work / "annotated.zip", work / "pool.zip"
-        write_cvat_xml(annotated, [f for f in frames if f.index in keep], source.labels,
-                       task_name="annotated so far", images=source.read_image)
-        write_cvat_xml(pool, [f if f.index in keep else replace(f, shapes=())
-                              for f in frames], source.labels, task_name="pool",
-                       images=source.read_image)
+        indexes = [f.index for f in source.frames()]
+        chosen = sorted(random.Random(seed).sample(indexes, initial))
+        annotated = write_subset(source, work / "annotated.zip", chosen,
+                                 task_name="annotated so far")
+        pool = write_subset(source, work / "pool.zip", chosen, rest_unannotated=True)
     finally:
         source.close()
     return annotated, pool, chosen
@@ -79,16 +74,13 @@ def random_choice(pool: list[int], count: int, seed: int) -> list[int]:
 def with_frames(task: Path, frames: list[int], dest: Path) -> Path:
     """The frames ``frames`` of ``task`` with their annotations, as an export at ``dest``."""
     from cvatkit import open_export
-    from cvatkit.cvat import write_cvat_xml
+    from cvatkit.cvat import write_subset
 
-    wanted = set(frames)
     source = open_export(task)
     try:
-        write_cvat_xml(dest, [f for f in source.frames() if f.index in wanted], source.labels,
-                       task_name=dest.stem, images=source.read_image)
+        return write_subset(source, dest, frames)
     finally:
         source.close()
-    return dest
 
 
 def train(export: Path, run_dir: Path, steps: int, weights: str, test_data: Path,

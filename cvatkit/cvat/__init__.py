@@ -1,6 +1,6 @@
 """CVAT's side of the job: its export formats (readers and writers), tasks on a CVAT
-server through cvat-sdk, conversions to and from ``cvat_sdk.models``, and the built-in
-sample task."""
+server through cvat-sdk, conversions to and from ``cvat_sdk.models``, part of a task as an
+export of its own, and the built-in sample task."""
 
 from .coco import CocoSource, write_coco
 from .cvat_xml import CvatXmlSource, cvat_xml_bytes, write_cvat_xml
@@ -20,10 +20,12 @@ from .server import (
                      server_host,
 )
 from .source import UNLABELLED, Source
+from .subsets import write_subset
 from .tasks import open_export, open_source
 
 __all__ = ["CocoSource", "CvatServerSource", "CvatXmlSource", "HOST_ENV", "SAMPLE_FRAMES",
            "SAMPLE_LABELS", "SAMPLE_TEST_FRAMES", "SampleTask", "Source", "TASK_ZIP", "TEST_ZIP",
            "TagResult", "UNLABELLED", "connect", "cvat_xml_bytes", "disconnect", "list_tasks",
            "open_export", "open_source", "sample_frame", "server_error", "server_host",
-           "shape_to_cvat", "tag_frames", "write_coco", "write_cvat_xml", "write_sample"]
+           "shape_to_cvat", "tag_frames", "write_coco", "write_cvat_xml", "write_sample",
+           "write_subset"]
