@@ -1,5 +1,5 @@
 """Shared fixtures: the sample task in both export formats, its prepared dataset, a short
-trained run, and a real S3 server (SeaweedFS)."""
+trained run, a real S3 server (SeaweedFS) and the fake CVAT server."""
 
 from __future__ import annotations
 
@@ -18,6 +18,18 @@ from helpers import MODEL, PLANTED, SAMPLE_FRAMES, SAMPLE_TEST_FRAMES, TRAINED  
 from cvatkit import open_export, prepare, write_sample  # noqa: E402
 from cvatkit.cli import main  # noqa: E402
 from cvatkit.runs import Run  # noqa: E402
+
+
+SLOW_FIXTURES = ("trained", "seaweed")
+"""Fixtures that train the shared run or start the S3 server: a test that needs one is
+slow. Tests that train, or start a kernel, a browser or a process of their own, say so
+with ``@pytest.mark.slow``."""
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if set(SLOW_FIXTURES) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -49,9 +61,9 @@ def prepared(sample_cvat, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained(prepared, tmp_path_factory):
-    """A finished 400-step run of the default model on the sample dataset (it finds the
-    shapes: ``helpers.TRAINED``), trained with secrets in the environment
-    (``helpers.PLANTED``): none may land anywhere."""
+    """The shared run: the tests' model (``helpers.MODEL``) trained on the sample dataset
+    with ``helpers.TRAINED`` until it finds the shapes surely, with secrets in the
+    environment (``helpers.PLANTED``): none may land anywhere."""
     run_dir = tmp_path_factory.mktemp("runs") / "run"
     with pytest.MonkeyPatch.context() as env:
         for key, value in PLANTED.items():
@@ -80,6 +92,31 @@ def s3_env(seaweed, monkeypatch):
     for key, value in seaweed.env().items():
         monkeypatch.setenv(key, value)
     return seaweed
+
+
+@pytest.fixture(scope="module")
+def fake_cvat():
+    """The fake CVAT server (``fakes/cvat_server.py``) of one test module, started with no
+    task: the module adds those it needs. Its user logs in with ``fakes.cvat_server``'s
+    ``USER`` and ``PASSWORD``, or its ``TOKEN``."""
+    from fakes.cvat_server import FakeCvatServer
+
+    with FakeCvatServer() as server:
+        yield server
+
+
+@pytest.fixture
+def cvat_env(fake_cvat, monkeypatch, tmp_path):
+    """The environment of a user of the fake CVAT server: its address and token, no user
+    or password, cvat-sdk's cache in the test's folder."""
+    from fakes.cvat_server import TOKEN
+
+    monkeypatch.setenv("CVAT_HOST", fake_cvat.url)
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", TOKEN)
+    monkeypatch.delenv("CVAT_USER", raising=False)
+    monkeypatch.delenv("CVAT_PASSWORD", raising=False)
+    monkeypatch.setenv("CVATKIT_CVAT_CACHE", str(tmp_path / "cvat-cache"))
+    return fake_cvat
 
 
 @pytest.fixture

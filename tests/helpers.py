@@ -32,6 +32,13 @@ PLANTED = {"AWS_SECRET_ACCESS_KEY": SECRET,
 """Secrets set in the environment while the shared run trains (``conftest.trained``)."""
 
 
+def folded(text: str) -> str:
+    """``text`` with each run of whitespace (line breaks too) made one space: how tests
+    compare what cvatkit printed with what it must say, so that a terminal's or a cell's
+    line break, or a path with spaces in it, never splits what is looked for."""
+    return " ".join(text.split())
+
+
 def unzip(zip_path: Path, dest: Path) -> Path:
     with zipfile.ZipFile(zip_path) as z:
         z.extractall(dest)

@@ -1,4 +1,4 @@
-"""Pre-annotation: on the CVAT test server through the real cvat-sdk (and cvat-cli), and
+"""Pre-annotation: on the fake CVAT server through the real cvat-sdk (and cvat-cli), and
 offline into an annotations file that the export reader reads back."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cvat_server import CvatTestServer
+from fakes.cvat_server import PASSWORD, USER
 from PIL import Image
-from savedmodels import DETECTIONS, frame_shift, model_garden_like
+from fakes.saved_models import DETECTIONS, frame_shift, model_garden_like
+from helpers import folded
 
 from cvatkit import connect, open_export
 from cvatkit.annotate import annotate_export, annotate_task
@@ -27,14 +28,12 @@ from cvatkit.inference import load_detector
 from cvatkit.label_files import write_label_files
 from cvatkit.records import LabelMap
 
-TOKEN = "pat-annotate-token"
-PASSWORD = "annotate-pw"
 FRAMES = 3  # sample frames are 160 x 128
 MODEL_LABELS = ("cat", "dog", "bird")
 
 
 def found_on(jpeg: bytes, label: str) -> tuple[float, float, float, float]:
-    """The box the test model finds for ``label`` on this frame (see savedmodels.py)."""
+    """The box the test model finds for ``label`` on this frame (see fakes/saved_models.py)."""
     with Image.open(io.BytesIO(jpeg)) as img:
         pixels = np.asarray(img.convert("RGB"))
     height, width = pixels.shape[:2]
@@ -44,19 +43,18 @@ def found_on(jpeg: bytes, label: str) -> tuple[float, float, float, float]:
     return ((xmin + shift) * width, ymin * height, (xmax + shift) * width, ymax * height)
 
 
-@pytest.fixture(scope="module")
-def server():
-    with CvatTestServer(password=PASSWORD, access_token=TOKEN) as srv:
-        srv.frames = [(f.name, jpeg) for f, jpeg in
-                      (sample_frame(1, i, index=i) for i in range(FRAMES))]
-        yield srv
+@pytest.fixture(scope="module", autouse=True)
+def frames(fake_cvat):
+    """The frames of every task this module makes (``new_task``)."""
+    fake_cvat.frames = [(f.name, jpeg) for f, jpeg in
+                        (sample_frame(1, i, index=i) for i in range(FRAMES))]
 
 
 @pytest.fixture(autouse=True)
-def no_fault_left(server):
+def no_fault_left(fake_cvat):
     """A fault one test arms and no request meets must not hit the next test."""
     yield
-    assert server.reset_faults() == [], "a fault was armed and never met"
+    assert fake_cvat.reset_faults() == [], "a fault was armed and never met"
 
 
 @pytest.fixture(scope="module")
@@ -74,41 +72,38 @@ def mask_model(tmp_path_factory):
 
 
 @pytest.fixture
-def client(server, monkeypatch, tmp_path):
-    monkeypatch.setenv("CVAT_HOST", server.url)
-    monkeypatch.setenv("CVAT_ACCESS_TOKEN", TOKEN)
-    monkeypatch.setenv("CVATKIT_CVAT_CACHE", str(tmp_path / "cvat-cache"))
+def client(cvat_env):
     c = connect()
     yield c
     c.close()
 
 
-def new_task(server, labels, *, shapes=(), media_type="image") -> int:
-    return server.add_task("photos", [{"name": n, "type": t} for n, t in labels],
-                           server.frames, shapes=shapes, media_type=media_type, chunk_size=2)
+def new_task(fake_cvat, labels, *, shapes=(), media_type="image") -> int:
+    return fake_cvat.add_task("photos", [{"name": n, "type": t} for n, t in labels],
+                           fake_cvat.frames, shapes=shapes, media_type=media_type, chunk_size=2)
 
 
-def auto(server, task_id):
-    return [s for s in server.shapes(task_id) if s["source"] == "auto"]
+def auto(fake_cvat, task_id):
+    return [s for s in fake_cvat.shapes(task_id) if s["source"] == "auto"]
 
 
 MANUAL = {"type": "rectangle", "label": "cat", "frame": 0, "points": [1, 1, 10, 10],
           "attributes": []}
 
 
-def test_shapes_land_with_the_right_labels_frames_and_coordinates(server, client, model):
-    task = new_task(server, [("cat", "rectangle"), ("dog", "polygon"), ("bird", "any")],
+def test_shapes_land_with_the_right_labels_frames_and_coordinates(fake_cvat, client, model):
+    task = new_task(fake_cvat, [("cat", "rectangle"), ("dog", "polygon"), ("bird", "any")],
                     shapes=[MANUAL])
     shown = []
     result = annotate_task(client, task, load_detector(model), threshold=0.5,
                            on_mapping=shown.append)
     assert shown and shown[0].targets == ("cat", "dog", "bird")
     assert result.shapes == {"cat": FRAMES, "dog": FRAMES, "bird": 0}
-    written = auto(server, task)
+    written = auto(fake_cvat, task)
     assert len(written) == 2 * FRAMES
-    assert len(server.shapes(task)) == 2 * FRAMES + 1  # the manual shape is kept
+    assert len(fake_cvat.shapes(task)) == 2 * FRAMES + 1  # the manual shape is kept
     corners = set()
-    for frame, (_name, jpeg) in enumerate(server.frames):
+    for frame, (_name, jpeg) in enumerate(fake_cvat.frames):
         mine = {s["label"]: s for s in written if s["frame"] == frame}
         assert mine["cat"]["type"] == "rectangle"
         # each shape carries the model's confidence, as CVAT stores and shows it
@@ -123,130 +118,131 @@ def test_shapes_land_with_the_right_labels_frames_and_coordinates(server, client
     assert len(corners) == FRAMES  # each frame has boxes of its own
 
 
-def test_retrying_after_a_failed_upload_does_not_duplicate_shapes(server, client, model):
+def test_retrying_after_a_failed_upload_does_not_duplicate_shapes(fake_cvat, client, model):
     detector = load_detector(model)
-    task = new_task(server, [("cat", "any"), ("dog", "any"), ("bird", "any")])
+    task = new_task(fake_cvat, [("cat", "any"), ("dog", "any"), ("bird", "any")])
     # the server stores the shapes but the answer is lost on the way back
-    server.fail_next("PATCH", status=502, apply=True)
+    fake_cvat.fail_next("PATCH", status=502, apply=True)
     with pytest.raises(ServerError, match="run the same command again"):
         annotate_task(client, task, detector)
-    assert len(auto(server, task)) == 2 * FRAMES
+    assert len(auto(fake_cvat, task)) == 2 * FRAMES
     again = annotate_task(client, task, detector)
     assert again.total == 0 and again.skipped_existing == 2 * FRAMES
-    assert len(auto(server, task)) == 2 * FRAMES
+    assert len(auto(fake_cvat, task)) == 2 * FRAMES
     # the upload fails before anything is stored: the retry writes everything once
-    other = new_task(server, [("cat", "any"), ("dog", "any"), ("bird", "any")])
-    server.fail_next("PATCH", status=500, apply=False)
+    other = new_task(fake_cvat, [("cat", "any"), ("dog", "any"), ("bird", "any")])
+    fake_cvat.fail_next("PATCH", status=500, apply=False)
     with pytest.raises(ServerError, match="Nothing is lost"):
         annotate_task(client, other, detector)
-    assert auto(server, other) == []
+    assert auto(fake_cvat, other) == []
     assert annotate_task(client, other, detector).total == 2 * FRAMES
-    assert len(auto(server, other)) == 2 * FRAMES
+    assert len(auto(fake_cvat, other)) == 2 * FRAMES
 
 
-def test_dry_run_writes_nothing(server, client, model):
-    task = new_task(server, [("cat", "any"), ("dog", "any"), ("bird", "any")])
-    before = len(server.requests)
+def test_dry_run_writes_nothing(fake_cvat, client, model):
+    task = new_task(fake_cvat, [("cat", "any"), ("dog", "any"), ("bird", "any")])
+    before = len(fake_cvat.requests)
     result = annotate_task(client, task, load_detector(model), dry_run=2, threshold=0.0)
     assert result.dry_run and result.frames == 2 and len(result.predictions) == 2
     assert result.shapes == {"cat": 2, "dog": 2, "bird": 2}
-    assert not [r for r in server.requests[before:] if r[0] in ("PATCH", "PUT", "DELETE")]
-    assert server.shapes(task) == []
+    assert not [r for r in fake_cvat.requests[before:] if r[0] in ("PATCH", "PUT", "DELETE")]
+    assert fake_cvat.shapes(task) == []
     assert "would write 6 shapes on 2 frames" in result.format()
 
 
-def test_clear_existing_replaces_the_annotations(server, client, model):
-    task = new_task(server, [("cat", "any"), ("dog", "any"), ("bird", "any")],
+def test_clear_existing_replaces_the_annotations(fake_cvat, client, model):
+    task = new_task(fake_cvat, [("cat", "any"), ("dog", "any"), ("bird", "any")],
                     shapes=[MANUAL])
     annotate_task(client, task, load_detector(model), clear_existing=True)
-    shapes = server.shapes(task)
+    shapes = fake_cvat.shapes(task)
     assert len(shapes) == 2 * FRAMES and all(s["source"] == "auto" for s in shapes)
-    assert ("PUT", f"/api/tasks/{task}/annotations/") in server.requests
+    assert ("PUT", f"/api/tasks/{task}/annotations/") in fake_cvat.requests
 
 
-def test_unmapped_labels_are_refused_unless_mapped_or_dropped(server, client, model):
+def test_unmapped_labels_are_refused_unless_mapped_or_dropped(fake_cvat, client, model):
     detector = load_detector(model)
-    task = new_task(server, [("cat", "any"), ("Dog", "any"), ("vehicle", "any")])
+    task = new_task(fake_cvat, [("cat", "any"), ("Dog", "any"), ("vehicle", "any")])
     with pytest.raises(UsageError, match=r"no label for the model's 'bird'.*--drop-unmapped"):
         annotate_task(client, task, detector)
-    assert server.shapes(task) == []
+    assert fake_cvat.shapes(task) == []
     result = annotate_task(client, task, detector, threshold=0.0, drop_unmapped=True)
     assert result.mapping.target("dog") == "Dog"  # same name, other case
     assert result.dropped == FRAMES and result.shapes == {"cat": FRAMES, "Dog": FRAMES}
-    stored = sorted(s["label"] for s in auto(server, task))  # what the server now holds
+    stored = sorted(s["label"] for s in auto(fake_cvat, task))  # what the server now holds
     assert stored == ["Dog"] * FRAMES + ["cat"] * FRAMES
-    other = new_task(server, [("cat", "any"), ("dog", "any"), ("vehicle", "any")])
+    other = new_task(fake_cvat, [("cat", "any"), ("dog", "any"), ("vehicle", "any")])
     result = annotate_task(client, other, detector, threshold=0.0,
                            mapping={"bird": "vehicle"})
     assert result.shapes["vehicle"] == FRAMES
-    stored = sorted(s["label"] for s in auto(server, other))
+    stored = sorted(s["label"] for s in auto(fake_cvat, other))
     assert stored == ["cat"] * FRAMES + ["dog"] * FRAMES + ["vehicle"] * FRAMES
     assert re.search(r"bird +-> vehicle +\(your mapping\)", result.mapping.format())
     with pytest.raises(UsageError, match="'plane', which the model does not predict"):
         annotate_task(client, other, detector, mapping={"plane": "cat"})
 
 
-def test_a_model_that_fails_on_the_frames_is_not_called_an_upload_error(server, client,
+def test_a_model_that_fails_on_the_frames_is_not_called_an_upload_error(fake_cvat, client,
                                                                         tmp_path):
     """A label map shorter than what the model predicts is found while predicting:
     that is the model's fault, and running again will not help."""
     model = model_garden_like(tmp_path / "mg")
     write_label_files(LabelMap.from_names(["cat", "dog"]), model)
-    task = new_task(server, [("cat", "any"), ("dog", "any")])
+    task = new_task(fake_cvat, [("cat", "any"), ("dog", "any")])
     with pytest.raises(ModelError, match="returned class id 3, but its label map") as info:
         annotate_task(client, task, load_detector(model), threshold=0.0)
     assert "run the same command again" not in str(info.value)
-    assert server.shapes(task) == []
+    assert fake_cvat.shapes(task) == []
 
 
-def test_a_task_with_none_of_the_models_labels(server, client, model):
-    task = new_task(server, [("car", "any"), ("truck", "any")])
+def test_a_task_with_none_of_the_models_labels(fake_cvat, client, model):
+    task = new_task(fake_cvat, [("car", "any"), ("truck", "any")])
     with pytest.raises(UsageError, match="has none of the model's labels"):
         annotate_task(client, task, load_detector(model), drop_unmapped=True)
 
 
-def test_a_video_task_gets_a_clear_error(server, client, model):
-    task = new_task(server, [("cat", "any")], media_type="video")
+def test_a_video_task_gets_a_clear_error(fake_cvat, client, model):
+    task = new_task(fake_cvat, [("cat", "any")], media_type="video")
     with pytest.raises(UsageError, match="is a video task; cvat-sdk's annotate_task "
                                          "pre-annotates image tasks only"):
         annotate_task(client, task, load_detector(model))
 
 
-def test_a_mask_model_writes_what_each_label_takes(server, client, mask_model):
-    task = new_task(server, [("cat", "polygon"), ("dog", "mask"), ("bird", "rectangle")])
+def test_a_mask_model_writes_what_each_label_takes(fake_cvat, client, mask_model):
+    task = new_task(fake_cvat, [("cat", "polygon"), ("dog", "mask"), ("bird", "rectangle")])
     annotate_task(client, task, load_detector(mask_model), threshold=0.0)
-    kinds = {(s["label"], s["type"]) for s in auto(server, task)}
+    kinds = {(s["label"], s["type"]) for s in auto(fake_cvat, task)}
     assert kinds == {("cat", "polygon"), ("dog", "mask"), ("bird", "rectangle")}
 
 
-def test_cli_annotate_shows_the_mapping_first(server, client, model, capsys):
-    task = new_task(server, [("cat", "any"), ("dog", "any"), ("bird", "any")])
+def test_cli_annotate_shows_the_mapping_first(fake_cvat, client, model, capsys):
+    task = new_task(fake_cvat, [("cat", "any"), ("dog", "any"), ("bird", "any")])
     assert main(["annotate", str(model), "--task", str(task), "--threshold", "0.5"]) == 0
     out = capsys.readouterr().out
     assert out.index("model label -> label of task") < out.index("wrote 6 shapes on 3 frames")
-    assert len(auto(server, task)) == 2 * FRAMES
+    assert len(auto(fake_cvat, task)) == 2 * FRAMES
     assert main(["annotate", str(model), "--task", str(task), "--threshold", "2"]) == 2
-    assert "outside 0..1" in capsys.readouterr().err
+    assert "outside 0..1" in folded(capsys.readouterr().err)
 
 
-def test_cvat_cli_runs_the_same_function_module(server, model, tmp_path):
-    task = new_task(server, [("cat", "any"), ("dog", "any"), ("bird", "any")])
+@pytest.mark.slow  # starts cvat-cli
+def test_cvat_cli_runs_the_same_function_module(fake_cvat, model, tmp_path):
+    task = new_task(fake_cvat, [("cat", "any"), ("dog", "any"), ("bird", "any")])
     env = {**os.environ, "PASS": PASSWORD, "CVATKIT_CVAT_CACHE": str(tmp_path)}
     env.pop("CVAT_ACCESS_TOKEN", None)
     cli = Path(sys.executable).parent / "cvat-cli"
     proc = subprocess.run(
-        [str(cli), "--server-host", server.url, "--auth", "admin", "task", "auto-annotate",
+        [str(cli), "--server-host", fake_cvat.url, "--auth", USER, "task", "auto-annotate",
          str(task), "--function-module", "cvatkit.cvat_function", "-p",
          f"model=str:{model}", "-p", "threshold=float:0.5"],
         env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    written = auto(server, task)
+    written = auto(fake_cvat, task)
     assert sorted(s["label"] for s in written) == ["cat"] * FRAMES + ["dog"] * FRAMES
     assert {(s["label"], s["score"]) for s in written} == {("cat", 0.8), ("dog", 0.95)}
     assert PASSWORD not in proc.stdout + proc.stderr
     # a model that is not there: cvat-cli says so, without a traceback
     proc = subprocess.run(
-        [str(cli), "--server-host", server.url, "--auth", "admin", "task", "auto-annotate",
+        [str(cli), "--server-host", fake_cvat.url, "--auth", USER, "task", "auto-annotate",
          str(task), "--function-module", "cvatkit.cvat_function", "-p",
          f"model=str:{tmp_path / 'no-such-model'}"],
         env=env, capture_output=True, text=True, timeout=300)
@@ -255,7 +251,7 @@ def test_cvat_cli_runs_the_same_function_module(server, model, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_evaluate_tags_the_frames_with_likely_annotation_mistakes(server, client, model,
+def test_evaluate_tags_the_frames_with_likely_annotation_mistakes(fake_cvat, client, model,
                                                                    tmp_path, capsys):
     """Frame 0 agrees with the model; frame 1 lacks the cat it finds at 0.80; frame 2
     has a second cat where it sees nothing. Only frames 1 and 2 get the review tag,
@@ -264,23 +260,23 @@ def test_evaluate_tags_the_frames_with_likely_annotation_mistakes(server, client
         return {"type": "rectangle", "label": label, "frame": frame, "points": list(points),
                 "attributes": []}
 
-    jpegs = [jpeg for _, jpeg in server.frames]
+    jpegs = [jpeg for _, jpeg in fake_cvat.frames]
     shapes = [rect("cat", 0, found_on(jpegs[0], "cat")), rect("dog", 0, found_on(jpegs[0], "dog")),
               rect("dog", 1, found_on(jpegs[1], "dog")),
               rect("cat", 2, found_on(jpegs[2], "cat")), rect("dog", 2, found_on(jpegs[2], "dog")),
               rect("cat", 2, (2, 100, 12, 110))]
-    task = server.add_task("review", [{"name": n, "type": t} for n, t in (
+    task = fake_cvat.add_task("review", [{"name": n, "type": t} for n, t in (
         ("cat", "rectangle"), ("dog", "rectangle"), ("bird", "rectangle"),
-        ("needs-review", "tag"))], server.frames, shapes=shapes, chunk_size=2)
+        ("needs-review", "tag"))], fake_cvat.frames, shapes=shapes, chunk_size=2)
     mistakes = tmp_path / "mistakes.csv"
     args = ["evaluate", str(model), f"cvat://{task}", "--review-tag", "needs-review",
             "--mistakes", str(mistakes), "--confident", "0.8"]
     assert main(args) == 0
-    out = capsys.readouterr().out
+    out = folded(capsys.readouterr().out)
     assert f"task {task}: tagged 2 frames 'needs-review' (1, 2)" in out
     assert "frame 1 frame_000001.jpg: cat (0.80) where nothing is annotated" in out
     assert "frame 2 frame_000002.jpg: cat annotated where the model sees nothing" in out
-    assert [(t["frame"], t["label"]) for t in server.tags(task)] == [(1, "needs-review"),
+    assert [(t["frame"], t["label"]) for t in fake_cvat.tags(task)] == [(1, "needs-review"),
                                                                     (2, "needs-review")]
     kinds = [(row.split(",")[0], row.split(",")[2]) for row in
              mistakes.read_text().splitlines()[1:]]
@@ -290,24 +286,25 @@ def test_evaluate_tags_the_frames_with_likely_annotation_mistakes(server, client
     assert "needs-review" not in out.split("likely annotation mistakes")[0]
     # again: nothing is tagged twice
     assert main(args) == 0
-    assert "tagged 0 frames 'needs-review'; 2 had the tag already" in capsys.readouterr().out
-    assert len(server.tags(task)) == 2
+    assert "tagged 0 frames 'needs-review'; 2 had the tag already" in folded(
+        capsys.readouterr().out)
+    assert len(fake_cvat.tags(task)) == 2
     # a task without that tag label: told what to add, nothing written
     assert main([*args[:4], "next", *args[5:]]) == 2
     out, err = capsys.readouterr()
-    err = " ".join(err.split())
+    err = folded(err)
     assert "COCO AP" not in out  # refused before predicting
     assert "it has no tag label 'next'. Add a label of type Tag named 'next'" in err
     assert "pick one of its tag labels (needs-review)" in err
     # offline exports have no server to tag on
     assert main(["evaluate", str(model), str(tmp_path), "--review-tag", "x"]) == 2
-    assert "give the task as cvat://TASK_ID" in " ".join(capsys.readouterr().err.split())
+    assert "give the task as cvat://TASK_ID" in folded(capsys.readouterr().err)
 
 
-def test_rank_tags_the_frames_to_annotate_next(server, client, model, capsys):
-    task = server.add_task("next", [{"name": n, "type": t} for n, t in (
+def test_rank_tags_the_frames_to_annotate_next(fake_cvat, client, model, capsys):
+    task = fake_cvat.add_task("next", [{"name": n, "type": t} for n, t in (
         ("cat", "rectangle"), ("dog", "rectangle"), ("bird", "rectangle"), ("next", "tag"))],
-        server.frames, chunk_size=2)
+        fake_cvat.frames, chunk_size=2)
     args = ["rank", str(model), f"cvat://{task}", "--top", "2", "--tag", "next"]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -316,12 +313,12 @@ def test_rank_tags_the_frames_to_annotate_next(server, client, model, capsys):
     table = lines.index(next(line for line in lines if line.lstrip().startswith("rank")))
     ranked = [int(line.split()[1]) for line in lines[table + 1:table + 3]]  # the top 2
     assert len(set(ranked)) == 2 and set(ranked) <= {0, 1, 2}
-    assert [t["frame"] for t in server.tags(task)] == sorted(ranked)
+    assert [t["frame"] for t in fake_cvat.tags(task)] == sorted(ranked)
     assert main(args) == 0  # again: nothing tagged twice
-    assert "tagged 0 frames 'next'; 2 had the tag already" in capsys.readouterr().out
-    assert len(server.tags(task)) == 2
+    assert "tagged 0 frames 'next'; 2 had the tag already" in folded(capsys.readouterr().out)
+    assert len(fake_cvat.tags(task)) == 2
     assert main([*args[:-1], "needs-review"]) == 2
-    assert "it has no tag label 'needs-review'" in " ".join(capsys.readouterr().err.split())
+    assert "it has no tag label 'needs-review'" in folded(capsys.readouterr().err)
 
 
 # ------------------------------------------------------------------ offline
@@ -397,13 +394,13 @@ def test_offline_cli_and_its_bad_input(model, sample_cvat, tmp_path, capsys):
     back = list(open_export(_folder_with(out, tmp_path / "back")).frames())
     assert {s.label for f in back for s in f.shapes} == {"square", "triangle"}
     assert main(["annotate", str(model), "--source", str(sample_cvat)]) == 2
-    assert "give --out FILE" in capsys.readouterr().err
+    assert "give --out FILE" in folded(capsys.readouterr().err)
     assert main(["annotate", str(model), "--source", str(sample_cvat), "--out",
                  str(tmp_path / "x.json"), "--drop-unmapped"]) == 2
-    assert "written as .xml or .zip" in capsys.readouterr().err
+    assert "written as .xml or .zip" in folded(capsys.readouterr().err)
     assert main(["annotate", str(model), "--source", str(sample_cvat), "--out",
                  str(tmp_path / "y.xml"), "--map", "cat"]) == 2
-    assert "is not MODEL_LABEL=TASK_LABEL" in capsys.readouterr().err
+    assert "is not MODEL_LABEL=TASK_LABEL" in folded(capsys.readouterr().err)
     assert not (tmp_path / "x.json").exists() and not (tmp_path / "y.xml").exists()
 
 

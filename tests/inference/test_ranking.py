@@ -1,15 +1,15 @@
-"""What to annotate next: frames ranked by the model's uncertainty, and the data path of
-bench/active.py (which measures the ranking against a random choice)."""
+"""What to annotate next: frames ranked by the model's uncertainty, and the loop that
+bench/active.py measures against a random choice (annotated frames, a pool, the picks)."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
+import random
 from dataclasses import replace
 
 import pytest
-from helpers import ROOT
+from helpers import folded
 from PIL import Image
 
 from cvatkit import open_export
@@ -112,38 +112,43 @@ def test_cli_rank_writes_the_ranking_and_draws_the_top(trained, partial, tmp_pat
     assert len(out.read_text().splitlines()) == 41
     # mistakes get messages, not tracebacks, and nothing is written
     assert main(["rank", str(trained.path), str(partial), "--top", "0"]) == 2
-    assert "--top 0: give the number of frames to pick" in capsys.readouterr().err
+    assert "--top 0: give the number of frames to pick" in folded(capsys.readouterr().err)
     assert main(["rank", str(trained.path), str(partial), "--out", str(tmp_path)]) == 2
     assert main(["rank", str(trained.path), str(partial), "--tag", "next"]) == 2
-    assert "give the task as cvat://TASK_ID" in " ".join(capsys.readouterr().err.split())
+    assert "give the task as cvat://TASK_ID" in folded(capsys.readouterr().err)
 
 
-def test_the_active_learning_bench_data_path(trained, sample_cvat, tmp_path):
-    """bench/active.py at tiny scale, its training left out: the split into annotated
-    frames and a pool, the ranked and the random choice, the grown export."""
-    spec = importlib.util.spec_from_file_location("active", ROOT / "bench" / "active.py")
-    active = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(active)
+def test_a_pool_ranked_and_the_frames_picked_written_as_exports(trained, sample_cvat,
+                                                                 tmp_path):
+    """The loop bench/active.py measures, its training left out: some frames annotated
+    (an export of their own), the task as a pool with only those annotations, the pool
+    ranked, and the picked frames added to an export of the annotated ones."""
+    from cvatkit.cvat import write_subset
 
-    annotated, pool, chosen = active.split(sample_cvat, tmp_path, 10, seed=3)
-    assert len(chosen) == 10 and chosen == sorted(chosen)
-    original = {f.index: f for f in open_export(sample_cvat).frames()}
+    source = open_export(sample_cvat)
+    original = {f.index: f for f in source.frames()}
+    chosen = sorted(random.Random(3).sample(sorted(original), 10))
+    annotated = write_subset(source, tmp_path / "annotated.zip", chosen)
+    pool = write_subset(source, tmp_path / "pool.zip", chosen, rest_unannotated=True,
+                        task_name="pool")
     got = list(open_export(annotated).frames())
     assert [f.name for f in got] == [original[i].name for i in chosen]
     assert all(f.shapes == original[f.index].shapes for f in got)
-    pooled = {f.name: f for f in open_export(pool).frames()}
+    pooled = open_export(pool)
+    assert pooled.summary().name == "pool"
+    pooled = {f.name: f for f in pooled.frames()}
+    assert sorted(pooled) == sorted(f.name for f in original.values())
     assert sum(1 for f in pooled.values() if f.shapes) == sum(
         1 for i in chosen if original[i].shapes)
     assert all(not pooled[original[i].name].shapes for i in original if i not in chosen)
 
     ranking_csv = tmp_path / "ranking.csv"
     assert main(["rank", str(trained.path), str(pool), "--out", str(ranking_csv)]) == 0
-    ranked = active.ranked_choice(ranking_csv, 5)
-    assert len(ranked) == 5 and not set(ranked) & set(chosen)
-    rest = sorted(set(original) - set(chosen))
-    randomly = active.random_choice(rest, 5, seed=1003)
-    assert randomly == active.random_choice(rest, 5, seed=1003) and set(randomly) <= set(rest)
-    grown = active.with_frames(sample_cvat, chosen + ranked, tmp_path / "ranked.zip")
+    with open(ranking_csv, newline="") as f:
+        ranked = [int(row["frame"]) for row in csv.DictReader(f)][:5]
+    assert len(ranked) == 5 and not set(ranked) & set(chosen)  # annotated ones left out
+    grown = write_subset(source, tmp_path / "ranked.zip", chosen + ranked)
     frames = list(open_export(grown).frames())
     assert sorted(f.name for f in frames) == sorted(original[i].name for i in chosen + ranked)
-    assert all(f.shapes == original[int(f.name[6:12])].shapes for f in frames)
+    assert all(f.shapes == original[f.index].shapes for f in frames)
+    source.close()

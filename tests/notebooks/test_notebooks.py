@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
-from helpers import MODEL, ROOT, SECRET
+from helpers import MODEL, PLANTED, ROOT, SECRET
 
 from cvatkit.errors import CvatkitError
 
@@ -50,12 +50,13 @@ def test_every_notebook_has_a_parameters_cell_of_literals_and_no_definitions():
                     stmt.value, ast.Constant), f"{path.name}: {ast.unparse(stmt)}"
 
 
-def test_train_notebook_runs_headless_on_a_cvat_task_and_publishes(sample_cvat, tmp_path,
-                                                                     monkeypatch):
-    """A batch run on a task of the CVAT test server, credentials from the environment:
+@pytest.mark.slow  # starts a kernel
+def test_train_notebook_runs_headless_on_a_cvat_task_and_publishes(sample_cvat, fake_cvat,
+                                                                     tmp_path, monkeypatch):
+    """A batch run on a task of the fake CVAT server, credentials from the environment:
     neither the CVAT password nor the AWS secret may land in the executed notebook, the
     work folder or the model store."""
-    from cvat_server import CvatTestServer
+    from fakes.cvat_server import USER
 
     from cvatkit import open_export
 
@@ -65,21 +66,22 @@ def test_train_notebook_runs_headless_on_a_cvat_task_and_publishes(sample_cvat, 
         frames.append((frame.name, export.read_image(frame)))
         shapes += [{"type": s.kind, "label": s.label, "frame": len(frames) - 1,
                     "points": list(s.points), "attributes": []} for s in frame.shapes]
-    password = "cvat-password-that-must-not-leak"
-    with CvatTestServer(password=password) as server:
-        task = server.add_task("sample", [{"name": n} for n in export.labels.names], frames,
-                               shapes=shapes)
-        monkeypatch.setenv("CVAT_HOST", server.url)
-        monkeypatch.delenv("CVAT_ACCESS_TOKEN", raising=False)
-        monkeypatch.setenv("CVAT_USER", "admin")
-        monkeypatch.setenv("CVAT_PASSWORD", password)
-        monkeypatch.setenv("CVATKIT_CVAT_CACHE", str(tmp_path / "cvat-cache"))
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-        store = tmp_path / "store"
-        nb = run_notebook("train.ipynb", tmp_path / "train.ipynb", tmp_path,
-                          interactive=False, task_id=task, model=MODEL, hparams=TWO_STEPS,
-                          weights="none", workdir="work", run_name="nb", store=str(store),
-                          namespace="team")
+    password = PLANTED["CVAT_PASSWORD"]
+    server = fake_cvat
+    monkeypatch.setattr(server, "password", password)
+    task = server.add_task("sample", [{"name": n} for n in export.labels.names], frames,
+                           shapes=shapes)
+    monkeypatch.setenv("CVAT_HOST", server.url)
+    monkeypatch.delenv("CVAT_ACCESS_TOKEN", raising=False)
+    monkeypatch.setenv("CVAT_USER", USER)
+    monkeypatch.setenv("CVAT_PASSWORD", password)
+    monkeypatch.setenv("CVATKIT_CVAT_CACHE", str(tmp_path / "cvat-cache"))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    store = tmp_path / "store"
+    nb = run_notebook("train.ipynb", tmp_path / "train.ipynb", tmp_path,
+                      interactive=False, task_id=task, model=MODEL, hparams=TWO_STEPS,
+                      weights="none", workdir="work", run_name="nb", store=str(store),
+                      namespace="team")
     text, _ = outputs(nb)
     assert f"preparing cvat://{task} on {server.url}" in text
     assert "step 2/2: loss" in text
@@ -99,6 +101,7 @@ def test_train_notebook_runs_headless_on_a_cvat_task_and_publishes(sample_cvat, 
     assert scanned > 20
 
 
+@pytest.mark.slow  # starts a kernel
 def test_a_failing_train_notebook_fails_with_the_reason_and_no_traceback(sample_cvat,
                                                                          tmp_path):
     """The papermill command, as a batch job runs it: it exits non-zero, and both its
@@ -141,6 +144,7 @@ def test_a_batch_run_that_did_not_complete_fails(tmp_path):
     assert lines == ["stopped: stop requested"]
 
 
+@pytest.mark.slow  # starts a kernel
 def test_the_train_notebook_opens_the_app_with_its_parameters(tmp_path):
     (tmp_path / "demo.hparams").write_text("num-steps=30\n")
     nb = run_notebook("train.ipynb", tmp_path / "train.ipynb", tmp_path, interactive=True,
@@ -168,6 +172,7 @@ def test_inference_notebook_draws_the_gallery_and_evaluates(trained, sample_cvat
         assert (tmp_path / "pictures" / name).exists()
 
 
+@pytest.mark.slow  # starts a kernel
 def test_dashboard_notebook_builds_the_app(tmp_path):
     nb = run_notebook("dashboard.ipynb", tmp_path / "dashboard.ipynb", tmp_path)
     _, every = outputs(nb)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import MODEL, hyperparameters
-from scripted import ScriptedLoop
+from fakes.training_loop import FakeTrainingLoop
 
 from cvatkit.errors import HyperparameterError
 from cvatkit.run_progress import RunProgress
@@ -40,7 +40,7 @@ def _best_folder(run) -> list[str]:
 
 def test_the_best_checkpoint_is_the_evaluation_with_the_highest_ap(tmp_path):
     run = Run(tmp_path)
-    loop = ScriptedLoop([0.2, 0.5, 0.4, 0.6, 0.3, 0.6, 0.1, 0.5, 0.55])
+    loop = FakeTrainingLoop([0.2, 0.5, 0.4, 0.6, 0.3, 0.6, 0.1, 0.5, 0.55])
     out = _train(run, loop, _hp())
     assert (out.state, out.step) == ("running", 100)
     evals = _evals(run)
@@ -59,7 +59,7 @@ def test_the_best_checkpoint_is_the_evaluation_with_the_highest_ap(tmp_path):
 
 def test_a_nan_ap_never_counts_as_the_best(tmp_path):
     run = Run(tmp_path)
-    loop = ScriptedLoop([NAN, 0.3, NAN, 0.2, NAN])
+    loop = FakeTrainingLoop([NAN, 0.3, NAN, 0.2, NAN])
     _train(run, loop, _hp(num_steps=60))
     assert [e.best for e in _evals(run)] == [False, True, False, False, False]
     assert run.best_checkpoint().step == 20 and loop.written == [20]
@@ -67,7 +67,7 @@ def test_a_nan_ap_never_counts_as_the_best(tmp_path):
 
 def test_patience_ends_the_run_after_exactly_n_evaluations_without_improvement(tmp_path):
     run = Run(tmp_path)
-    loop = ScriptedLoop([0.3, 0.5, 0.4, 0.5, 0.45, 0.9])
+    loop = FakeTrainingLoop([0.3, 0.5, 0.4, 0.5, 0.45, 0.9])
     hp = _hp(early_stopping_patience=3)
     out = _train(run, loop, hp)
     assert out == Outcome("completed", 50, "stopped early at step 50: AP has not improved "
@@ -90,7 +90,7 @@ def test_patience_ends_the_run_after_exactly_n_evaluations_without_improvement(t
 
 def test_patience_counts_evaluations_that_give_no_ap(tmp_path):
     run = Run(tmp_path)
-    out = _train(run, ScriptedLoop([NAN, NAN, 0.1]), _hp(early_stopping_patience=2))
+    out = _train(run, FakeTrainingLoop([NAN, NAN, 0.1]), _hp(early_stopping_patience=2))
     assert out.state == "completed" and out.step == 20
     assert out.message == "stopped early at step 20: 2 evaluations in a row gave no AP"
     assert run.best_checkpoint() is None
@@ -98,7 +98,7 @@ def test_patience_counts_evaluations_that_give_no_ap(tmp_path):
 
 def test_patience_zero_never_stops(tmp_path):
     run = Run(tmp_path)
-    loop = ScriptedLoop([0.9] + [0.1] * 8)
+    loop = FakeTrainingLoop([0.9] + [0.1] * 8)
     out = _train(run, loop, _hp())
     assert (out.state, out.step, loop.evaluations) == ("running", 100, 9)
     assert run.best_checkpoint().step == 10
@@ -111,7 +111,7 @@ def test_the_final_evaluation_can_be_the_best_and_export_checkpoint_last_exports
         run = Run(tmp_path / f"{which}-{final_ap}")
         run.path.mkdir()
         hp = _hp(num_steps=30, export_checkpoint=which)
-        loop = ScriptedLoop([0.5, 0.6, final_ap])
+        loop = FakeTrainingLoop([0.5, 0.6, final_ap])
         best = BestKeeper(run)
         out = _train(run, loop, hp, best=best)
         exported = []
@@ -128,7 +128,7 @@ def test_the_final_evaluation_can_be_the_best_and_export_checkpoint_last_exports
 def test_a_run_that_cannot_evaluate_exports_its_last_checkpoint(tmp_path):
     run = Run(tmp_path)
     hp = _hp(num_steps=30)
-    loop = ScriptedLoop([])
+    loop = FakeTrainingLoop([])
     out = run_loop(loop, run, hp, labels=("a",), total_steps=30, can_evaluate=False,
                    stop=lambda: False)
     exported = []
@@ -149,14 +149,14 @@ def test_a_resumed_run_keeps_its_best_and_the_evaluations_since(tmp_path):
     run = Run(tmp_path)
     hp = _hp(early_stopping_patience=2)
     calls = iter([False] * 3 + [True])
-    out = run_loop(ScriptedLoop([0.5, 0.7, 0.6]), run, hp, labels=("a",), total_steps=100,
+    out = run_loop(FakeTrainingLoop([0.5, 0.7, 0.6]), run, hp, labels=("a",), total_steps=100,
                    can_evaluate=True, stop=lambda: next(calls))
     assert (out.state, out.step) == ("stopped", 30)
     _resume(run, 30)
     keeper = BestKeeper(run, patience=2)
     assert keeper.best == run.best_checkpoint() and keeper.best.step == 20
     assert keeper.stale == 1  # the evaluation at 30 did not beat it
-    loop = ScriptedLoop([0.65, 0.9], step=30)
+    loop = FakeTrainingLoop([0.65, 0.9], step=30)
     out = _train(run, loop, hp, best=keeper)
     assert out == Outcome("completed", 40, "stopped early at step 40: AP has not improved "
                           "on 0.700 (step 20) in 2 evaluations")
@@ -165,7 +165,7 @@ def test_a_resumed_run_keeps_its_best_and_the_evaluations_since(tmp_path):
 
 def test_evaluations_a_resumed_run_does_again_are_counted_once(tmp_path):
     run = Run(tmp_path)
-    _train(run, ScriptedLoop([0.5, 0.4, 0.3]), _hp(num_steps=40))
+    _train(run, FakeTrainingLoop([0.5, 0.4, 0.3]), _hp(num_steps=40))
     _resume(run, 20)  # killed at 30: what was logged past its checkpoint at 20 is superseded
     assert BestKeeper(run).stale == 1 and run.best_checkpoint().step == 10
     _resume(run, 5)  # the best itself superseded: it is kept, nothing counted since
@@ -175,7 +175,7 @@ def test_evaluations_a_resumed_run_does_again_are_counted_once(tmp_path):
 
 def test_the_monitor_shows_the_best_when_the_last_is_not(tmp_path):
     run = Run(tmp_path)
-    _train(run, ScriptedLoop([0.5, 0.8, 0.6]), _hp(num_steps=40))
+    _train(run, FakeTrainingLoop([0.5, 0.8, 0.6]), _hp(num_steps=40))
     progress = RunProgress(40)
     for event in run.events():
         progress.on_event(event)
@@ -269,7 +269,7 @@ def test_an_earlier_runs_best_checkpoint_can_start_a_run(tmp_path):
     best = run.path / "checkpoints" / "best"
     with pytest.raises(UsageError, match="has no best checkpoint yet"):
         resolve_init_checkpoint(str(best), spec, data)
-    _train(run, ScriptedLoop([0.4, 0.6, 0.5]), _hp(num_steps=40))
+    _train(run, FakeTrainingLoop([0.4, 0.6, 0.5]), _hp(num_steps=40))
     for given in (best, best / "ckpt-20"):
         init = resolve_init_checkpoint(str(given), spec, data)
         assert init.path == str(best / "ckpt-20") and init.source == str(run.path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import hyperparameters
-from scripted import ScriptedLoop
+from fakes.training_loop import FakeTrainingLoop
 
 from cvatkit.runs import Run
 from cvatkit.training import COSTS, describe_costs
@@ -62,7 +62,7 @@ def test_a_run_keeps_its_costs_in_run_json(tmp_path):
     run.write_spec({"model": {"key": "m"}})
     hp = hyperparameters(num_steps=40, batch_size=2, log_interval=10, eval_interval=20)
     costs = Costs()
-    loop = CostedLoop(ScriptedLoop([0.3, 0.4, 0.5]), costs)
+    loop = CostedLoop(FakeTrainingLoop([0.3, 0.4, 0.5]), costs)
     costs.started()
     outcome = run_loop(loop, run, hp, labels=("a",), total_steps=hp.num_steps,
                        can_evaluate=True, stop=lambda: False)

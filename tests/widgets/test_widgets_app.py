@@ -1,6 +1,6 @@
 """The inference viewer, the publish and pre-annotate panel and the composed app, driven
 without a browser: their states directly, their controls through trait values and
-``Button.click()``. The model is a tiny SavedModel with known outputs (savedmodels.py)
+``Button.click()``. The model is a tiny SavedModel with known outputs (fakes/saved_models.py)
 inside a completed run folder written by hand; no training starts here."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cvat_server import CvatTestServer
+from fakes.cvat_server import TOKEN
 from cvatkit.widgets import (AnnotatePanel, AnnotateState, App, InferenceState, InferenceViewer,
                              PublishPanel, PublishState)
 from cvatkit.widgets.inference import run_frames
-from savedmodels import model_garden_like
+from fakes.saved_models import model_garden_like
 
 from cvatkit import open_export, write_sample
 from cvatkit.cvat import SAMPLE_LABELS as LABELS
@@ -29,7 +29,6 @@ PNG = b"\x89PNG\r\n\x1a\n"
 TEST_FRAMES = 6
 # The test model finds on every frame: triangle 0.95, square 0.80, circle 0.30.
 PER_FRAME = {0.5: 2, 0.2: 3, 0.9: 1}
-TOKEN = "pat-widgets-app-token"
 
 
 pytestmark = pytest.mark.usefixtures("widget_callbacks_raise")
@@ -370,15 +369,16 @@ def test_unmapped_labels_are_refused_until_mapped_or_dropped(saved_model, sample
 
 
 @pytest.fixture
-def cvat(monkeypatch, tmp_path):
+def cvat(fake_cvat, monkeypatch, tmp_path):
+    """The fake CVAT server with a new task of the sample's labels (no shapes), and no
+    CVAT settings in the environment."""
     for key in ("CVAT_HOST", "CVAT_ACCESS_TOKEN", "CVAT_USER", "CVAT_PASSWORD"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("CVATKIT_CVAT_CACHE", str(tmp_path / "cvat-cache"))
-    with CvatTestServer(access_token=TOKEN) as srv:
-        frames = [(f.name, jpeg) for f, jpeg in (sample_frame(3, i, index=i) for i in range(3))]
-        srv.task = srv.add_task("next task", [{"name": n} for n in LABELS.names], frames,
-                                chunk_size=2)
-        yield srv
+    frames = [(f.name, jpeg) for f, jpeg in (sample_frame(3, i, index=i) for i in range(3))]
+    fake_cvat.task = fake_cvat.add_task("next task", [{"name": n} for n in LABELS.names],
+                                        frames, chunk_size=2)
+    return fake_cvat
 
 
 def test_annotate_a_task_on_the_data_steps_server(run, cvat, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-class ScriptedLoop:
+class FakeTrainingLoop:
     """A trainer whose evaluations give ``aps`` in turn; ``write`` leaves a checkpoint
     file that says the step it was written at."""
 

@@ -7,12 +7,12 @@ Paths, status codes, JSON field names and content types follow the exchanges
 recorded in ``tests/data/cvat-2.73.0-sdk-2.80.0.jsonl`` and, for scores and frame tags,
 ``tests/data/cvat-2.73.0-sdk-2.80.0-loop.jsonl``.
 
-Usage::
+Usage (tests take a started one from the ``fake_cvat`` fixture)::
 
-    with CvatTestServer() as server:
+    with FakeCvatServer() as server:
         task_id = server.add_task("t", [{"name": "cat", "type": "rectangle"}],
                                   [("a.jpg", jpeg_bytes)])
-        client = cvat_sdk.make_client(server.url, credentials=("admin", "secret-pw"))
+        client = cvat_sdk.make_client(server.url, credentials=(USER, PASSWORD))
 """
 
 from __future__ import annotations
@@ -36,6 +36,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from PIL import Image
 
+USER = "admin"
+PASSWORD = "secret-pw"
+TOKEN = "pat-token-123"
+"""The one user's credentials, unless a test gives others: a password, and a Personal
+Access Token."""
 JSON_TYPE = "application/vnd.cvat+json"
 ZIP_TYPE = "application/zip"
 _DESCRIPTION = (
@@ -151,7 +156,7 @@ def _json_logic(expr: Any, obj: dict[str, Any]) -> Any:
         return False
 
 
-class CvatTestServer:
+class FakeCvatServer:
     """An in-memory CVAT server on ``127.0.0.1`` (random port) served from a daemon thread.
 
     One user (``username``/``password``) exists; it may also authenticate with
@@ -160,8 +165,8 @@ class CvatTestServer:
 
     server_version = "2.73.0"  # what CVAT reported in the recordings
 
-    def __init__(self, *, username: str = "admin", password: str = "secret-pw",
-                 access_token: str = "pat-token-123") -> None:
+    def __init__(self, *, username: str = USER, password: str = PASSWORD,
+                 access_token: str = TOKEN) -> None:
         self.username, self.password, self.access_token = username, password, access_token
         self.url = ""
         self.requests: list[tuple[str, str]] = []
@@ -191,7 +196,7 @@ class CvatTestServer:
         ]
 
     # ----------------------------------------------------------------- lifecycle
-    def start(self) -> CvatTestServer:
+    def start(self) -> FakeCvatServer:
         """Bind a free port and serve in a daemon thread; sets :attr:`url`."""
         outer = self
 
@@ -222,7 +227,7 @@ class CvatTestServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> CvatTestServer:
+    def __enter__(self) -> FakeCvatServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -271,6 +276,15 @@ class CvatTestServer:
                     raise ValueError(e.body) from None
             self._tasks[task_id] = task
             return task_id
+
+    def clear(self) -> None:
+        """Forget every task, session, request and fault: as a server just started."""
+        with self._lock:
+            self._tasks.clear()
+            self._sessions.clear()
+            self.requests.clear()
+            self._faults.clear()
+            self._next = dict.fromkeys(self._next, 1)
 
     def shapes(self, task_id: int) -> list[dict]:
         """The task's stored shapes, each with ``"label": name`` in place of ``label_id``."""
@@ -505,7 +519,7 @@ class CvatTestServer:
                 isinstance(data.get(k, []), list) for k in ("shapes", "tags")):
             raise ApiError(400, {"non_field_errors": ["Invalid data."]})
         if data.get("tracks"):
-            raise ApiError(400, {"detail": "The CVAT test server stores shapes and tags only"})
+            raise ApiError(400, {"detail": "The fake CVAT server stores shapes and tags only"})
         return data.get("shapes", []), data.get("tags", [])
 
     def _written(self, task: _Task, shapes: list[dict[str, Any]],
@@ -656,7 +670,7 @@ class CvatTestServer:
             return self._written(task, shapes, [
                 {k: tags_by_id[t["id"]][k] for k in _TAG_ECHO_ORDER} for t in tags])
         if tags:
-            raise ApiError(400, {"detail": "The CVAT test server does not update tags"})
+            raise ApiError(400, {"detail": "The fake CVAT server does not update tags"})
         updated = [self._new_shape(task, {**by_id[u["id"]], **u}, u["id"])[1] for u in shapes]
         for stored in updated:  # validated all first, so a bad shape changes nothing
             task.shapes[task.shapes.index(by_id[stored["id"]])] = stored

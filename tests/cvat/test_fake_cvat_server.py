@@ -1,7 +1,7 @@
-"""Proves that tests/cvat_server.py speaks CVAT's API the way the recordings show.
+"""Proves that tests/fakes/cvat_server.py speaks CVAT's API the way the recordings show.
 
 The recordings (cvat-sdk 2.80.0 against a real CVAT 2.73.0) are replayed against the
-test server, and the real cvat-sdk is driven against it.
+fake, and the real cvat-sdk is driven against it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import pytest
 from cvat_sdk.api_client.exceptions import ApiException, NotFoundException, UnauthorizedException
 from cvat_sdk.core.client import Client, Config
 from cvat_sdk.datasets import MediaDownloadPolicy, TaskDataset, UnsupportedDatasetError
-from cvat_server import CvatTestServer
+from fakes.cvat_server import PASSWORD, TOKEN, USER, FakeCvatServer
 from helpers import DATA
 
 # Every exchange cvat-sdk 2.80.0 had with a real CVAT 2.73.0 server (see tests/data/README.md).
@@ -35,8 +35,6 @@ RECORDINGS = DATA / "cvat-2.73.0-sdk-2.80.0.jsonl"
 # The annotation loop on a real CVAT 2.73.0: shapes with scores, frame tags (task 4).
 LOOP_RECORDINGS = DATA / "cvat-2.73.0-sdk-2.80.0-loop.jsonl"
 RECORDED_HOST = r"http://127\.0\.0\.1:\d+"  # the recording servers' address
-PASSWORD = "secret-pw"
-TOKEN = "pat-token-123"
 
 
 # ------------------------------------------------------------------ recordings
@@ -50,7 +48,7 @@ def _find(phase: str, method: str, path: str) -> dict[str, Any]:
                 if (r["phase"], r["method"], r["path"]) == (phase, method, path))
 
 
-def _recorded_json(record: dict[str, Any], server: CvatTestServer | None = None) -> Any:
+def _recorded_json(record: dict[str, Any], server: FakeCvatServer | None = None) -> Any:
     text = record["response_body"]["text"]
     return json.loads(re.sub(RECORDED_HOST, server.url, text) if server else text)
 
@@ -85,26 +83,21 @@ def _recorded_shapes() -> list[dict[str, Any]]:
              "label": names[s["label_id"]]} for s in _recorded_json(record)["shapes"]]
 
 
-def _build_recorded_server() -> CvatTestServer:
-    server = CvatTestServer(password=PASSWORD, access_token=TOKEN).start()
-    server.add_task("recorded-shapes", _recorded_labels(7),
-                    _recorded_frames("taskdataset_first_read", 7, 2),
-                    shapes=_recorded_shapes(), chunk_size=4, task_id=7)
-    server.add_task("recorded-empty", _recorded_labels(8),
-                    _recorded_frames("taskdataset_task_without_annotations", 8, 1),
-                    chunk_size=72, task_id=8)
-    return server
-
-
 @pytest.fixture
-def server() -> Iterator[CvatTestServer]:
-    test_server = _build_recorded_server()
-    yield test_server
-    test_server.stop()
+def recorded(fake_cvat) -> FakeCvatServer:
+    """The fake CVAT server holding the recorded tasks 7 and 8, and nothing else."""
+    fake_cvat.clear()
+    fake_cvat.add_task("recorded-shapes", _recorded_labels(7),
+                       _recorded_frames("taskdataset_first_read", 7, 2),
+                       shapes=_recorded_shapes(), chunk_size=4, task_id=7)
+    fake_cvat.add_task("recorded-empty", _recorded_labels(8),
+                       _recorded_frames("taskdataset_task_without_annotations", 8, 1),
+                       chunk_size=72, task_id=8)
+    return fake_cvat
 
 
 # --------------------------------------------------------------------- helpers
-def _http(server: CvatTestServer, method: str, path: str, body: bytes | str | None = None,
+def _http(server: FakeCvatServer, method: str, path: str, body: bytes | str | None = None,
           headers: dict[str, str] | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
     connection = http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=10)
     try:
@@ -115,10 +108,10 @@ def _http(server: CvatTestServer, method: str, path: str, body: bytes | str | No
         connection.close()
 
 
-def _session(server: CvatTestServer) -> dict[str, str]:
+def _session(server: FakeCvatServer) -> dict[str, str]:
     """Log in over plain HTTP; returns the headers cvat-sdk then sends."""
     status, headers, _ = _http(server, "POST", "/api/auth/login",
-                               json.dumps({"username": "admin", "password": PASSWORD}),
+                               json.dumps({"username": USER, "password": PASSWORD}),
                                {"Content-Type": "application/json"})
     assert status == 200
     cookies = SimpleCookie()
@@ -129,7 +122,7 @@ def _session(server: CvatTestServer) -> dict[str, str]:
             "X-CSRFToken": cookies["csrftoken"].value}
 
 
-def _connect(server: CvatTestServer, cache_dir: Path, **auth: Any) -> Client:
+def _connect(server: FakeCvatServer, cache_dir: Path, **auth: Any) -> Client:
     client = cvat_sdk.make_client(host=server.url, **auth)
     client.config = Config(cache_dir=cache_dir)  # make_client takes no config
     return client
@@ -177,7 +170,7 @@ def _assert_same_values(path: str, ours: Any, recorded: Any) -> None:
 
 
 # ---------------------------------------------------------------------- replay
-def _replay(server: CvatTestServer, records: list[dict[str, Any]], replayed: Counter[str],
+def _replay(server: FakeCvatServer, records: list[dict[str, Any]], replayed: Counter[str],
             tasks: tuple[str, ...] = ("7", "8")) -> list[str]:
     """Send every recorded request in order and compare the answers; the paths skipped
     (label lists of tasks other than ``tasks``)."""
@@ -224,14 +217,10 @@ def _replay(server: CvatTestServer, records: list[dict[str, Any]], replayed: Cou
     return skipped
 
 
-def test_replay_recorded_exchanges() -> None:
+def test_replay_recorded_exchanges(recorded: FakeCvatServer) -> None:
     """Replay every recorded request in order on one server and compare the answers."""
-    server = _build_recorded_server()
     replayed: Counter[str] = Counter()
-    try:
-        skipped = _replay(server, _records(), replayed)
-    finally:
-        server.stop()
+    skipped = _replay(recorded, _records(), replayed)
 
     assert skipped == [f"/api/labels?task_id={i}&org=&page=1" for i in range(6, 0, -1)]
     for endpoint in ["GET /api/server/about", "POST /api/auth/login", "GET /api/tasks",
@@ -244,38 +233,36 @@ def test_replay_recorded_exchanges() -> None:
     assert sum(replayed.values()) == len(_records()) - 6
 
 
-def test_replay_recorded_scores_and_frame_tags() -> None:
+def test_replay_recorded_scores_and_frame_tags(fake_cvat: FakeCvatServer) -> None:
     """The annotation loop's exchanges: shapes with scores, frame tags added and removed."""
     records = [json.loads(line) for line in LOOP_RECORDINGS.read_text().splitlines()
                if line.strip()]
     labels = next(json.loads(r["response_body"]["text"])["results"] for r in records
                   if r["path"].startswith("/api/labels?task_id=4"))
-    server = CvatTestServer(password=PASSWORD, access_token=TOKEN).start()
+    fake_cvat.clear()
     replayed: Counter[str] = Counter()
-    try:
-        meta = next(json.loads(r["response_body"]["text"]) for r in records
-                    if r["path"] == "/api/tasks/4/data/meta")
-        chunk = next(r for r in records if r["path"].startswith("/api/tasks/4/data/?"))
-        images = [data for _, data in
-                  _zip_members(base64.b64decode(chunk["response_body"]["base64"]))]
-        frames = [(f["name"], data) for f, data in zip(meta["frames"], images, strict=True)]
-        server.add_task("recorded-loop", [{k: label[k] for k in (
-            "id", "name", "type", "color", "attributes")} for label in labels], frames,
-            chunk_size=4, task_id=4)
-        assert _replay(server, records, replayed, tasks=("4",)) == []
-        # the last PUT replaced all, tags included, as on the real server
-        assert server.tags(4) == []
-        assert [s["score"] for s in server.shapes(4)] == [0.25]
-    finally:
-        server.stop()
+    meta = next(json.loads(r["response_body"]["text"]) for r in records
+                if r["path"] == "/api/tasks/4/data/meta")
+    chunk = next(r for r in records if r["path"].startswith("/api/tasks/4/data/?"))
+    images = [data for _, data in
+              _zip_members(base64.b64decode(chunk["response_body"]["base64"]))]
+    frames = [(f["name"], data) for f, data in zip(meta["frames"], images, strict=True)]
+    fake_cvat.add_task("recorded-loop", [{k: label[k] for k in (
+        "id", "name", "type", "color", "attributes")} for label in labels], frames,
+        chunk_size=4, task_id=4)
+    assert _replay(fake_cvat, records, replayed, tasks=("4",)) == []
+    # the last PUT replaced all, tags included, as on the real server
+    assert fake_cvat.tags(4) == []
+    assert [s["score"] for s in fake_cvat.shapes(4)] == [0.25]
     assert replayed["PATCH /api/tasks/4/annotations/"] == 2  # tags added, then one deleted
     assert replayed["PUT /api/tasks/4/annotations/"] == 2
     assert sum(replayed.values()) == len(records)
 
 
 # ------------------------------------------------------------- with cvat-sdk
-def test_sdk_password_login_lists_tasks_labels_jobs(server: CvatTestServer, tmp_path: Path) -> None:
-    client = _connect(server, tmp_path, credentials=("admin", PASSWORD))
+def test_sdk_password_login_lists_tasks_labels_jobs(recorded: FakeCvatServer,
+                                                    tmp_path: Path) -> None:
+    client = _connect(recorded, tmp_path, credentials=(USER, PASSWORD))
     assert [(t.id, t.name) for t in client.tasks.list()] == [
         (8, "recorded-empty"), (7, "recorded-shapes")]
     task = client.tasks.retrieve(7)
@@ -286,40 +273,41 @@ def test_sdk_password_login_lists_tasks_labels_jobs(server: CvatTestServer, tmp_
 
     # pagination (cvat-sdk asks for the next page while "next" is set) and filters
     assert [t.id for t in client.tasks.list(page_size=1)] == [8, 7]
-    assert any(p.startswith("/api/tasks?") and "page=2" in p for _, p in server.requests)
+    assert any(p.startswith("/api/tasks?") and "page=2" in p for _, p in recorded.requests)
     by_name = cvat_sdk.core.filters.F.name == "recorded-empty"
     assert [t.id for t in client.tasks.list(filter=by_name)] == [8]
     assert [t.id for t in client.tasks.list(id__lt=8)] == [7]
     client.logout()
 
 
-def test_sdk_access_token(server: CvatTestServer, tmp_path: Path) -> None:
-    client = _connect(server, tmp_path, access_token=TOKEN)
+def test_sdk_access_token(recorded: FakeCvatServer, tmp_path: Path) -> None:
+    client = _connect(recorded, tmp_path, access_token=TOKEN)
     assert [t.id for t in client.tasks.list()] == [8, 7]
-    assert ("POST", "/api/auth/login") not in server.requests
+    assert ("POST", "/api/auth/login") not in recorded.requests
 
 
-def test_sdk_auth_and_lookup_errors(server: CvatTestServer, tmp_path: Path) -> None:
+def test_sdk_auth_and_lookup_errors(recorded: FakeCvatServer, tmp_path: Path) -> None:
     with pytest.raises(ApiException) as wrong_password:
-        _connect(server, tmp_path, credentials=("admin", "wrong-pw"))
+        _connect(recorded, tmp_path, credentials=("admin", "wrong-pw"))
     assert wrong_password.value.status == 400
 
-    client = _connect(server, tmp_path, access_token="not-a-token")
+    client = _connect(recorded, tmp_path, access_token="not-a-token")
     with pytest.raises(UnauthorizedException) as bad_token:
         client.tasks.list()
     assert bad_token.value.status == 401
     assert json.loads(bad_token.value.body) == {"detail": "Invalid token."}
 
-    client = _connect(server, tmp_path, credentials=("admin", PASSWORD))
+    client = _connect(recorded, tmp_path, credentials=(USER, PASSWORD))
     with pytest.raises(NotFoundException) as missing:
         client.tasks.retrieve(999999)
     assert missing.value.status == 404
 
 
-def test_sdk_task_dataset_reads_then_uses_its_cache(server: CvatTestServer, tmp_path: Path) -> None:
-    recorded = _recorded_shapes()
+def test_sdk_task_dataset_reads_then_uses_its_cache(recorded: FakeCvatServer,
+                                                    tmp_path: Path) -> None:
+    shapes = _recorded_shapes()
     frames = dict(_recorded_frames("taskdataset_first_read", 7, 2))
-    client = _connect(server, tmp_path, credentials=("admin", PASSWORD))
+    client = _connect(recorded, tmp_path, credentials=(USER, PASSWORD))
 
     dataset = TaskDataset(client, 7)
     assert [s.frame_name for s in dataset.samples] == list(frames)
@@ -328,7 +316,7 @@ def test_sdk_task_dataset_reads_then_uses_its_cache(server: CvatTestServer, tmp_
         got = sorted((labels[s.label_id], s.type.value, s.points, s.occluded)
                      for s in sample.annotations.shapes)
         want = sorted((s["label"], s["type"], s["points"], s["occluded"])
-                      for s in recorded if s["frame"] == sample.frame_index)
+                      for s in shapes if s["frame"] == sample.frame_index)
         assert got == want
         image = sample.media.load_image()
         assert image.size == (96, 64)
@@ -336,16 +324,16 @@ def test_sdk_task_dataset_reads_then_uses_its_cache(server: CvatTestServer, tmp_
     assert [len(s.annotations.shapes) for s in dataset.samples] == [3, 2, 2, 2, 2, 0]
 
     def paths_fetched_by_another_read() -> list[str]:
-        mark = len(server.requests)
-        again = TaskDataset(_connect(server, tmp_path, credentials=("admin", PASSWORD)), 7)
+        mark = len(recorded.requests)
+        again = TaskDataset(_connect(recorded, tmp_path, credentials=(USER, PASSWORD)), 7)
         assert len(again.samples) == 6
-        return [path for _, path in server.requests[mark:]]
+        return [path for _, path in recorded.requests[mark:]]
 
     cached = paths_fetched_by_another_read()
     assert "/api/tasks/7" in cached
     assert not [p for p in cached if "/data" in p or "/annotations" in p]
 
-    server.set_task_updated(7)
+    recorded.set_task_updated(7)
     stale = paths_fetched_by_another_read()
     assert sum("type=chunk" in p for p in stale) == 2 and "/api/tasks/7/annotations/" in stale
 
@@ -369,11 +357,11 @@ class _SquareAndTriangle:
                 cvataa.polygon(1, [50, 5, 70, 5, 60, 25])]
 
 
-def test_sdk_annotate_task_appends_then_replaces(server: CvatTestServer, tmp_path: Path) -> None:
-    client = _connect(server, tmp_path, credentials=("admin", PASSWORD))
+def test_sdk_annotate_task_appends_then_replaces(recorded: FakeCvatServer, tmp_path: Path) -> None:
+    client = _connect(recorded, tmp_path, credentials=(USER, PASSWORD))
     cvataa.annotate_task(client, 7, _SquareAndTriangle())
-    assert ("PATCH", "/api/tasks/7/annotations/?action=create") in server.requests
-    shapes = server.shapes(7)
+    assert ("PATCH", "/api/tasks/7/annotations/?action=create") in recorded.requests
+    shapes = recorded.shapes(7)
     assert len(shapes) == 11 + 12
     auto = [s for s in shapes if s["source"] == "auto"]
     assert sorted((s["frame"], s["label"], s["points"]) for s in auto) == sorted(
@@ -381,17 +369,17 @@ def test_sdk_annotate_task_appends_then_replaces(server: CvatTestServer, tmp_pat
         + [(f, "triangle", [50.0, 5.0, 70.0, 5.0, 60.0, 25.0]) for f in range(6)])
 
     cvataa.annotate_task(client, 7, _SquareAndTriangle(), clear_existing=True)
-    assert ("PUT", "/api/tasks/7/annotations/") in server.requests
-    replaced = server.shapes(7)
+    assert ("PUT", "/api/tasks/7/annotations/") in recorded.requests
+    replaced = recorded.shapes(7)
     assert len(replaced) == 12 and {s["source"] for s in replaced} == {"auto"}
     assert not {s["id"] for s in replaced} & {s["id"] for s in shapes}
 
 
-def test_sdk_video_task(server: CvatTestServer, tmp_path: Path) -> None:
+def test_sdk_video_task(recorded: FakeCvatServer, tmp_path: Path) -> None:
     frames = _recorded_frames("taskdataset_first_read", 7, 2)
-    video = server.add_task("clip", [{"name": "square", "type": "rectangle"}], frames,
+    video = recorded.add_task("clip", [{"name": "square", "type": "rectangle"}], frames,
                             media_type="video", chunk_size=4)
-    client = _connect(server, tmp_path, credentials=("admin", PASSWORD))
+    client = _connect(recorded, tmp_path, credentials=(USER, PASSWORD))
     task = client.tasks.retrieve(video)
     assert (task.data_original_chunk_type, task.mode, task.size) == ("video", "interpolation", 6)
     with pytest.raises(UnsupportedDatasetError):
@@ -403,69 +391,69 @@ def test_sdk_video_task(server: CvatTestServer, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------- plain HTTP checks
-def test_authentication_rules(server: CvatTestServer) -> None:
-    assert _http(server, "GET", "/api/tasks")[0] == 401
-    status, _, body = _http(server, "GET", "/api/tasks", headers={"Authorization": "Bearer x"})
+def test_authentication_rules(recorded: FakeCvatServer) -> None:
+    assert _http(recorded, "GET", "/api/tasks")[0] == 401
+    status, _, body = _http(recorded, "GET", "/api/tasks", headers={"Authorization": "Bearer x"})
     assert (status, json.loads(body)) == (401, {"detail": "Invalid token."})
-    status, headers, body = _http(server, "GET", "/api/tasks",
+    status, headers, body = _http(recorded, "GET", "/api/tasks",
                                   headers={"Authorization": f"Bearer {TOKEN}"})
     assert (status, headers["Content-Type"]) == (200, "application/vnd.cvat+json")
 
-    session = _session(server)
-    assert _http(server, "GET", "/api/tasks/7", headers=session)[0] == 200
+    session = _session(recorded)
+    assert _http(recorded, "GET", "/api/tasks/7", headers=session)[0] == 200
     no_csrf = {"Cookie": session["Cookie"], "Content-Type": "application/json"}
     create, patch = "/api/tasks/7/annotations/?action=create", json.dumps({"shapes": []})
-    assert _http(server, "PATCH", create, patch, no_csrf)[0] == 403
-    assert _http(server, "PATCH", create, patch, {**no_csrf, "X-CSRFToken": "nope"})[0] == 403
-    assert _http(server, "PATCH", create, patch, {**no_csrf, **session})[0] == 200
-    assert _http(server, "POST", "/api/auth/logout", headers=session)[0] == 200
-    assert _http(server, "GET", "/api/tasks/7", headers=session)[0] == 401
+    assert _http(recorded, "PATCH", create, patch, no_csrf)[0] == 403
+    assert _http(recorded, "PATCH", create, patch, {**no_csrf, "X-CSRFToken": "nope"})[0] == 403
+    assert _http(recorded, "PATCH", create, patch, {**no_csrf, **session})[0] == 200
+    assert _http(recorded, "POST", "/api/auth/logout", headers=session)[0] == 200
+    assert _http(recorded, "GET", "/api/tasks/7", headers=session)[0] == 401
 
 
-def test_pagination_links(server: CvatTestServer) -> None:
+def test_pagination_links(recorded: FakeCvatServer) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    first = json.loads(_http(server, "GET", "/api/tasks?page=1&page_size=1", headers=auth)[2])
+    first = json.loads(_http(recorded, "GET", "/api/tasks?page=1&page_size=1", headers=auth)[2])
     assert (first["count"], first["next"], first["previous"]) == (
-        2, f"{server.url}/api/tasks?page=2&page_size=1", None)
-    second = json.loads(_http(server, "GET", "/api/tasks?page=2&page_size=1", headers=auth)[2])
-    assert (second["next"], second["previous"]) == (None, f"{server.url}/api/tasks?page_size=1")
+        2, f"{recorded.url}/api/tasks?page=2&page_size=1", None)
+    second = json.loads(_http(recorded, "GET", "/api/tasks?page=2&page_size=1", headers=auth)[2])
+    assert (second["next"], second["previous"]) == (None, f"{recorded.url}/api/tasks?page_size=1")
     assert [t["id"] for t in first["results"] + second["results"]] == [8, 7]
-    assert _http(server, "GET", "/api/tasks?page=3&page_size=1", headers=auth)[0] == 404
+    assert _http(recorded, "GET", "/api/tasks?page=3&page_size=1", headers=auth)[0] == 404
 
 
-def test_data_and_annotation_errors(server: CvatTestServer) -> None:
+def test_data_and_annotation_errors(recorded: FakeCvatServer) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     chunk_2 = "/api/tasks/7/data/?number=2&quality=original&type=chunk"
-    status, _, body = _http(server, "GET", chunk_2, headers=auth)
+    status, _, body = _http(recorded, "GET", chunk_2, headers=auth)
     assert (status, json.loads(body)) == (
         400, "Invalid chunk number '2'. The chunk number should be in the [0, 1] range")
-    assert _http(server, "GET", "/api/tasks/9/data/?number=0&type=chunk", headers=auth)[0] == 404
+    assert _http(recorded, "GET", "/api/tasks/9/data/?number=0&type=chunk", headers=auth)[0] == 404
 
-    before = server.shapes(7)
+    before = recorded.shapes(7)
     for bad in ({"label_id": 17, "frame": 0}, {"label_id": 14, "frame": 6}):
         shape = {"type": "rectangle", "points": [0, 0, 1, 1], **bad}
-        status, _, body = _http(server, "PATCH", "/api/tasks/7/annotations/?action=create",
+        status, _, body = _http(recorded, "PATCH", "/api/tasks/7/annotations/?action=create",
                                 json.dumps({"shapes": [shape]}), auth)
         assert status == 400, body
-    assert server.shapes(7) == before
+    assert recorded.shapes(7) == before
 
 
-def test_update_delete_and_clear(server: CvatTestServer) -> None:
+def test_update_delete_and_clear(recorded: FakeCvatServer) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     url = "/api/tasks/7/annotations/"
-    target = next(s for s in server.shapes(7) if s["type"] == "rectangle")
+    target = next(s for s in recorded.shapes(7) if s["type"] == "rectangle")
     moved = {"id": target["id"], "type": "rectangle", "label_id": 14, "frame": target["frame"],
              "points": [0, 0, 9, 9]}
     update = json.dumps({"shapes": [moved]})
-    assert _http(server, "PATCH", url + "?action=update", update, auth)[0] == 200
-    updated = next(s for s in server.shapes(7) if s["id"] == target["id"])
+    assert _http(recorded, "PATCH", url + "?action=update", update, auth)[0] == 200
+    updated = next(s for s in recorded.shapes(7) if s["id"] == target["id"])
     assert updated["points"] == [0.0, 0.0, 9.0, 9.0] and updated["label"] == "square"
 
     gone = {"shapes": [{"id": target["id"], "type": "rectangle", "label_id": 14,
                         "frame": target["frame"], "points": [0, 0, 9, 9]}]}
-    assert _http(server, "PATCH", url + "?action=delete", json.dumps(gone), auth)[0] == 200
-    assert target["id"] not in {s["id"] for s in server.shapes(7)}
-    assert len(server.shapes(7)) == 10
+    assert _http(recorded, "PATCH", url + "?action=delete", json.dumps(gone), auth)[0] == 200
+    assert target["id"] not in {s["id"] for s in recorded.shapes(7)}
+    assert len(recorded.shapes(7)) == 10
 
-    assert _http(server, "DELETE", url, headers=auth)[0] == 204
-    assert server.shapes(7) == []
+    assert _http(recorded, "DELETE", url, headers=auth)[0] == 204
+    assert recorded.shapes(7) == []
