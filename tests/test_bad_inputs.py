@@ -14,7 +14,8 @@ and ``case.json``::
      "commands": ["check {input}"]}  # instead of the kind's own commands
 
 Every command that reads that kind of input is run on it: it must exit with the code,
-say what the case says, print no traceback, write nothing half-done and leave the case
+say what the case says (a user mistake on one ``cvatkit: error:`` line, never wrapped, so
+that the paths in it stay whole), print no traceback, write nothing half-done and leave the case
 folder as it was. Adding a case is adding a folder.
 """
 
@@ -30,8 +31,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import TESTS
-from savedmodels import model_garden_like
+from helpers import TESTS, folded
+from fakes.saved_models import model_garden_like
 
 from cvatkit.cli import main
 from cvatkit.cvat import SAMPLE_LABELS
@@ -144,11 +145,16 @@ def test_bad_input(case, places, servers, tmp_path, capsys, monkeypatch):
         argv = [a.format(**values) for a in shlex.split(command)] + spec.get("args", [])
         code = main(argv)
         stdout, stderr = capsys.readouterr()
-        said = " ".join((stdout + stderr).split())
+        said = folded(stdout + stderr)
         wrong = [f"exit {code}, not {spec.get('exit', 2)}"] if code != spec.get("exit", 2) else []
         wrong += ["a traceback"] if "Traceback" in stdout + stderr else []
         wrong += [f"does not say {f!r}" for f in _list(spec["message"])
-                  if " ".join(f.format(**values).split()) not in said]
+                  if folded(f.format(**values)) not in said]
+        errors = [line for line in stderr.splitlines() if line.startswith("cvatkit: error:")]
+        if code == 2 and not wrong:  # the message is one line, its paths whole in it
+            wrong += [f"says it on {len(errors)} error lines"] if len(errors) != 1 else \
+                [f"does not say {f!r} on its error line" for f in _list(spec["message"])
+                 if f.format(**values) not in errors[0] and f.format(**values) not in stdout]
         wrong += [f"says {f!r}" for f in _list(spec.get("absent", [])) if f in said]
         if code:
             wrong += [f"left {p} behind" for p in [*out.rglob("*"), *tmp_path.glob(".*")]]

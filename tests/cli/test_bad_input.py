@@ -7,7 +7,7 @@ import io
 import json
 
 import pytest
-from helpers import unzip
+from helpers import unzip, folded
 from PIL import Image
 
 from cvatkit.cli import main
@@ -51,7 +51,7 @@ def _fails(capsys, tmp_path, src, *needles, extra=()):
     out_dir = tmp_path / "out"
     code, _out, err = _run(capsys, "prepare", src, out_dir, *extra)
     assert code == 2, err
-    flat = " ".join(err.split())
+    flat = folded(err)
     for needle in needles:
         assert needle in flat, flat
     assert not out_dir.exists()
@@ -84,7 +84,7 @@ def test_out_dir_with_a_dataset_needs_overwrite(capsys, tmp_path, sample_cvat):
     assert _run(capsys, "prepare", sample_cvat, out)[0] == 0
     before = (out / "dataset.json").read_text()
     code, _o, err = _run(capsys, "prepare", sample_cvat, out)
-    err = " ".join(err.split())
+    err = folded(err)
     assert code == 2 and "already holds a dataset" in err and "--overwrite" in err
     assert (out / "dataset.json").read_text() == before
     # A failing overwrite leaves the old dataset as it was.
@@ -101,7 +101,7 @@ def test_out_dir_with_other_files_is_refused(capsys, tmp_path, sample_cvat):
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
     code, _o, err = _run(capsys, "prepare", sample_cvat, out, "--overwrite")
-    err = " ".join(err.split())
+    err = folded(err)
     assert code == 2 and "is not empty and does not hold a cvatkit dataset" in err
     assert (out / "thesis.tex").read_text() == "precious"
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import folded
 
 from cvatkit.cli import main
 
@@ -41,7 +42,7 @@ def test_no_command_and_bad_arguments_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         main(["prepare"])
     assert e.value.code == 2
-    assert "required: SOURCE, OUT_DIR" in capsys.readouterr().err
+    assert "required: SOURCE, OUT_DIR" in folded(capsys.readouterr().err)
 
 
 def test_module_entry_point_runs():
@@ -58,14 +59,39 @@ def test_sample_is_deterministic_and_seeded(tmp_path, capsys):
         assert main(["sample", str(tmp_path / name), "--frames", "5", "--test-frames", "2",
                      "--seed", str(seed)]) == 0
     assert digest(tmp_path / "a") == digest(tmp_path / "b") != digest(tmp_path / "c")
-    assert "5 frames" in capsys.readouterr().out
+    assert "5 frames" in folded(capsys.readouterr().out)
     assert main(["sample", str(tmp_path / "d"), "--frames", "0"]) == 2
 
 
 def test_check_prints_the_report_and_writes_nothing(sample_coco, capsys, tmp_path):
     before = set(sample_coco.parent.iterdir())
     assert main(["check", str(sample_coco)]) == 0
-    out = capsys.readouterr().out
+    out = folded(capsys.readouterr().out)
     assert "frames: 40 (36 train, 4 val)" in out
     assert "shapes per label:" in out and "square" in out
     assert set(sample_coco.parent.iterdir()) == before
+
+
+def test_an_error_is_one_line_with_its_paths_whole(tmp_path, capsys):
+    """However long a path, and whatever is in it, the error names it on one line, as it
+    is: a person copies it out of the message."""
+    folder = tmp_path / ("a folder, with spaces and - hyphens " + "x" * 150)
+    missing = folder / "the task export.zip"
+    odd_model = folder / "no model here"
+    for argv, path in ((["check", str(missing)], missing),
+                       (["prepare", str(missing), str(folder / "out")], missing),
+                       (["predict", str(odd_model), str(missing), "--out",
+                         str(folder / "pred")], odd_model)):
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert err.startswith("cvatkit: error: ") and err.count("\n") == 1, err
+        assert str(path) in err, err  # verbatim: not broken, not folded
+
+
+def test_say_error_never_wraps(capsys):
+    from cvatkit.cli.common import say_error
+
+    long = "/data/" + " ".join(["word"] * 60) + "/task.zip"
+    say_error(f"{long}: no such file or folder;\nfix the path")
+    err = capsys.readouterr().err
+    assert err == f"cvatkit: error: {long}: no such file or folder; fix the path\n"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import PLANTED
+from helpers import PLANTED, folded
 
 from cvatkit.cli import main
 
@@ -24,7 +24,7 @@ class Result:
     @property
     def said(self) -> str:
         """stderr as one line (the error paragraph unwrapped)."""
-        return " ".join(self.err.split())
+        return folded(self.err)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import MODEL, folded
 
 from cvatkit.cli import main
 from cvatkit.dataset import Dataset
@@ -191,7 +192,7 @@ models:
     assert build_experiment(catalog["my-ssd"], hp, DATA).task.model.head.num_filters == 96
     assert catalog["tiny-rcnn"].family == "fasterrcnn"
     assert main(["models"]) == 0
-    assert "SSD for my cameras" in capsys.readouterr().out
+    assert "SSD for my cameras" in folded(capsys.readouterr().out)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -272,3 +273,41 @@ def test_anchor_size_and_weight_decay_reach_the_config(key):
     assert default.task.model.anchor.anchor_size == (
         get_model(key).anchor_size if key.startswith("ssd") else model_garden.anchor.anchor_size)
     assert default.task.losses.l2_weight_decay == get_model(key).l2_weight_decay
+
+
+@pytest.mark.parametrize("folder", ["cars, vans", "set [v2]", "what?", "plain folder"])
+def test_the_input_path_model_garden_reads_is_the_dataset_wherever_it_lies(folder, tmp_path):
+    """Model Garden splits an input path at commas and globs each part: the experiment's
+    path still names the dataset's files, and only them, whatever its folder is called."""
+    from official.core.input_reader import match_files
+
+    data = replace(DATA, path=tmp_path / folder / "dataset")
+    data.path.mkdir(parents=True)
+    for name in ("train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord",
+                 "val-00000-of-00001.tfrecord"):
+        (data.path / name).write_bytes(b"")
+    hp, _ = resolve(get_model(MODEL), {"num-steps": 10}, data, gpus=0)
+    exp = build_experiment(get_model(MODEL), hp, data)
+    for config, want in ((exp.task.train_data, ["train-00000-of-00002.tfrecord",
+                                                "train-00001-of-00002.tfrecord"]),
+                         (exp.task.validation_data, ["val-00000-of-00001.tfrecord"])):
+        found = sorted(match_files(config.input_path))
+        assert [Path(f).name for f in found] == want
+        assert all(Path(f).resolve().parent == data.path.resolve() for f in found)
+
+
+def test_the_input_path_is_plain_when_the_temporary_folder_is_not(tmp_path, monkeypatch):
+    import tempfile
+
+    from official.core.input_reader import match_files
+
+    from cvatkit.training.model_garden.input_paths import input_pattern
+
+    odd = tmp_path / "runs, old"
+    (odd / "tmp, too").mkdir(parents=True)
+    (odd / "train-00000-of-00001.tfrecord").write_bytes(b"")
+    monkeypatch.setattr(tempfile, "tempdir", str(odd / "tmp, too"))
+    pattern = input_pattern(odd, "train-*.tfrecord")
+    assert "," not in pattern
+    assert [Path(f).resolve() for f in match_files(pattern)] == [
+        (odd / "train-00000-of-00001.tfrecord").resolve()]

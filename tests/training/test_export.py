@@ -8,6 +8,7 @@ import os
 import shutil
 
 import pytest
+from helpers import folded
 
 from cvatkit import open_export
 from cvatkit.cli import main
@@ -97,29 +98,29 @@ def test_exporting_again_replaces_the_export_and_refuses_what_cannot_be_exported
     shutil.copytree(trained.path, copy, ignore=shutil.ignore_patterns("tensorboard"))
     before = (copy / "export" / "saved_model" / "saved_model.pb").stat().st_mtime_ns
     assert main(["export", str(copy), "--checkpoint", "last"]) == 0
-    assert "exported" in capsys.readouterr().out
+    assert "exported" in folded(capsys.readouterr().out)
     assert (copy / "export" / "saved_model" / "saved_model.pb").stat().st_mtime_ns != before
     model = json.loads((copy / "export" / "model.json").read_text())
     assert (model["nms"], model["exported"], model["step"]) == ("batched", "last", 800)
     assert [p.name for p in copy.iterdir() if p.name.startswith(".")] == []  # nothing aside
 
     assert main(["export", str(copy), "--nms", "v1"]) == 2
-    assert "use one of batched, v2" in " ".join(capsys.readouterr().err.split())
+    assert "use one of batched, v2" in folded(capsys.readouterr().err)
     assert main(["export", str(copy), "--checkpoint", "first"]) == 2
-    assert "checkpoint 'first': use one of best, last" in " ".join(capsys.readouterr().err.split())
+    assert "checkpoint 'first': use one of best, last" in folded(capsys.readouterr().err)
     assert main(["export", str(tmp_path)]) == 2
-    assert "is not a cvatkit run" in " ".join(capsys.readouterr().err.split())
+    assert "is not a cvatkit run" in folded(capsys.readouterr().err)
     (copy / "out").mkdir()
     (copy / "out" / "notes.txt").write_text("mine")
     assert main(["export", str(copy), "--out", str(copy / "out")]) == 2
-    assert "is not empty" in " ".join(capsys.readouterr().err.split())
+    assert "is not empty" in folded(capsys.readouterr().err)
     assert (copy / "out" / "notes.txt").read_text() == "mine"
     shutil.rmtree(copy / "checkpoints")
     assert main(["export", str(copy)]) == 2
-    assert "has no checkpoint to export" in " ".join(capsys.readouterr().err.split())
+    assert "has no checkpoint to export" in folded(capsys.readouterr().err)
     status = json.loads((copy / "status.json").read_text())
     (copy / "status.json").write_text(json.dumps({**status, "state": "running"}))
     Run(copy).record_pid(os.getpid())  # a live process stands in for its trainer
     assert main(["export", str(copy)]) == 2
-    assert "is still running" in " ".join(capsys.readouterr().err.split())
+    assert "is still running" in folded(capsys.readouterr().err)
 
