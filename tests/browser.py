@@ -38,7 +38,7 @@ def voila(notebook: Path, *, env: dict[str, str] | None = None, log: Path | None
         stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 600  # only a stuck server takes that long
         while True:
             try:
                 urllib.request.urlopen(url + "api/status", timeout=2).read()  # noqa: S310

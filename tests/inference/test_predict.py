@@ -9,14 +9,14 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from savedmodels import (DETECTIONS, frame_shift, model_garden_like, od_api_like,
+from fakes.saved_models import (DETECTIONS, frame_shift, model_garden_like, od_api_like,
                          unknown_signature)
+from helpers import folded
 
 from cvatkit import open_export
 from cvatkit.cli import main
@@ -308,14 +308,14 @@ def test_threshold_outside_0_1(models, frames_dir, threshold, capsys):
     code = main(["predict", str(models["mg"]), str(frames_dir), "--out",
                  str(frames_dir.parent / "out"), "--threshold", str(threshold)])
     assert code == 2
-    assert "outside 0..1" in capsys.readouterr().err
+    assert "outside 0..1" in folded(capsys.readouterr().err)
 
 
 def test_cli_predict_writes_predictions_and_pictures(models, frames_dir, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["predict", str(models["mg"]), str(frames_dir), "--out", str(out),
                  "--draw", "2"]) == 0
-    assert "10 shapes on 5 frames" in capsys.readouterr().out
+    assert "10 shapes on 5 frames" in folded(capsys.readouterr().out)
     data = json.loads((out / "predictions.json").read_text())
     assert data["labels"] == list(LABELS.names) and len(data["frames"]) == 5
     first = data["frames"][0]
@@ -326,7 +326,7 @@ def test_cli_predict_writes_predictions_and_pictures(models, frames_dir, tmp_pat
         assert gallery.width > 300
     # a second run into the same folder is refused and changes nothing
     assert main(["predict", str(models["mg"]), str(frames_dir), "--out", str(out)]) == 2
-    assert "is not empty" in capsys.readouterr().err
+    assert "is not empty" in folded(capsys.readouterr().err)
     assert len(list((out / "pictures").glob("*.png"))) == 2
 
 
@@ -336,7 +336,7 @@ def test_cli_evaluate_prints_the_figures(trained, sample_cvat, tmp_path, capsys)
     assert main(["evaluate", str(trained.path), str(sample_cvat.parent / "test.zip"),
                  "--json", str(figures), "--threshold", "0.1", "--plots", str(plots),
                  "--mistakes", str(mistakes)]) == 0
-    out = capsys.readouterr().out
+    out = folded(capsys.readouterr().out)
     assert "frames: 6" in out and "COCO AP" in out and "square" in out
     assert "mistakes at score >= 0.1: missed" in out and "likely annotation mistakes" in out
     data = json.loads(figures.read_text())
@@ -354,7 +354,7 @@ def test_cli_evaluate_prints_the_figures(trained, sample_cvat, tmp_path, capsys)
         assert (plots / name).read_bytes().startswith(b"\x89PNG")
     assert main(["evaluate", str(trained.path), str(sample_cvat.parent / "test.zip"),
                  "--plots", str(mistakes)]) == 2
-    assert "is a file; give the folder" in capsys.readouterr().err
+    assert "is a file; give the folder" in folded(capsys.readouterr().err)
 
 
 def test_a_zoo_label_map_with_gaps_and_display_names(tmp_path):
@@ -412,12 +412,14 @@ def test_fixed_input_sizes_and_batches_are_met(models, tmp_path):
 
 
 def test_decoding_runs_ahead_of_the_model(models):
-    """While the model works on a frame, the next frames are being read and decoded."""
+    """While the model works on a frame, the next frames are being read and decoded: the
+    model's first call waits until frame 2 is being read, which only a reader running
+    ahead of the model does (one that waits for the model would never get there)."""
     detector = load_detector(models["mg"])
     frame, jpeg = _frame_and_jpeg()
     reading = [threading.Event() for _ in range(6)]
 
-    class SlowSource:  # a task source whose frames take a while to read
+    class Source:  # a task source that says which frame is being read
         def frames(self):
             return iter([dataclasses.replace(frame, index=i, name=f"f{i}.jpg")
                          for i in range(6)])
@@ -427,7 +429,6 @@ def test_decoding_runs_ahead_of_the_model(models):
 
         def read_image(self, f):
             reading[f.index].set()
-            time.sleep(0.05)
             return jpeg
 
     real_call = detector.call
@@ -435,11 +436,11 @@ def test_decoding_runs_ahead_of_the_model(models):
 
     def call(batch):
         if not overlapped:  # the model's first call: frame 2 is being read meanwhile
-            overlapped.append(reading[2].wait(timeout=10))
+            overlapped.append(reading[2].wait(timeout=120))
         return real_call(batch)
 
     detector.call = call
-    preds = list(predict(detector, SlowSource(), batch_size=1))
+    preds = list(predict(detector, Source(), batch_size=1))
     assert [p.frame.index for p in preds] == list(range(6))
     assert overlapped == [True]
 
@@ -536,7 +537,7 @@ def test_bad_input_at_the_command_line(case, args, needles, models, bad_models, 
     code = main(argv)
     out, err = capsys.readouterr()
     assert code == 2, (case, out, err)
-    flat = " ".join(err.split())
+    flat = folded(err)
     for needle in needles:
         assert needle in flat, (case, flat)
     assert "Traceback" not in out + err

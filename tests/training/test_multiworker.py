@@ -8,11 +8,13 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 
 import numpy as np
+import pacing
 import pytest
-from helpers import MODEL
+from helpers import MODEL, folded
 
 from cvatkit.cli import main
 from cvatkit.errors import CvatkitError
@@ -31,22 +33,13 @@ TINY = ("batch-size=4;image-size=128;log-interval=5;checkpoint-interval=10;"
         "eval-interval=20;warmup-steps=2")
 
 
-def _wait(what, condition, timeout=600.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = condition()
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError(f"waited {timeout:.0f} s for {what}")
-
-
 def _last_words(run: Run, index: int) -> str:
     log = run.path / ("trainer.log" if index == 0 else f"worker-{index}.log")
     lines = [line for line in log.read_text().splitlines() if line.startswith("cvatkit: ")]
     return lines[-1] if lines else ""
 
 
+@pytest.mark.slow  # trains
 def test_two_workers_stop_resume_lose_a_worker_and_finish(prepared, tmp_path, monkeypatch,
                                                           capsys):
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # the workers' private copies
@@ -58,12 +51,20 @@ def test_two_workers_stop_resume_lose_a_worker_and_finish(prepared, tmp_path, mo
     pids = [w["pid"] for w in json.loads((run.path / WORKERS_JSON).read_text())]
     assert len(pids) == 2 and run.status().pid == pids[0]
 
-    # stop: a request seen by one worker reaches both, which stop at the same step
-    _wait("step 5", lambda: run.status().step >= 5)
-    assert main(["stop", str(run.path)]) == 0
+    # stop: a request seen by one worker reaches both, which stop at the same step (the
+    # workers held still from their start, and let go to step 5 and then to the request)
+    pacing.freeze(pids)
+    pacing.advance(run, pids, past=4)
+    codes: list[int] = []
+    stopping = threading.Thread(target=lambda: codes.append(main(["stop", str(run.path)])))
+    stopping.start()
+    pacing.until("the stop request", (run.path / STOP_FILE).exists)
+    pacing.thaw(pids)
+    stopping.join()
+    assert codes == [0]
     st = run.status()
     assert st.state == "stopped", st
-    _wait("both workers to end", lambda: not any(pid_alive(p) for p in pids), 120)
+    pacing.until("both workers to end", lambda: not any(pid_alive(p) for p in pids))
     assert _last_words(run, 0) == f"cvatkit: worker 0 of 2 ended stopped at step {st.step}"
     assert _last_words(run, 1) == f"cvatkit: worker 1 of 2 ended stopped at step {st.step}"
     assert not (run.path / STOP_FILE).exists()
@@ -71,13 +72,14 @@ def test_two_workers_stop_resume_lose_a_worker_and_finish(prepared, tmp_path, mo
     # resumed; worker 1 killed: the chief fails naming it, in bounded time, and ends
     assert main(["train", "--resume", str(run.path), "--detach"]) == 0
     pids = [w["pid"] for w in json.loads((run.path / WORKERS_JSON).read_text())]
-    stopped_at = st.step
-    _wait("a step after the resume", lambda: run.status().step >= stopped_at + 10)
+    pacing.freeze(pids)
+    pacing.advance(run, pids, past=st.step + 9)
     os.kill(pids[1], signal.SIGKILL)
+    pacing.thaw(pids[:1])
     killed = time.monotonic()
-    st = _wait("the run to fail", lambda: (s := run.status()).state == "failed" and s, 300)
+    st = pacing.until("the run to fail", lambda: (s := run.status()).state == "failed" and s)
     assert "worker 1 stopped answering" in st.error and "worker 0" not in st.error, st.error
-    _wait("the chief to end", lambda: not pid_alive(pids[0]), 120)
+    pacing.until("the chief to end", lambda: not pid_alive(pids[0]))
     print(f"a lost worker failed the run in {time.monotonic() - killed:.1f} s")
 
     # resumed again: both workers to the end, from the chief's last checkpoint
@@ -157,12 +159,12 @@ def test_train_under_a_launchers_tf_config_is_refused(prepared, tmp_path, capsys
          "task": {"type": "worker", "index": 0}}))
     assert main(["train", "--model", MODEL, "--data", str(prepared.path), "--run-dir",
                  str(tmp_path / "run"), "--hparams", f"num-steps=4;{TINY}"]) == 2
-    assert "each one runs `cvatkit worker RUN_DIR`" in " ".join(capsys.readouterr().err.split())
+    assert "each one runs `cvatkit worker RUN_DIR`" in folded(capsys.readouterr().err)
     assert not (tmp_path / "run").exists()
     monkeypatch.delenv("TF_CONFIG")
     assert main(["train", "--model", MODEL, "--data", str(prepared.path), "--run-dir",
                  str(tmp_path / "run"), "--workers", "3", "--hparams",
                  f"num-steps=4;{TINY}"]) == 2
-    assert "batch-size=4 does not split over 3 workers" in " ".join(
-        capsys.readouterr().err.split())
+    assert "batch-size=4 does not split over 3 workers" in folded(
+        capsys.readouterr().err)
     assert not (tmp_path / "run").exists()

@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 import pytest
-from helpers import MODEL, SECRET, hyperparameters
+import pacing
+from helpers import MODEL, SECRET, folded, hyperparameters
 
 from cvatkit.cli import main
 from cvatkit.runs import EvalEvent, Run, StatusEvent, StepEvent
@@ -18,10 +19,10 @@ from cvatkit.training.worker import run_loop
 
 
 def _err(capsys) -> str:
-    return " ".join(capsys.readouterr().err.split())
+    return folded(capsys.readouterr().err)
 
 
-def _wait_for_step(run: Run, above: int = 0, timeout: float = 900) -> StepEvent:
+def _wait_for_step(run: Run, above: int = 0, timeout: float = pacing.PATIENCE) -> StepEvent:
     """The first step event past ``above``; a run that fails, or a limit that is hit,
     says how far the run got."""
     seen = None
@@ -143,7 +144,7 @@ def test_stop_and_resume_a_fine_tuning_run_on_two_replicas(trained, prepared, tm
     assert "2 replicas" in started.message and "MirroredStrategy" in started.message
     assert run.spec()["strategy"]["num_clones"] == 2
     assert main(["stop", str(run_dir)]) == 0
-    assert "stopped" in capsys.readouterr().out
+    assert "stopped" in folded(capsys.readouterr().out)
     st = run.status()
     assert st.state == "stopped" and st.step >= first.step
     assert (run_dir / "checkpoints" / f"ckpt-{st.step}.index").exists()
@@ -160,10 +161,12 @@ def test_stop_and_resume_a_fine_tuning_run_on_two_replicas(trained, prepared, tm
     assert main(["stop", str(run_dir)]) == 0
 
 
+@pytest.mark.slow  # trains
 def test_killed_at_three_random_steps_and_resumed_to_the_end(prepared, tmp_path, capsys):
     """SIGKILL, the way an out-of-memory killer or a lost machine ends a trainer: the run
     says its trainer is gone, loses at most one checkpoint interval, and resumed, trains
-    every step once."""
+    every step once. The trainer is held still from its start and let go on a logged step
+    at a time (``pacing``), so each kill lands where it is meant to on any machine."""
     import random
     import signal
 
@@ -179,26 +182,29 @@ def test_killed_at_three_random_steps_and_resumed_to_the_end(prepared, tmp_path,
                  "--hparams", f"num-steps={total};batch-size=4;image-size=128;"
                  f"log-interval={log};checkpoint-interval={interval}"]) == 0
     run = Run(run_dir)
+    pacing.freeze([run.status().pid])
     rng = random.Random(16)  # a step in each third of the run, past the one killed before
     targets = [rng.randrange(6, 20), rng.randrange(26, 40), rng.randrange(46, 55)]
     for n, target in enumerate(targets):
-        reached = _wait_for_step(run, above=target - 1).step
         pid = run.status().pid
-        os.kill(pid, signal.SIGKILL)
+        reached = pacing.advance(run, [pid], past=target - 1)
+        os.kill(pid, signal.SIGKILL)  # held still or not, it ends
         while pid_alive(pid):
             time.sleep(0.1)
         st = run.status()
         assert st.state == "failed" and st.gone and "the trainer is gone" in st.error
         assert main(["status", str(run_dir)]) == 0
-        assert "resume the run with `cvatkit train --resume" in capsys.readouterr().out
+        assert "resume the run with `cvatkit train --resume" in folded(capsys.readouterr().out)
         if n == 1:  # what a save killed half-way leaves
             (run_dir / "checkpoints" / "ckpt-999_temp").mkdir()
         assert main(["train", "--resume", str(run_dir), "--detach"]) == 0
-        _wait_for_step(run, above=reached)
+        pacing.freeze([run.status().pid])
+        pacing.advance(run, [run.status().pid], past=reached)
         resumed = [e for e in run.events() if isinstance(e, StatusEvent) and
                    e.resumed_from is not None][-1]
         assert reached - interval <= resumed.resumed_from <= reached  # one interval at most
-    events = list(run.follow(poll=0.5, timeout=900))
+    pacing.thaw([run.status().pid])
+    events = list(run.follow(poll=0.5, timeout=pacing.PATIENCE))
     assert events[-1].state == "completed", (run_dir / "trainer.log").read_text()[-3000:]
     steps = [e.step for e in run.events() if isinstance(e, StepEvent)]
     assert steps == list(range(log, total + 1, log))  # each step trained once, in order
@@ -294,7 +300,7 @@ def test_planning_mistakes(prepared, tmp_path, capsys, args, message, monkeypatc
     code = main(["train", "--model", MODEL,
                  "--data", str(prepared.path), "--run-dir", str(tmp_path / "r"),
                  *args])
-    err = " ".join(capsys.readouterr().err.split())
+    err = folded(capsys.readouterr().err)
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
 
@@ -352,7 +358,7 @@ def test_checkpoint_with_another_class_count(trained, tmp_path, capsys):
     data = prepare(open_export(tmp_path / "t.zip"), tmp_path / "d").path
     assert main(["train", "--model", MODEL, "--data", str(data), "--run-dir", str(tmp_path / "r"),
                  "--init-checkpoint", str(trained.path)]) == 2
-    err = " ".join(capsys.readouterr().err.split())
+    err = folded(capsys.readouterr().err)
     assert "was trained on 3 classes (square, triangle, circle), the dataset has 2" in err
     assert "--reinit-heads" in err
     plan = plan_run(data, MODEL, init_checkpoint=str(trained.path),
@@ -364,7 +370,7 @@ def test_checkpoint_with_another_class_count(trained, tmp_path, capsys):
 def test_run_dir_that_holds_a_run_and_resume_of_nothing(trained, prepared, tmp_path, capsys):
     assert main(["train", "--model", MODEL,
                  "--data", str(prepared.path), "--run-dir", str(trained.path)]) == 2
-    err = " ".join(capsys.readouterr().err.split())
+    err = folded(capsys.readouterr().err)
     assert "already holds a run" in err and "--resume" in err
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "is not a cvatkit run" in _err(capsys)

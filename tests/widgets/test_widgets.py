@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from cvat_server import CvatTestServer
+from fakes.cvat_server import PASSWORD, TOKEN, USER
+from pacing import until
 from cvatkit.widgets import (DataPanel, DataState, ModelPanel, ModelState, MonitorState,
                              RateLimiter, RunMonitor)
 from cvatkit.widgets.data import PICTURES, SHOWN_FRAMES
@@ -28,8 +29,6 @@ from cvatkit.runs import EvalEvent, Run, StatusEvent, StepEvent
 
 SSD = "ssd-mobilenet-v2-coco"  # its catalog defaults are what these tests check
 
-TOKEN = "pat-widget-token-4711"
-PASSWORD = "widget-secret-pw"
 SAMPLE_FRAMES = 12
 
 
@@ -172,18 +171,20 @@ def test_a_folder_that_is_not_an_export_shows_the_cvatkit_message(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def cvat():
-    with CvatTestServer(password=PASSWORD, access_token=TOKEN) as srv:
-        frames, shapes = [], []
-        for i in range(4):
-            frame, jpeg = sample_frame(0, i, index=i)
-            frames.append((frame.name, jpeg))
-            shapes += [{"type": s.kind, "label": s.label, "frame": i, "points": list(s.points),
-                        "attributes": []} for s in frame.shapes]
-        srv.shapes_task = srv.add_task("shapes for widgets", [{"name": n} for n in LABELS.names],
-                                       frames, shapes=shapes, chunk_size=2)
-        srv.other_task = srv.add_task("street cameras", [{"name": "car"}], frames[:1])
-        yield srv
+def cvat(fake_cvat):
+    """The fake CVAT server with the module's two tasks: the sample's shapes, and one of
+    another label."""
+    frames, shapes = [], []
+    for i in range(4):
+        frame, jpeg = sample_frame(0, i, index=i)
+        frames.append((frame.name, jpeg))
+        shapes += [{"type": s.kind, "label": s.label, "frame": i, "points": list(s.points),
+                    "attributes": []} for s in frame.shapes]
+    fake_cvat.shapes_task = fake_cvat.add_task(
+        "shapes for widgets", [{"name": n} for n in LABELS.names], frames, shapes=shapes,
+        chunk_size=2)
+    fake_cvat.other_task = fake_cvat.add_task("street cameras", [{"name": "car"}], frames[:1])
+    return fake_cvat
 
 
 @pytest.fixture
@@ -257,20 +258,20 @@ def test_server_login_errors_name_the_problem_but_not_the_secret(cvat, no_cvat_e
     # a failed login forgets the secret too
     assert TOKEN not in state.error and TOKEN not in _serialised(state)
     assert not _panel_holds(panel, TOKEN)
-    panel.user.value, panel.password.value = "admin", "wrong-" + PASSWORD
+    panel.user.value, panel.password.value = USER, "wrong-" + PASSWORD
     panel.connect_button.click()
     assert state.error and not state.connected_to
     assert PASSWORD not in _serialised(state) and not _panel_holds(panel, PASSWORD)
     panel.close()
 
-    state = DataState(host=cvat.url, user="admin")
+    state = DataState(host=cvat.url, user=USER)
     assert state.connect(password=PASSWORD)
     assert PASSWORD not in _serialised(state)
     assert not state.select_task(999_999)
     assert "999999 is not among the tasks" in state.error
     state.close()
 
-    state = DataState(host=cvat.url, user="admin")  # no password
+    state = DataState(host=cvat.url, user=USER)  # no password
     assert not state.connect()
     assert "no CVAT credentials" in state.error
 
@@ -507,24 +508,34 @@ def test_redraws_are_limited_to_two_per_second(tmp_path):
 
 
 def test_background_poller_follows_the_run_until_it_ends(tmp_path):
+    """A thread polls (no asyncio loop runs under pytest) until the run has ended and all
+    of it is drawn, redrawing no more often than the rate limit allows. The limit's clock
+    is the test's: the test waits on what the monitor has read, never on real time."""
     run = _make_run(tmp_path / "run", steps=(10,), evals=())
-    monitor = RunMonitor(MonitorState(runs_root=str(tmp_path)), poll_seconds=0.05,
-                         background=False)
+    clock = FakeClock()
+    start = clock.now
+    monitor = RunMonitor(MonitorState(runs_root=str(tmp_path)), poll_seconds=0.01,
+                         clock=clock, cpu_budget=None, background=False)
     monitor.picker.value = str(run.path)
-    started = time.monotonic()
     monitor.attach_button.click()
-    assert monitor.polling  # no asyncio loop runs under pytest: a thread polls
+    assert monitor.polling
+
+    def last_read() -> int | None:
+        with monitor.state.lock:
+            steps = monitor.state.progress.total_loss.steps
+            return steps[-1] if steps else None
+
     for step in range(20, 110, 10):
         run.append(_step(step))
-        time.sleep(0.1)
+        until(f"the poller to read step {step}", lambda s=step: last_read() == s)
+        clock.now += 0.1  # ten polls a second, each with a new event
     _write_status(run, "completed", 100)
-    deadline = time.monotonic() + 10
-    while monitor.polling and time.monotonic() < deadline:
-        time.sleep(0.05)
-    elapsed = time.monotonic() - started
-    assert not monitor.polling and monitor.state.state == "completed"
+    until("the poller to read the end", lambda: monitor.state.state == "completed")
+    clock.now += 0.5  # the next moment the limit allows: the rest is drawn, polling ends
+    until("the poller to end", lambda: not monitor.polling)
+    assert monitor.state.state == "completed"
     assert list(monitor._total_line.get_xdata()) == list(range(10, 110, 10))
-    assert 2 <= monitor.redraws <= 2 + 2 * elapsed  # bounded, whatever the poll rate
+    assert 2 <= monitor.redraws <= 2 + 2 * (clock.now - start)  # 2 a second at most
     monitor.close()
 
 
@@ -572,16 +583,14 @@ def test_stop_ends_the_trainer_process_and_resume_refuses_a_completed_run(tmp_pa
     (run.path / "status.json").unlink()
     trainer = subprocess.Popen([sys.executable, "-c", _FAKE_TRAINER, str(run.path)])
     try:
-        deadline = time.monotonic() + 20
-        while run.status().pid != trainer.pid and time.monotonic() < deadline:
-            time.sleep(0.05)
+        until("the trainer to start", lambda: run.status().pid == trainer.pid)
         monitor = _monitor(tmp_path)
         monitor.state.attach(run.path)
         monitor.refresh(force=True)
         assert monitor.state.state == "running" and not monitor.stop_button.disabled
         monitor.stop_button.click()
         assert monitor.state.error == "" and monitor.state.state == "stopped"
-        assert trainer.wait(timeout=20) == 0
+        assert trainer.wait(timeout=120) == 0
         assert "stopped" in monitor.status.value and not monitor.resume_button.disabled
     finally:
         if trainer.poll() is None:
