@@ -10,7 +10,7 @@ DEMO_DIR ?= build/demo
 DEMO_STORE ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lab dashboard lock bench clean
+.PHONY: setup demo test test-fast lab dashboard lock bench clean
 
 setup: $(STAMP)
 
@@ -60,6 +60,11 @@ endif
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The edit loop: every test but the slow ones (those that train a model, or start a
+# notebook kernel, a browser or a server process: `pytest -m slow` lists them).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 lab: setup
 	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks

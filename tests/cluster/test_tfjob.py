@@ -229,6 +229,7 @@ def test_a_completed_run_is_refused(claim, prepared, tmp_path):
 
 # -- the TFJob's command, run here as the operator would run it ---------------------------
 
+@pytest.mark.slow  # trains
 def test_the_tfjobs_command_trains_as_two_workers(tfjob, tmp_path):
     """Each worker pod's container command, run as a process of its own with the
     TF_CONFIG the training operator gives worker i (its cluster: every worker's address;

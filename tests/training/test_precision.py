@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import MODEL, hyperparameters
+from helpers import MODEL, hyperparameters, folded
 
 from cvatkit.cli import main
 from cvatkit.dataset import Dataset
@@ -25,7 +25,7 @@ DATA = Dataset(path=Path("/nowhere"), labels=LabelMap.from_names("abc"), train_f
 
 
 def _err(capsys) -> str:
-    return " ".join(capsys.readouterr().err.split())
+    return folded(capsys.readouterr().err)
 
 
 @pytest.fixture
@@ -189,6 +189,7 @@ def test_model_gardens_runtime_config(precision, loss_scale, float32_after):
     assert c.runtime.num_gpus >= 1
 
 
+@pytest.mark.slow  # builds the trainer
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_the_trainer_builds_its_model_in_the_runs_precision(precision, prepared, tmp_path,
                                                             float32_after):

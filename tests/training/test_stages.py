@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from cvatkit import open_export, prepare, write_sample
 from cvatkit.cli import main
@@ -37,6 +38,7 @@ def _kernels(path):
             if "kernel/" in k and "OPTIMIZER_SLOT" not in k and not k.startswith("optimizer")}
 
 
+@pytest.mark.slow  # trains
 def test_three_stages_freeze_then_thaw(tmp_path, capsys):
     sample = write_sample(tmp_path / "s", frames=4, test_frames=0)
     data = prepare(open_export(sample.task), tmp_path / "d", val_fraction=0.0).path

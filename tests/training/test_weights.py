@@ -11,6 +11,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from helpers import folded
 
 from cvatkit.errors import WeightsError
 from cvatkit.training import Weights, fetch_weights, get_model
@@ -98,6 +99,7 @@ def test_download_errors_are_named(http, tmp_path):
         fetch_weights(Weights(description="x", urls=(f"{url}/empty.tar.gz",)), cache=tmp_path)
 
 
+@pytest.mark.slow  # builds or trains detectors
 def test_pretrained_backbone_reaches_the_model(http, tmp_path, prepared, monkeypatch):
     """--pretrained: the catalog's weights are fetched and Model Garden loads them into
     the backbone."""
@@ -134,6 +136,7 @@ def test_pretrained_backbone_reaches_the_model(http, tmp_path, prepared, monkeyp
     np.testing.assert_allclose(kernel.numpy(), 0.5)
 
 
+@pytest.mark.slow  # builds or trains detectors
 def test_keras_h5_weights_reach_the_inception_resnet_v2_backbone(http, tmp_path):
     import tensorflow as tf
     import tf_keras
@@ -188,6 +191,7 @@ def _published_detector(spec, prepared, root, name: str, num_classes: int = 91):
     return {m: [v.numpy() for v in getattr(donor, m).weights] for m in donor.checkpoint_items}
 
 
+@pytest.mark.slow  # builds or trains detectors
 def test_a_coco_detector_loads_whole_but_its_class_predictor(http, tmp_path, prepared,
                                                              monkeypatch):
     """--weights coco: Model Garden's published COCO detector (91 classes) starts a model
@@ -229,6 +233,7 @@ def test_a_coco_detector_loads_whole_but_its_class_predictor(http, tmp_path, pre
     assert "restored" in report.summary("COCO") and "fresh: head/" in report.summary("COCO")
 
 
+@pytest.mark.slow  # builds or trains detectors
 def test_a_checkpoint_of_another_architecture_is_refused_by_name(http, tmp_path, prepared):
     from official.core import task_factory
 
@@ -291,6 +296,7 @@ def test_a_file_put_in_the_cache_by_hand_is_used_offline(tmp_path):
         fetch_weights(bad, cache=tmp_path / "cache2")
 
 
+@pytest.mark.slow  # builds or trains detectors
 def test_cvatkit_train_from_coco_says_what_it_restored(http, tmp_path, prepared, monkeypatch,
                                                        capsys):
     """A user catalog entry on the COCO detector; `cvatkit train` downloads its weights,
@@ -342,6 +348,7 @@ def test_cvatkit_train_from_coco_says_what_it_restored(http, tmp_path, prepared,
     assert said in (run_dir / "trainer.log").read_text()
 
 
+@pytest.mark.slow  # builds or trains detectors
 def test_export_pretrained_pre_annotates_with_cocos_labels_before_any_training(
         http, tmp_path, prepared, sample_cvat, monkeypatch, capsys):
     """`cvatkit export-pretrained`: the COCO detector as a model with COCO's label map,
@@ -370,7 +377,7 @@ def test_export_pretrained_pre_annotates_with_cocos_labels_before_any_training(
                  str(catalog)]) == 2
     assert "has no COCO-trained detector to export; these have: " \
            "retinanet-spinenet-mobile-coco, retinanet-resnet50-coco, coco-128" in \
-           " ".join(capsys.readouterr().err.split()) and not out.exists()
+           folded(capsys.readouterr().err) and not out.exists()
     assert main(["export-pretrained", "coco-128", str(out), "--catalog", str(catalog)]) == 0
     about = json.loads((out / "model.json").read_text())
     assert about["labels"] == list(COCO_CLASSES) and about["labels"][0] == "person"
@@ -392,7 +399,7 @@ def test_export_pretrained_pre_annotates_with_cocos_labels_before_any_training(
     assert main(["annotate", str(out), "--source", str(sample_cvat.parent / "test.zip"),
                  "--out", str(tmp_path / "pre.zip"), "--threshold", "0", "--map",
                  "person=square", "--drop-unmapped"]) == 0
-    said = capsys.readouterr().out
+    said = folded(capsys.readouterr().out)
     assert "person" in said and "-> square" in said and (tmp_path / "pre.zip").is_file()
 
 
