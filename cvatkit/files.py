@@ -1,9 +1,14 @@
-"""Files and folders that appear whole or not at all, and the checks of output folders.
+"""Files and folders that appear whole or not at all, the checks of output folders, and
+names that must stay inside their folder.
 
 Whatever cvatkit writes for a reader (a dataset, an export, predictions, a pulled model,
 downloaded weights, a picture, a status file) is written aside in its own folder, then
 renamed into place: a reader sees the old version or the new one, never half of one, and
 a failure leaves nothing that looks complete.
+
+A name that a file cvatkit did not write gives for another file (an export's frame, a
+manifest's entry, a store's key, an archive's member) is a path inside a root, and is
+refused (``inside``) when it would lead out of it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import OutputExistsError, UsageError
+from .errors import CvatkitError, OutputExistsError, UsageError
 from .processes import pid_alive
 
 CACHE_ENV = "CVATKIT_CACHE"
@@ -118,6 +123,33 @@ def remove_stale_partials(dest: str | os.PathLike[str]) -> None:
         m = re.match(r"\d+", p.name[len(f".{dest.name}.partial-"):])
         if m and not pid_alive(int(m.group())):
             shutil.rmtree(p, ignore_errors=True)
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a path inside a root (None when it can): empty, absolute,
+    a '..' step (with '/' or '\\' between steps, as Windows tools write them), a NUL."""
+    if not isinstance(name, str) or not name:
+        return "it is empty" if name == "" else "it is not a name"
+    if "\x00" in name:
+        return "it holds a NUL character"
+    steps = name.replace("\\", "/")
+    if steps.startswith("/") or re.match(r"^[A-Za-z]:/", steps):
+        return "it is an absolute path"
+    if ".." in steps.split("/"):
+        return "it climbs out with '..'"
+    return None
+
+
+def inside(root: str | os.PathLike[str], name: str, *, what: str, fix: str,
+           error: type[CvatkitError] = UsageError) -> Path:
+    """``root / name`` for a ``name`` given by a file cvatkit did not write; refused with
+    ``error`` (naming ``what`` and saying ``fix``) when it would lead outside ``root``: an
+    absolute path or a '..' step. (A link inside ``root`` is its owner's doing, and
+    followed: zips and stores hold none.)"""
+    problem = name_problem(name)
+    if problem is not None:
+        raise error(f"{what} {name!r} would be outside {root} ({problem}); {fix}")
+    return Path(root) / name
 
 
 def cache_root() -> Path:

@@ -21,7 +21,7 @@ from ..files import written_aside
 from ..geometry import mask_bitmap, polygon_area
 from ..records import Frame, LabelMap, Shape, TaskSummary
 from .container import Container, ImageLoader, add_to_zip
-from .source import UNLABELLED, ExportSource
+from .source import UNLABELLED, ExportSource, check_image_name
 
 _ATTRIBUTES_SKIPPED = ("occluded", "rotation", "z_order", "track_id", "keyframe")
 
@@ -78,6 +78,7 @@ class CocoSource(ExportSource):
                 except (KeyError, TypeError, ValueError):
                     raise AnnotationError(
                         f"{where}: an image needs file_name, width and height") from None
+                check_image_name(file_name, "", where)
                 shapes = tuple(self._shape(a, display, width, height)
                                for a in by_image.get(img["id"], []))
                 yield Frame(index=index, name=file_name, width=width, height=height,

@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from ..errors import SourceError
+from ..files import inside, name_problem
 from ..records import Frame
 
 ZIP_TIME = (2024, 1, 1, 0, 0, 0)
@@ -64,7 +65,7 @@ class Container:
     def exists(self, name: str) -> bool:
         if self._names is not None:
             return name in self._names
-        return (self.path / name).is_file()
+        return self._local(name).is_file()
 
     def names(self) -> list[str]:
         """Every file name, sorted (walks the folder: use sparingly on big folders)."""
@@ -79,8 +80,9 @@ class Container:
     def open(self, name: str) -> IO[bytes]:
         try:
             if self._zip is not None:
+                self._check(name)
                 return self._zip.open(self._prefix + name)
-            return open(self.path / name, "rb")
+            return open(self._local(name), "rb")
         except (KeyError, FileNotFoundError):
             raise SourceError(f"{self.display(name)}: file is missing") from None
 
@@ -91,7 +93,18 @@ class Container:
     def size(self, name: str) -> int:
         if self._zip is not None:
             return self._zip.getinfo(self._prefix + name).file_size
-        return (self.path / name).stat().st_size
+        return self._local(name).stat().st_size
+
+    def _local(self, name: str) -> Path:
+        """A file of an export folder: never one outside it."""
+        return inside(self.path, name, what=f"{self.path}: the file", error=SourceError,
+                      fix="a file an export names lies inside the export")
+
+    def _check(self, name: str) -> None:
+        problem = name_problem(name)
+        if problem is not None:
+            raise SourceError(f"{self.display(name)}: not a name inside the export "
+                              f"({problem})")
 
     def close(self) -> None:
         if self._zip is not None:
@@ -108,6 +121,12 @@ class Container:
 
 def add_to_zip(z: zipfile.ZipFile, name: str, data: bytes,
          compression: int = zipfile.ZIP_STORED) -> None:
+    """``data`` as the member ``name``: never one that would unpack outside the zip's
+    folder."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise SourceError(f"{name!r} cannot be a file of an export ({problem}); name the "
+                          "frame's image by a path inside the task")
     info = zipfile.ZipInfo(name, ZIP_TIME)
     info.compress_type = compression
     z.writestr(info, data)

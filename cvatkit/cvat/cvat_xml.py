@@ -21,7 +21,7 @@ from ..files import written_aside
 from ..geometry import ellipse_polygon
 from ..records import Frame, LabelMap, Shape, TaskSummary
 from .container import ZIP_TIME, Container, ImageLoader, add_to_zip
-from .source import UNLABELLED, ExportSource
+from .source import UNLABELLED, ExportSource, check_image_name
 
 ANNOTATIONS = "annotations.xml"
 SCORE_ATTRIBUTE = "score"
@@ -104,6 +104,7 @@ class CvatXmlSource(ExportSource):
         name = elem.get("name")
         if not name:
             raise AnnotationError(f"{where}: <image> has no name attribute")
+        check_image_name(name, elem.get("subset", ""), where)
         index = _int_attr(elem, "id", where)
         width = _int_attr(elem, "width", where)
         height = _int_attr(elem, "height", where)

@@ -9,7 +9,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from ..errors import SourceError
+from ..errors import AnnotationError, SourceError
+from ..files import name_problem
 from ..records import Frame, LabelMap, TaskSummary
 from .container import Container
 
@@ -82,6 +83,18 @@ class ExportSource:
 
     def close(self) -> None:
         self.container.close()
+
+
+def check_image_name(name: str, subset: str, where: str) -> None:
+    """An export's frame names its image inside the export (``images/[SUBSET/]NAME``): a
+    name (or subset) that would lead out of it is refused, naming where it is written."""
+    for what, value in (("image name", name), ("subset", subset)):
+        problem = name_problem(value) if value or what == "image name" else None
+        if problem is not None:
+            raise AnnotationError(
+                f"{where}: the {what} {value!r} would lead outside the export ({problem}); "
+                "a frame's image lies inside its export: fix the name in the file, or "
+                "export the task from CVAT again")
 
 
 def _image_candidates(frame: Frame) -> list[str]:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from ..errors import ChecksumError, StoreError
-from ..files import copy_file, write_bytes_file
+from ..files import copy_file, inside, write_bytes_file
 from ..progress import Progress, no_progress
 
 
@@ -74,7 +74,8 @@ class LocalStore:
         self.uri = root.resolve().as_uri()  # file://...: versions in it are version URIs
 
     def _path(self, key: str) -> Path:
-        return self.root / key
+        return inside(self.root, key, what="the store's key", error=StoreError,
+                      fix="a model store's files lie inside its folder")
 
     def put_files(self, files, *, progress: Progress = no_progress) -> None:
         for path, key in files:

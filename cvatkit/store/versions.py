@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ChecksumError, StoreError, UsageError
-from ..files import cache_root, folder_written_aside, require_new_or_empty, sha256_file
+from ..files import (cache_root, folder_written_aside, inside, require_new_or_empty,
+                     sha256_file)
 from ..label_files import CLASSES_CSV, LABEL_MAP_JSON, PBTXT
 from ..progress import Progress, no_progress
 from ..runs import BEST, CHECKPOINTS, EXPORT, MODEL_JSON, SAVED_MODEL, Run
@@ -166,7 +167,9 @@ def pull(uri: str, dest: str | os.PathLike[str] | None = None, *,
     require_new_or_empty(target, "pull into an empty or new folder")
     with folder_written_aside(target) as tmp:
         for entry in manifest["files"]:
-            local = tmp / entry["path"]
+            local = inside(tmp, entry["path"], what=f"{uri}: {MANIFEST} names the file",
+                           error=StoreError, fix="the store's copy is not to be trusted: "
+                           "delete that version and publish the run again")
             local.parent.mkdir(parents=True, exist_ok=True)
             store.get_file(prefix + entry["path"], local, progress=progress)
             actual = sha256_file(local)
@@ -183,6 +186,15 @@ def _manifest(data: bytes, key: str) -> dict[str, Any]:
         manifest = json.loads(data)
         if not isinstance(manifest.get("files"), list):
             raise ValueError("no file list")
+        missing = [k for k in ("namespace", "model_key", "version", "created")
+                   if not isinstance(manifest.get(k), str)]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
+        for entry in manifest["files"]:
+            if not (isinstance(entry, dict) and isinstance(entry.get("path"), str)
+                    and isinstance(entry.get("sha256"), str)
+                    and isinstance(entry.get("size"), int)):
+                raise ValueError(f"a file entry is not a path, size and sha256: {entry!r:.80}")
         return manifest
     except (ValueError, AttributeError) as e:
         raise StoreError(f"{key} in the store is damaged ({e}); delete that version's "

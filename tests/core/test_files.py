@@ -72,3 +72,41 @@ def test_new_or_empty_folders_only(tmp_path):
     with pytest.raises(OutputExistsError,
                        match="full is not empty and does not hold a run; pick another"):
         require_new_or_empty(tmp_path / "full", "pick another", not_ours="a run")
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("../outside.jpg", "climbs out with '..'"),
+    ("images/../../outside.jpg", "climbs out with '..'"),
+    ("..\\outside.jpg", "climbs out with '..'"),
+    ("/etc/hostname", "is an absolute path"),
+    ("\\\\server\\share\\x.jpg", "is an absolute path"),
+    ("C:\\photos\\x.jpg", "is an absolute path"),
+    ("", "is empty"),
+    ("a\x00.jpg", "NUL"),
+    (None, "is not a name"),
+])
+def test_a_name_that_would_lead_out_of_its_root_is_refused_everywhere(name, problem,
+                                                                       tmp_path):
+    import zipfile
+
+    from cvatkit.cvat.container import add_to_zip
+    from cvatkit.errors import SourceError, StoreError
+    from cvatkit.files import inside
+    from cvatkit.store import open_store
+
+    with pytest.raises(UsageError, match=f"would be outside .*{problem}.*; fix it"):
+        inside(tmp_path, name, what="the entry", fix="fix it")
+    with pytest.raises(StoreError, match=f"the store's key .*{problem}"):
+        open_store(str(tmp_path / "store")).put_bytes(name, b"x")
+    with zipfile.ZipFile(tmp_path / "out.zip", "w") as z, \
+            pytest.raises(SourceError, match=f"cannot be a file of an export .*{problem}"):
+        add_to_zip(z, name, b"x")
+    assert not (tmp_path / "outside.jpg").exists() and not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("name", ["a.jpg", "sub/dir/a.jpg", "a..b.jpg", ".hidden", "x:y.jpg"])
+def test_a_name_inside_its_root_is_taken_as_it_is(name, tmp_path):
+    from cvatkit.files import inside, name_problem
+
+    assert name_problem(name) is None
+    assert inside(tmp_path, name, what="the entry", fix="") == tmp_path / name
