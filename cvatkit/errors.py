@@ -20,6 +20,10 @@ class OutputExistsError(CvatkitError):
     """The output folder already holds something cvatkit will not overwrite on its own."""
 
 
+class LimitError(CvatkitError):
+    """An input larger than a limit of ``cvatkit.limits`` allows."""
+
+
 # -- CVAT tasks and datasets ---------------------------------------------------------------
 
 class SourceError(CvatkitError):

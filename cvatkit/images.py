@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 
 import numpy as np
 
-from .errors import SourceError
+from .errors import LimitError, SourceError
+from .limits import PIXELS
 
 _OBJECT = re.compile(r"\s*<[^<>]* object at 0x[0-9a-fA-F]+>")
 
@@ -22,12 +24,30 @@ def image_problem(e: BaseException) -> str:
     return f"{text}: the file is damaged or cut short" if "truncated" in text else text
 
 
-def decode_rgb(data: bytes, name: str) -> np.ndarray:
-    """RGB uint8 pixels of an encoded image; a SourceError naming it if it cannot be read."""
+def open_image(data: bytes, name: str):
+    """PIL's image of ``data``, its header read and its pixels not yet: refused, naming
+    it, when it has more pixels than ``limits.PIXELS`` allows (PIL's own guard against
+    decompression bombs is set to the same limit). PIL's errors for files it cannot read
+    pass through."""
     from PIL import Image
 
+    Image.MAX_IMAGE_PIXELS = PIXELS.value()
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:  # "Image size (N pixels) exceeds limit ..."
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        PIXELS.check(int(found.group(1)) if found else PIXELS.value() + 1, name)
+        raise LimitError(f"{name}: {e}") from None
+    PIXELS.check(img.width * img.height, f"{name} ({img.width}x{img.height})")
+    return img
+
+
+def decode_rgb(data: bytes, name: str) -> np.ndarray:
+    """RGB uint8 pixels of an encoded image; a SourceError naming it if it cannot be read."""
+    try:
+        with open_image(data, name) as img:
             return np.asarray(img.convert("RGB"))
     except (OSError, ValueError, SyntaxError) as e:
         raise SourceError(f"{name} cannot be decoded as an image ({image_problem(e)}); "

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from .errors import SourceError
+from .limits import TEXT
 from .records import LabelMap
 
 PBTXT = "label_map.pbtxt"
@@ -79,6 +80,7 @@ def read_class_names(path: Path) -> dict[int, str]:
     ``name`` holds codes such as ``/m/01g317``)."""
     path = Path(path)
     try:
+        TEXT.check(path.stat().st_size, str(path))
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise SourceError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save "

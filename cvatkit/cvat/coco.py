@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import AnnotationError, SourceError
 from ..files import written_aside
 from ..geometry import mask_bitmap, polygon_area
+from ..limits import ANNOTATIONS
 from ..records import Frame, LabelMap, Shape, TaskSummary
 from .container import Container, ImageLoader, add_to_zip
 from .source import UNLABELLED, ExportSource, check_image_name
@@ -90,7 +91,7 @@ class CocoSource(ExportSource):
 
     def _load(self, name: str) -> dict:
         try:
-            with self.container.open(name) as f:
+            with self.container.open(name, limit=ANNOTATIONS) as f:
                 doc = json.load(f)
         except json.JSONDecodeError as e:
             raise SourceError(

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from ..errors import SourceError
+from ..errors import LimitError, SourceError
 from ..files import inside, name_problem
+from ..limits import INFLATION, INFLATION_FLOOR, MB, Limit
 from ..records import Frame
 
 ZIP_TIME = (2024, 1, 1, 0, 0, 0)
@@ -77,17 +78,23 @@ class Container:
             found.extend(str(rel / f) if str(rel) != "." else f for f in files)
         return sorted(found)
 
-    def open(self, name: str) -> IO[bytes]:
+    def open(self, name: str, *, limit: Limit) -> IO[bytes]:
+        """The file ``name`` to read, once its size is known to be within ``limit`` (and,
+        in a zip, within what its compressed size may inflate to)."""
         try:
             if self._zip is not None:
                 self._check(name)
-                return self._zip.open(self._prefix + name)
-            return open(self._local(name), "rb")
+                info = self._zip.getinfo(self._prefix + name)
+                self._check_size(name, info.file_size, limit, info.compress_size)
+                return self._zip.open(info)
+            path = self._local(name)
+            self._check_size(name, path.stat().st_size, limit)
+            return open(path, "rb")
         except (KeyError, FileNotFoundError):
             raise SourceError(f"{self.display(name)}: file is missing") from None
 
-    def read(self, name: str) -> bytes:
-        with self.open(name) as f:
+    def read(self, name: str, *, limit: Limit) -> bytes:
+        with self.open(name, limit=limit) as f:
             return f.read()
 
     def size(self, name: str) -> int:
@@ -99,6 +106,17 @@ class Container:
         """A file of an export folder: never one outside it."""
         return inside(self.path, name, what=f"{self.path}: the file", error=SourceError,
                       fix="a file an export names lies inside the export")
+
+    def _check_size(self, name: str, size: int, limit: Limit,
+                    compressed: int | None = None) -> None:
+        limit.check(size, self.display(name))
+        if compressed is not None and size > INFLATION_FLOOR and \
+                size > INFLATION.value() * max(compressed, 1):
+            raise LimitError(
+                f"{self.display(name)} inflates from {compressed:,} bytes to "
+                f"{size / MB:,.0f} MB, {size // max(compressed, 1):,} times, over the limit "
+                f"of {INFLATION.units():,} times for {INFLATION.what} (a zip bomb?); set "
+                f"{INFLATION.env} higher if it is meant to be so")
 
     def _check(self, name: str) -> None:
         problem = name_problem(name)

@@ -19,6 +19,7 @@ from lxml import etree
 from ..errors import AnnotationError, SourceError
 from ..files import written_aside
 from ..geometry import ellipse_polygon
+from ..limits import ANNOTATIONS as ANNOTATION_FILES
 from ..records import Frame, LabelMap, Shape, TaskSummary
 from .container import ZIP_TIME, Container, ImageLoader, add_to_zip
 from .source import UNLABELLED, ExportSource, check_image_name
@@ -64,7 +65,7 @@ class CvatXmlSource(ExportSource):
     # -- parsing -----------------------------------------------------------------------
 
     def _parse(self, tags: tuple[str, ...]):
-        stream = self.container.open(ANNOTATIONS)
+        stream = self.container.open(ANNOTATIONS, limit=ANNOTATION_FILES)
         try:
             for _event, elem in etree.iterparse(
                     stream, events=("end",), tag=tags, resolve_entities=False,

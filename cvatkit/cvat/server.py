@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import ServerError, UsageError
+from ..limits import IMAGE
 from ..records import Frame, LabelMap, Shape, TaskSummary
 from .source import UNLABELLED
 from .sdk import attribute_names, label_map_from_cvat, shape_from_cvat, summary_from_cvat
@@ -213,6 +214,7 @@ class CvatServerSource:
                 members = z.infolist()
                 member = frame.index % chunk_size
                 if member < len(members):
+                    IMAGE.check(members[member].file_size, self.image_name(frame))
                     return z.read(members[member])
         image = self._dataset.samples[self._sample_position(frame)].media.load_image()
         buf = io.BytesIO()

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from ..errors import AnnotationError, SourceError
 from ..files import name_problem
+from ..limits import IMAGE
 from ..records import Frame, LabelMap, TaskSummary
 from .container import Container
 
@@ -71,7 +72,7 @@ class ExportSource:
     def read_image(self, frame: Frame) -> bytes:
         for name in _image_candidates(frame):
             if self.container.exists(name):
-                return self.container.read(name)
+                return self.container.read(name, limit=IMAGE)
         raise SourceError(
             f"{frame.where}: frame {frame.index} names image {frame.name!r}, but "
             f"{self.container.display(_image_candidates(frame)[0])} is not in the export; "

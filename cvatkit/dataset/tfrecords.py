@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..errors import SourceError
+from ..errors import LimitError, SourceError
 from ..geometry import clipped_bbox, mask_bitmap, shape_area
-from ..images import image_problem
+from ..images import image_problem, open_image
 from ..records import Frame, LabelMap, Shape
 from .tfexample import TFRecordWriter, make_example
 
@@ -118,7 +118,7 @@ class ShardWriter:
 def _checked_image(data: bytes, frame: Frame, image_name: str) -> tuple[str, bytes, bool]:
     """(format, bytes to store, re-encoded?) after decoding enough to trust the file."""
     try:
-        img = Image.open(io.BytesIO(data))
+        img = open_image(data, f"{image_name} (frame {frame.index} {frame.name!r})")
         fmt = img.format or ""
         size = img.size
         # Opening parses a JPEG's headers up to its image data. A JPEG that also ends
@@ -129,6 +129,8 @@ def _checked_image(data: bytes, frame: Frame, image_name: str) -> tuple[str, byt
             if fmt == "JPEG":
                 img.draft("L", (max(1, size[0] // 8), max(1, size[1] // 8)))
             img.load()
+    except LimitError:
+        raise
     except Exception as e:
         raise SourceError(
             f"{image_name} (frame {frame.index} {frame.name!r}) does not decode as an image "

@@ -18,6 +18,7 @@ from urllib.request import url2pathname
 
 from ..errors import ChecksumError, StoreError
 from ..files import copy_file, inside, write_bytes_file
+from ..limits import TEXT
 from ..progress import Progress, no_progress
 
 
@@ -87,6 +88,7 @@ class LocalStore:
 
     def get_bytes(self, key: str) -> bytes | None:
         try:
+            TEXT.check(self._path(key).stat().st_size, f"{self.uri}/{key}")
             return self._path(key).read_bytes()
         except FileNotFoundError:
             return None
@@ -221,11 +223,15 @@ class S3Store:
 
     def get_bytes(self, key: str) -> bytes | None:
         try:
-            return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            answer = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as e:  # noqa: BLE001
             if _code(e) in ("NoSuchKey", "404"):
                 return None
             raise self._error(e, f"read {key}") from None
+        with answer["Body"] as body:
+            TEXT.check(int(answer.get("ContentLength") or 0), f"s3://{self.bucket}/"
+                       f"{self._key(key)}")
+            return body.read()
 
     def get_file(self, key: str, path: Path, *, progress: Progress = no_progress) -> None:
         from boto3.s3.transfer import TransferConfig

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CatalogError
+from ..limits import TEXT
 
 CATALOG_ENV = "CVATKIT_CATALOG"
 DEFAULT_USER_CATALOG = Path("~/.config/cvatkit/models.yaml")
@@ -311,6 +312,7 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> dict[str, ModelS
         return catalog
     file = Path(path)
     try:
+        TEXT.check(file.stat().st_size, f"model catalog {file}")
         text = file.read_text(encoding="utf-8")
     except OSError as e:
         raise CatalogError(f"model catalog {file}: cannot read it ({e.strerror})") from None

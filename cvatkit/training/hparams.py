@@ -20,6 +20,7 @@ from typing import Any
 
 from ..dataset import DEFAULT_VAL_FRACTION
 from ..errors import HyperparameterError, UsageError
+from ..limits import TEXT
 
 MAX_STEPS = 10_000_000
 """More steps than any run here would take (a 10-million-step run at 10 steps/s is 12
@@ -201,6 +202,7 @@ def parse_hparams(text: str, *, origin: str = "hyperparameters") -> dict[str, An
 def read_hparams_file(path: str | os.PathLike[str]) -> str:
     """The text of a hyperparameters file; a UsageError naming it when it cannot be read."""
     try:
+        TEXT.check(Path(path).stat().st_size, f"hyperparameters file {path}")
         return Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise UsageError(f"hyperparameters file {path}: {e.strerror}") from None
