@@ -21,7 +21,7 @@ _EXPORTS = {
     "CvatkitError": "errors", "SourceError": "errors", "AnnotationError": "errors",
     "ServerError": "errors", "OutputExistsError": "errors", "UsageError": "errors",
     "Progress": "progress", "no_progress": "progress",
-    "write_bytes_file": "files", "write_text_file": "files",
+    "write_bytes_file": "files", "write_text_file": "files", "redacted": "addresses",
     "Run": "runs", "RUN_JSON": "runs", "CHECKPOINTS": "runs", "TERMINAL": "runs",
     "run_of_checkpoint": "runs",
     "RunProgress": "run_progress", "Series": "run_progress",

@@ -60,4 +60,9 @@ INFLATION = Limit("CVATKIT_MAX_INFLATION", 100, "times", "what a zip member infl
 """How many times its compressed size a member of a zip may inflate to (once it is over
 ``INFLATION_FLOOR``): real annotations and images stay far below; a zip bomb does not."""
 INFLATION_FLOOR = 8 * MB
-LIMITS = (IMAGE, PIXELS, ANNOTATIONS, TEXT, INFLATION)
+ANSWER = Limit("CVATKIT_NETWORK_TIMEOUT", 15, "seconds",
+               "a server to answer (CVAT, S3, a download)")
+"""How long a request waits for a server to connect, and then for each part of its answer;
+a request that times out is tried again once (S3: as its retry setting says), so a server
+that accepts connections and never answers fails the command within a minute."""
+LIMITS = (IMAGE, PIXELS, ANNOTATIONS, TEXT, INFLATION, ANSWER)

@@ -4,7 +4,9 @@ asked (``CVATKIT_VERBOSE=1`` or ``cvatkit --verbose``); everything in a run's
 
 TensorFlow's C++ side reads ``TF_CPP_MIN_LOG_LEVEL`` once, when it loads, so the level is
 set when cvatkit is imported (a value the user set is left alone). Its Python side logs
-through the ``tensorflow`` and ``absl`` loggers and warns through ``warnings``.
+through the ``tensorflow`` and ``absl`` loggers and warns through ``warnings``. urllib3's
+notes on the requests it tries again are hidden the same way: the error that ends the
+command says what went wrong.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ VERBOSE_ENV = "CVATKIT_VERBOSE"
 TF_LOG_ENV = "TF_CPP_MIN_LOG_LEVEL"
 _QUIET_LEVEL = "3"  # C++: fatal errors only (CUDA probing and oneDNN notes are 'errors')
 _USERS_LEVEL = os.environ.get(TF_LOG_ENV)
-_LOGGERS = ("tensorflow", "absl", "h5py")
+_LOGGERS = ("tensorflow", "absl", "h5py", "urllib3")
 _WARNING_MODULES = r"(tensorflow|tf_keras|keras|official|absl)(\.|$)"
 
 

@@ -88,7 +88,8 @@ def places(prepared, sample_cvat, tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def servers():
-    """A web server that is not CVAT (it answers HTML), and an address nothing answers."""
+    """A web server that is not CVAT (it answers HTML), an address nothing answers, and
+    one that takes connections and never answers."""
 
     class Page(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
@@ -109,8 +110,14 @@ def servers():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    yield {"html": f"http://127.0.0.1:{page.server_port}",
-           "refused": f"http://127.0.0.1:{closed}"}
+    with socket.socket() as silent:  # takes connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        yield {"html": f"http://127.0.0.1:{page.server_port}",
+               "refused": f"http://127.0.0.1:{closed}",
+               "refused_with_a_password":
+                   f"http://someone:pw-that-is-never-shown@127.0.0.1:{closed}",
+               "silent": f"http://127.0.0.1:{silent.getsockname()[1]}"}
     page.shutdown()
 
 

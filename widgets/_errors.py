@@ -15,21 +15,23 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cvatkit import CvatkitError
+from cvatkit import CvatkitError, redacted
 
 log = logging.getLogger("cvatkit.widgets")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def error_text(exc: BaseException) -> str:
-    """The message a user reads for ``exc`` (never a traceback)."""
+    """The message a user reads for ``exc`` (never a traceback, never a password in an
+    address)."""
     if isinstance(exc, CvatkitError):
-        return str(exc)
+        return redacted(str(exc))
     if isinstance(exc, OSError) and exc.strerror:
         where = f" ({exc.filename})" if exc.filename else ""
-        return f"{exc.strerror}{where}"
+        return redacted(f"{exc.strerror}{where}")
     log.error("unexpected error in a cvatkit widget", exc_info=exc)
-    return f"unexpected {type(exc).__name__}: {exc} (a bug in cvatkit; please report it)"
+    return redacted(f"unexpected {type(exc).__name__}: {exc} (a bug in cvatkit; please "
+                    "report it)")
 
 
 def reports_errors(field: str = "error") -> Callable[[F], F]:
@@ -78,7 +80,7 @@ def plain_errors(shell=None) -> bool:
         return False
 
     def show(self, etype, value, tb, tb_offset=None):
-        stb = [f"{etype.__name__}: {value}"]
+        stb = [f"{etype.__name__}: {redacted(str(value))}"]
         self._showtraceback(etype, value, stb)  # the error output, as a traceback would be
         return stb
 

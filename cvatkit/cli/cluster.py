@@ -114,7 +114,10 @@ def _pod_args(s: argparse.ArgumentParser) -> None:
                         "and CVAT_PASSWORD)")
     g.add_argument("--env", metavar="NAME=VALUE", action="append", default=[],
                    help="a plain setting for the pods, e.g. CVATKIT_CACHE=PATH on the claim "
-                        "(repeatable; never credentials)")
+                        "(repeatable; never credentials: see --secret-env)")
+    g.add_argument("--secret-env", metavar="NAME=SECRET:KEY", action="append", default=[],
+                   help="a variable of the pods set from a key of a Kubernetes Secret, "
+                        "e.g. WANDB_API_KEY=cvatkit-extra:WANDB_API_KEY (repeatable)")
     g.add_argument("--run-as", metavar="UID[:GID]",
                    help="the user the pods run as (default: this process's unless it is "
                         "root, so the files on the claim stay the notebook user's)")
@@ -123,7 +126,7 @@ def _pod_args(s: argparse.ArgumentParser) -> None:
 
 def _options(args: argparse.Namespace):
     from ..cluster import (ClusterOptions, parse_env, parse_node_selector, parse_run_as,
-                           parse_toleration)
+                           parse_secret_env, parse_toleration)
 
     if args.run_as:
         run_as = parse_run_as(args.run_as)
@@ -134,7 +137,7 @@ def _options(args: argparse.Namespace):
         namespace=args.namespace, node_selector=parse_node_selector(args.node_selector),
         tolerations=tuple(parse_toleration(t) for t in args.toleration),
         s3_secret=args.s3_secret, cvat_secret=args.cvat_secret, env=parse_env(args.env),
-        run_as=run_as)
+        secret_env=parse_secret_env(args.secret_env), run_as=run_as)
 
 
 def _hparams(args: argparse.Namespace) -> tuple[str, str]:

@@ -9,8 +9,10 @@ import sys
 def say_error(message: str) -> None:
     """``cvatkit: error: ...`` on stderr as one line, never wrapped: terminals and notebook
     cells wrap it where they show it, a log keeps it whole, and a path in it can be copied
-    out as it is."""
-    print(f"cvatkit: error: {' '.join(message.splitlines())}", file=sys.stderr)
+    out as it is. A password in an address is never shown."""
+    from ..addresses import redacted
+
+    print(f"cvatkit: error: {redacted(' '.join(message.splitlines()))}", file=sys.stderr)
 
 
 def server_args(p: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from ..addresses import has_credentials
 from ..errors import UsageError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -17,8 +18,13 @@ _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN", "ACCESS_KEY", "CREDENTIAL")
-"""Environment names that hold credentials: they come from Secrets, never from --env."""
+SECRET_NAME = re.compile(
+    r"SECRET|PASSW|PASSPHRASE|(^|_)(PASS|PW|PWD)$|TOKEN|CREDENTIAL|(^|_)AUTH|COOKIE|"
+    r"SESSION|(API|ACCESS|PRIVATE|CLIENT|SIGNING|ENCRYPTION|MASTER|LICEN[CS]E)_?KEY|"
+    r"(^|_)KEY$|(^|_)DSN$")
+"""Environment names that look like they hold credentials: these come from Secrets
+(``--s3-secret``, ``--cvat-secret``, ``--secret-env``), never from ``--env``. (``PWD``
+alone is the working folder.)"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +59,8 @@ class ClusterOptions:
     """A Secret with CVAT_HOST and CVAT_ACCESS_TOKEN, or CVAT_USER and CVAT_PASSWORD."""
     env: tuple[tuple[str, str], ...] = ()
     """Plain settings for the pods (CVATKIT_VERBOSE=1, ...): never credentials."""
+    secret_env: tuple[tuple[str, str, str], ...] = ()
+    """(variable, Secret, key): a variable of the pods set from a key of a Secret."""
     run_as: tuple[int, int] | None = None
     """The user and group id the pods run as, so files they write on the claim belong to
     the notebook's user; None: the image's user."""
@@ -80,8 +88,10 @@ class ClusterOptions:
                 _check_name(option, name, _DNS_SUBDOMAIN)
         for key, value in self.node_selector.items():
             _check_label("--node-selector", key, value)
-        for name, _value in self.env:
-            check_env_name(name)
+        for name, value in self.env:
+            check_env_name(name, value)
+        for name, secret, key in self.secret_env:
+            parse_secret_env([f"{name}={secret}:{key}"])
         if self.run_as is not None and min(self.run_as) < 0:
             raise UsageError(f"--run-as {self.run_as[0]}:{self.run_as[1]}: ids are 0 or more")
 
@@ -148,13 +158,38 @@ def parse_run_as(text: str) -> tuple[int, int]:
                          "`id -g` in the notebook's terminal say which)") from None
 
 
-def check_env_name(name: str) -> None:
+def check_env_name(name: str, value: str = "") -> None:
+    """A plain setting's name and value: refused when either looks like a credential (a
+    password in an address included), with the way to give it from a Secret."""
     if not _ENV_NAME.match(name):
         raise UsageError(f"--env {name!r} is not an environment variable name")
-    if any(word in name.upper() for word in SECRET_WORDS):
+    if SECRET_NAME.search(name.upper()) and name != "PWD" or has_credentials(value):
+        why = "its value holds an address with a user or password" if \
+            has_credentials(value) else "its name says it holds a credential"
         raise UsageError(
-            f"--env {name}: credentials never go into a manifest; put them in a Kubernetes "
-            "Secret and name it with --s3-secret or --cvat-secret")
+            f"--env {name}: {why}, and credentials never go into a manifest in plain "
+            f"text; put it in a Kubernetes Secret (kubectl create secret generic NAME "
+            f"--from-env-file=FILE) and give it as --secret-env {name}=SECRET:KEY (or use "
+            "--s3-secret / --cvat-secret)")
+
+
+def parse_secret_env(items: list[str] | tuple[str, ...]) -> tuple[tuple[str, str, str], ...]:
+    """``--secret-env NAME=SECRET:KEY`` options: a variable set from a key of a Secret."""
+    out = []
+    for item in items:
+        name, eq, ref = item.partition("=")
+        secret, colon, key = ref.partition(":")
+        if not (eq and colon and name and secret and key):
+            raise UsageError(f"--secret-env {item!r}: write it as NAME=SECRET:KEY, e.g. "
+                             "WANDB_API_KEY=cvatkit-extra:WANDB_API_KEY")
+        if not _ENV_NAME.match(name):
+            raise UsageError(f"--secret-env {name!r} is not an environment variable name")
+        _check_name("--secret-env", secret, _DNS_SUBDOMAIN)
+        if not re.fullmatch(r"[-._A-Za-z0-9]+", key) or len(key) > 253:
+            raise UsageError(f"--secret-env {item!r}: {key!r} is not a key a Secret can "
+                             "hold (letters, digits, '-', '_' and '.')")
+        out.append((name, secret, key))
+    return tuple(out)
 
 
 def _check_name(option: str, name: str, pattern: re.Pattern[str]) -> None:

@@ -40,6 +40,8 @@ def environment(options: ClusterOptions, *, s3: bool = True,
             env += [{"name": key, "valueFrom": {"secretKeyRef": {
                 "name": secret, "key": key, **({"optional": True} if optional else {})}}}
                 for key, optional in keys]
+    env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for name, secret, key in options.secret_env]
     return env
 
 

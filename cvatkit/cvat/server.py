@@ -15,8 +15,9 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..addresses import redacted, split_credentials
 from ..errors import ServerError, UsageError
-from ..limits import IMAGE
+from ..limits import ANSWER, IMAGE
 from ..records import Frame, LabelMap, Shape, TaskSummary
 from .source import UNLABELLED
 from .sdk import attribute_names, label_map_from_cvat, shape_from_cvat, summary_from_cvat
@@ -44,6 +45,12 @@ def connect(host: str | None = None, *, access_token: str | None = None,
         raise UsageError(
             "no CVAT server is configured: pass --server-host https://your.cvat.host (or "
             f"host= in Python), or set {HOST_ENV}")
+    # A user and password in the address serve as credentials when no others are given;
+    # from here on the address is shown, written and used without them.
+    host, url_user, url_password = split_credentials(host)
+    if access_token is None and user is None and url_user and url_password and not (
+            os.environ.get(TOKEN_ENV) or os.environ.get(USER_ENV)):
+        user, password = url_user, url_password
     if access_token is None and user is None:
         access_token = os.environ.get(TOKEN_ENV) or None
         if access_token is None:
@@ -58,9 +65,11 @@ def connect(host: str | None = None, *, access_token: str | None = None,
         # gets a message of its own (cvat-sdk would log the page it got instead).
         client = Client(host, config=Config(cache_dir=cache), check_server_version=False)
     except InvalidHostException as e:
-        raise UsageError(f"CVAT host {host!r} is not a valid address: {e}") from None
+        raise UsageError(f"CVAT host {host!r} is not a valid address: "
+                         f"{redacted(str(e))}") from None
     except Exception as e:
         raise server_error(e, host, "connect") from None
+    _bound_waits(client)
     try:
         client.api_client.server_api.retrieve_about()
     except Exception as e:
@@ -77,6 +86,24 @@ def connect(host: str | None = None, *, access_token: str | None = None,
         client.close()
         raise server_error(e, host, "log in") from None
     return client
+
+
+def _bound_waits(client) -> None:
+    """Every request of ``client`` waits at most ``limits.ANSWER`` for the server, and is
+    tried again once after a timeout (cvat-sdk's requests wait forever by default)."""
+    import urllib3
+
+    seconds = ANSWER.value()
+    rest = client.api_client.rest_client
+    rest.pool_manager.connection_pool_kw["retries"] = urllib3.Retry(
+        total=3, connect=1, read=1, status_forcelist=(502, 503, 504), backoff_factor=0.5)
+    request = rest.request
+
+    def bounded(*args, _request_timeout=None, **kwargs):
+        return request(*args, _request_timeout=_request_timeout or (seconds, seconds),
+                       **kwargs)
+
+    rest.request = bounded
 
 
 def server_host(client) -> str:
@@ -242,6 +269,7 @@ def server_error(e: Exception, host: str, doing: str, *,
 
     if isinstance(e, ServerError):
         return e
+    host = redacted(host)
     status = getattr(e, "status", None)
     not_cvat = _not_cvat(e, host, path)
     if not_cvat is not None:
@@ -262,10 +290,26 @@ def server_error(e: Exception, host: str, doing: str, *,
                 "it; check the task id with `cvatkit tasks`")
         return ServerError(f"CVAT at {host} answered {status} when asked to {doing}")
     reason = type(e).__name__
+    if _timed_out(e):
+        return ServerError(
+            f"CVAT at {host} did not answer within {ANSWER.units()} seconds (to {doing}); "
+            f"is it overloaded or stuck? Set {ANSWER.env} higher to wait longer")
     if "MaxRetryError" in reason or "NewConnectionError" in reason or isinstance(e, OSError):
         return ServerError(f"cannot reach CVAT at {host} (to {doing}): is the address right "
                            "and the server up?")
-    return ServerError(f"could not {doing} on {host}: {reason}: {_first_line(e)}")
+    return ServerError(f"could not {doing} on {host}: {reason}: {redacted(_first_line(e))}")
+
+
+def _timed_out(e: BaseException) -> bool:
+    """Whether ``e`` (or what it wraps: urllib3 retries wrap their last error as
+    ``reason``) is a wait that ran out."""
+    seen = 0
+    while e is not None and seen < 5:
+        if "Timeout" in type(e).__name__ or isinstance(e, TimeoutError):
+            return True
+        e = getattr(e, "reason", None) or e.__context__
+        seen += 1
+    return False
 
 
 def _not_cvat(e: Exception, host: str, path: str | None) -> ServerError | None:

@@ -16,9 +16,10 @@ from typing import Protocol
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from ..addresses import redacted
 from ..errors import ChecksumError, StoreError
 from ..files import copy_file, inside, write_bytes_file
-from ..limits import TEXT
+from ..limits import ANSWER, TEXT
 from ..progress import Progress, no_progress
 
 
@@ -137,6 +138,7 @@ class S3Store:
             configured = core.get_config_variable("max_attempts")
             self._client = session.client("s3", config=Config(
                 retries={"max_attempts": int(configured or 3), "mode": "standard"},
+                connect_timeout=ANSWER.value(), read_timeout=ANSWER.value(),
                 max_pool_connections=2 * self.CONCURRENCY,
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required"))
@@ -164,7 +166,7 @@ class S3Store:
     def _error(self, e: Exception, doing: str) -> StoreError:
         """One sentence for what S3 answered; never the credentials."""
         code = _code(e)
-        where = f"{self.uri} (endpoint {self._client.meta.endpoint_url})"
+        where = f"{self.uri} (endpoint {redacted(self._client.meta.endpoint_url)})"
         if code in ("404", "NoSuchBucket"):
             return StoreError(f"could not {doing}: the bucket does not exist at {where}; "
                               "create it, or pass --create-bucket")
@@ -183,8 +185,12 @@ class S3Store:
                 "its storage did; once it is back, run the same command again (what "
                 "already reached it is not sent twice)")
         name = type(e).__name__
-        if name in ("EndpointConnectionError", "ConnectionClosedError", "ConnectTimeoutError",
-                    "ReadTimeoutError") or isinstance(e, OSError):
+        if name in ("ConnectTimeoutError", "ReadTimeoutError"):
+            return StoreError(f"could not {doing}: {where} did not answer within "
+                              f"{ANSWER.units()} seconds; is it overloaded or stuck? Set "
+                              f"{ANSWER.env} higher to wait longer")
+        if name in ("EndpointConnectionError", "ConnectionClosedError") or \
+                isinstance(e, OSError):
             return StoreError(f"could not {doing}: cannot reach {where}; is the server up "
                               "and AWS_ENDPOINT_URL right?")
         if name == "NoCredentialsError":

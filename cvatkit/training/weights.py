@@ -18,8 +18,10 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from ..addresses import redacted
 from ..errors import WeightsError
 from ..files import cache_root, copy_file, folder_written_aside, sha256_file
+from ..limits import ANSWER
 from .catalog import Weights
 
 _CHUNK = 1 << 20
@@ -55,8 +57,8 @@ def fetch_weights(weights: Weights, *, cache: Path | None = None,
             expected = weights.sha256.get(name)
             if expected and expected != files[name]:
                 raise WeightsError(
-                    f"{url} has SHA-256 {files[name]}, the catalog expects {expected}: the "
-                    "download is damaged or the file changed; try again later")
+                    f"{redacted(url)} has SHA-256 {files[name]}, the catalog expects "
+                    f"{expected}: the download is damaged or the file changed; try again later")
         path = _unpack(tmp, weights, list(files))
         (tmp / _DONE).write_text(json.dumps({"files": files, "path": path,
                                              "urls": list(weights.urls)}, indent=2))
@@ -73,7 +75,8 @@ def _download(url: str, dest: Path, progress, drop: Path) -> str:
     dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as out:
+        with urllib.request.urlopen(url, timeout=ANSWER.value()) as resp, \
+                open(dest, "wb") as out:
             total = resp.headers.get("Content-Length")
             total = int(total) if total and total.isdigit() else None
             done = 0
@@ -84,17 +87,20 @@ def _download(url: str, dest: Path, progress, drop: Path) -> str:
                 if progress:
                     progress(dest.name, done, total)
             if total is not None and done != total:
-                raise WeightsError(f"{url}: the download stopped after {done} of {total} "
-                                   "bytes; try again. " + _instead(drop))
+                raise WeightsError(f"{redacted(url)}: the download stopped after {done} of "
+                                   f"{total} bytes; try again. " + _instead(drop))
     except urllib.error.HTTPError as e:
-        raise WeightsError(f"could not download {url}: the server answered {e.code}. "
-                           + _instead(drop)) from None
+        raise WeightsError(f"could not download {redacted(url)}: the server answered "
+                           f"{e.code}. " + _instead(drop)) from None
     except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)
+        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+            reason = (f"the server did not answer within {ANSWER.units()} seconds; set "
+                      f"{ANSWER.env} higher to wait longer")
         if isinstance(e, http.client.IncompleteRead):
             reason = f"the connection closed after {len(e.partial)} more bytes"
-        raise WeightsError(f"could not download {url} ({reason}). " + _instead(drop)) \
-            from None
+        raise WeightsError(f"could not download {redacted(url)} ({reason}). "
+                           + _instead(drop)) from None
     return digest.hexdigest()
 
 

@@ -162,6 +162,35 @@ def test_a_credential_as_plain_env_is_refused(tfjob, tmp_path):
     assert "abc123" not in r.err
 
 
+@pytest.mark.parametrize("setting", [
+    "DB_PASSWORD=abc123", "DB_PASS=abc123", "SMTP_PWD=abc123", "GITHUB_TOKEN=abc123",
+    "WANDB_API_KEY=abc123", "OPENAI_KEY=abc123", "PRIVATE_KEY=abc123", "HF_AUTH=abc123",
+    "SENTRY_DSN=abc123", "BASIC_AUTH_USER=abc123", "SERVICE_CREDENTIALS=abc123",
+    "MLFLOW_TRACKING_URI=https://me:abc123@mlflow.example.com"])
+def test_anything_that_looks_like_a_credential_is_refused_with_the_way_to_pass_it(
+        setting, tfjob, tmp_path):
+    name = setting.split("=")[0]
+    r = _refused(tfjob, tmp_path / "run", "--env", setting,
+                 needles=[f"--env {name}", f"--secret-env {name}=SECRET:KEY"])
+    assert "abc123" not in r.err
+
+
+def test_a_secret_env_comes_from_its_secret_by_reference(tfjob, tmp_path):
+    out = tmp_path / "tfjob.yaml"
+    r = tfjob(tmp_path / "run", "--env", "PWD_HINT_FOR_TESTS=1", "--secret-env",
+              "WANDB_API_KEY=team-extra:wandb.key", "--out", out)
+    assert r.code == 0, r.err
+    doc = yaml.safe_load(out.read_text())
+    validate_tfjob(doc)
+    (container,) = doc["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"]
+    assert {"name": "WANDB_API_KEY", "valueFrom": {"secretKeyRef": {
+        "name": "team-extra", "key": "wandb.key"}}} in container["env"]
+    for bad, needle in (("WANDB_API_KEY", "NAME=SECRET:KEY"),
+                        ("WANDB_API_KEY=Team_Extra:k", "'Team_Extra' is not a Kubernetes name"),
+                        ("WANDB_API_KEY=team:k/1", "is not a key a Secret can hold")):
+        _refused(tfjob, tmp_path / "refused", "--secret-env", bad, needles=[needle])
+
+
 def test_no_workers_is_refused(tfjob, tmp_path):
     _refused(tfjob, tmp_path / "run", "--workers", 0, needles=["--workers 0"])
 

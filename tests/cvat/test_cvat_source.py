@@ -146,3 +146,25 @@ def test_unreachable_server(cvat_env):
 def test_video_task_is_refused_clearly(fake_cvat, cvat_env):
     with pytest.raises(ServerError, match="CVAT for images 1.1"):
         open_source(f"cvat://{fake_cvat.video_task}")
+
+
+def test_a_user_and_password_in_the_address_log_in_and_are_never_shown(fake_cvat, cvat_env,
+                                                                         monkeypatch, capsys):
+    from cvatkit.addresses import redacted, split_credentials
+
+    host = fake_cvat.url.replace("http://", f"http://{USER}:{PASSWORD}@")
+    monkeypatch.setenv("CVAT_HOST", host)
+    monkeypatch.delenv("CVAT_ACCESS_TOKEN")
+    client = connect()
+    assert client.api_map.host == fake_cvat.url  # used, and kept, without them
+    src = open_source(f"cvat://{fake_cvat.sample_task}", client=client)
+    assert PASSWORD not in src.description and USER not in src.description
+    client.close()
+    monkeypatch.setenv("CVAT_HOST", host.replace(PASSWORD, "wrong-pw"))
+    assert main(["tasks"]) == 2
+    err = capsys.readouterr().err
+    assert "refused the user name or password" in err and "wrong-pw" not in err
+    assert split_credentials("https://a%40b:p%3Aw@cvat.example.com/x") == (
+        "https://cvat.example.com/x", "a@b", "p:w")
+    assert redacted("see http://u:p@h:8080/api and s3://k:s@bucket") == \
+        "see http://***@h:8080/api and s3://***@bucket"
