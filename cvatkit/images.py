@@ -11,6 +11,8 @@ import numpy as np
 from .errors import LimitError, SourceError
 from .limits import PIXELS
 
+_ORIENTATION = 0x0112
+"""The EXIF tag of a photo's orientation."""
 _OBJECT = re.compile(r"\s*<[^<>]* object at 0x[0-9a-fA-F]+>")
 
 
@@ -44,10 +46,27 @@ def open_image(data: bytes, name: str):
     return img
 
 
+def exif_turn(img) -> int | None:
+    """The EXIF orientation (2-8) that turns or mirrors ``img`` as CVAT shows it; None when
+    it has none to apply (TIFF's, PIL applies as it opens the file)."""
+    if img.format == "TIFF":
+        return None
+    try:
+        orientation = img.getexif().get(_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001  (a damaged EXIF block: the pixels as they are)
+        return None
+    return orientation if orientation in range(2, 9) else None
+
+
 def decode_rgb(data: bytes, name: str) -> np.ndarray:
-    """RGB uint8 pixels of an encoded image; a SourceError naming it if it cannot be read."""
+    """RGB uint8 pixels of an encoded image, turned by its EXIF orientation as CVAT shows
+    it; a SourceError naming it if it cannot be read."""
+    from PIL import ImageOps
+
     try:
         with open_image(data, name) as img:
+            if exif_turn(img) is not None:
+                img = ImageOps.exif_transpose(img)
             return np.asarray(img.convert("RGB"))
     except (OSError, ValueError, SyntaxError) as e:
         raise SourceError(f"{name} cannot be decoded as an image ({image_problem(e)}); "

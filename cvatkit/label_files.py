@@ -81,7 +81,7 @@ def read_class_names(path: Path) -> dict[int, str]:
     path = Path(path)
     try:
         TEXT.check(path.stat().st_size, str(path))
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         raise SourceError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save "
                           "the label file as UTF-8") from None

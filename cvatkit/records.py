@@ -8,6 +8,7 @@ label maps: id 0 is the background.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -29,6 +30,9 @@ class Label:
     """CVAT's label type: any, rectangle, polygon, mask, ..."""
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 @dataclass(frozen=True)
 class LabelMap:
     """The task's labels in class-id order (ids 1..N, no gaps)."""
@@ -37,6 +41,14 @@ class LabelMap:
 
     def __post_init__(self) -> None:
         names = [label.name for label in self.labels]
+        for name in names:
+            if not isinstance(name, str) or not name.strip():
+                raise AnnotationError(f"a label has no name ({name!r}); name it in CVAT")
+            if _CONTROL.search(name):
+                raise AnnotationError(
+                    f"label {name!r} has a line break, tab or other control character in "
+                    "its name, which the label files (one label a line) cannot hold; rename "
+                    "it in CVAT")
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise AnnotationError(

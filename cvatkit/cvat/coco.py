@@ -142,7 +142,10 @@ class CocoSource(ExportSource):
             raise AnnotationError(
                 f"{self.container.display(self._files[0])} declares no categories; add labels "
                 "to the task in CVAT and export it again")
-        return LabelMap.from_names(names)
+        try:
+            return LabelMap.from_names(names)
+        except AnnotationError as e:
+            raise AnnotationError(f"{self.container.display(self._files[0])}: {e}") from None
 
     def _shape(self, ann: dict, display: str, width: int, height: int) -> Shape | None:
         where = f"{display} annotation id {ann.get('id')}"
@@ -170,7 +173,8 @@ class CocoSource(ExportSource):
         if isinstance(seg, list) and seg:
             polys = [p for p in seg if isinstance(p, list)]
             if len(polys) == 1:
-                return Shape(kind="polygon", points=_numbers(polys[0], where), **common)
+                return Shape(kind="polygon", points=_numbers(polys[0], where, pairs=True),
+                             **common)
             return Shape(kind="mask", points=_polygons_to_cvat(polys, where, width, height),
                          **common)
         bbox = ann.get("bbox")
@@ -201,14 +205,26 @@ def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else None
 
 
-def _numbers(values: list, where: str) -> tuple[float, ...]:
+def _numbers(values: list, where: str, *, pairs: bool = False) -> tuple[float, ...]:
+    """Coordinates as numbers; with ``pairs``, an x and a y for every point."""
+    shown = _brief(values)
     try:
         out = tuple(float(v) for v in values)
     except (TypeError, ValueError):
-        raise AnnotationError(f"{where}: coordinates {values!r} are not all numbers") from None
+        raise AnnotationError(f"{where}: coordinates {shown} are not all numbers") from None
     if not all(math.isfinite(v) for v in out):
-        raise AnnotationError(f"{where}: coordinates {values!r} are not all finite")
+        raise AnnotationError(f"{where}: coordinates {shown} are not all finite")
+    if pairs and len(out) % 2:
+        raise AnnotationError(
+            f"{where}: the polygon {shown} has {len(out)} coordinates, an odd number: a "
+            "point needs an x and a y; fix the segmentation or export the task again")
     return out
+
+
+def _brief(value: object, limit: int = 80) -> str:
+    """``value`` as a message shows it: its start, when it is long."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _rle_to_cvat(seg: dict, where: str, width: int, height: int) -> tuple[float, ...]:
@@ -231,7 +247,7 @@ def _rle_to_cvat(seg: dict, where: str, width: int, height: int) -> tuple[float,
 def _polygons_to_cvat(polys: list, where: str, width: int, height: int) -> tuple[float, ...]:
     from pycocotools import mask as coco_mask
 
-    flat = [list(_numbers(p, where)) for p in polys if len(p) >= 6]
+    flat = [list(_numbers(p, where, pairs=True)) for p in polys if len(p) >= 6]
     if not flat:
         raise AnnotationError(f"{where}: every polygon has fewer than 3 points")
     bitmap = coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(flat, height, width)))

@@ -14,6 +14,9 @@ from ..files import inside, name_problem
 from ..limits import INFLATION, INFLATION_FLOOR, MB, Limit
 from ..records import Frame
 
+_METHODS = {9: "Deflate64", 12: "BZIP2", 14: "LZMA", 93: "Zstandard", 95: "XZ", 98: "PPMd",
+            99: "AES encryption"}
+"""Zip compression methods by number, for the message when Python's zip reader lacks one."""
 ZIP_TIME = (2024, 1, 1, 0, 0, 0)
 """The time stamp of every member the writers add: the same input gives the same zip."""
 ImageLoader = Callable[[Frame], bytes]
@@ -86,12 +89,26 @@ class Container:
                 self._check(name)
                 info = self._zip.getinfo(self._prefix + name)
                 self._check_size(name, info.file_size, limit, info.compress_size)
-                return self._zip.open(info)
+                return self._open_member(name, info)
             path = self._local(name)
             self._check_size(name, path.stat().st_size, limit)
             return open(path, "rb")
         except (KeyError, FileNotFoundError):
             raise SourceError(f"{self.display(name)}: file is missing") from None
+
+    def _open_member(self, name: str, info: zipfile.ZipInfo) -> IO[bytes]:
+        if info.flag_bits & 0x1:
+            raise SourceError(
+                f"{self.display(name)} is encrypted (the zip has a password); unzip it with "
+                "its password and give the folder")
+        try:
+            return self._zip.open(info)  # type: ignore[union-attr]
+        except NotImplementedError:
+            method = _METHODS.get(info.compress_type, f"method {info.compress_type}")
+            raise SourceError(
+                f"{self.display(name)} is compressed with {method}, which cvatkit cannot "
+                "read; unzip it (e.g. with 7-Zip) and give the folder, or zip it again with "
+                "ordinary Deflate compression") from None
 
     def read(self, name: str, *, limit: Limit) -> bytes:
         with self.open(name, limit=limit) as f:

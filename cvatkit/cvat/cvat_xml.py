@@ -182,7 +182,10 @@ def _parse_labels(meta: etree._Element, xml_name: str) -> LabelMap:
         raise AnnotationError(
             f"{xml_name} declares no labels in <meta>; add labels to the task in CVAT and "
             "export it again")
-    return LabelMap.from_names(names, colors, types)
+    try:
+        return LabelMap.from_names(names, colors, types)
+    except AnnotationError as e:
+        raise AnnotationError(f"{xml_name}: {e}") from None
 
 
 def _int_attr(el: etree._Element, key: str, where: str) -> int:

@@ -54,6 +54,8 @@ def write_sample(out_dir: str | Path, *, frames: int = DEFAULT_FRAMES,
     are refused unless ``overwrite``."""
     if fmt not in ("cvat", "coco"):
         raise UsageError(f"the sample's format is cvat or coco, not {fmt!r}")
+    if not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise UsageError(f"--seed {seed}: give a whole number from 0 to {2**32 - 1}")
     if not 1 <= frames <= MAX_FRAMES or not 0 <= test_frames <= MAX_FRAMES:
         raise UsageError(f"the sample has 1 to {MAX_FRAMES} annotated frames and 0 to "
                          f"{MAX_FRAMES} held-out ones; got {frames} and {test_frames}")

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..addresses import redacted, split_credentials
-from ..errors import ServerError, UsageError
+from ..errors import AnnotationError, ServerError, UsageError
 from ..limits import ANSWER, IMAGE
 from ..records import Frame, LabelMap, Shape, TaskSummary
 from .source import UNLABELLED
@@ -164,7 +164,10 @@ class CvatServerSource:
         annotations = cache.ensure_task_model(
             self.task_id, "annotations.json", models.LabeledData, None, "annotations")
         self._tracks = len(annotations.tracks or [])
-        self._labels = label_map_from_cvat(self._dataset.labels)
+        try:
+            self._labels = label_map_from_cvat(self._dataset.labels)
+        except AnnotationError as e:
+            raise AnnotationError(f"{self.description}: {e}") from None
         self._label_names = {label.id: label.name for label in self._dataset.labels}
         self._attr_names = attribute_names(self._dataset.labels)
 

@@ -40,9 +40,16 @@ def open_source(uri: str | os.PathLike[str], *, server_host: str | None = None,
 def open_export(path: str | os.PathLike[str]) -> Source:
     """A CVAT export, "CVAT for images 1.1" or "COCO 1.0", as a zip or a folder."""
     container = Container(path)
-    if container.exists(ANNOTATIONS):
+    xml, coco = container.exists(ANNOTATIONS), coco_files(container)
+    if xml and coco:
+        container.close()
+        raise SourceError(
+            f"{path} holds two exports' annotations, {ANNOTATIONS} ('CVAT for images 1.1') "
+            f"and {', '.join(coco)} ('COCO 1.0'), which may disagree; give an export that "
+            "holds one of them, as CVAT writes it")
+    if xml:
         return CvatXmlSource(container)
-    if coco_files(container):
+    if coco:
         return CocoSource(container)
     hint = container.layout_hint()
     container.close()

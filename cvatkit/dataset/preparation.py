@@ -49,6 +49,8 @@ def prepare(source: Source, out_dir: str | os.PathLike[str], *,
     ``overwrite``) it is replaced.
     """
     _check_fraction(val_fraction)
+    if not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise UsageError(f"--seed {seed}: give a whole number from 0 to {2**32 - 1}")
     if masks not in ("auto", "always", "never"):
         raise UsageError(f"masks must be auto, always or never, got {masks!r}")
     out = Path(out_dir)
@@ -142,7 +144,8 @@ def _write_split(source: Source, folder: Path, split: str, frames: list[Frame],
     try:
         for enc in _encode_all(source, frames, ids, include_masks, workers, pool):
             writer.write(enc.example)
-            formats[enc.image_format + (" (re-encoded)" if enc.reencoded else "")] += 1
+            formats[enc.image_format + (f" (re-encoded from {enc.reencoded_from})"
+                                        if enc.reencoded_from else "")] += 1
             progress(1)
     finally:
         writer.close()

@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from ..errors import LimitError, SourceError
 from ..geometry import clipped_bbox, mask_bitmap, shape_area
-from ..images import image_problem, open_image
+from ..images import exif_turn, image_problem, open_image
 from ..records import Frame, LabelMap, Shape
 from .tfexample import TFRecordWriter, make_example
 
 FRAMES_PER_SHARD = 1000
-_PASS_THROUGH = {"JPEG": b"jpeg", "PNG": b"png", "BMP": b"bmp", "GIF": b"gif"}
+_PASS_THROUGH = {"JPEG": b"jpeg", "PNG": b"png", "BMP": b"bmp"}
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class EncodedFrame:
 
     example: bytes
     image_format: str
-    reencoded: bool
+    reencoded_from: str
+    """What the image was stored as PNG from ('GIF', 'JPEG turned by its EXIF orientation
+    (6)'); '' when it is stored as it was given."""
     objects: int
 
 
@@ -50,7 +52,7 @@ def shard_name(split: str, index: int, count: int) -> str:
 def encode_frame(frame: Frame, data: bytes, labels: LabelMap, *, source_id: int,
                  image_name: str, include_masks: bool) -> EncodedFrame:
     """The frame's tf.Example, after checking that its image decodes and fits its size."""
-    fmt, data, reencoded = _checked_image(data, frame, image_name)
+    fmt, data, reencoded_from = _checked_image(data, frame, image_name)
     w, h = frame.width, frame.height
     xmin, ymin, xmax, ymax, ids, names, areas, masks = [], [], [], [], [], [], [], []
     for shape in frame.shapes:
@@ -92,7 +94,7 @@ def encode_frame(frame: Frame, data: bytes, labels: LabelMap, *, source_id: int,
     }
     if include_masks:
         feature["image/object/mask"] = b(masks)
-    return EncodedFrame(make_example(feature), fmt, reencoded, len(ids))
+    return EncodedFrame(make_example(feature), fmt, reencoded_from, len(ids))
 
 
 class ShardWriter:
@@ -115,37 +117,46 @@ class ShardWriter:
             w.close()
 
 
-def _checked_image(data: bytes, frame: Frame, image_name: str) -> tuple[str, bytes, bool]:
-    """(format, bytes to store, re-encoded?) after decoding enough to trust the file."""
+def _checked_image(data: bytes, frame: Frame, image_name: str) -> tuple[str, bytes, str]:
+    """(format, bytes to store, the format it was re-encoded from or '') after decoding
+    enough to trust the file. What TensorFlow's decoder reads as it is (JPEG, PNG, BMP) is
+    stored as it is; anything else (GIF, whose decoder yields a stack of frames; WebP,
+    TIFF, ...) is stored as PNG. A frame turned by its EXIF orientation is stored turned,
+    as CVAT shows and annotates it."""
+    where = f"{image_name} (frame {frame.index} {frame.name!r})"
     try:
-        img = open_image(data, f"{image_name} (frame {frame.index} {frame.name!r})")
+        img = open_image(data, where)
         fmt = img.format or ""
         size = img.size
         # Opening parses a JPEG's headers up to its image data. A JPEG that also ends
         # with its end-of-image marker is whole: what TensorFlow's decoder refuses is a
         # damaged header or a truncated file. Any other JPEG is decoded (at 1/8 scale,
         # which still reads every block) to find out; other formats are decoded whole.
-        if not (fmt == "JPEG" and _ends_with_eoi(data)):
+        turned = exif_turn(img)
+        if turned is None and not (fmt == "JPEG" and _ends_with_eoi(data)):
             if fmt == "JPEG":
                 img.draft("L", (max(1, size[0] // 8), max(1, size[1] // 8)))
             img.load()
+        elif turned is not None:
+            img = ImageOps.exif_transpose(img)  # decodes it whole
     except LimitError:
         raise
     except Exception as e:
         raise SourceError(
-            f"{image_name} (frame {frame.index} {frame.name!r}) does not decode as an image "
-            f"({image_problem(e)}); replace the file or delete the frame in CVAT and export again"
-        ) from None
-    if size != (frame.width, frame.height):
+            f"{where} does not decode as an image ({image_problem(e)}); replace the file "
+            "or delete the frame in CVAT and export again") from None
+    if img.size != (frame.width, frame.height):
+        exif = f" once turned by its EXIF orientation ({turned})" if turned else ""
         raise SourceError(
-            f"{image_name} is {size[0]}x{size[1]} pixels but {frame.where} says "
+            f"{image_name} is {img.size[0]}x{img.size[1]} pixels{exif} but {frame.where} says "
             f"{frame.width}x{frame.height}; the annotations belong to another image: export "
             "the task again")
-    if fmt in _PASS_THROUGH:
-        return fmt, data, False
+    if fmt in _PASS_THROUGH and turned is None:
+        return fmt, data, ""
     buf = io.BytesIO()
     img.convert("RGB").save(buf, format="PNG")
-    return "PNG", buf.getvalue(), True
+    return "PNG", buf.getvalue(), f"{fmt or 'its format'}" + (
+        f" turned by its EXIF orientation ({turned})" if turned else "")
 
 
 def _ends_with_eoi(data: bytes) -> bool:

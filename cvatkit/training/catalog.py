@@ -313,7 +313,7 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> dict[str, ModelS
     file = Path(path)
     try:
         TEXT.check(file.stat().st_size, f"model catalog {file}")
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise CatalogError(f"model catalog {file}: cannot read it ({e.strerror})") from None
     except UnicodeDecodeError as e:

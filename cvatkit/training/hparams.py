@@ -203,7 +203,7 @@ def read_hparams_file(path: str | os.PathLike[str]) -> str:
     """The text of a hyperparameters file; a UsageError naming it when it cannot be read."""
     try:
         TEXT.check(Path(path).stat().st_size, f"hyperparameters file {path}")
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8-sig")  # a Windows editor's BOM too
     except OSError as e:
         raise UsageError(f"hyperparameters file {path}: {e.strerror}") from None
     except UnicodeDecodeError as e:

@@ -68,6 +68,21 @@ def read_role(environ: dict[str, str] | None = None) -> Role | None:
             f"{TF_CONFIG} is not a cluster description ({type(e).__name__}: {e}); it must "
             'be JSON like {"cluster": {"worker": ["host:port", ...]}, "task": {"type": '
             '"worker", "index": 0}}, as the training operator sets it') from None
+    hosts = [h for v in tasks.values() for h in v]
+    wrong = next((h for h in hosts if not (isinstance(h, str) and _HOST_PORT.match(h))), None)
+    lists = all(isinstance(cluster[k], list) for k in tasks)
+    whole = isinstance(task["index"], int) and not isinstance(task["index"], bool)
+    if not lists or wrong is not None or not whole:
+        what = ("its tasks must be lists of host:port" if not lists else
+                f"{wrong!r} is not host:port" if wrong is not None else
+                f"the task's index {task['index']!r} is not a whole number")
+        raise CvatkitError(
+            f"{TF_CONFIG} is not a cluster description ({what}); it must be JSON like "
+            '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", '
+            '"index": 0}}, as the training operator sets it')
+    if len(set(hosts)) != len(hosts):
+        raise CvatkitError(f"{TF_CONFIG} names a host:port twice ({', '.join(hosts)}); each "
+                           "worker needs an address of its own")
     if kind not in tasks or not 0 <= index < len(tasks[kind]):
         raise CvatkitError(f"{TF_CONFIG} names task {kind} {index}, which its cluster "
                            f"({', '.join(f'{k}: {len(v)}' for k, v in tasks.items())}) "
@@ -84,6 +99,8 @@ def local_cluster(workers: int) -> list[str]:
             for i in range(workers)]
 
 
+_HOST_PORT = re.compile(r"^[A-Za-z0-9._-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$")
+"""``host:port`` as TF_CONFIG lists workers (a name or IPv4 address, or [IPv6])."""
 _LOST = (re.compile(r"remote target /job:(\w+)/replica:\d+/task:(\d+)"),
          re.compile(r"^\s*/job:(\w+)/replica:\d+/task:(\d+)\s*$", re.MULTILINE))
 """Where TensorFlow's errors name the task lost: the peer a call failed on; each line of

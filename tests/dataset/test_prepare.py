@@ -168,7 +168,7 @@ def test_png_frames_pass_through_and_other_formats_become_png(tmp_path):
     assert stored["p.png"] == imgs["p.png"]
     assert stored["t.tiff"][:8] == b"\x89PNG\r\n\x1a\n"
     meta = json.loads((ds.path / "dataset.json").read_text())
-    assert meta["image_formats"] == {"PNG": 1, "PNG (re-encoded)": 1}
+    assert meta["image_formats"] == {"PNG": 1, "PNG (re-encoded from TIFF)": 1}
 
 
 def test_worker_processes_write_the_same_records_and_pass_errors_on(monkeypatch, sample_cvat,
@@ -290,3 +290,59 @@ def test_mask_pngs_decode_to_the_shapes_bitmap_with_values_0_and_1(shape):
     for got in (by_tf, by_pil):
         assert set(np.unique(got)) <= {0, 1}
         np.testing.assert_array_equal(got.astype(bool), want)
+
+
+def _jpeg_turned(width: int, height: int, orientation: int) -> bytes:
+    """A JPEG of width x height pixels whose EXIF says to turn it (6: 90 degrees right);
+    its left half red, its right half blue."""
+    img = Image.new("RGB", (width, height), (0, 0, 255))
+    img.paste((255, 0, 0), (0, 0, width // 2, height))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif, quality=95)
+    return buf.getvalue()
+
+
+def test_gif_frames_and_photos_turned_by_their_exif_train_as_cvat_shows_them(tmp_path):
+    """TensorFlow decodes a GIF as a stack of frames and ignores EXIF: a GIF frame is
+    stored as PNG, and a photo with an EXIF orientation is stored turned, at the size CVAT
+    gives it (CVAT turns such photos); the report says so."""
+    from cvatkit.images import decode_rgb
+
+    labels = LabelMap.from_names(["a"])
+    gif = io.BytesIO()
+    Image.new("RGB", (32, 24), (0, 200, 0)).save(gif, format="GIF")
+    images = {"g.gif": gif.getvalue(), "turned.jpg": _jpeg_turned(32, 24, 6)}
+    box = (Shape(kind="rectangle", label="a", points=(1, 1, 9, 9)),)
+    frames = [Frame(index=0, name="g.gif", width=32, height=24, shapes=box),
+              Frame(index=1, name="turned.jpg", width=24, height=32, shapes=box)]
+    write_cvat_xml(tmp_path / "t.zip", frames, labels, task_name="t",
+                   images=lambda f: images[f.name])
+    ds = prepare(open_export(tmp_path / "t.zip"), tmp_path / "out", val_fraction=0.0)
+    decoded = {r["raw"].features.feature["image/filename"].bytes_list.value[0].decode(): r
+               for r in _decode_all([ds.path / n for n in ds.train_files], False)}
+    assert decoded["g.gif"]["image"].shape == (24, 32, 3)  # one frame, not a stack
+    turned = decoded["turned.jpg"]["image"]
+    assert turned.shape == (32, 24, 3)  # as CVAT shows it: upright, 24 wide
+    assert turned[2, 12, 0] > 200 and turned[-3, 12, 2] > 200  # red on top, blue below
+    meta = json.loads((ds.path / "dataset.json").read_text())
+    assert meta["image_formats"] == {"PNG (re-encoded from GIF)": 1,
+                                     "PNG (re-encoded from JPEG turned by its EXIF "
+                                     "orientation (6))": 1}
+    # predictions see the frame as CVAT does too
+    assert decode_rgb(images["turned.jpg"], "turned.jpg").shape == (32, 24, 3)
+
+
+def test_a_photo_whose_exif_turns_it_off_its_annotated_size_is_refused(tmp_path):
+    labels = LabelMap.from_names(["a"])
+    frames = [Frame(index=0, name="p.jpg", width=32, height=24,
+                    shapes=(Shape(kind="rectangle", label="a", points=(1, 1, 9, 9)),))]
+    write_cvat_xml(tmp_path / "t.zip", frames, labels, task_name="t",
+                   images=lambda f: _jpeg_turned(32, 24, 8))
+    from cvatkit.errors import SourceError
+
+    with pytest.raises(SourceError, match=r"is 24x32 pixels once turned by its EXIF "
+                                          r"orientation \(8\) but .* says 32x24"):
+        prepare(open_export(tmp_path / "t.zip"), tmp_path / "out", val_fraction=0.0)
+    assert not (tmp_path / "out").exists()

@@ -122,6 +122,19 @@ def test_two_workers_stop_resume_lose_a_worker_and_finish(prepared, tmp_path, mo
     ('{"cluster": {"worker": ["a:1"]}}', "TF_CONFIG is not a cluster description"),
     ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}',
      "names task worker 3, which its cluster (worker: 1) does not hold"),
+    ('{"cluster": {"worker": [1, 2]}, "task": {"type": "worker", "index": 0}}',
+     "1 is not host:port"),
+    ('{"cluster": {"worker": "ab:1"}, "task": {"type": "worker", "index": 0}}',
+     "its tasks must be lists of host:port"),
+    ('{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}',
+     "'a' is not host:port"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": true}}',
+     "the task's index True is not a whole number"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": "0"}}',
+     "the task's index '0' is not a whole number"),
+    ('{"cluster": {"worker": ["a:1", "a:1"]}, "task": {"type": "worker", "index": 0}}',
+     "names a host:port twice (a:1, a:1)"),
+    ("[]", "TF_CONFIG is not a cluster description"),
 ])
 def test_a_tf_config_that_is_not_a_cluster_is_refused(config, message):
     with pytest.raises(CvatkitError, match=message.replace("(", r"\(").replace(")", r"\)")):
