@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,9 +159,19 @@ class Run:
 
     def spec(self) -> dict[str, Any]:
         try:
-            return json.loads((self.path / RUN_JSON).read_text(encoding="utf-8"))
+            spec = json.loads((self.path / RUN_JSON).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise RunError(f"{self.path} is not a cvatkit run (no {RUN_JSON})") from None
+        except ValueError as e:  # not JSON, not UTF-8
+            raise self._damaged(RUN_JSON, e) from None
+        if not isinstance(spec, dict):
+            raise self._damaged(RUN_JSON, "it is not a JSON object")
+        return spec
+
+    def _damaged(self, name: str, why: object) -> RunError:
+        return RunError(
+            f"{self.path / name} is damaged ({why}), so the run cannot be read; restore the "
+            "file from a copy, or delete the run folder if the run is not needed")
 
     def status(self) -> Status:
         """The run's state as it is: what its trainer last wrote, except that a run whose
@@ -176,15 +186,31 @@ class Run:
 
     def written_status(self) -> Status:
         """``status.json`` as the trainer (or its launcher) last wrote it."""
+        why: object = ""
         for _attempt in range(5):
             try:
                 obj = json.loads((self.path / STATUS_JSON).read_text(encoding="utf-8"))
-                return Status(**obj)
             except FileNotFoundError:
                 return Status(state="starting")
-            except (ValueError, TypeError):
-                time.sleep(0.05)  # written by an older cvatkit, or not by cvatkit at all
-        return Status(state="starting")
+            except ValueError as e:  # cut short by a full disk, or not written by cvatkit
+                why = e
+                time.sleep(0.05)
+                continue
+            if not isinstance(obj, dict) or obj.get("state") not in STATES:
+                why = "it names no state of a run"
+                break
+            if not all(isinstance(obj.get(k, 0), int) and not isinstance(obj.get(k, 0), bool)
+                       for k in ("step", "total_steps")) or \
+                    not isinstance(obj.get("pid"), (int, type(None))):
+                why = "its step, total or process id is not a whole number"
+                break
+            known = {f.name for f in fields(Status)} - {"gone"}
+            try:  # fields a newer cvatkit added are left out
+                return Status(**{k: v for k, v in obj.items() if k in known})
+            except TypeError as e:
+                why = e
+                break
+        raise self._damaged(STATUS_JSON, why)
 
     def is_alive(self) -> bool:
         """Whether the trainer process of a non-terminal run is still there."""

@@ -173,7 +173,7 @@ class MonitorState(HasTraits):
         try:
             st = Run(run_dir).status()
         except Exception:  # noqa: BLE001  (a damaged folder still gets a name)
-            return name
+            return f"{name} (damaged)"
         if not st.state:
             return name
         return f"{name} ({'trainer gone' if st.gone else st.state})"

@@ -288,7 +288,7 @@ def _cmd_export_pretrained(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..errors import UsageError
+    from ..errors import RunError, UsageError
     from ..runs import RUN_JSON, Run
 
     folder = Path(args.path)
@@ -308,8 +308,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if not runs:
         raise UsageError(f"{folder} is neither a run folder (no {RUN_JSON}) nor a folder "
                          "holding runs")
-    for path in runs:
-        progress = _progress_of(Run(path))
+    for path in runs:  # a damaged run is named, and the others listed still
+        try:
+            progress = _progress_of(Run(path))
+        except RunError as e:
+            print(f"{path.name}: damaged — {e}")
+            continue
         why = progress.failure(path) if progress.state in ("failed", "stopped") else ""
         print(f"{path.name}: {progress.summary()}" + (f" — {why}" if why else ""))
     return 0
