@@ -130,10 +130,14 @@ class ModelState(HasTraits):
         runs = sorted((p for p in root.iterdir() if (p / RUN_JSON).is_file()
                        and (p / CHECKPOINTS / "checkpoint").is_file()),
                       key=lambda p: p.stat().st_mtime, reverse=True) if root.is_dir() else []
-        found = [str(p) for p in runs]
-        for p in runs:
-            model = Run(p).spec().get("model", {})
+        found = []
+        for p in runs:  # a damaged run is left out; the others are offered
+            try:
+                model = Run(p).spec().get("model", {})
+            except CvatkitError:
+                continue
             self._architectures[str(p)] = (model.get("family"), model.get("backbone"))
+            found.append(str(p))
         self._add_choices(found)
         return found
 
@@ -146,9 +150,10 @@ class ModelState(HasTraits):
             raise UsageError("give the model store (s3://bucket/prefix or a folder) and "
                              "the namespace to list its versions")
         found: list[str] = []
+        damaged: list[str] = []
         self.notes = f"listing the model versions in {store_uri} namespace {namespace!r} ..."
         for page in model_pages(open_store(store_uri.strip()), namespace.strip(),
-                                page=VERSIONS_PAGE):
+                                page=VERSIONS_PAGE, damaged=damaged):
             self._version_labels.update({v.uri: tuple(v.labels) for v in page})
             for v in page:
                 spec = self.catalog.get(v.model_key)
@@ -157,9 +162,11 @@ class ModelState(HasTraits):
             found += [v.uri for v in page]
             self._add_choices([v.uri for v in page])
             self.notes = f"{len(found)} model versions listed so far ..."
-        self.notes = (f"{len(found)} model version{'s' * (len(found) != 1)} in {store_uri} "
-                      f"namespace {namespace!r}, newest first" if found
-                      else f"no model versions in {store_uri} namespace {namespace!r}")
+        self.notes = "\n".join(
+            [f"{len(found)} model version{'s' * (len(found) != 1)} in {store_uri} "
+             f"namespace {namespace!r}, newest first" if found
+             else f"no model versions in {store_uri} namespace {namespace!r}"]
+            + [f"left out: {message}" for message in damaged])
         return found
 
     @reports_errors("message")

@@ -64,7 +64,10 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     from ..store import list_models, open_store
 
-    versions = list_models(open_store(args.store), args.namespace)
+    damaged: list[str] = []
+    versions = list_models(open_store(args.store), args.namespace, damaged=damaged)
+    for message in damaged:  # the others are listed all the same
+        print(f"note: left out: {message}", file=sys.stderr)
     if not versions:
         print(f"no models in {args.store} namespace {args.namespace!r}")
     for v in versions:

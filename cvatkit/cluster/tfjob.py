@@ -102,7 +102,7 @@ def job_name(run_dir: str | os.PathLike[str]) -> str:
 
 def check_job_name(name: str) -> str:
     """``name`` as a TFJob name, or a UsageError naming --name."""
-    if len(name) > MAX_NAME or not re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", name):
+    if len(name) > MAX_NAME or not re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?\Z", name):
         raise UsageError(f"--name {name!r}: a TFJob name is lower-case letters, digits and "
                          f"'-', starts with a letter, at most {MAX_NAME} characters")
     return name

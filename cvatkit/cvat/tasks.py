@@ -12,7 +12,7 @@ from .cvat_xml import ANNOTATIONS, CvatXmlSource
 from .server import CvatServerSource, connect
 from .source import Source
 
-_CVAT_URI = re.compile(r"^cvat://(?P<id>[^/?#]*)/?$")
+_CVAT_URI = re.compile(r"^cvat://(?P<id>[^/?#]*)/?\Z")
 
 
 def open_source(uri: str | os.PathLike[str], *, server_host: str | None = None,

@@ -48,6 +48,12 @@ class Store(Protocol):
 
 def open_store(uri: str, *, create_bucket: bool = False) -> Store:
     """The store at ``uri``: ``s3://bucket[/prefix]``, ``file:///path`` or a path."""
+    if not str(uri).strip():
+        raise StoreError("no model store is given (an empty --store: is a variable unset?); "
+                         "give s3://bucket/prefix or a folder")
+    if uri != uri.strip():
+        raise StoreError(f"the model store {uri!r} begins or ends with a space or a line "
+                         "break; give it without them")
     if uri.startswith("s3://"):
         bucket, _, prefix = uri[5:].partition("/")
         if not bucket:
@@ -65,7 +71,7 @@ def open_store(uri: str, *, create_bucket: bool = False) -> Store:
     return LocalStore(Path(uri))
 
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 
 
 class LocalStore:
@@ -160,6 +166,8 @@ class S3Store:
                     self._client.create_bucket(Bucket=self.bucket)
                     return
                 except Exception as e2:  # noqa: BLE001
+                    if _code(e2) == "BucketAlreadyOwnedByYou":  # another publish, just now
+                        return
                     raise self._error(e2, f"create bucket {self.bucket!r}") from None
             raise self._error(e, f"open bucket {self.bucket!r}") from None
 

@@ -34,7 +34,7 @@ _MODEL_FILES = (MODEL_JSON,)
 """What the export says of its model (labels, input): loading a pulled version checks
 its label files against it. (Model Garden's params.yaml stays home: it names local
 paths.)"""
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
 @dataclass(frozen=True)
@@ -127,16 +127,22 @@ READERS = 16
 """Manifests read at once: listing a store is waiting on round trips, not on bandwidth."""
 
 
-def list_models(store: Store, namespace: str) -> list[ModelVersion]:
-    """The complete versions in ``namespace``, newest first."""
-    return [v for page in model_pages(store, namespace, page=1_000_000) for v in page]
+def list_models(store: Store, namespace: str, *,
+                damaged: list[str] | None = None) -> list[ModelVersion]:
+    """The complete versions in ``namespace``, newest first (``damaged``: see
+    ``model_pages``)."""
+    return [v for page in model_pages(store, namespace, page=1_000_000, damaged=damaged)
+            for v in page]
 
 
-def model_pages(store: Store, namespace: str, *, page: int = 50) -> Iterator[list[ModelVersion]]:
+def model_pages(store: Store, namespace: str, *, page: int = 50,
+                damaged: list[str] | None = None) -> Iterator[list[ModelVersion]]:
     """The complete versions in ``namespace``, newest first, ``page`` at a time: the
     folders are listed (a version is named after its creation time, so they sort without
     reading anything), then each page's manifests are read ``READERS`` at a time. A folder
-    without a manifest is an incomplete version, and is left out."""
+    without a manifest is an incomplete version, and is left out. A version whose manifest
+    is damaged raises, or, given a ``damaged`` list, is left out and its message added
+    there, so that one damaged version hides no other."""
     _check_name(namespace, "namespace")
     root = f"{namespace}/models/"
     keys = store.folders(root)
@@ -148,8 +154,17 @@ def model_pages(store: Store, namespace: str, *, page: int = 50) -> Iterator[lis
         for start in range(0, len(folders), max(page, 1)):
             chunk = folders[start:start + max(page, 1)]
             found = pool.map(lambda prefix: (prefix, store.get_bytes(prefix + MANIFEST)), chunk)
-            yield [_version(store, prefix, _manifest(data, prefix + MANIFEST))
-                   for prefix, data in found if data is not None]
+            versions = []
+            for prefix, data in found:
+                if data is None:
+                    continue
+                try:
+                    versions.append(_version(store, prefix, _manifest(data, prefix + MANIFEST)))
+                except StoreError as e:
+                    if damaged is None:
+                        raise
+                    damaged.append(str(e))
+            yield versions
 
 
 def pull(uri: str, dest: str | os.PathLike[str] | None = None, *,
@@ -206,7 +221,7 @@ def is_version_uri(text: str) -> bool:
 
 
 def _split_version_uri(uri: str) -> tuple[Store, str]:
-    m = re.match(r"^(?P<root>.*?)/(?P<ns>[^/]+)/models/(?P<key>[^/]+)/(?P<version>[^/]+)/?$",
+    m = re.match(r"^(?P<root>.*?)/(?P<ns>[^/]+)/models/(?P<key>[^/]+)/(?P<version>[^/]+)/?\Z",
                  uri)
     if not m:
         raise UsageError(f"{uri!r} is not a model version: expected "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -325,8 +326,15 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> dict[str, ModelS
         raise CatalogError(f"model catalog {file}: expected a 'models:' mapping of keys to "
                            "entries")
     for key, entry in models.items():
-        catalog[str(key)] = _entry(str(key), entry, catalog, file)
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise CatalogError(
+                f"model catalog {file}: the key {key!r} may hold letters, digits, '.', '_' and "
+                "'-' only (it names the model's folder in a model store)")
+        catalog[key] = _entry(key, entry, catalog, file)
     return catalog
+
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
 MODEL_ALIASES = {
@@ -361,15 +369,38 @@ def get_model(key: str, catalog: dict[str, ModelSpec] | None = None) -> ModelSpe
 
 
 def _parse(text: str, file: Path) -> Any:
+    """The catalog's document; a key given twice in one mapping (YAML and JSON readers keep
+    the last one without a word) is refused with its line."""
     if file.suffix == ".json":
+        def once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+            keys = [k for k, _ in pairs]
+            twice = next((k for k in keys if keys.count(k) > 1), None)
+            if twice is not None:
+                raise CatalogError(f"model catalog {file}: {twice!r} is given twice in one "
+                                   "object; keep one of them")
+            return dict(pairs)
+
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=once)
         except json.JSONDecodeError as e:
             raise CatalogError(f"model catalog {file} line {e.lineno}: {e.msg}") from None
     import yaml
 
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: dict[Any, int] = {}
+            for key_node, _value in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise CatalogError(
+                        f"model catalog {file} line {key_node.start_mark.line + 1}: {key!r} "
+                        f"is given twice in one mapping (first on line {seen[key]}); keep "
+                        "one of them")
+                seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=Loader)  # noqa: S506  (a SafeLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
@@ -416,6 +447,10 @@ def _entry(key: str, entry: Any, catalog: dict[str, ModelSpec], file: Path) -> M
     for name in ("image_size", "batch_size", "num_steps"):
         if not isinstance(getattr(spec, name), int) or getattr(spec, name) < 1:
             raise CatalogError(f"{where}: {name} must be a whole number >= 1")
+    if not isinstance(spec.overrides, dict) or not all(
+            isinstance(k, str) and k for k in spec.overrides):
+        raise CatalogError(f"{where}: overrides must be a mapping of Model Garden config "
+                           "fields (dotted names) to values, e.g. task.model.min_level: 3")
     if spec.default_weights not in WEIGHT_KINDS:
         raise CatalogError(f"{where}: default_weights {spec.default_weights!r} is not one of "
                            f"{', '.join(WEIGHT_KINDS)}")

@@ -99,7 +99,7 @@ def local_cluster(workers: int) -> list[str]:
             for i in range(workers)]
 
 
-_HOST_PORT = re.compile(r"^[A-Za-z0-9._-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$")
+_HOST_PORT = re.compile(r"^[A-Za-z0-9._-]+:\d{1,5}\Z|^\[[0-9A-Fa-f:.]+\]:\d{1,5}\Z")
 """``host:port`` as TF_CONFIG lists workers (a name or IPv4 address, or [IPv6])."""
 _LOST = (re.compile(r"remote target /job:(\w+)/replica:\d+/task:(\d+)"),
          re.compile(r"^\s*/job:(\w+)/replica:\d+/task:(\d+)\s*$", re.MULTILINE))
