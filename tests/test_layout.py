@@ -169,7 +169,7 @@ def test_imports_run_one_way():
         "inference": {"core", "cvat", "store"},
         "training": {"core", "cvat", "dataset", "store"},
         "annotate": {"core", "cvat", "inference"},
-        "cluster": {"core", "cvat"},
+        "cluster": {"core", "cvat", "store", "training"},  # checks what the pods will
         "entry": {"core", *STAGES, "entry"},
         "widgets": {"cvatkit", *STAGES, "widgets"},
     }

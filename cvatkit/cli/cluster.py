@@ -191,12 +191,15 @@ def _cmd_tfjob(args: argparse.Namespace) -> int:
 
 def _cmd_workflow(args: argparse.Namespace) -> int:
     from ..cluster import WorkflowJob, dump_manifest, render_workflow
-    from ..training import DEFAULT_MODEL, get_model, load_catalog, parse_hparams
+    from ..training import DEFAULT_MODEL, check_request
 
     options = _options(args)
     text, origin = _hparams(args)
-    parse_hparams(text, origin=origin)  # a mistake is named now, not in the pod
-    model = get_model(args.model or DEFAULT_MODEL, load_catalog()).key
+    # what the pods would refuse is named now: the model, the hyperparameters against it
+    # and the GPUs, the weights it starts from
+    model = check_request(args.model or DEFAULT_MODEL, text, hparams_origin=origin,
+                          weights=args.weights or None, gpus=args.gpus,
+                          val_split=args.val_split).key
     job = WorkflowJob(
         task_id=args.task, model=model, store=args.store,
         workdir=args.workdir or f"{options.mount}/cvatkit-work",

@@ -18,6 +18,8 @@ _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\Z")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?\Z")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+MAX_ID = 2**31 - 1
+"""The largest user or group id a pod's securityContext takes."""
 SECRET_NAME = re.compile(
     r"SECRET|PASSW|PASSPHRASE|(^|_)(PASS|PW|PWD)$|TOKEN|CREDENTIAL|(^|_)AUTH|COOKIE|"
     r"SESSION|(API|ACCESS|PRIVATE|CLIENT|SIGNING|ENCRYPTION|MASTER|LICEN[CS]E)_?KEY|"
@@ -92,8 +94,9 @@ class ClusterOptions:
             check_env_name(name, value)
         for name, secret, key in self.secret_env:
             parse_secret_env([f"{name}={secret}:{key}"])
-        if self.run_as is not None and min(self.run_as) < 0:
-            raise UsageError(f"--run-as {self.run_as[0]}:{self.run_as[1]}: ids are 0 or more")
+        if self.run_as is not None and not all(0 <= i <= MAX_ID for i in self.run_as):
+            raise UsageError(f"--run-as {self.run_as[0]}:{self.run_as[1]}: user and group "
+                             f"ids are 0 to {MAX_ID}, as Kubernetes takes them")
 
     @property
     def mount(self) -> PurePosixPath:

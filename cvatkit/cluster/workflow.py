@@ -134,6 +134,10 @@ def render_workflow(job: WorkflowJob, options: ClusterOptions) -> dict[str, Any]
     return workflow.to_dict()
 
 
+_SERVICE_ACCOUNT = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+
+
 def _check(job: WorkflowJob, options: ClusterOptions) -> str:
     """Refuse what cannot work in the pods; the store as the pods see it."""
     if not options.cvat_secret:
@@ -147,6 +151,15 @@ def _check(job: WorkflowJob, options: ClusterOptions) -> str:
     if not job.store:
         raise UsageError("give --store s3://bucket/prefix: where the publish step puts the "
                          "model")
+    from ..store import check_namespace, check_store_uri, is_version_uri
+    from ..training import WEIGHT_KINDS
+
+    check_store_uri(job.store)
+    check_namespace(job.store_namespace)
+    if job.service_account is not None and not _SERVICE_ACCOUNT.match(job.service_account):
+        raise UsageError(f"--service-account {job.service_account!r} is not a Kubernetes "
+                         "name: lower-case letters, digits, '-' and '.', starting and ending "
+                         "with a letter or digit")
     if job.weights.startswith("s3://"):
         if not options.s3_secret:
             raise UsageError(f"--weights {job.weights} needs --s3-secret NAME: the train step "
@@ -156,6 +169,10 @@ def _check(job: WorkflowJob, options: ClusterOptions) -> str:
     elif "/" in job.weights:
         raise UsageError(f"--weights {job.weights}: give an earlier run by its absolute path "
                          "on the claim; a relative one means nothing in a pod")
+    elif job.weights and job.weights.lower() not in WEIGHT_KINDS and \
+            not is_version_uri(job.weights):
+        raise UsageError(f"--weights {job.weights!r}: give {', '.join(WEIGHT_KINDS)}, an "
+                         "earlier run by its absolute path on the claim, or a store version")
     store = job.store
     if store.startswith("s3://"):
         if not options.s3_secret:

@@ -48,6 +48,17 @@ class Store(Protocol):
 
 def open_store(uri: str, *, create_bucket: bool = False) -> Store:
     """The store at ``uri``: ``s3://bucket[/prefix]``, ``file:///path`` or a path."""
+    check_store_uri(uri)
+    if uri.startswith("s3://"):
+        bucket, _, prefix = uri[5:].partition("/")
+        return S3Store(bucket, prefix.strip("/"), create_bucket=create_bucket)
+    if uri.startswith("file://"):  # as LocalStore.uri writes it: percent-encoded
+        return LocalStore(Path(url2pathname(urlsplit(uri).path)))
+    return LocalStore(Path(uri))
+
+
+def check_store_uri(uri: str) -> None:
+    """Refuse a store address ``open_store`` could not open, without opening it."""
     if not str(uri).strip():
         raise StoreError("no model store is given (an empty --store: is a variable unset?); "
                          "give s3://bucket/prefix or a folder")
@@ -63,12 +74,8 @@ def open_store(uri: str, *, create_bucket: bool = False) -> Store:
                 f"{uri!r}: {bucket!r} is not a valid S3 bucket name (3 to 63 lowercase "
                 "letters, digits, dots and hyphens, starting and ending with a letter or "
                 "digit), e.g. s3://my-bucket/models")
-        return S3Store(bucket, prefix.strip("/"), create_bucket=create_bucket)
-    if "://" in uri and not uri.startswith("file://"):
+    elif "://" in uri and not uri.startswith("file://"):
         raise StoreError(f"{uri!r}: a model store is s3://bucket/prefix or a local folder")
-    if uri.startswith("file://"):  # as LocalStore.uri writes it: percent-encoded
-        return LocalStore(Path(url2pathname(urlsplit(uri).path)))
-    return LocalStore(Path(uri))
 
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")

@@ -290,6 +290,11 @@ def _source_task(data: dict[str, Any]) -> str:
     return f"{data.get('task', '')} ({data['source']})".strip()
 
 
+def check_namespace(name: str) -> None:
+    """Refuse a namespace ``publish`` and ``list`` would refuse."""
+    _check_name(name, "namespace")
+
+
 def _check_name(name: str, what: str) -> None:
     if not _NAME.match(name or ""):
         raise UsageError(f"{what} {name!r} may hold letters, digits, '.', '_' and '-' only")

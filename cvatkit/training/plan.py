@@ -125,6 +125,33 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
                    workers=workers)
 
 
+def check_request(model: str, hparams_text: str = "", *, hparams_origin: str =
+                  "hyperparameters", weights: str | None = None, gpus: int, val_split: float,
+                  catalog: dict[str, ModelSpec] | None = None) -> ModelSpec:
+    """What ``plan_run`` will check of a run that is to be planned elsewhere (a cluster's
+    pod), as far as it can be known before its task is read: the model, the
+    hyperparameters against the model and ``gpus`` (a dataset of a size no check minds
+    standing in for the task's), and the weights it starts from, when they are one of the
+    published kinds. Returns the model's entry."""
+    spec = get_model(model, catalog if catalog is not None else load_catalog())
+    values = parse_hparams(hparams_text, origin=hparams_origin)
+    stand_in = Dataset(path=Path("task"), labels=_one_label(), train_frames=1_000,
+                       val_frames=100, val_fraction=val_split,
+                       include_masks=spec.family == "maskrcnn")
+    resolve(spec, values, stand_in, gpus=gpus)
+    choice = _weights_choice(spec, weights, None, False)
+    if choice in ("coco", "imagenet") and spec.weights_for(choice) is None:
+        raise UsageError(f"{spec.key} has no published {choice} weights; it can start from "
+                         f"{', '.join(spec.weight_kinds)}, an earlier run or a store version")
+    return spec
+
+
+def _one_label():
+    from ..records import LabelMap
+
+    return LabelMap.from_names(["object"])
+
+
 def _weights_choice(spec: ModelSpec, weights: str | None, init_checkpoint: str | None,
                     pretrained: bool) -> str:
     given = [name for name, value in (("weights", weights),

@@ -14,7 +14,7 @@ from k8s_schemas import validate_workflow
 
 from cvatkit.cli import main
 
-ALL = ["--task", 12, "--model", "ssd-mobilenet-v2-coco", "--weights", "coco",
+ALL = ["--task", 12, "--model", "ssd-mobilenet-v2-coco", "--weights", "imagenet",
        "--hparams", "num-steps=2000;batch-size=16", "--store", "s3://models/team",
        "--store-namespace", "team", "--create-bucket", "--eval-task", 13,
        "--annotate-task", 14, "--gpus", 2, "--s3-secret", "team-s3",
@@ -53,7 +53,7 @@ def test_the_whole_job_as_a_workflow(workflow, claim, pod_args, tmp_path):
     assert doc["metadata"]["generateName"] == "cvatkit-train-"
     assert doc["metadata"]["namespace"] == "ml"
     params = {p["name"]: p["value"] for p in spec["arguments"]["parameters"]}
-    assert params == {"task-id": "12", "model": "ssd-mobilenet-v2-coco", "weights": "coco",
+    assert params == {"task-id": "12", "model": "ssd-mobilenet-v2-coco", "weights": "imagenet",
                       "hparams": "num-steps=2000\nbatch-size=16", "val-split": "0.1",
                       "eval-task-id": "13", "store": "s3://models/team",
                       "store-namespace": "team", "annotate-task-id": "14"}
@@ -143,40 +143,61 @@ def _refused(r, *needles):
 
 
 def test_no_cvat_secret_is_refused(workflow):
-    _refused(workflow("--task", 7, "--store", "s3://m/t", "--s3-secret", "s3"),
+    _refused(workflow("--task", 7, "--store", "s3://models/t", "--s3-secret", "s3"),
              "--cvat-secret NAME", "CVAT_HOST")
 
 
 def test_an_s3_store_without_its_secret_is_refused(workflow):
-    _refused(workflow("--task", 7, "--store", "s3://m/t", "--cvat-secret", "cvat"),
-             "--store s3://m/t needs --s3-secret NAME", "AWS_SECRET_ACCESS_KEY")
+    _refused(workflow("--task", 7, "--store", "s3://models/t", "--cvat-secret", "cvat"),
+             "--store s3://models/t needs --s3-secret NAME", "AWS_SECRET_ACCESS_KEY")
 
 
 def test_a_workdir_off_the_claim_is_refused(workflow, tmp_path):
-    _refused(workflow("--task", 7, "--store", "s3://m/t", "--s3-secret", "s3",
+    _refused(workflow("--task", 7, "--store", "s3://models/t", "--s3-secret", "s3",
                       "--cvat-secret", "cvat", "--workdir", "/srv/elsewhere"),
              "--workdir /srv/elsewhere is not under --mount-path")
 
 
 def test_a_bad_hyperparameter_is_named_when_rendering(workflow):
-    _refused(workflow("--task", 7, "--store", "s3://m/t", "--s3-secret", "s3",
+    _refused(workflow("--task", 7, "--store", "s3://models/t", "--s3-secret", "s3",
                       "--cvat-secret", "cvat", "--hparams", "num-stepz=10"), "num-stepz")
 
 
 def test_an_unknown_model_is_refused(workflow):
-    _refused(workflow("--task", 7, "--store", "s3://m/t", "--s3-secret", "s3",
+    _refused(workflow("--task", 7, "--store", "s3://models/t", "--s3-secret", "s3",
                       "--cvat-secret", "cvat", "--model", "yolo-v99"), "yolo-v99")
 
 
 def test_a_run_name_that_is_no_kubernetes_name_is_refused(workflow):
-    _refused(workflow("--task", 7, "--store", "s3://m/t", "--s3-secret", "s3",
+    _refused(workflow("--task", 7, "--store", "s3://models/t", "--s3-secret", "s3",
                       "--cvat-secret", "cvat", "--run-name", "Nightly_7"),
              "--run-name 'Nightly_7'", "lower-case")
 
 
 def test_a_task_id_below_one_is_refused(workflow):
-    _refused(workflow("--task", 0, "--store", "s3://m/t", "--s3-secret", "s3",
+    _refused(workflow("--task", 0, "--store", "s3://models/t", "--s3-secret", "s3",
                       "--cvat-secret", "cvat"), "--task 0")
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--store-namespace", "team a"], ["namespace 'team a' may hold letters, digits"]),
+    (["--store", "s3://Models/t"], ["'Models' is not a valid S3 bucket name"]),
+    (["--weights", "cocoo"], ["--weights 'cocoo': give coco, imagenet, none"]),
+    (["--model", "ssd-mobilenet-v2-coco", "--weights", "coco"],
+     ["ssd-mobilenet-v2-coco has no published coco weights"]),
+    (["--gpus", "1", "--hparams", "num-clones=4"], ["num-clones=4"]),
+    (["--hparams", "stage-1-epochs=2"], ["stage-N-epochs apply to maskrcnn only"]),
+    (["--service-account", "Argo_Runner"], ["--service-account 'Argo_Runner' is not a "
+                                            "Kubernetes name"]),
+    (["--run-as", f"{2**31}:100"], [f"--run-as {2**31}:100: user and group ids are 0 to "
+                                    f"{2**31 - 1}"]),
+])
+def test_what_a_pod_would_refuse_is_refused_when_rendering(args, needles, workflow):
+    """The pods check their parameters as they run (the store, its namespace, the model,
+    its hyperparameters and weights, the GPUs): a manifest that would fail there is not
+    written."""
+    _refused(workflow("--task", 7, "--store", "s3://models/t", "--s3-secret", "s3",
+                      "--cvat-secret", "cvat", *args), *needles)
 
 
 def test_cluster_alone_prints_its_commands(cli):
@@ -187,7 +208,7 @@ def test_cluster_alone_prints_its_commands(cli):
 
 
 def test_a_relative_run_to_start_from_is_refused(workflow):
-    _refused(workflow("--task", 7, "--store", "s3://m/t", "--s3-secret", "s3",
+    _refused(workflow("--task", 7, "--store", "s3://models/t", "--s3-secret", "s3",
                       "--cvat-secret", "cvat", "--weights", "runs/earlier"),
              "--weights runs/earlier", "absolute path on the claim")
 
