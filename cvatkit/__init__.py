@@ -20,6 +20,7 @@ _EXPORTS = {
     "TaskSummary": "records",
     "CvatkitError": "errors", "SourceError": "errors", "AnnotationError": "errors",
     "ServerError": "errors", "OutputExistsError": "errors", "UsageError": "errors",
+    "brief": "errors",
     "Progress": "progress", "no_progress": "progress",
     "write_bytes_file": "files", "write_text_file": "files", "redacted": "addresses",
     "Run": "runs", "RUN_JSON": "runs", "CHECKPOINTS": "runs", "TERMINAL": "runs",

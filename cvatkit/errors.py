@@ -76,3 +76,15 @@ class ChecksumError(StoreError):
 
 class S3ServerError(CvatkitError):
     """The local S3 server could not be started or found."""
+
+
+MAX_SHOWN = 2000
+"""Characters of a message a user is shown at most."""
+
+
+def brief(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` whole when it is short; else its start, and how much more there was (a
+    value of a megabyte echoed back in full helps no one)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} characters more)"

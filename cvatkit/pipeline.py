@@ -43,10 +43,14 @@ class TrainingData:
 def task_uri(source: str, task_id: int | None = None) -> str:
     """``cvat://ID`` when a task id is given, else ``source`` as it is."""
     if task_id is not None:
+        if isinstance(task_id, bool) or not str(task_id).strip().isdigit() or \
+                int(str(task_id).strip()) < 1:
+            raise UsageError(f"task_id {task_id!r:.40} is not a task number; give a whole "
+                             "number from 1, e.g. 12 (papermill: -p task_id 12)")
         if source not in ("", SAMPLE) and not source.startswith("cvat://"):
             raise UsageError(f"give either a task id or a source, not both ({source!r} "
                              f"and task {task_id})")
-        return f"cvat://{int(task_id)}"
+        return f"cvat://{int(str(task_id).strip())}"
     if not source:
         raise UsageError("no task given: set source to 'sample', an export path or "
                          "cvat://TASK_ID")
@@ -210,6 +214,9 @@ class Evaluated:
 def predict_frames(model: str, frames: str, *, count: int = 12) -> Predicted:
     """Predict ``frames`` (an export, ``cvat://ID`` or an image folder) with ``model``
     once, keeping the pixels of the first ``count`` frames for the gallery."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise UsageError(f"count {count!r:.40} is not a number of frames; give a whole "
+                         "number from 0, e.g. 12 (papermill: -p count 12)")
     detector = load_detector(model)
     source = open_frames(frames)
     is_task = not isinstance(source, list)

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cvatkit import CvatkitError, redacted
+from cvatkit import CvatkitError, brief, redacted
 
 log = logging.getLogger("cvatkit.widgets")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,13 +25,13 @@ def error_text(exc: BaseException) -> str:
     """The message a user reads for ``exc`` (never a traceback, never a password in an
     address)."""
     if isinstance(exc, CvatkitError):
-        return redacted(str(exc))
+        return brief(redacted(str(exc)))
     if isinstance(exc, OSError) and exc.strerror:
         where = f" ({exc.filename})" if exc.filename else ""
-        return redacted(f"{exc.strerror}{where}")
+        return brief(redacted(f"{exc.strerror}{where}"))
     log.error("unexpected error in a cvatkit widget", exc_info=exc)
-    return redacted(f"unexpected {type(exc).__name__}: {exc} (a bug in cvatkit; please "
-                    "report it)")
+    return brief(redacted(f"unexpected {type(exc).__name__}: {exc} (a bug in cvatkit; "
+                          "please report it)"))
 
 
 def reports_errors(field: str = "error") -> Callable[[F], F]:
@@ -80,7 +80,7 @@ def plain_errors(shell=None) -> bool:
         return False
 
     def show(self, etype, value, tb, tb_offset=None):
-        stb = [f"{etype.__name__}: {redacted(str(value))}"]
+        stb = [f"{etype.__name__}: {brief(redacted(str(value)))}"]
         self._showtraceback(etype, value, stb)  # the error output, as a traceback would be
         return stb
 

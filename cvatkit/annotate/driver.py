@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..cvat import CvatServerSource, Source, cvat_xml_bytes, server_error, write_cvat_xml
-from ..errors import CvatkitError, ServerError, UsageError
+from ..errors import CvatkitError, OutputExistsError, ServerError, UsageError
 from ..files import write_bytes_file
 from ..inference import Detector, Prediction, check_threshold, predict
 from ..progress import Progress, no_progress
@@ -84,11 +84,12 @@ def annotate_export(detector: Detector, source: Source, out: str | os.PathLike[s
                     mapping: Mapping[str, str] | None = None, drop_unmapped: bool = False,
                     threshold: float = 0.5, max_detections: int = 100,
                     clear_existing: bool = False, dry_run: int | None = None,
-                    progress: Progress = no_progress,
+                    overwrite: bool = False, progress: Progress = no_progress,
                     on_mapping: Callable[[LabelMatch], object] | None = None
                     ) -> AnnotateResult:
     """Pre-annotations of an export's frames as ``out`` (``.xml``, or ``.zip`` holding
-    annotations.xml): the task's own shapes are kept unless ``clear_existing``."""
+    annotations.xml): the task's own shapes are kept unless ``clear_existing``. A file
+    already at ``out`` is refused unless ``overwrite``."""
     check_threshold(threshold)
     if out is None and dry_run is None:
         raise UsageError("give the annotations file to write (--out FILE.xml or .zip), or "
@@ -99,6 +100,9 @@ def annotate_export(detector: Detector, source: Source, out: str | os.PathLike[s
                          "(.xml, or .zip holding annotations.xml)")
     if dest is not None and dest.suffix not in (".xml", ".zip"):
         raise UsageError(f"{dest}: the annotations file is written as .xml or .zip")
+    if dest is not None and dry_run is None and dest.exists() and not overwrite:
+        raise OutputExistsError(f"{dest} already exists; give another file, or --overwrite "
+                                "to replace it")
     labels_ = source.labels
     plan = _match(detector, labels_, source.description, mapping, drop_unmapped, on_mapping)
     kinds = output_kinds(labels_, detector.info.has_masks)

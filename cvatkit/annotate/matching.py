@@ -72,6 +72,10 @@ def parse_label_pairs(items: Iterable[str] | str | None) -> dict[str, str]:
         if not sep or not model.strip() or not task.strip():
             raise UsageError(f"label mapping {item!r} is not MODEL_LABEL=TASK_LABEL, e.g. "
                              "car=vehicle")
+        if model.strip() in out and out[model.strip()] != task.strip():
+            raise UsageError(
+                f"the label mapping sends {model.strip()!r} twice, to "
+                f"{out[model.strip()]!r} and to {task.strip()!r}; keep one of them")
         out[model.strip()] = task.strip()
     return out
 

@@ -9,10 +9,13 @@ import sys
 def say_error(message: str) -> None:
     """``cvatkit: error: ...`` on stderr as one line, never wrapped: terminals and notebook
     cells wrap it where they show it, a log keeps it whole, and a path in it can be copied
-    out as it is. A password in an address is never shown."""
+    out as it is. A password in an address is never shown, nor more than ``MAX_SHOWN``
+    characters."""
     from ..addresses import redacted
+    from ..errors import brief
 
-    print(f"cvatkit: error: {redacted(' '.join(message.splitlines()))}", file=sys.stderr)
+    print(f"cvatkit: error: {brief(redacted(' '.join(message.splitlines())))}",
+          file=sys.stderr)
 
 
 def server_args(p: argparse.ArgumentParser) -> None:

@@ -114,6 +114,8 @@ def _add_annotate(sub) -> None:
     where.add_argument("--source", metavar="EXPORT", help="a CVAT export (.zip or folder)")
     s.add_argument("--out", metavar="FILE", help="with --source: the annotations file to "
                    "write (.xml, or .zip holding annotations.xml)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="with --out: replace the file if it exists")
     s.add_argument("--dry-run", type=int, default=None, metavar="N",
                    help="predict the first N frames and show what would be written; "
                    "write nothing")
@@ -324,7 +326,7 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
         try:
             with frames_bar("predicting") as bar:
                 result = annotate_export(detector, source, args.out, progress=bar.update,
-                                         **common)
+                                         overwrite=args.overwrite, **common)
         finally:
             source.close()
     else:

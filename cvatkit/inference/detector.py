@@ -191,8 +191,10 @@ def _id_range(names: dict[int, str]) -> str:
 
 def check_threshold(threshold: float, *, what: str = "score threshold") -> None:
     """A score threshold must be a number from 0 to 1."""
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or \
-            not 0.0 <= float(threshold) <= 1.0:
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise UsageError(f"{what} {threshold!r:.40} is not a number; give one from 0 to 1, "
+                         "e.g. 0.5 (papermill: -p threshold 0.5, which passes a number)")
+    if not 0.0 <= float(threshold) <= 1.0:
         raise UsageError(f"{what} {threshold!r} is outside 0..1; give e.g. 0.5")
 
 

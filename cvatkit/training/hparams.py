@@ -178,7 +178,7 @@ def parse_hparams(text: str, *, origin: str = "hyperparameters") -> dict[str, An
         where = f"{origin} line {n}"
         if "=" not in line:
             raise HyperparameterError(
-                f"{where}: {line!r} is not key=value (for example num-steps=100)")
+                f"{where}: {line!r:.80} is not key=value (for example num-steps=100)")
         raw_key, value = (part.strip() for part in line.split("=", 1))
         key = canonical_key(raw_key)
         if key in _FROM_DATASET:
@@ -190,7 +190,7 @@ def parse_hparams(text: str, *, origin: str = "hyperparameters") -> dict[str, An
                                               cutoff=0.6)
             hint = f"; did you mean {ALIASES.get(close[0], close[0])!r}?" if close else (
                 f"; valid keys: {', '.join(BY_KEY)}")
-            raise HyperparameterError(f"{where}: unknown hyperparameter {raw_key!r}{hint}")
+            raise HyperparameterError(f"{where}: unknown hyperparameter {raw_key!r:.80}{hint}")
         if key in seen:
             raise HyperparameterError(
                 f"{where}: {key} is already set on line {seen[key]}; keep one of them")
@@ -234,7 +234,7 @@ def convert(param: Param, value: str, where: str) -> Any:
         kind = {int: "a whole number", float: "a number", bool: "true or false"}.get(
             param.type, "text")
         raise HyperparameterError(
-            f"{where}: {param.key}={value!r} is not {kind}") from None
+            f"{where}: {param.key}={value!r:.80} is not {kind}") from None
     check_value(param, out, where, shown=value)
     return out
 

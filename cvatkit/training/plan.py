@@ -191,6 +191,12 @@ def resolve_init_checkpoint(path: str, spec: ModelSpec, data: Dataset, *,
             f"{path} is not a cvatkit run or one of its checkpoints; give the folder of an "
             "earlier run (or its checkpoints/ckpt-N, or checkpoints/best)")
     prev = Run(run_dir).spec()
+    if p in (run_dir, run_dir / CHECKPOINTS, run_dir / CHECKPOINTS / BEST) and \
+            Run(run_dir).is_alive():
+        raise UsageError(
+            f"the run {run_dir} is still training: what it would start from changes as it "
+            "goes; wait for it to end, or give one of its checkpoints by its path "
+            f"({run_dir / CHECKPOINTS}/ckpt-N)")
     if p == run_dir or p == run_dir / CHECKPOINTS:
         prefix = Run(run_dir).exported_checkpoint()  # what it exported: best, or its last
         if prefix is None:

@@ -95,3 +95,13 @@ def test_say_error_never_wraps(capsys):
     say_error(f"{long}: no such file or folder;\nfix the path")
     err = capsys.readouterr().err
     assert err == f"cvatkit: error: {long}: no such file or folder; fix the path\n"
+
+
+def test_an_error_is_shown_briefly_however_much_it_echoes(capsys):
+    """A value of a megabyte echoed back in an error is cut to its start."""
+    from cvatkit.errors import MAX_SHOWN
+
+    value = "x" * 1_000_000
+    assert main(["models", "--catalog", f"/nowhere/{value}.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < MAX_SHOWN + 200 and "characters more)" in err

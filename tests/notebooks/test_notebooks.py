@@ -179,3 +179,22 @@ def test_dashboard_notebook_builds_the_app(tmp_path):
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
                for o in every)
     assert not any(o.get("output_type") == "error" for o in every)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda p: p.task_uri("sample", "12a"), "task_id '12a' is not a task number"),
+    (lambda p: p.task_uri("sample", True), "task_id True is not a task number"),
+    (lambda p: p.task_uri("sample", 0), "task_id 0 is not a task number"),
+    (lambda p: p.show_predictions(None, threshold="0.5"),
+     "score threshold '0.5' is not a number; give one from 0 to 1"),
+    (lambda p: p.predict_frames("model", "frames", count="3"),
+     "count '3' is not a number of frames"),
+])
+def test_papermill_parameters_of_the_wrong_type_are_named(call, message):
+    """`papermill -r` passes text: a parameter of the wrong type is named as such, not
+    taken for a value out of range or left to a traceback."""
+    import cvatkit.pipeline as pipeline
+
+    with pytest.raises(CvatkitError, match=message.replace("(", r"\(")):
+        call(pipeline)
+    assert pipeline.task_uri("sample", " 12") == "cvat://12"  # text of a number is one

@@ -270,6 +270,7 @@ def test_an_earlier_runs_best_checkpoint_can_start_a_run(tmp_path):
     with pytest.raises(UsageError, match="has no best checkpoint yet"):
         resolve_init_checkpoint(str(best), spec, data)
     _train(run, FakeTrainingLoop([0.4, 0.6, 0.5]), _hp(num_steps=40))
+    run.set_status("completed", step=40, total_steps=40)  # as its trainer ends it
     for given in (best, best / "ckpt-20"):
         init = resolve_init_checkpoint(str(given), spec, data)
         assert init.path == str(best / "ckpt-20") and init.source == str(run.path)

@@ -451,3 +451,23 @@ def test_why_a_trainer_failed_is_said_in_the_kits_words(error, said):
     if "cannot write" in said:
         assert message.endswith("make the run folder writable and resume it with "
                                 "`cvatkit train --resume /runs/r`")
+
+
+def test_a_run_still_training_is_no_start_for_another(prepared, tmp_path):
+    """What a run that is still training would give (its best, its last) changes as it
+    goes: the run folder is refused, a checkpoint of it given by path is taken."""
+    from cvatkit.errors import UsageError
+    from cvatkit.training import get_model, resolve_init_checkpoint
+
+    run = Run(tmp_path / "live")
+    run.path.mkdir()
+    run.write_spec({"model": {"key": MODEL, "family": "retinanet"}, "labels": ["a"]})
+    run.set_status("running", step=40, total_steps=100)
+    run.record_pid(os.getpid())  # a live process stands in for its trainer
+    for given in (run.path, run.path / "checkpoints", run.path / "checkpoints" / "best"):
+        with pytest.raises(UsageError, match="is still training: what it would start "
+                                             "from changes as it goes"):
+            resolve_init_checkpoint(str(given), get_model(MODEL), prepared)
+    with pytest.raises(UsageError, match="no such checkpoint"):  # by path: taken as given
+        resolve_init_checkpoint(str(run.path / "checkpoints" / "ckpt-40"), get_model(MODEL),
+                                prepared)

@@ -113,14 +113,24 @@ def export_again(run: Run, *, nms: str | None = None, checkpoint: str | None = N
                        "none); a run exports what it trained")
     if out is not None:
         require_new_or_empty(Path(out), "give a new or empty folder for the export")
+    if checkpoint == "best" and run.best_checkpoint() is None:  # asked for, not defaulted
+        raise RunError(f"{run.path} has no best checkpoint: no evaluation during training "
+                       "chose one; export its last with --checkpoint last")
     spec_json = run.spec()
-    hp = Hyperparameters.from_dict(spec_json["hparams"])
+    try:
+        hp = Hyperparameters.from_dict(spec_json["hparams"])
+        model, data = ModelSpec.from_json(spec_json["model"]), \
+            Dataset.from_json(spec_json["data"])
+        labels = tuple(spec_json["labels"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise RunError(f"{run.path / RUN_JSON} lacks what an export needs ({type(e).__name__}: "
+                       f"{e}); it is damaged, or was written by another tool: train the "
+                       "run again") from None
     if nms is not None:
         hp = replace(hp, nms=nms)
     exported = choose_export(run, checkpoint or hp.export_checkpoint, last)
-    experiment = build_experiment(ModelSpec.from_json(spec_json["model"]), hp,
-                                  Dataset.from_json(spec_json["data"]))
-    return export_run(run, experiment, exported.checkpoint, tuple(spec_json["labels"]),
+    experiment = build_experiment(model, hp, data)
+    return export_run(run, experiment, exported.checkpoint, labels,
                       out=Path(out) if out is not None else None, about=exported.about())
 
 
