@@ -41,6 +41,7 @@ def written_aside(dest: str | os.PathLike[str]) -> Iterator[Path]:
     if dest.is_dir():
         raise UsageError(f"{dest} is a folder; give the name of the file to write")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partial_files(dest)
     # one name per process and thread (the file gets the usual permissions, unlike mkstemp's)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}.partial")
     try:
@@ -80,6 +81,8 @@ def folder_written_aside(dest: str | os.PathLike[str]) -> Iterator[Path]:
     (``require_new_or_empty``). Folders left half-written by processes that were killed
     are removed on the way."""
     dest = Path(dest)
+    if dest.is_symlink():  # the folder the link names is the one to fill, the link stays
+        dest = dest.resolve()
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(dest)
     tmp = dest.with_name(f".{dest.name}.partial-{os.getpid()}-{next(_serial)}")
@@ -150,6 +153,14 @@ def inside(root: str | os.PathLike[str], name: str, *, what: str, fix: str,
     if problem is not None:
         raise error(f"{what} {name!r} would be outside {root} ({problem}); {fix}")
     return Path(root) / name
+
+
+def _remove_stale_partial_files(dest: Path) -> None:
+    """Remove what writes of ``dest`` by processes that were killed left half-done."""
+    for p in dest.parent.glob(f".{glob.escape(dest.name)}.*.partial"):
+        m = re.match(r"(\d+)-\d+\.partial$", p.name[len(f".{dest.name}."):])
+        if m and not pid_alive(int(m.group(1))):
+            p.unlink(missing_ok=True)
 
 
 def cache_root() -> Path:

@@ -1,10 +1,12 @@
 """Other processes, as far as the kit needs to know them: whether one is still there, and
 whether it is still the one that was started (a pid can be given to a new process once
-the first has ended; its start time tells them apart)."""
+the first has ended; its start time tells them apart); and helpers that end with the
+process that started them."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 
@@ -18,6 +20,23 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return _state(pid) != "Z"
+
+
+def end_with_parent(parent: int, poll: float = 1.0) -> None:
+    """End this process (a helper that the process ``parent`` started) once that parent
+    is gone, however it ended (SIGKILL included), even before this call: a thread watches
+    for the process being handed to another parent."""
+    import threading
+
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="cvatkit-parent-watch", daemon=True).start()
 
 
 def _state(pid: int) -> str | None:

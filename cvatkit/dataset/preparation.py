@@ -20,6 +20,7 @@ from ..cvat import UNLABELLED, Source
 from ..errors import AnnotationError, CvatkitError, OutputExistsError, UsageError
 from ..files import folder_written_aside, require_new_or_empty
 from ..label_files import write_label_files
+from ..processes import end_with_parent
 from ..progress import Progress, no_progress
 from ..records import Frame, LabelMap
 from .checks import Checker, Report
@@ -244,7 +245,7 @@ def _start_pool(source: Source, workers: int):
 
     pool = ProcessPoolExecutor(max_workers=workers,
                                mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init, initargs=(opener,))
+                               initializer=_worker_init, initargs=(opener, os.getpid()))
     for _ in range(workers):
         pool.submit(int)
     return pool
@@ -311,8 +312,9 @@ class _LocalEncoder:
 _worker_source: Source | None = None
 
 
-def _worker_init(opener) -> None:
+def _worker_init(opener, parent: int) -> None:
     global _worker_source
+    end_with_parent(parent)  # a prepare that is killed leaves no worker behind
     _worker_source = opener()
 
 

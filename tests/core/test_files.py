@@ -110,3 +110,25 @@ def test_a_name_inside_its_root_is_taken_as_it_is(name, tmp_path):
 
     assert name_problem(name) is None
     assert inside(tmp_path, name, what="the entry", fix="") == tmp_path / name
+
+
+def test_an_output_folder_that_is_a_link_is_filled_where_it_points(tmp_path):
+    target = tmp_path / "on the big disk"
+    target.mkdir()
+    link = tmp_path / "dataset"
+    link.symlink_to(target, target_is_directory=True)
+    with folder_written_aside(link) as tmp:
+        (tmp / "a.txt").write_text("1")
+    assert link.is_symlink() and (target / "a.txt").read_text() == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset", "on the big disk"]
+
+
+def test_what_a_killed_writer_left_half_done_is_removed_by_the_next(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f".model.pb.{gone.pid}-1.partial"
+    live = tmp_path / f".model.pb.{os.getpid()}-2.partial"  # being written right now
+    dead.write_text("half")
+    live.write_text("half")
+    write_text_file(tmp_path / "model.pb", "whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.pb", live.name])

@@ -346,3 +346,57 @@ def test_a_photo_whose_exif_turns_it_off_its_annotated_size_is_refused(tmp_path)
                                           r"orientation \(8\) but .* says 32x24"):
         prepare(open_export(tmp_path / "t.zip"), tmp_path / "out", val_fraction=0.0)
     assert not (tmp_path / "out").exists()
+
+
+_POOL_THEN_WAIT = """
+import sys, time
+from cvatkit import open_export
+from cvatkit.dataset import preparation
+preparation.PROCESS_POOL_MIN_FRAMES = 1
+pool = preparation._start_pool(open_export(sys.argv[1]), 2)
+print("workers started", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow  # starts worker processes
+def test_a_killed_prepare_leaves_no_worker_process(sample_cvat):
+    """SIGKILL ends a prepare at once; its worker processes end soon after, whatever the
+    parent could not tell them."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import pacing
+
+    from cvatkit.processes import pid_alive
+
+    parent = subprocess.Popen([sys.executable, "-c", _POOL_THEN_WAIT, str(sample_cvat)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "workers started"
+        workers = pacing.until("the workers to show", lambda: _children(parent.pid))
+        assert len(workers) == 2
+    finally:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+    pacing.until("the workers to end", lambda: not any(pid_alive(w) for w in workers),
+                 patience=120)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the pool's resource tracker aside)."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2:].split()
+        cmdline = (stat.parent / "cmdline").read_bytes()
+        if int(fields[1]) == pid and b"resource_tracker" not in cmdline:
+            found.append(int(stat.parent.name))
+    return found
