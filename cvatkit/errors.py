@@ -20,6 +20,16 @@ class OutputExistsError(CvatkitError):
     """The output folder already holds something cvatkit will not overwrite on its own."""
 
 
+class DiskFullError(CvatkitError):
+    """An output could not be written whole: the disk (or the quota, or the size a
+    process may write) ran out. Nothing half-written is left."""
+
+    def __init__(self, dest: object, reason: str) -> None:
+        super().__init__(f"{dest} could not be written: {reason}; nothing was left "
+                         "half-written. Free some space there, or write elsewhere")
+        self.reason = reason
+
+
 class LimitError(CvatkitError):
     """An input larger than a limit of ``cvatkit.limits`` allows."""
 

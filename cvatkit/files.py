@@ -13,6 +13,7 @@ refused (``inside``) when it would lead out of it.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import itertools
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import CvatkitError, OutputExistsError, UsageError
+from .errors import CvatkitError, DiskFullError, OutputExistsError, UsageError
 from .processes import pid_alive
 
 CACHE_ENV = "CVATKIT_CACHE"
@@ -47,8 +48,11 @@ def written_aside(dest: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        full = out_of_room(e)
+        if full:
+            raise DiskFullError(dest, full) from None
         raise
 
 
@@ -97,8 +101,11 @@ def folder_written_aside(dest: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.rename(dest)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        full = e.reason if isinstance(e, DiskFullError) else out_of_room(e)
+        if full:  # named by the folder asked for, not by the file inside it
+            raise DiskFullError(dest, full) from None
         raise
 
 
@@ -126,6 +133,25 @@ def remove_stale_partials(dest: str | os.PathLike[str]) -> None:
         m = re.match(r"\d+", p.name[len(f".{dest.name}.partial-"):])
         if m and not pid_alive(int(m.group())):
             shutil.rmtree(p, ignore_errors=True)
+
+
+_OUT_OF_ROOM = {errno.ENOSPC: "no space is left on its disk",
+                errno.EDQUOT: "the disk quota is used up",
+                errno.EFBIG: "a file grew larger than this process may write (ulimit -f)"}
+
+
+def out_of_room(e: BaseException) -> str | None:
+    """Why ``e`` says a write ran out of room (a full disk, a quota, a file size limit;
+    an OSError's errno, or the words TensorFlow's errors carry); None when it is no such
+    error."""
+    if isinstance(e, OSError) and e.errno in _OUT_OF_ROOM:
+        return _OUT_OF_ROOM[e.errno]
+    text = str(e)
+    for code, words in ((errno.ENOSPC, "No space left on device"),
+                        (errno.EDQUOT, "Disk quota exceeded"), (errno.EFBIG, "File too large")):
+        if words in text:
+            return _OUT_OF_ROOM[code]
+    return None
 
 
 def name_problem(name: object) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,21 +68,29 @@ def write_sample(out_dir: str | Path, *, frames: int = DEFAULT_FRAMES,
         raise OutputExistsError(
             f"{out} already holds {' and '.join(there)}; pass --overwrite to replace them, "
             "or choose another folder")
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, count, offset, title in ((TASK_ZIP, frames, 0, "cvatkit sample"),
-                                       (TEST_ZIP, test_frames, _TEST_OFFSET,
-                                        "cvatkit sample (held out)")):
-        metas = [sample_frame(seed, offset + i, index=i) for i in range(count)]
-        images = {m.name: img for m, img in metas}
-        frame_list = [m for m, _ in metas]
-        dest = out / name
-        if fmt == "cvat":
-            write_cvat_xml(dest, frame_list, LABELS, task_name=title,
-                           images=lambda f: images[f.name], dumped=_DUMPED)
-        else:
-            write_coco(dest, frame_list, LABELS, images=lambda f: images[f.name])
-        paths.append(dest)
+    paths: list[Path] = []
+    try:
+        for name, count, offset, title in ((TASK_ZIP, frames, 0, "cvatkit sample"),
+                                           (TEST_ZIP, test_frames, _TEST_OFFSET,
+                                            "cvatkit sample (held out)")):
+            metas = [sample_frame(seed, offset + i, index=i) for i in range(count)]
+            images = {m.name: img for m, img in metas}
+            frame_list = [m for m, _ in metas]
+            dest = out / name
+            if fmt == "cvat":
+                write_cvat_xml(dest, frame_list, LABELS, task_name=title,
+                               images=lambda f: images[f.name], dumped=_DUMPED)
+            else:
+                write_coco(dest, frame_list, LABELS, images=lambda f: images[f.name])
+            paths.append(dest)
+    except BaseException:  # the two exports are one sample: none, or both
+        for path in paths:
+            path.unlink(missing_ok=True)
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     return SampleTask(paths[0], paths[1], frames, test_frames)
 
 
