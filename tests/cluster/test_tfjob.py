@@ -128,6 +128,20 @@ def test_a_run_folder_off_the_claim_is_refused(tfjob, tmp_path):
     assert "--run-dir" in r.said and "not under --mount-path" in r.said
 
 
+def test_evaluation_data_off_the_claim_is_refused(tfjob, prepared, claim, tmp_path):
+    """The training data on the claim, the evaluation data not: the pods could not read it."""
+    import shutil
+
+    elsewhere = tmp_path.parent.parent / f"{tmp_path.name}-off-the-claim"  # beside the claim
+    assert claim not in elsewhere.parents
+    shutil.copytree(prepared.path, elsewhere / "eval")
+    try:
+        _refused(tfjob, tmp_path / "run", "--eval-data", elsewhere / "eval",
+                 needles=["--eval-data", "not under --mount-path"])
+    finally:
+        shutil.rmtree(elsewhere)
+
+
 def test_data_off_the_claim_is_refused(tfjob, tmp_path):
     mount = tmp_path / "claim"
     r = tfjob(mount / "run", "--mount-path", mount)

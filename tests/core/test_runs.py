@@ -88,3 +88,26 @@ def test_a_dead_trainer_is_told_from_a_live_one(tmp_path):
     # A run that ended says so itself, whatever became of its process.
     _status(run, state="completed", pid=gone.pid)
     assert run.status().state == "completed" and not run.status().gone
+
+
+def test_a_killed_trainer_not_yet_reaped_is_gone(tmp_path):
+    """A trainer killed while its parent (a notebook's kernel, say) has not waited for it
+    stays a zombie, a pid that is still there: the run is failed all the same."""
+    import signal
+    import time
+
+    from cvatkit.processes import _state, pid_alive
+
+    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    run = Run(tmp_path)
+    run.write_spec({"hparams": {"num-steps": 40}})
+    _status(run, pid=trainer.pid, pid_started=start_time(trainer.pid))
+    assert run.is_alive()
+    trainer.send_signal(signal.SIGKILL)  # and not waited for: a zombie
+    deadline = time.monotonic() + 60
+    while _state(trainer.pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _state(trainer.pid) == "Z" and not pid_alive(trainer.pid)
+    st = run.status()
+    assert st.state == "failed" and st.gone and not run.is_alive()
+    trainer.wait()

@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import random
+from pathlib import Path
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from helpers import folded
 from PIL import Image
@@ -152,3 +154,47 @@ def test_a_pool_ranked_and_the_frames_picked_written_as_exports(trained, sample_
     assert sorted(f.name for f in frames) == sorted(original[i].name for i in chosen + ranked)
     assert all(f.shapes == original[f.index].shapes for f in frames)
     source.close()
+
+
+class _LeftEyed:
+    """A detector that finds a cat where a frame's red square is, but only when the
+    square lies in the left half: on the mirror image of a frame with the square on the
+    right it finds it too, on that of a frame with the square on the left it does not."""
+
+    info = type("Info", (), {"batch_size": None})()
+
+    def detect(self, images, *, threshold=0.5, max_detections=100, polygons=False):
+        out = []
+        for image in images:
+            red = np.argwhere((image[..., 0] > 200) & (image[..., 2] < 50))
+            if not len(red):
+                out.append([])
+                continue
+            (y0, x0), (y1, x1) = red.min(0), red.max(0) + 1
+            left = x1 <= image.shape[1] / 2
+            out.append([Shape(kind="rectangle", label="cat", points=(x0, y0, x1, y1),
+                              score=0.95)] if left else [])
+        return out
+
+
+def test_the_ranking_weighs_what_the_model_sees_in_the_mirror_image(tmp_path):
+    """A frame whose object the model finds in it but not in its mirror image is the
+    uncertain one: their disagreement, not the confident score, puts it first."""
+    paths = []
+    for name, x in (("right.png", 100), ("left.png", 10), ("middle-left.png", 40),
+                    ("nothing.png", None)):
+        img = Image.new("RGB", (160, 60), (0, 0, 200))
+        if x is not None:
+            img.paste((255, 0, 0), (x, 20, x + 20, 40))
+        img.save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    ranking, _ = rank_frames(_LeftEyed(), paths)
+    by_name = {Path(r.frame.name).name: r for r in ranking.frames}
+    # on the left: found in the frame (0.95), not in its mirror: a disagreement of 0.95
+    assert by_name["left.png"].disagreement > 0.5
+    assert by_name["middle-left.png"].disagreement > 0.5
+    # on the right: not found in the frame, found in the mirror: the same disagreement
+    assert by_name["right.png"].disagreement > 0.5
+    assert all(r.doubt < 0.2 for r in ranking.frames)  # each box is confident
+    assert by_name["nothing.png"].disagreement == 0.0  # nothing, in either
+    assert Path(ranking.frames[-1].frame.name).name == "nothing.png"

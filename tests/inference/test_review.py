@@ -222,3 +222,22 @@ def test_planted_annotation_mistakes_are_the_ones_found(sample_predictions):
     assert {k: v for k, v in found.items() if k not in doubts} == planted, r.format()
     # and they come first among the frames
     assert {fr.frame for fr in r.frames[:len(planted)]} <= set(planted) | doubts
+
+
+@pytest.mark.parametrize("offset, width, kind", [
+    (10, 30, "found"),            # IoU 0.5 exactly: found
+    (10.5, 30, "poorly-placed"),  # just under 0.5
+    (18, 22, "poorly-placed"),    # IoU 0.1 exactly: still near its object
+    (18.5, 22, "false"),          # just under 0.1: a box on nothing
+])
+def test_the_edges_of_the_poorly_placed_band(offset, width, kind):
+    """IoU 0.5 and above is found, 0.1 up to 0.5 poorly placed, below 0.1 false."""
+    a = Shape(kind="rectangle", label="cat", points=(10, 10, 10 + width, 30))
+    p = Shape(kind="rectangle", label="cat", points=(10 + offset, 10, 10 + offset + width, 30),
+              score=0.9)
+    iou = float(box_ious(np.array([p.points]), np.array([a.points]))[0, 0])
+    assert iou == pytest.approx({10: 0.5, 18: 0.1}.get(offset, iou))
+    r = review([frame_of([p], [a])], ["cat"], threshold=0.5, confident=0.95)
+    (fr,) = r.frames
+    got = "found" if fr.found else next(f.kind for f in fr.findings if f.predicted)
+    assert got == kind, (iou, fr.findings)

@@ -311,3 +311,17 @@ def test_the_input_path_is_plain_when_the_temporary_folder_is_not(tmp_path, monk
     assert "," not in pattern
     assert [Path(f).resolve() for f in match_files(pattern)] == [
         (odd / "train-00000-of-00001.tfrecord").resolve()]
+
+
+@pytest.mark.parametrize("key", COCO_MODELS + SMALL_MODELS)
+def test_both_nms_kinds_keep_the_same_boxes_settings(key):
+    """The fast NMS (batched) and Model Garden's (v2) differ in how, not in what: the IoU
+    above which a box is suppressed, the score floor and the box counts are the same."""
+    spec = get_model(key)
+    settings = {}
+    for nms in ("batched", "v2"):
+        hp, _ = resolve(spec, {"nms": nms, "num-steps": 10}, DATA, gpus=0)
+        generator = build_experiment(spec, hp, DATA).task.model.detection_generator
+        settings[nms] = {k: v for k, v in generator.as_dict().items() if k != "nms_version"}
+    assert settings["batched"] == settings["v2"]
+    assert settings["v2"]["nms_iou_threshold"] == 0.5  # Model Garden's, as published

@@ -55,6 +55,8 @@ def test_each_phase_gets_what_was_spent_in_it(monkeypatch):
     # a resumed run adds its process's costs to what the run had spent before
     resumed = Costs(got)
     assert resumed.to_json()["cpu_s"]["steps"] == 6.0 and resumed.to_json()["steps"] == 30
+    assert resumed.to_json()["wall_s"]["steps"] == 12.0  # the wall seconds are kept too
+    assert resumed.to_json()["wall_s"]["start-up"] >= got["wall_s"]["start-up"]
 
 
 def test_a_run_keeps_its_costs_in_run_json(tmp_path):
