@@ -173,8 +173,12 @@ class S3Store:
                     self._client.create_bucket(Bucket=self.bucket)
                     return
                 except Exception as e2:  # noqa: BLE001
-                    if _code(e2) == "BucketAlreadyOwnedByYou":  # another publish, just now
-                        return
+                    if _code(e2) in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                        try:  # another publish made it just now: ours if we can open it
+                            self._client.head_bucket(Bucket=self.bucket)
+                            return
+                        except Exception:  # noqa: BLE001  (someone else's: said below)
+                            pass
                     raise self._error(e2, f"create bucket {self.bucket!r}") from None
             raise self._error(e, f"open bucket {self.bucket!r}") from None
 

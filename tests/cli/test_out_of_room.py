@@ -71,3 +71,15 @@ def test_tensorflow_out_of_room_errors_are_known_by_their_words():
         "no space is left on its disk"
     assert out_of_room(OSError(errno.EDQUOT, "x")) == "the disk quota is used up"
     assert out_of_room(OSError(errno.ENOENT, "No such file")) is None
+
+
+def test_an_export_out_of_room_names_its_folder_not_tensorflows_file(trained, tmp_path):
+    """TensorFlow's SavedModel writer runs out of room in its own words: the export is
+    named, and nothing of it is left."""
+    out = tmp_path / "export again"
+    done = _cvatkit(200_000, "export", trained.path, "--out", out)
+    said = folded(done.stderr)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert f"{out} could not be written: a file grew larger than this process may write " \
+           "(ulimit -f); nothing was left half-written" in said, said
+    assert list(tmp_path.iterdir()) == []

@@ -186,6 +186,45 @@ def test_wrong_secret_and_missing_bucket(s3_env, monkeypatch, tmp_path, capsys):
     assert "the bucket does not exist" in err and "--create-bucket" in err
 
 
+@pytest.mark.parametrize("code", ["BucketAlreadyOwnedByYou", "BucketAlreadyExists"])
+def test_a_bucket_another_publish_created_just_now_is_used(code, s3_env, monkeypatch):
+    """Two publishes with --create-bucket at once: both find the bucket missing, one
+    creates it, and the other's CreateBucket is answered 409, as AWS answers it outside
+    us-east-1 (SeaweedFS answers such a request 200, so the answer is given here, on the
+    real client's event hook); that publish goes on with the bucket the other made. A 409
+    for a bucket this account cannot open is said."""
+    import types
+
+    import boto3
+    import botocore.session
+
+    bucket = f"new-{uuid.uuid4().hex[:8]}"
+    other = boto3.client("s3")  # the other publish's
+    real = botocore.session.Session.create_client
+
+    def client(self, *args, **kwargs):
+        made = real(self, *args, **kwargs)
+
+        def answer_409(**_):
+            if code == "BucketAlreadyOwnedByYou":
+                other.create_bucket(Bucket=bucket)  # it was quicker
+            return (types.SimpleNamespace(status_code=409, headers={}),
+                    {"ResponseMetadata": {"HTTPStatusCode": 409},
+                     "Error": {"Code": code, "Message": "it exists"}})
+
+        made.meta.events.register("before-call.s3.CreateBucket", answer_409)
+        return made
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", client)
+    if code == "BucketAlreadyOwnedByYou":  # the other publish made it: ours to use
+        store = open_store(f"s3://{bucket}/team", create_bucket=True)
+        store.put_bytes("a.txt", b"1")
+        assert store.get_bytes("a.txt") == b"1"
+    else:  # someone else's name: it cannot be opened
+        with pytest.raises(StoreError, match=f"could not create bucket '{bucket}'"):
+            open_store(f"s3://{bucket}/team", create_bucket=True)
+
+
 @pytest.mark.slow  # starts S3 servers
 def test_server_killed_during_publish_then_publish_again_completes(tmp_path, monkeypatch):
     server = serve(tmp_path / "s3")
