@@ -6,13 +6,12 @@ run monitor attaches to the run while it trains."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CvatkitError, UsageError
 from . import pod
-from .options import ClusterOptions
+from .options import _DNS_LABEL, _DNS_SUBDOMAIN, ClusterOptions, _check_name
 
 GENERATE_NAME = "cvatkit-train-"
 RUN = "{{workflow.name}}"
@@ -134,10 +133,6 @@ def render_workflow(job: WorkflowJob, options: ClusterOptions) -> dict[str, Any]
     return workflow.to_dict()
 
 
-_SERVICE_ACCOUNT = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
-
-
 def _check(job: WorkflowJob, options: ClusterOptions) -> str:
     """Refuse what cannot work in the pods; the store as the pods see it."""
     if not options.cvat_secret:
@@ -156,10 +151,8 @@ def _check(job: WorkflowJob, options: ClusterOptions) -> str:
 
     check_store_uri(job.store)
     check_namespace(job.store_namespace)
-    if job.service_account is not None and not _SERVICE_ACCOUNT.match(job.service_account):
-        raise UsageError(f"--service-account {job.service_account!r} is not a Kubernetes "
-                         "name: lower-case letters, digits, '-' and '.', starting and ending "
-                         "with a letter or digit")
+    if job.service_account is not None:
+        _check_name("--service-account", job.service_account, _DNS_SUBDOMAIN)
     if job.weights.startswith("s3://"):
         if not options.s3_secret:
             raise UsageError(f"--weights {job.weights} needs --s3-secret NAME: the train step "
@@ -188,8 +181,8 @@ def _check(job: WorkflowJob, options: ClusterOptions) -> str:
         raise UsageError(f"--val-split {job.val_split:g}: give a share from 0 to below 1")
     if job.gpus < 0:
         raise UsageError(f"--gpus {job.gpus}: give 0 (CPU only) or more")
-    if job.run_name is not None and (len(job.run_name) > 63 or not re.match(
-            r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", job.run_name)):
+    if job.run_name is not None and (len(job.run_name) > 63 or not _DNS_LABEL.match(
+            job.run_name)):
         raise UsageError(f"--run-name {job.run_name!r}: the workflow and its run are named "
                          "with it, so it is a Kubernetes name: lower-case letters, digits "
                          "and '-', at most 63 characters")

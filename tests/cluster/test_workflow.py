@@ -191,6 +191,7 @@ def test_a_task_id_below_one_is_refused(workflow):
                                             "Kubernetes name"]),
     (["--run-as", f"{2**31}:100"], [f"--run-as {2**31}:100: user and group ids are 0 to "
                                     f"{2**31 - 1}"]),
+    (["--run-name", "nightly\n"], ["--run-name 'nightly\\n'"]),
 ])
 def test_what_a_pod_would_refuse_is_refused_when_rendering(args, needles, workflow):
     """The pods check their parameters as they run (the store, its namespace, the model,
