@@ -182,11 +182,20 @@ def inside(root: str | os.PathLike[str], name: str, *, what: str, fix: str,
 
 
 def _remove_stale_partial_files(dest: Path) -> None:
-    """Remove what writes of ``dest`` by processes that were killed left half-done."""
-    for p in dest.parent.glob(f".{glob.escape(dest.name)}.*.partial"):
-        m = re.match(r"(\d+)-\d+\.partial$", p.name[len(f".{dest.name}."):])
+    """Remove what writes into ``dest``'s folder by processes that were killed left
+    half-done: once per folder and process, so that many files written into one folder
+    do not list it again each time."""
+    folder = dest.parent.absolute()
+    if folder in _swept:
+        return
+    _swept.add(folder)
+    for p in folder.glob(".*.partial"):
+        m = re.search(r"\.(\d+)-\d+\.partial$", p.name)
         if m and not pid_alive(int(m.group(1))):
             p.unlink(missing_ok=True)
+
+
+_swept: set[Path] = set()
 
 
 def cache_root() -> Path:
