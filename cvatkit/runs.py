@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import RunError
 from .files import write_text_file
+from .limits import TEXT
 from .processes import command_line, same_process, start_time
 
 RUN_JSON = "run.json"
@@ -159,6 +160,7 @@ class Run:
 
     def spec(self) -> dict[str, Any]:
         try:
+            TEXT.check((self.path / RUN_JSON).stat().st_size, str(self.path / RUN_JSON))
             spec = json.loads((self.path / RUN_JSON).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise RunError(f"{self.path} is not a cvatkit run (no {RUN_JSON})") from None
@@ -189,6 +191,7 @@ class Run:
         why: object = ""
         for _attempt in range(5):
             try:
+                TEXT.check((self.path / STATUS_JSON).stat().st_size, str(self.path / STATUS_JSON))
                 obj = json.loads((self.path / STATUS_JSON).read_text(encoding="utf-8"))
             except FileNotFoundError:
                 return Status(state="starting")

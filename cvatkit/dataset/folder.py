@@ -18,6 +18,7 @@ from typing import Any
 from ..cvat import HOST_ENV
 from ..errors import DatasetError
 from ..label_files import read_label_map
+from ..limits import TEXT
 from ..records import LabelMap
 from .checks import Report
 
@@ -92,6 +93,7 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
             f"{folder} is not a prepared dataset (no {DATASET_JSON}); make one with "
             f"`cvatkit prepare SOURCE {folder}`")
     try:
+        TEXT.check(meta_file.stat().st_size, str(meta_file))
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise DatasetError(f"{meta_file} is damaged ({e}); prepare the dataset again") from None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import ModelError, UsageError
 from ..label_files import CLASSES_CSV, LABEL_MAP_JSON, PBTXT, read_class_names
+from ..limits import TEXT
 from ..records import LabelMap
 from ..runs import EXPORT, MODEL_JSON, RUN_JSON, SAVED_MODEL
 from ..store import is_version_uri, pull
@@ -150,6 +151,7 @@ def _model_json(saved: Path) -> dict:
     for folder in (saved, saved.parent):
         if (folder / MODEL_JSON).is_file():
             try:
+                TEXT.check((folder / MODEL_JSON).stat().st_size, str(folder / MODEL_JSON))
                 return json.loads((folder / MODEL_JSON).read_text(encoding="utf-8"))
             except ValueError:
                 return {}
@@ -183,12 +185,15 @@ def _configured_classes(folder: Path, kind: str) -> int | None:
         import yaml
 
         try:
+            TEXT.check((folder / "params.yaml").stat().st_size, str(folder / "params.yaml"))
             params = yaml.safe_load((folder / "params.yaml").read_text(encoding="utf-8"))
             return int(params["task"]["model"]["num_classes"]) - 1
         except (yaml.YAMLError, KeyError, TypeError, ValueError, UnicodeDecodeError):
             return None
     if kind == OD_API and (folder / "pipeline.config").is_file():
         try:
+            TEXT.check((folder / "pipeline.config").stat().st_size,
+                       str(folder / "pipeline.config"))
             text = (folder / "pipeline.config").read_text(encoding="utf-8")
         except UnicodeDecodeError:
             return None
