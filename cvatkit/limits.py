@@ -55,7 +55,8 @@ PIXELS = Limit("CVATKIT_MAX_IMAGE_MEGAPIXELS", 178, "megapixels", "an image", 1_
 ANNOTATIONS = Limit("CVATKIT_MAX_ANNOTATIONS_MB", 1024, "MB",
                     "an annotation file (XML or JSON)", MB)
 TEXT = Limit("CVATKIT_MAX_TEXT_MB", 16, "MB",
-             "a settings file (hyperparameters, catalog, labels, manifest)", MB)
+             "a settings file (hyperparameters, catalog, labels, manifest, a run's record)",
+             MB)
 INFLATION = Limit("CVATKIT_MAX_INFLATION", 100, "times", "what a zip member inflates to")
 """How many times its compressed size a member of a zip may inflate to (once it is over
 ``INFLATION_FLOOR``): real annotations and images stay far below; a zip bomb does not."""
