@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..dataset import Dataset, load_dataset
 from ..errors import DatasetError, HyperparameterError, UsageError
+from ..records import LabelMap
 from ..runs import BEST, CHECKPOINTS, Run, run_of_checkpoint
 from .catalog import WEIGHT_KINDS, ModelSpec, get_model, load_catalog
 from .devices import count_gpus
@@ -101,11 +102,7 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
     choice = _weights_choice(spec, weights, init_checkpoint, pretrained)
     init = None
     if choice in ("coco", "imagenet"):
-        published = spec.weights_for(choice)
-        if published is None:
-            raise UsageError(
-                f"{spec.key} has no published {choice} weights; it can start from "
-                f"{', '.join(spec.weight_kinds)}, an earlier run or a store version")
+        published = _published(spec, choice)
         from .weights import fetch_weights
 
         path = fetch_weights(published, progress=progress)
@@ -135,21 +132,24 @@ def check_request(model: str, hparams_text: str = "", *, hparams_origin: str =
     published kinds. Returns the model's entry."""
     spec = get_model(model, catalog if catalog is not None else load_catalog())
     values = parse_hparams(hparams_text, origin=hparams_origin)
-    stand_in = Dataset(path=Path("task"), labels=_one_label(), train_frames=1_000,
-                       val_frames=100, val_fraction=val_split,
+    stand_in = Dataset(path=Path("task"), labels=LabelMap.from_names(["object"]),
+                       train_frames=1_000, val_frames=100, val_fraction=val_split,
                        include_masks=spec.family == "maskrcnn")
     resolve(spec, values, stand_in, gpus=gpus)
     choice = _weights_choice(spec, weights, None, False)
-    if choice in ("coco", "imagenet") and spec.weights_for(choice) is None:
-        raise UsageError(f"{spec.key} has no published {choice} weights; it can start from "
-                         f"{', '.join(spec.weight_kinds)}, an earlier run or a store version")
+    if choice in ("coco", "imagenet"):
+        _published(spec, choice)
     return spec
 
 
-def _one_label():
-    from ..records import LabelMap
-
-    return LabelMap.from_names(["object"])
+def _published(spec: ModelSpec, choice: str):
+    """The entry's published ``choice`` weights (coco or imagenet); refused when it has
+    none."""
+    published = spec.weights_for(choice)
+    if published is None:
+        raise UsageError(f"{spec.key} has no published {choice} weights; it can start from "
+                         f"{', '.join(spec.weight_kinds)}, an earlier run or a store version")
+    return published
 
 
 def _weights_choice(spec: ModelSpec, weights: str | None, init_checkpoint: str | None,
