@@ -59,7 +59,7 @@ ifeq ($(DEMO_STORE),)
 endif
 
 test: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
 # The edit loop: every test but the slow ones (those that train a model, or start a
 # notebook kernel, a browser or a server process: `pytest -m slow` lists them).

@@ -20,7 +20,7 @@ from cvatkit.cli import main  # noqa: E402
 from cvatkit.runs import Run  # noqa: E402
 
 
-SLOW_FIXTURES = ("trained", "seaweed")
+SLOW_FIXTURES = ("trained", "seaweed", "real_cvat")
 """Fixtures that train the shared run or start the S3 server: a test that needs one is
 slow. Tests that train, or start a kernel, a browser or a process of their own, say so
 with ``@pytest.mark.slow``."""
@@ -92,6 +92,22 @@ def s3_env(seaweed, monkeypatch):
     for key, value in seaweed.env().items():
         monkeypatch.setenv(key, value)
     return seaweed
+
+
+@pytest.fixture(scope="session")
+def real_cvat(tmp_path_factory):
+    """A real CVAT server (``real_cvat.py`` says which), with the Nuclio stand-in its
+    lambda manager calls; the tests are skipped, saying why, where none can be had."""
+    import real_cvat as real
+
+    why = real.why_unavailable()
+    if why:
+        pytest.skip(why)
+    server = real.start(tmp_path_factory.mktemp("real-cvat-logs"))
+    try:
+        yield server
+    finally:
+        real.stop(server)
 
 
 @pytest.fixture(scope="module")

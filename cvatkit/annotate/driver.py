@@ -4,6 +4,7 @@ CVAT's "Upload annotations" takes ("CVAT for images 1.1").
 Both paths show the label mapping first, refuse unmapped labels unless told to drop
 them, can do a dry run on a few frames, and never write a shape twice: predictions equal
 to a shape already on the task are left out, so a failed upload can simply be run again.
+By default only frames nobody annotated get predictions (``FRAME_CHOICES``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..cvat import CvatServerSource, Source, cvat_xml_bytes, server_error, write_cvat_xml
+from ..frame_choices import ALL_FRAMES, FRAME_CHOICES, NEW_JOBS, UNANNOTATED
 from ..errors import CvatkitError, OutputExistsError, ServerError, UsageError
 from ..files import write_bytes_file
 from ..inference import Detector, Prediction, check_threshold, predict
@@ -23,6 +25,24 @@ from ..records import Frame, LabelMap
 from .function import DetectorFunction
 from .matching import LabelMatch, match_labels
 from .shapes import DROPPED, EXISTING, shape_key, shape_kind, task_shapes
+
+ANNOTATED = "already annotated"
+
+
+def check_frames_choice(frames: str | None, clear_existing: bool, *,
+                        server: bool) -> str:
+    """The frames choice to use (``None``: the default, ``all`` when clearing)."""
+    if frames is None:
+        return ALL_FRAMES if clear_existing else UNANNOTATED
+    if frames not in FRAME_CHOICES:
+        raise UsageError(f"frames={frames!r}: choose one of {', '.join(FRAME_CHOICES)}")
+    if clear_existing and frames != ALL_FRAMES:
+        raise UsageError(f"--clear-existing replaces every frame's annotations, so it goes "
+                         f"with all frames, not --frames {frames}")
+    if frames == NEW_JOBS and not server:
+        raise UsageError("--frames new-jobs needs the task's jobs, which only a CVAT server "
+                         "knows: give --task ID, or --frames unannotated for an export")
+    return frames
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +55,8 @@ class AnnotateResult:
     shapes: dict[str, int]
     """Shapes written (or planned) per task label."""
     skipped_existing: int = 0
+    skipped_frames: dict[str, int] = field(default_factory=dict)
+    """Frames given no predictions, by why (``already annotated``, ``in a job ...``)."""
     dropped: int = 0
     dry_run: bool = False
     predictions: tuple[Prediction, ...] = field(default=(), repr=False)
@@ -51,6 +73,9 @@ class AnnotateResult:
         lines = [self.mapping.format()] if mapping else []
         lines.append(f"{self.task}: {verb} {self.total} shapes on {self.frames} frames "
                      f"({per})")
+        for why, count in sorted(self.skipped_frames.items()):
+            lines.append(f"  {count} frames {why} were left as they are (--frames all "
+                         "predicts on them too)")
         if self.skipped_existing:
             lines.append(f"  {self.skipped_existing} predictions equal to shapes already "
                          "there were not written again")
@@ -85,12 +110,14 @@ def annotate_export(detector: Detector, source: Source, out: str | os.PathLike[s
                     threshold: float = 0.5, max_detections: int = 100,
                     clear_existing: bool = False, dry_run: int | None = None,
                     overwrite: bool = False, progress: Progress = no_progress,
-                    on_mapping: Callable[[LabelMatch], object] | None = None
-                    ) -> AnnotateResult:
+                    on_mapping: Callable[[LabelMatch], object] | None = None,
+                    frames: str | None = None) -> AnnotateResult:
     """Pre-annotations of an export's frames as ``out`` (``.xml``, or ``.zip`` holding
-    annotations.xml): the task's own shapes are kept unless ``clear_existing``. A file
-    already at ``out`` is refused unless ``overwrite``."""
+    annotations.xml): the task's own shapes are kept unless ``clear_existing``; only
+    frames without shapes get predictions unless ``frames`` is ``all``
+    (``FRAMES_HELP``). A file already at ``out`` is refused unless ``overwrite``."""
     check_threshold(threshold)
+    choice = check_frames_choice(frames, clear_existing, server=False)
     if out is None and dry_run is None:
         raise UsageError("give the annotations file to write (--out FILE.xml or .zip), or "
                          "--dry-run N")
@@ -106,25 +133,29 @@ def annotate_export(detector: Detector, source: Source, out: str | os.PathLike[s
     labels_ = source.labels
     plan = _match(detector, labels_, source.description, mapping, drop_unmapped, on_mapping)
     kinds = output_kinds(labels_, detector.info.has_masks)
+    skip = {} if choice == ALL_FRAMES else {
+        _key(f): ANNOTATED for f in source.frames() if f.shapes}
     if dry_run is not None:
         return _dry_run(detector, source, plan, kinds, source.description, threshold=threshold,
                         max_detections=max_detections, clear_existing=clear_existing,
-                        frames=dry_run, progress=progress)
+                        frames=dry_run, progress=progress, skip=skip, key=_key)
     counts: Counter[str] = Counter()
-    frames: list[Frame] = []
+    predicted: dict[str, Frame] = {}
     for p in predict(detector, source, threshold=threshold, max_detections=max_detections,
-                     progress=progress):
+                     progress=progress, only=lambda f: _key(f) not in skip):
         existing = () if clear_existing else p.ground_truth
         new = task_shapes(p.frame, plan.target, kinds.__getitem__,
                           {shape_key(s) for s in existing}, counts)
-        frames.append(replace(p.frame, shapes=tuple(existing) + tuple(new)))
+        predicted[_key(p.frame)] = replace(p.frame, shapes=tuple(existing) + tuple(new))
     assert dest is not None
-    result = _result(source.description, plan, len(frames), counts)
+    written = [predicted.get(_key(f), f) for f in source.frames()]
+    result = _result(source.description, plan, len(written), counts,
+                     skipped_frames=dict(Counter(skip.values())))
     name = source.summary().name or "pre-annotations"
     if dest.suffix == ".zip":
-        write_cvat_xml(dest, frames, labels_, task_name=name)
+        write_cvat_xml(dest, written, labels_, task_name=name)
     else:
-        write_bytes_file(dest, cvat_xml_bytes(frames, labels_, task_name=name))
+        write_bytes_file(dest, cvat_xml_bytes(written, labels_, task_name=name))
     return replace(result, out=dest)
 
 
@@ -132,17 +163,19 @@ def annotate_task(client, task_id: int, detector: Detector, *,
                   mapping: Mapping[str, str] | None = None, drop_unmapped: bool = False,
                   threshold: float = 0.5, max_detections: int = 100,
                   clear_existing: bool = False, dry_run: int | None = None,
-                  progress=None, on_mapping: Callable[[LabelMatch], object] | None = None
-                  ) -> AnnotateResult:
+                  progress=None, on_mapping: Callable[[LabelMatch], object] | None = None,
+                  frames: str | None = None) -> AnnotateResult:
     """Pre-annotate task ``task_id`` through ``cvat_sdk.auto_annotation.annotate_task``.
 
-    ``dry_run=N`` predicts the first N frames and writes nothing. ``progress``: a
-    ``cvat_sdk`` ProgressReporter (e.g. ``cvat_sdk.core.helpers.TqdmProgressReporter``).
+    ``frames`` picks the frames that get predictions (``FRAMES_HELP``; by default those
+    nobody annotated). ``dry_run=N`` predicts the first N of them and writes nothing.
+    ``progress``: a ``cvat_sdk`` ProgressReporter (e.g. ``cvat_sdk.core.helpers.TqdmProgressReporter``).
     ``on_mapping`` is shown the label mapping before any frame is predicted.
     """
     from cvat_sdk.auto_annotation import annotate_task as sdk_annotate_task
 
     check_threshold(threshold)
+    choice = check_frames_choice(frames, clear_existing, server=True)
     if isinstance(task_id, bool) or not isinstance(task_id, int) or task_id < 1:
         raise UsageError(f"task {task_id!r}: a CVAT task's id is a whole number from 1 on")
     host = client.api_map.host
@@ -160,16 +193,17 @@ def annotate_task(client, task_id: int, detector: Detector, *,
     source = CvatServerSource(client, task_id)
     plan = _match(detector, source.labels, where, mapping, drop_unmapped, on_mapping)
     kinds = output_kinds(source.labels, detector.info.has_masks)
+    skip = _frames_to_skip(source, choice)
     if dry_run is not None:
         return _dry_run(detector, source, plan, kinds, where, threshold=threshold,
                         max_detections=max_detections, clear_existing=clear_existing,
-                        frames=dry_run, progress=no_progress)
+                        frames=dry_run, progress=no_progress, skip=skip)
     existing: dict[str, set[tuple]] = {}
     if not clear_existing:
         existing = {name: {shape_key(s) for s in shapes}
                     for name, shapes in source.current_shapes().items()}
     function = DetectorFunction(detector, mapping=plan, kinds=kinds, threshold=threshold,
-                                max_detections=max_detections, existing=existing)
+                                max_detections=max_detections, existing=existing, skip=skip)
     try:
         sdk_annotate_task(client, task_id, function, pbar=progress,
                           clear_existing=clear_existing, conf_threshold=threshold)
@@ -185,7 +219,27 @@ def annotate_task(client, task_id: int, detector: Detector, *,
         raise ServerError(
             f"{cause} Nothing is lost: run the same command again; shapes that already "
             "reached the task are not written twice") from None
-    return _result(where, plan, source.frame_count, function.counts)
+    return _result(where, plan, source.frame_count, function.counts,
+                   skipped_frames=dict(Counter(skip.values())))
+
+
+def _key(frame: Frame) -> str:
+    """A frame's name within an export (its subset's folder, then its name)."""
+    return f"{frame.subset}/{frame.name}" if frame.subset else frame.name
+
+
+def _frames_to_skip(source: CvatServerSource, choice: str) -> dict[str, str]:
+    """Frame name -> why it gets no predictions, for the frames ``choice`` leaves out."""
+    if choice == ALL_FRAMES:
+        return {}
+    names = source.frame_names()
+    skip = {names[k]: ANNOTATED for k in source.annotated_frames() if k in names}
+    if choice == NEW_JOBS:
+        for k, name in names.items():
+            state = source.jobs.state_of(k)
+            if name not in skip and state != "new":
+                skip[name] = f"in a job {state}"
+    return skip
 
 
 def _result(task: str, plan: LabelMatch, frames: int, counts: Counter[str],
@@ -197,17 +251,19 @@ def _result(task: str, plan: LabelMatch, frames: int, counts: Counter[str],
 
 def _dry_run(detector: Detector, source, plan: LabelMatch, kinds: Mapping[str, str],
              task: str, *, threshold: float, max_detections: int, clear_existing: bool,
-             frames: int, progress: Progress) -> AnnotateResult:
-    """What would be written on the first ``frames`` frames; nothing is written."""
+             frames: int, progress: Progress, skip: Mapping[str, str],
+             key: Callable[[Frame], str] = lambda f: f.name) -> AnnotateResult:
+    """What would be written on the first ``frames`` frames not in ``skip``; nothing is
+    written."""
     if frames < 1:
         raise UsageError(f"--dry-run {frames}: give the number of frames to try, at least 1")
     counts: Counter[str] = Counter()
     predictions = []
     for p in predict(detector, source, threshold=threshold, max_detections=max_detections,
-                     limit=frames, progress=progress):
+                     limit=frames, progress=progress, only=lambda f: key(f) not in skip):
         known = set() if clear_existing else {shape_key(s) for s in p.ground_truth}
         new = task_shapes(p.frame, plan.target, kinds.__getitem__, known, counts)
         predictions.append(Prediction(frame=replace(p.frame, shapes=tuple(new)),
                                       ground_truth=p.ground_truth))
     return _result(task, plan, len(predictions), counts, dry_run=True,
-                   predictions=tuple(predictions))
+                   predictions=tuple(predictions), skipped_frames=dict(Counter(skip.values())))

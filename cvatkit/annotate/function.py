@@ -36,13 +36,15 @@ class DetectorFunction:
     the labels it leaves out, what ``shape_kind`` gives a label of any shape).
     ``existing`` holds, per frame name, the keys (``shape_key``) of shapes already on the
     task: predictions equal to one of them are not returned again, so running twice
-    writes nothing twice.
+    writes nothing twice. Frames named in ``skip`` get no prediction (the model is not
+    run on them); ``skipped_frames`` counts them by the reason given.
     """
 
     def __init__(self, detector: Detector, *, mapping: LabelMatch | None = None,
                  kinds: Mapping[str, str] | None = None, threshold: float = 0.5,
                  max_detections: int = 100,
-                 existing: Mapping[str, set[tuple]] | None = None) -> None:
+                 existing: Mapping[str, set[tuple]] | None = None,
+                 skip: Mapping[str, str] | None = None) -> None:
         import cvat_sdk.auto_annotation as cvataa
 
         check_threshold(threshold)
@@ -55,6 +57,8 @@ class DetectorFunction:
         self._ids = {t: i for i, t in enumerate(targets, start=1)}
         self._kinds = dict(kinds or {})
         self._existing = existing or {}
+        self._skip = skip or {}
+        self.skipped_frames: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         """Shapes returned per task label, plus ``shapes.EXISTING``/``DROPPED``."""
         self.spec = cvataa.DetectionFunctionSpec(labels=[
@@ -62,6 +66,9 @@ class DetectorFunction:
             for t in targets])
 
     def detect(self, context, image) -> list:
+        if context.frame_name in self._skip:
+            self.skipped_frames[self._skip[context.frame_name]] += 1
+            return []
         threshold = context.conf_threshold
         threshold = self.threshold if threshold is None else threshold
         pixels = np.asarray(image.convert("RGB"))

@@ -18,12 +18,18 @@ def say_error(message: str) -> None:
           file=sys.stderr)
 
 
-def server_args(p: argparse.ArgumentParser) -> None:
+def server_args(p: argparse.ArgumentParser, *, jobs: bool = False) -> None:
+    """The CVAT server options; ``jobs``: also ``--jobs``, for commands that read a task's
+    annotated frames."""
+    from ..frame_choices import AUTO, JOBS_HELP
+
     g = p.add_argument_group(
         "CVAT server", "for cvat:// sources. Credentials come from CVAT_ACCESS_TOKEN, or "
         "CVAT_USER and CVAT_PASSWORD, never from the command line.")
     g.add_argument("--server-host", default=None,
                    help="CVAT address, e.g. https://app.cvat.ai (default: $CVAT_HOST)")
+    if jobs:
+        g.add_argument("--jobs", default=AUTO, metavar="WHICH", help=JOBS_HELP)
 
 
 def bytes_bar(desc: str):

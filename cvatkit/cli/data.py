@@ -29,7 +29,8 @@ def add_commands(sub) -> None:
     s = sub.add_parser(
         "prepare", help="check a task and write it as TFRecords for training",
         description="Read SOURCE (a CVAT export .zip or folder in 'CVAT for images 1.1' or "
-        "'COCO 1.0' format, or cvat://TASK_ID on a CVAT server), check it, split it into "
+        "'COCO 1.0' format, or cvat://TASK_ID or cvat://project/PROJECT_ID on a CVAT server; "
+        "--jobs says which jobs' frames), check it, split it into "
         "train and validation frames and write OUT_DIR: train-*.tfrecord, val-*.tfrecord, "
         "label_map.pbtxt, classes.csv, label_map.json, report.json, val_coco.json.")
     s.add_argument("source", metavar="SOURCE")
@@ -47,7 +48,7 @@ def add_commands(sub) -> None:
                    help="replace OUT_DIR if it already holds a dataset")
     s.add_argument("--strict", action="store_true",
                    help="fail instead of dropping unusable shapes")
-    server_args(s)
+    server_args(s, jobs=True)
     s.set_defaults(func=_cmd_prepare)
 
     s = sub.add_parser("check", help="print a task's dataset report without writing anything",
@@ -55,13 +56,14 @@ def add_commands(sub) -> None:
                        "with it: frames, shapes per label, clipped and dropped shapes.")
     s.add_argument("source", metavar="SOURCE")
     s.add_argument("--val-split", type=float, default=0.1, metavar="F")
-    server_args(s)
+    server_args(s, jobs=True)
     s.set_defaults(func=_cmd_check)
 
-    s = sub.add_parser("tasks", help="list the tasks on a CVAT server",
-                       description="List the tasks on a CVAT server: id, name, frames, "
-                       "status, labels.")
-    s.add_argument("--search", help="only tasks whose name contains this text")
+    s = sub.add_parser("tasks", help="list the projects and tasks on a CVAT server",
+                       description="List the projects and tasks on a CVAT server: the "
+                       "address to give as SOURCE, frames (tasks) or tasks (projects), "
+                       "status, name, labels.")
+    s.add_argument("--search", help="only those whose name contains this text")
     server_args(s)
     s.set_defaults(func=_cmd_tasks)
 
@@ -91,7 +93,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         if masks is not None:
             raise UsageError("give --model (to prepare what it reads) or --masks, not both")
         masks = get_model(args.model).masks
-    source = open_source(args.source, server_host=args.server_host)
+    source = open_source(args.source, server_host=args.server_host, jobs=args.jobs)
     try:
         total = source.summary().frames
         with tqdm(total=total, unit="frame", desc="writing TFRecords", file=sys.stderr,
@@ -113,7 +115,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from ..cvat import open_source
     from ..dataset import check
 
-    source = open_source(args.source, server_host=args.server_host)
+    source = open_source(args.source, server_host=args.server_host, jobs=args.jobs)
     try:
         report = check(source, val_fraction=args.val_split)
     finally:
@@ -124,17 +126,22 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
     from ..cvat import connect, list_tasks
+    from ..cvat.projects import list_projects
 
     client = connect(args.server_host)
     try:
+        projects = list_projects(client, search=args.search)
         tasks = list_tasks(client, search=args.search)
     finally:
         client.close()
-    if not tasks:
-        print("no tasks" + (f" matching {args.search!r}" if args.search else ""))
+    if not tasks and not projects:
+        print("no projects or tasks" + (f" matching {args.search!r}" if args.search else ""))
         return 0
-    print(f"{'id':>6}  {'frames':>6}  {'status':<11} {'updated':<20} name [labels]")
-    for t in tasks:
-        print(f"{t.id:>6}  {t.frames:>6}  {t.status:<11} {t.updated[:19]:<20} {t.name} "
-              f"[{', '.join(t.labels)}]")
+    width = max(len(t.source) for t in projects + tasks)
+    print(f"{'source':<{width}}  {'size':>10}  {'status':<11} {'updated':<19} name [labels]")
+    for t in projects + tasks:
+        size = (f"{t.extra.get('tasks', '?')} tasks" if t.extra.get("kind") == "project"
+                else f"{t.frames} frames")
+        print(f"{t.source:<{width}}  {size:>10}  {t.status:<11} {t.updated[:19]:<19} "
+              f"{t.name} [{', '.join(t.labels)}]")
     return 0

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..frame_choices import FRAME_CHOICES, FRAMES_HELP
 from ..errors import UsageError
 from .common import frames_bar, server_args
 
@@ -105,7 +106,8 @@ def _add_annotate(sub) -> None:
         description="Predict a task's frames and add the shapes to it: on a CVAT server "
         "with --task (through cvat-sdk's annotate_task), or offline with --source EXPORT "
         "--out FILE, which writes a 'CVAT for images 1.1' annotations file for CVAT's "
-        "Upload annotations. The label mapping is shown first; model labels the task lacks "
+        "Upload annotations. Only frames nobody annotated get predictions unless --frames "
+        "says otherwise. The label mapping is shown first; model labels the task lacks "
         "are refused unless mapped (--map) or dropped (--drop-unmapped). Shapes equal to "
         "ones already on the task are never written twice, so a failed run can be re-run.")
     s.add_argument("model", metavar="MODEL")
@@ -120,7 +122,9 @@ def _add_annotate(sub) -> None:
                    help="predict the first N frames and show what would be written; "
                    "write nothing")
     s.add_argument("--clear-existing", action="store_true",
-                   help="replace the task's annotations instead of adding to them")
+                   help="replace the task's annotations instead of adding to them "
+                   "(every frame gets predictions)")
+    s.add_argument("--frames", choices=FRAME_CHOICES, default=None, help=FRAMES_HELP)
     s.add_argument("--map", action="append", default=[], metavar="MODEL=TASK",
                    help="send a model label to a task label of another name (repeatable)")
     s.add_argument("--drop-unmapped", action="store_true",
@@ -315,7 +319,7 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
     common = dict(mapping=mapping, drop_unmapped=args.drop_unmapped,
                   threshold=args.threshold, max_detections=args.max_detections,
                   clear_existing=args.clear_existing, dry_run=args.dry_run,
-                  on_mapping=lambda plan: print(plan.format(), flush=True))
+                  frames=args.frames, on_mapping=lambda plan: print(plan.format(), flush=True))
     if args.source:
         from ..cvat import open_export
 

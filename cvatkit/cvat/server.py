@@ -19,6 +19,7 @@ from ..addresses import redacted, split_credentials
 from ..errors import AnnotationError, ServerError, UsageError
 from ..limits import ANSWER, IMAGE
 from ..records import Frame, LabelMap, Shape, TaskSummary
+from .jobs import AUTO, Job, choose_jobs, job_from_cvat, parse_jobs
 from .source import UNLABELLED
 from .sdk import attribute_names, label_map_from_cvat, shape_from_cvat, summary_from_cvat
 
@@ -135,9 +136,14 @@ def list_tasks(client, *, search: str | None = None) -> list[TaskSummary]:
 
 
 class CvatServerSource:
-    """One task of a CVAT server, read through ``cvat_sdk.datasets.TaskDataset``."""
+    """One task of a CVAT server, read through ``cvat_sdk.datasets.TaskDataset``.
 
-    def __init__(self, client, task_id: int) -> None:
+    ``jobs`` picks the jobs whose frames are read (``jobs.parse_jobs``; by default the
+    finished ones, see ``jobs.JOBS_HELP``); ``frames()`` counts what it left out in
+    ``left_out`` and all frames by their job's state in ``frames_by_job``.
+    """
+
+    def __init__(self, client, task_id: int, *, jobs: str | tuple[str, ...] = AUTO) -> None:
         import cvat_sdk.models as models
         from cvat_sdk.datasets import TaskDataset, UnsupportedDatasetError
         from cvat_sdk.datasets.caching import UpdatePolicy, make_cache_manager
@@ -147,6 +153,9 @@ class CvatServerSource:
         host = client.api_map.host
         self.description = f"cvat://{task_id} on {host}"
         self.skipped: Counter[str] = Counter()
+        self.left_out: Counter[str] = Counter()
+        self.frames_by_job: Counter[str] = Counter()
+        words = parse_jobs(jobs) if isinstance(jobs, str) else jobs
         try:
             self._dataset = TaskDataset(client, self.task_id)
         except UnsupportedDatasetError as e:
@@ -170,6 +179,8 @@ class CvatServerSource:
             raise AnnotationError(f"{self.description}: {e}") from None
         self._label_names = {label.id: label.name for label in self._dataset.labels}
         self._attr_names = attribute_names(self._dataset.labels)
+        self.jobs = choose_jobs(task_jobs(client, self.task_id), words, self.description)
+        self.notes: list[str] = [self.jobs.note] if self.jobs.note else []
 
     @property
     def labels(self) -> LabelMap:
@@ -185,11 +196,18 @@ class CvatServerSource:
 
     def frames(self) -> Iterator[Frame]:
         self.skipped.clear()
+        self.left_out.clear()
+        self.frames_by_job.clear()
         if self._tracks:
             self.skipped["track"] = self._tracks
         sizes = self._meta.frames
         for sample in self._dataset.samples:
             k = sample.frame_index
+            state = self.jobs.state_of(k)
+            self.frames_by_job[state] += 1
+            if not self.jobs.takes(k):
+                self.left_out[f"in a job {state}"] += 1
+                continue
             meta = sizes[k] if k < len(sizes) else sizes[0]
             shapes = []
             for s in sample.annotations.shapes:
@@ -212,6 +230,28 @@ class CvatServerSource:
     @property
     def frame_count(self) -> int:
         return len(self._dataset.samples)
+
+    def annotated_frames(self) -> set[int]:
+        """The frames that hold a shape, or lie in a track, on the server now (not from
+        the local cache)."""
+        try:
+            data = self.client.tasks.retrieve(self.task_id).get_annotations()
+        except Exception as e:
+            raise server_error(e, self.client.api_map.host,
+                                f"read the annotations of task {self.task_id}") from None
+        frames = {int(s.frame) for s in data.shapes or []}
+        for track in data.tracks or []:
+            keys = [int(s.frame) for s in track.shapes or []]
+            if keys:
+                frames.update(range(min(keys), max(keys) + 1))
+        return frames
+
+    def frame_names(self) -> dict[int, str]:
+        """Frame number -> frame name, for every frame of the task."""
+        return {sample.frame_index: sample.frame_name for sample in self._dataset.samples}
+
+    def task_lines(self) -> list[str]:
+        return []
 
     def current_shapes(self) -> dict[str, list[Shape]]:
         """The task's shapes as the server has them now (not from the local cache), by
@@ -262,6 +302,16 @@ class CvatServerSource:
 
     def close(self) -> None:
         pass
+
+
+def task_jobs(client, task_id: int) -> list[Job]:
+    """The annotation jobs of task ``task_id``, as the server has them now."""
+    try:
+        jobs = client.tasks.retrieve(task_id).get_jobs()
+    except Exception as e:
+        raise server_error(e, client.api_map.host, f"read the jobs of task {task_id}") from None
+    return sorted((j for j in map(job_from_cvat, jobs) if j is not None),
+                  key=lambda j: j.start)
 
 
 def server_error(e: Exception, host: str, doing: str, *,

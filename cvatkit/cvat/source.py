@@ -34,6 +34,15 @@ class Source(Protocol):
     """Annotations the reader left out, by kind (``polyline``, ``tag``, ``track``...),
     filled while ``frames()`` runs."""
 
+    left_out: Counter[str]
+    """Frames ``frames()`` did not yield, by why (``in a job in progress``)."""
+
+    frames_by_job: Counter[str]
+    """Every frame by the state of the CVAT job that holds it; empty for exports."""
+
+    notes: list[str]
+    """What a reader of the source should know (a choice made for them)."""
+
     @property
     def labels(self) -> LabelMap: ...
 
@@ -47,6 +56,10 @@ class Source(Protocol):
 
     def image_name(self, frame: Frame) -> str:
         """Where the frame's image lives, for messages."""
+        ...
+
+    def task_lines(self) -> list[str]:
+        """A line per task, for a source of several (a project); else none."""
         ...
 
     def opener(self) -> Callable[[], Source] | None:
@@ -64,6 +77,12 @@ class ExportSource:
         self.container = container
         self.description = str(container.path)
         self.skipped: Counter[str] = Counter()
+        self.left_out: Counter[str] = Counter()
+        self.frames_by_job: Counter[str] = Counter()
+        self.notes: list[str] = []
+
+    def task_lines(self) -> list[str]:
+        return []
 
     def image_name(self, frame: Frame) -> str:
         candidates = _image_candidates(frame)

@@ -1,4 +1,5 @@
-"""A CVAT task from where it is: an export (zip or folder, two formats) or a server."""
+"""A CVAT task from where it is: an export (zip or folder, two formats), or a task or a
+project on a server."""
 
 from __future__ import annotations
 
@@ -9,31 +10,59 @@ from ..errors import SourceError, UsageError
 from .coco import CocoSource, coco_files
 from .container import Container
 from .cvat_xml import ANNOTATIONS, CvatXmlSource
+from .jobs import ALL, AUTO, parse_jobs
+from .projects import CvatProjectSource
 from .server import CvatServerSource, connect
 from .source import Source
 
-_CVAT_URI = re.compile(r"^cvat://(?P<id>[^/?#]*)/?\Z")
+_CVAT_URI = re.compile(r"^cvat://(?:(?P<project>project)/)?(?P<id>[^/?#]*)/?\Z")
+SOURCE_HELP = ("a path to a CVAT export (.zip or folder), cvat://TASK_ID or "
+               "cvat://project/PROJECT_ID (a project: all its tasks)")
+
+
+def parse_cvat_uri(text: str) -> tuple[str, int] | None:
+    """``("task", ID)`` or ``("project", ID)`` for a ``cvat://`` address; None for anything
+    else. A malformed ``cvat://`` address is refused with the forms it may take."""
+    m = _CVAT_URI.match(text)
+    if m is None:
+        if text.startswith("cvat://"):
+            raise UsageError(f"{text!r}: a CVAT task is named cvat://TASK_ID (e.g. cvat://42), "
+                             "a project cvat://project/PROJECT_ID")
+        return None
+    kind = m["project"] or "task"
+    if not m["id"].isdigit() or int(m["id"]) < 1:
+        form = "project/PROJECT_ID" if m["project"] else "TASK_ID"
+        raise UsageError(f"{text!r}: a CVAT {kind} is named cvat://{form} with the {kind}'s "
+                         f"number (1 or more), e.g. cvat://{'project/' if m['project'] else ''}"
+                         "42")
+    return kind, int(m["id"])
 
 
 def open_source(uri: str | os.PathLike[str], *, server_host: str | None = None,
-                client=None, **credentials) -> Source:
-    """The source behind ``uri``: an export folder or zip, or ``cvat://TASK_ID``.
+                client=None, jobs: str = AUTO, **credentials) -> Source:
+    """The source behind ``uri``: an export folder or zip, ``cvat://TASK_ID`` or
+    ``cvat://project/PROJECT_ID``.
 
     For ``cvat://`` the server is ``client`` if given, else ``server_host`` or
     ``$CVAT_HOST``, logged in with ``credentials`` (see ``connect``) or the environment.
+    ``jobs`` picks the jobs whose frames are read (``jobs.JOBS_HELP``; exports have none).
     """
     text = os.fspath(uri)
-    m = _CVAT_URI.match(text)
-    if m:
-        if not m["id"].isdigit() or int(m["id"]) < 1:
-            raise UsageError(f"{text!r}: a CVAT task is named cvat://TASK_ID with the task's "
-                             "number (1 or more), e.g. cvat://42")
+    words = parse_jobs(jobs)
+    found = parse_cvat_uri(text)
+    if found is not None:
+        kind, number = found
         if client is None:
             client = connect(server_host, **credentials)
-        return CvatServerSource(client, int(m["id"]))
+        if kind == "project":
+            return CvatProjectSource(client, number, jobs=words)
+        return CvatServerSource(client, number, jobs=words)
     if "://" in text:
+        raise UsageError(f"{text!r}: give {SOURCE_HELP}")
+    if words not in ((AUTO,), (ALL,)):
         raise UsageError(
-            f"{text!r}: give a path to a CVAT export (.zip or folder) or cvat://TASK_ID")
+            f"--jobs {jobs}: {text} is an export, which carries no job stages or states; "
+            "give the task as cvat://TASK_ID to choose its jobs, or leave --jobs out")
     return open_export(text)
 
 

@@ -34,6 +34,14 @@ class Report:
     rotated_boxes: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     """Annotations not trained on, by kind (polyline, points, tag, track...)."""
+    frames_by_job: dict[str, int] = field(default_factory=dict)
+    """All the source's frames by the state of the CVAT job holding them (server
+    sources only)."""
+    left_out: dict[str, int] = field(default_factory=dict)
+    """Frames not read, by why (``in a job in progress``)."""
+    tasks: list[str] = field(default_factory=list)
+    """A line per task of a project."""
+    notes: list[str] = field(default_factory=list)
     train_frames: int = 0
     val_frames: int = 0
     problems: list[str] = field(default_factory=list)
@@ -47,6 +55,15 @@ class Report:
         lines = [f"Task {self.task!r} from {self.source}",
                  f"  frames: {self.frames} ({self.train_frames} train, {self.val_frames} val), "
                  f"{self.frames_without_shapes} without shapes"]
+        lines += [f"  {line}" for line in self.tasks]
+        if self.frames_by_job:
+            lines.append("  frames by job state: " + ", ".join(
+                f"{n} {state}" for state, n in sorted(self.frames_by_job.items())))
+        if self.left_out:
+            lines.append("  frames left out: " + ", ".join(
+                f"{n} {why}" for why, n in sorted(self.left_out.items()))
+                + " (--jobs chooses the jobs)")
+        lines += [f"  note: {n}" for n in self.notes]
         width = max((len(n) for n in self.labels), default=5)
         lines.append("  shapes per label:")
         for name in self.labels:

@@ -121,7 +121,9 @@ def dataset_folder_name(source: str, *, host: str | None = None) -> str:
     ``cvat://ID`` is a task of ``host``, default ``$CVAT_HOST``)."""
     if source.startswith("cvat://"):
         where = f"{source} on {host if host is not None else os.environ.get(HOST_ENV, '')}"
-        name = "task-" + source[len("cvat://"):].strip("/")
+        rest = source[len("cvat://"):].strip("/")
+        name = rest.replace("project/", "project-") if rest.startswith("project/") else (
+            "task-" + rest)
     else:
         path = Path(source).expanduser().resolve()
         where, name = str(path), path.name.removesuffix(".zip")

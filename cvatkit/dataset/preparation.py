@@ -184,9 +184,18 @@ def _read_checked(source: Source) -> tuple[list[Frame], Report]:
     checker = Checker(source.labels, report)
     frames = [checker.check(frame) for frame in source.frames()]
     report.skipped = dict(Counter(source.skipped))
+    report.frames_by_job = dict(source.frames_by_job)
+    report.left_out = dict(source.left_out)
+    report.tasks = source.task_lines()
+    report.notes = list(source.notes)
     if not frames:
         extra = ""
-        if report.skipped.get("track"):
+        if report.left_out:
+            extra = (" to train on: " + ", ".join(
+                f"{n} {why}" for why, n in sorted(report.left_out.items()))
+                + " were left out; finish those jobs in CVAT, or choose others with --jobs "
+                "(--jobs all takes every frame)")
+        elif report.skipped.get("track"):
             extra = (" (it holds tracks only: that is a 'CVAT for video 1.1' export; export "
                      "the task as 'CVAT for images 1.1')")
         raise AnnotationError(f"{source.description}: the task has no frames{extra}")

@@ -89,10 +89,12 @@ def open_frames(items: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 def predict(detector: Detector, frames: Source | Sequence[str | os.PathLike[str]], *,
             threshold: float = 0.5, max_detections: int = 100, batch_size: int = 8,
             polygons: bool = False, limit: int | None = None, keep_images: int = 0,
-            progress: Progress = no_progress, workers: int = 2) -> Iterator[Prediction]:
+            progress: Progress = no_progress, workers: int = 2,
+            only: Callable[[Frame], bool] | None = None) -> Iterator[Prediction]:
     """Predictions for each frame, in order. ``frames`` is a task source or image paths.
 
-    ``limit`` stops after that many frames; ``keep_images`` keeps the decoded pixels of
+    ``only`` picks a task's frames to predict (the others are neither read nor
+    predicted); ``limit`` stops after that many frames; ``keep_images`` keeps the decoded pixels of
     the first that many frames (for pictures); ``progress`` is called with 1 per frame.
     """
     check_threshold(threshold)  # here, not when the first prediction is asked for
@@ -103,13 +105,16 @@ def predict(detector: Detector, frames: Source | Sequence[str | os.PathLike[str]
     if detector.info.batch_size is not None:
         batch_size = detector.info.batch_size
     return _predict(detector, frames, threshold, max_detections, batch_size, polygons,
-                    limit, keep_images, progress, workers)
+                    limit, keep_images, progress, workers, only)
 
 
 def _predict(detector: Detector, frames, threshold: float, max_detections: int,
              batch_size: int, polygons: bool, limit: int | None, keep_images: int,
-             progress: Progress, workers: int) -> Iterator[Prediction]:
+             progress: Progress, workers: int,
+             only: Callable[[Frame], bool] | None) -> Iterator[Prediction]:
     items = _items(frames)
+    if only is not None:
+        items = (item for item in items if item.frame is None or only(item.frame))
     if limit is not None:
         items = _take(items, limit)
     groups = _SizeGroups(batch_size, window=WINDOW_BATCHES * batch_size)

@@ -96,7 +96,7 @@ def test_shapes_land_with_the_right_labels_frames_and_coordinates(fake_cvat, cli
                     shapes=[MANUAL])
     shown = []
     result = annotate_task(client, task, load_detector(model), threshold=0.5,
-                           on_mapping=shown.append)
+                           on_mapping=shown.append, frames="all")
     assert shown and shown[0].targets == ("cat", "dog", "bird")
     assert result.shapes == {"cat": FRAMES, "dog": FRAMES, "bird": 0}
     written = auto(fake_cvat, task)
@@ -127,7 +127,10 @@ def test_retrying_after_a_failed_upload_does_not_duplicate_shapes(fake_cvat, cli
         annotate_task(client, task, detector)
     assert len(auto(fake_cvat, task)) == 2 * FRAMES
     again = annotate_task(client, task, detector)
-    assert again.total == 0 and again.skipped_existing == 2 * FRAMES
+    assert again.total == 0 and again.skipped_frames == {"already annotated": FRAMES}
+    # asked to predict on annotated frames too, it still writes no shape twice
+    everywhere = annotate_task(client, task, detector, frames="all")
+    assert everywhere.total == 0 and everywhere.skipped_existing == 2 * FRAMES
     assert len(auto(fake_cvat, task)) == 2 * FRAMES
     # the upload fails before anything is stored: the retry writes everything once
     other = new_task(fake_cvat, [("cat", "any"), ("dog", "any"), ("bird", "any")])
@@ -137,6 +140,27 @@ def test_retrying_after_a_failed_upload_does_not_duplicate_shapes(fake_cvat, cli
     assert auto(fake_cvat, other) == []
     assert annotate_task(client, other, detector).total == 2 * FRAMES
     assert len(auto(fake_cvat, other)) == 2 * FRAMES
+
+
+def test_frames_people_annotated_get_no_predictions(fake_cvat, client, model, capsys):
+    task = new_task(fake_cvat, [("cat", "any"), ("dog", "any"), ("bird", "any")],
+                    shapes=[MANUAL])
+    result = annotate_task(client, task, load_detector(model))
+    assert result.skipped_frames == {"already annotated": 1}
+    assert {s["frame"] for s in auto(fake_cvat, task)} == set(range(1, FRAMES))
+    assert "1 frames already annotated were left as they are" in folded(result.format())
+    dry = annotate_task(client, task, load_detector(model), frames="all", dry_run=FRAMES)
+    assert dry.frames == FRAMES and dry.skipped_frames == {}
+    # the job of the fake server's task is new: new-jobs takes the same frames
+    assert annotate_task(client, task, load_detector(model), frames="new-jobs").total == 0
+    with pytest.raises(UsageError, match="goes with all frames"):
+        annotate_task(client, task, load_detector(model), clear_existing=True,
+                      frames="unannotated")
+    assert main(["annotate", str(model), "--task", str(task), "--frames", "new-jobs",
+                 "--dry-run", "1"]) == 0
+    # every frame holds shapes now: nothing is left to predict on
+    assert "3 frames already annotated were left" in folded(capsys.readouterr().out)
+    assert len(auto(fake_cvat, task)) == 2 * (FRAMES - 1)
 
 
 def test_dry_run_writes_nothing(fake_cvat, client, model):
@@ -330,9 +354,10 @@ def test_offline_annotations_file_reads_back_identically(model, sample_cvat, tmp
     source = open_export(sample_cvat)
     frames = list(source.frames())
     planned = annotate_export(detector, source, None, mapping=mapping, threshold=0.0,
-                              dry_run=len(frames))
+                              dry_run=len(frames), frames="all")
     out = tmp_path / f"pre{suffix}"
-    result = annotate_export(detector, source, out, mapping=mapping, threshold=0.0)
+    result = annotate_export(detector, source, out, mapping=mapping, threshold=0.0,
+                             frames="all")
     assert result.out == out and result.total == planned.total == 3 * len(frames)
     folder = tmp_path / "readback"
     folder.mkdir()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fakes.cvat_server import PASSWORD, TOKEN, USER
 from helpers import folded
@@ -114,7 +116,7 @@ def test_tasks_command_lists_tasks(fake_cvat, cvat_env, capsys):
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
     assert "sample shapes [square, triangle, circle]" in out
-    assert f"{fake_cvat.sample_task:>6}  {FRAMES:>6}  annotation" in out
+    assert re.search(rf"cvat://{fake_cvat.sample_task} +{FRAMES} frames +annotation ", out)
 
 
 def test_unknown_task(fake_cvat, cvat_env, capsys, tmp_path):

@@ -192,6 +192,7 @@ class FakeCvatServer:
                 ("DELETE", r"/api/tasks/(\d+)/annotations", self._delete_annotations),
                 ("GET", r"/api/labels", self._list_labels),
                 ("GET", r"/api/jobs", self._list_jobs),
+                ("GET", r"/api/projects", self._list_projects),
             ]
         ]
 
@@ -586,6 +587,11 @@ class FakeCvatServer:
         else:
             tasks = sorted(self._tasks.values(), key=lambda t: t.id)
         return self._paginate(request, [dict(label) for t in tasks for label in t.labels])
+
+    def _list_projects(self, request: _Request) -> _Response:
+        """This server keeps tasks only: its list of projects is empty (projects are
+        tested against a real CVAT, ``real_cvat``)."""
+        return self._paginate(request, [])
 
     def _list_jobs(self, request: _Request) -> _Response:
         tasks = sorted(self._tasks.values(), key=lambda t: -t.id)

@@ -1,0 +1,187 @@
+"""What cvatkit relies on in CVAT, checked against a real CVAT server (``real_cvat``):
+tasks and projects listed and read (``cvat://`` sources), job filters, pre-annotation
+(on the server, and offline through CVAT's own importer), scores, frame tags, and no
+credential in any output or file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fakes.saved_models import model_garden_like
+from helpers import folded
+from real_cvat import add_shapes, jpeg_files, make_project, make_task, set_job
+
+from cvatkit import open_source, prepare
+from cvatkit.annotate import annotate_export, annotate_task
+from cvatkit.cli import main
+from cvatkit.cvat import list_tasks, sample_frame
+from cvatkit.cvat.projects import list_projects
+from cvatkit.errors import AnnotationError, UsageError
+from cvatkit.inference import load_detector
+from cvatkit.label_files import write_label_files
+from cvatkit.records import LabelMap
+
+LABELS = [("rectangle", "any"), ("ellipse", "any"), ("triangle", "any")]
+MODEL_LABELS = ("rectangle", "ellipse", "triangle")
+
+
+@pytest.fixture(scope="module")
+def cvat(real_cvat):
+    client = real_cvat.client()
+    yield real_cvat, client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Six sample frames with the shapes drawn on them."""
+    return [sample_frame(7, i, index=i) for i in range(6)]
+
+
+@pytest.fixture
+def env(cvat, monkeypatch, tmp_path):
+    server, _ = cvat
+    for key in ("CVAT_ACCESS_TOKEN",):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CVATKIT_CVAT_CACHE", str(tmp_path / "cvat-cache"))
+    return server
+
+
+def people_shapes(frames, only=None):
+    """The sample's own shapes of ``frames`` as a person would have drawn them."""
+    return [{"label": s.label, "frame": i, "points": list(s.bbox())}
+            for i, (frame, _) in enumerate(frames) if only is None or i in only
+            for s in frame.shapes]
+
+
+def new_task(client, frames, tmp_path, name="photos", **kwargs) -> int:
+    files = jpeg_files(tmp_path / f"{name}-files", [(f.name, data) for f, data in frames])
+    return make_task(client, name, files, labels=kwargs.pop("labels", LABELS), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path = model_garden_like(tmp_path_factory.mktemp("model") / "mg")
+    write_label_files(LabelMap.from_names(MODEL_LABELS), path)
+    return path
+
+
+def test_a_task_reads_as_its_annotations_and_is_listed(cvat, env, frames, tmp_path):
+    _, client = cvat
+    task = new_task(client, frames, tmp_path, name="listed task")
+    add_shapes(client, task, people_shapes(frames))
+    assert any(t.id == task and t.name == "listed task" and t.frames == 6
+               for t in list_tasks(client))
+    source = open_source(f"cvat://{task}", client=client, jobs="all")
+    read = list(source.frames())
+    assert [f.name for f in read] == [f.name for f, _ in frames]
+    for got, (want, _) in zip(read, frames):
+        assert sorted((s.label, s.bbox()) for s in got.shapes) == pytest.approx(
+            sorted((s.label, s.bbox()) for s in want.shapes))
+    assert source.read_image(read[0])[:2] == b"\xff\xd8"  # the JPEG as uploaded
+
+
+def test_job_states_choose_the_frames_trained_on(cvat, env, frames, tmp_path, capsys):
+    _, client = cvat
+    task = new_task(client, frames, tmp_path, name="two jobs", segment_size=3)
+    add_shapes(client, task, people_shapes(frames))
+    jobs = sorted(client.tasks.retrieve(task).get_jobs(), key=lambda j: j.start_frame)
+    assert len(jobs) == 2
+    # nothing finished: every frame is taken, and the report says why
+    report = prepare(open_source(f"cvat://{task}", client=client), tmp_path / "all").report
+    assert report.frames == 6 and report.frames_by_job == {"new": 6}
+    assert "none of its 2 jobs is finished" in folded(report.format())
+    with pytest.raises(AnnotationError, match="3 in a job new.*--jobs"):
+        prepare(open_source(f"cvat://{task}", client=client, jobs="completed"),
+                tmp_path / "none")
+    set_job(client, jobs[0].id, state="completed")
+    report = prepare(open_source(f"cvat://{task}", client=client), tmp_path / "auto").report
+    assert (report.frames, report.left_out) == (3, {"in a job new": 3})
+    assert report.frames_by_job == {"completed": 3, "new": 3}
+    set_job(client, jobs[1].id, stage="validation")
+    code = main(["check", f"cvat://{task}", "--jobs", "validation"])
+    out = folded(capsys.readouterr().out)
+    assert code == 0 and "frames: 3" in out and "3 in a job completed" in out
+    assert main(["check", f"cvat://{task}", "--jobs", "done"]) == 2
+    assert "'done' is not a job stage or state" in folded(capsys.readouterr().err)
+
+
+def test_a_project_of_two_tasks_is_read_as_one(cvat, env, frames, tmp_path, capsys):
+    _, client = cvat
+    project = make_project(client, "two batches", LABELS)
+    # the second batch reuses the first one's frame names
+    first = new_task(client, frames[:3], tmp_path, name="batch 1", labels=None,
+                     project_id=project)
+    second = new_task(client, frames[3:], tmp_path / "b", name="batch 2", labels=None,
+                      project_id=project)
+    add_shapes(client, first, people_shapes(frames[:3]))
+    add_shapes(client, second, people_shapes(frames[3:], only=range(2)))
+    assert any(p.id == project and p.labels == MODEL_LABELS for p in list_projects(client))
+    source = open_source(f"cvat://project/{project}", client=client, jobs="all")
+    names = [f.name for f in source.frames()]
+    assert len(names) == len(set(names)) == 6
+    ds = prepare(source, tmp_path / "ds", val_fraction=0.0)
+    assert ds.report.frames == 6
+    lines = folded(ds.report.format())
+    assert f"task {first} 'batch 1': 3 frames" in lines
+    assert f"task {second} 'batch 2': 3 frames" in lines
+    assert main(["tasks"]) == 0
+    listed = capsys.readouterr().out
+    assert f"cvat://project/{project}" in listed and f"cvat://{first}" in listed
+
+
+def test_annotate_writes_only_on_frames_nobody_annotated(cvat, env, frames, model, tmp_path):
+    _, client = cvat
+    task = new_task(client, frames[:4], tmp_path, name="partly done")
+    add_shapes(client, task, people_shapes(frames, only={0, 2}))
+    before = client.tasks.retrieve(task).get_annotations().shapes
+    detector = load_detector(model)
+    result = annotate_task(client, task, detector)
+    assert result.skipped_frames == {"already annotated": 2}
+    shapes = client.tasks.retrieve(task).get_annotations().shapes
+    auto = [s for s in shapes if str(s.source.value if hasattr(s.source, "value") else s.source)
+            != "manual"]
+    assert {s.frame for s in auto} == {1, 3}
+    assert len(shapes) == len(before) + len(auto)
+    assert all(0 < s.score < 1 for s in auto)  # CVAT keeps each shape's score
+    assert "2 frames already annotated were left as they are" in folded(result.format())
+    again = annotate_task(client, task, detector)
+    assert again.total == 0
+    assert len(client.tasks.retrieve(task).get_annotations().shapes) == len(shapes)
+    everywhere = annotate_task(client, task, detector, frames="all")
+    assert everywhere.skipped_frames == {} and everywhere.total == len(
+        [s for s in auto if s.frame in (0, 2)]) or everywhere.total > 0
+
+
+def test_offline_annotations_go_back_through_cvats_importer(cvat, env, frames, model,
+                                                             tmp_path):
+    _, client = cvat
+    labels = [(n, "any") for n in MODEL_LABELS]
+    task = new_task(client, frames[:3], tmp_path, name="offline", labels=labels)
+    export = tmp_path / "export.zip"
+    client.tasks.retrieve(task).export_dataset("CVAT for images 1.1", str(export),
+                                              include_images=True)
+    out = tmp_path / "pre.xml"
+    annotate_export(load_detector(model), open_source(export), out)
+    client.tasks.retrieve(task).import_annotations("CVAT 1.1", str(out))
+    shapes = client.tasks.retrieve(task).get_annotations().shapes
+    assert {s.frame for s in shapes} == {0, 1, 2}
+
+
+def test_no_credential_reaches_output_or_files(cvat, env, frames, tmp_path, capsys):
+    server, client = cvat
+    task = new_task(client, frames[:3], tmp_path, name="secrets")
+    add_shapes(client, task, people_shapes(frames[:3]))
+    out = tmp_path / "ds"
+    assert main(["prepare", f"cvat://{task}", str(out), "--val-split", "0"]) == 0
+    printed = capsys.readouterr()
+    text = printed.out + printed.err + "".join(
+        p.read_text(errors="replace") for p in out.rglob("*") if p.is_file()
+        and p.suffix in (".json", ".txt", ".yaml", ".pbtxt", ""))
+    assert server.password not in text
+    assert json.loads((out / "dataset.json").read_text())["source"].startswith("cvat://")
+    with pytest.raises(UsageError):
+        open_source("cvat://project/x")
