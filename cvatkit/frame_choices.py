@@ -8,6 +8,8 @@ from __future__ import annotations
 STATES = ("new", "in progress", "rejected", "completed")
 STAGES = ("annotation", "validation", "acceptance")
 AUTO, ALL, FINISHED = "auto", "all", "finished"
+JOB_CHOICES = (AUTO, FINISHED, ALL)
+"""The one-word values of ``--jobs`` (it also takes lists of stages and states)."""
 JOBS_HELP = (
     "which jobs' frames to train on: 'auto' (the default: the frames of finished jobs, "
     "i.e. state completed, or stage validation or acceptance and not rejected; a task "

@@ -52,19 +52,21 @@ def task_uri(source: str, task_id: int | None = None) -> str:
                              f"and task {task_id})")
         return f"cvat://{int(str(task_id).strip())}"
     if not source:
-        raise UsageError("no task given: set source to 'sample', an export path or "
-                         "cvat://TASK_ID")
+        raise UsageError("no task given: set source to 'sample', an export path, "
+                         "cvat://TASK_ID or cvat://project/PROJECT_ID")
     return source
 
 
 def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = print,
                  sample_frames: int = 400, sample_test_frames: int = 60,
-                 masks: str = "auto", val_split: float | None = None) -> TrainingData:
+                 masks: str = "auto", val_split: float | None = None,
+                 jobs: str = "auto") -> TrainingData:
     """The dataset(s) to train on, prepared once under ``workdir/datasets/`` and reused
     (prepared again when the annotations or what is asked of them changed).
 
     ``source`` is ``sample`` (the built-in task, with its held-out frames for evaluation),
-    a CVAT export path or ``cvat://TASK_ID``. ``masks`` as ``prepare`` takes it (a model's
+    a CVAT export path, ``cvat://TASK_ID`` or ``cvat://project/PROJECT_ID``; ``jobs``
+    picks the jobs whose frames are taken (``open_source``). ``masks`` as ``prepare`` takes it (a model's
     ``ModelSpec.masks``: instance masks only for models that learn them). ``val_split``
     is the share of a task's frames kept for validation (default 0.1; the sample keeps
     none unless asked, its held-out frames are a task of their own).
@@ -83,8 +85,10 @@ def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = pri
                   work / "datasets" / dataset_folder_name(source),
                   DEFAULT_VAL_FRACTION if val_split is None else val_split)]
     for src, out, fraction in pairs:
-        opened = open_source(src)
+        opened = open_source(src, jobs=jobs if src is pairs[0][0] else "auto")
         try:
+            for note in opened.notes:
+                say(f"note: {note}")
             say(f"preparing {opened.description} -> {out}")
             ds = prepare(opened, out, val_fraction=fraction, masks=masks, overwrite=True,
                          reuse=True)
@@ -113,14 +117,15 @@ def train(*, source: str = SAMPLE, task_id: int | None = None,
           model: str | None = None, hparams: str = "", hparams_file: str = "",
           workdir: str | os.PathLike[str] = "cvatkit-work", weights: str | None = None,
           init_checkpoint: str | None = None, run_name: str | None = None,
-          say: Say = print) -> Run:
+          jobs: str = "auto", say: Say = print) -> Run:
     """Prepare the task, train ``model`` on it in its own process and wait for the end,
     printing progress; returns the finished ``Run``. A failed run raises.
 
     ``hparams`` holds ``key=value`` lines (``val-split`` among them splits the task);
     ``hparams_file`` names a file of them. ``weights`` is what the run starts from:
     coco, imagenet, none, an earlier run or a store version (``plan_run``); by default
-    the model's own. ``init_checkpoint`` is the older name for a run or version."""
+    the model's own. ``init_checkpoint`` is the older name for a run or version.
+    ``jobs`` picks a CVAT task's jobs to train on (``cvatkit prepare --jobs``)."""
     origin = str(hparams_file) if hparams_file else "hyperparameters"
     hparams = hparams_text(hparams, hparams_file)
     spec = get_model(model or DEFAULT_MODEL)
@@ -128,7 +133,7 @@ def train(*, source: str = SAMPLE, task_id: int | None = None,
     check_run_dir(Path(workdir) / "runs" / name)  # before any preparing or download
     split = parse_hparams(hparams, origin=origin).get("val-split")
     data = prepare_data(task_uri(source, task_id), workdir, say=say,
-                        masks=spec.masks, val_split=split)
+                        masks=spec.masks, val_split=split, jobs=jobs)
     plan = plan_run(data.train, spec.key, hparams, hparams_origin=origin,
                     weights=weights or None, init_checkpoint=init_checkpoint or None,
                     eval_data=data.eval, progress=_download_lines(say))

@@ -36,7 +36,7 @@ START_LIMIT = 1800
 class RealCvat:
     url: str
     user: str
-    password: str
+    password: str = field(repr=False)
     nuclio: NuclioDashboard | None = None
     """The Nuclio stand-in the server's lambda manager calls; None when it calls none."""
     started: Path | None = None
@@ -88,7 +88,10 @@ def start(logs: Path) -> RealCvat:
            "CVAT_REAL_REDIS_PORT": str(redis), "CVAT_REAL_ONDISK_PORT": str(ondisk),
            "CVAT_REAL_OPA_PORT": str(opa), "CVAT_NUCLIO_SCHEME": "http",
            "CVAT_NUCLIO_HOST": "127.0.0.1", "CVAT_NUCLIO_PORT": str(nuclio_port),
-           "CVAT_NUCLIO_DEFAULT_TIMEOUT": "120"}
+           "CVAT_NUCLIO_DEFAULT_TIMEOUT": "120",
+           # through the dashboard, as on Kubernetes: "direct" would call the function at
+           # host.docker.internal when the tests run in a container
+           "CVAT_NUCLIO_INVOKE_METHOD": "dashboard"}
     for key in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
         env.pop(key, None)
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
@@ -139,8 +142,9 @@ def jpeg_files(folder: Path, frames: list[tuple[str, bytes]]) -> list[Path]:
 
 
 def make_task(client, name: str, files: list[Path], *, labels=None, project_id=None,
-              segment_size: int | None = None) -> int:
-    """A new image task of ``files`` (labels: (name, type) pairs, or the project's)."""
+              segment_size: int | None = None, score_attribute: bool = False) -> int:
+    """A new image task of ``files`` (labels: (name, type) pairs, or the project's);
+    ``score_attribute``: each label has a text attribute ``score``."""
     from cvat_sdk import models
     from cvat_sdk.core.proxies.tasks import ResourceType
 
@@ -148,7 +152,11 @@ def make_task(client, name: str, files: list[Path], *, labels=None, project_id=N
     if project_id is not None:
         spec["project_id"] = project_id
     else:
-        spec["labels"] = [models.PatchedLabelRequest(name=n, type=t) for n, t in labels]
+        attributes = [models.AttributeRequest(name="score", mutable=False, input_type="text",
+                                              values=[""], default_value="")
+                      ] if score_attribute else []
+        spec["labels"] = [models.PatchedLabelRequest(name=n, type=t, attributes=attributes)
+                          for n, t in labels]
     if segment_size:
         spec["segment_size"] = segment_size
     task = client.tasks.create_from_data(

@@ -16,8 +16,8 @@ import ipywidgets as W
 from traitlets import Bool, Enum, Float, HasTraits, Instance, Int, Unicode, observe
 
 from cvatkit import LabelMap, UsageError, list_tasks, open_export
-from cvatkit.annotate import (AnnotateResult, LabelMatch, annotate_export, annotate_task,
-                              match_labels, parse_label_pairs)
+from cvatkit.annotate import (FRAME_CHOICES, FRAMES_HELP, AnnotateResult, LabelMatch,
+                              annotate_export, annotate_task, match_labels, parse_label_pairs)
 from cvatkit.cvat import server_host
 from cvatkit.inference import Detector, check_threshold, load_detector
 
@@ -44,6 +44,7 @@ class AnnotateState(HasTraits):
     drop_unmapped = Bool(False, help="leave out predictions of labels the task lacks")
     threshold = Float(0.5, min=0.0, max=1.0, help="keep predictions scoring at least this")
     clear_existing = Bool(False, help="replace the task's annotations instead of adding")
+    frames = Enum(FRAME_CHOICES, default_value=FRAME_CHOICES[0], help=FRAMES_HELP)
     dry_run_frames = Int(DRY_RUN_FRAMES, min=1, help="frames a dry run predicts")
     mapping = Instance(LabelMatch, allow_none=True,
                        help="the mapping of the last preview; None until previewed")
@@ -102,6 +103,7 @@ class AnnotateState(HasTraits):
             detector = self._detector()
             common = dict(mapping=pairs, drop_unmapped=self.drop_unmapped,
                           threshold=self.threshold, clear_existing=self.clear_existing,
+                          frames=None if self.clear_existing else self.frames,
                           dry_run=dry_run, on_mapping=self._show_mapping)
             what = "dry run" if dry_run is not None else "annotating"
             if self.target == "export":
@@ -130,7 +132,8 @@ class AnnotateState(HasTraits):
 
     # -- helpers ----------------------------------------------------------------------------
 
-    @observe("model", "target", "task_id", "export_path", "mapping_text", "drop_unmapped")
+    @observe("model", "target", "task_id", "export_path", "mapping_text", "drop_unmapped",
+             "frames")
     def _inputs_changed(self, change) -> None:
         """A preview stands for the inputs it was made with."""
         with self.hold_trait_notifications():
@@ -220,6 +223,11 @@ class AnnotatePanel(W.VBox):
                                         indent=False)
         self.clear_existing = W.Checkbox(description="replace the task's annotations",
                                          indent=False)
+        self.frames = W.Dropdown(
+            description="Frames", layout=wide,
+            options=[("not annotated yet", "unannotated"),
+                     ("not annotated, in jobs nobody opened (server)", "new-jobs"),
+                     ("all (adds to what is there)", "all")])
         self.threshold = W.FloatSlider(description="Score ≥", min=0.0, max=1.0, step=0.01,
                                        readout_format=".2f")
         self.dry_run_frames = W.BoundedIntText(description="Dry-run", min=1, max=1000,
@@ -239,7 +247,7 @@ class AnnotatePanel(W.VBox):
         super().__init__([
             W.HTML("<h4>Pre-annotate a task</h4>"), self.model, self.target,
             self._export_box, self._server_box, self.mapping_text,
-            W.HBox([self.drop_unmapped, self.clear_existing]), self.threshold,
+            W.HBox([self.drop_unmapped, self.clear_existing]), self.frames, self.threshold,
             W.HBox([self.preview_button, self.dry_run_frames, self.dry_run_button,
                     self.annotate_button]),
             self.annotate_status, self.annotate_error, self.mapping_preview, self.result],
@@ -255,6 +263,7 @@ class AnnotatePanel(W.VBox):
                               ("mapping_text", self.mapping_text),
                               ("drop_unmapped", self.drop_unmapped),
                               ("clear_existing", self.clear_existing),
+                              ("frames", self.frames),
                               ("threshold", self.threshold),
                               ("dry_run_frames", self.dry_run_frames)):
             W.link((a, name), (control, "value"))
@@ -266,6 +275,7 @@ class AnnotatePanel(W.VBox):
         self.dry_run_button.on_click(
             lambda _b: self.actions.run(lambda: a.run(dry_run=a.dry_run_frames)))
         self.annotate_button.on_click(lambda _b: self.actions.run(a.run))
+        W.dlink((a, "clear_existing"), (self.frames, "disabled"))  # replacing: every frame
         a.observe(self._show_annotate, names=["target", "mapping_preview", "previewed",
                                               "result", "status", "error", "busy"])
 

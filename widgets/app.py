@@ -19,8 +19,8 @@ from typing import Any
 import ipywidgets as W
 from traitlets import link
 
-from cvatkit import CvatkitError
-from cvatkit.cvat import TEST_ZIP
+from cvatkit import CvatkitError, UsageError
+from cvatkit.cvat import TEST_ZIP, parse_cvat_uri
 from cvatkit.dataset import dataset_folder_name
 from cvatkit.training import RunPlan
 
@@ -46,7 +46,7 @@ def dataset_name(data: DataState) -> str:
     if data.mode == "sample":
         return SAMPLE
     if data.mode == "server":
-        return dataset_folder_name(f"cvat://{data.task_id}", host=data.connected_to)
+        return dataset_folder_name(data.source_uri, host=data.connected_to)
     return dataset_folder_name(data.export_path.strip().rstrip("/") or "export")
 
 
@@ -56,11 +56,14 @@ class AppState:
     def __init__(self, *, workdir: str | Path | None = None, source: str | None = None,
                  model: str | None = None, hparams: str | None = None,
                  store: str | None = None, namespace: str | None = None,
-                 gpus_detected: int | None = None, weights: str | None = None) -> None:
+                 gpus_detected: int | None = None, weights: str | None = None,
+                 jobs: str | None = None) -> None:
         self.workdir = Path(workdir or os.environ.get(WORKDIR_ENV)
                             or "cvatkit-work").expanduser()
         self.data = DataState(sample_dir=str(self.workdir / SAMPLE),
                               upload_dir=str(self.workdir / "uploads"))
+        if jobs:
+            self.data.jobs = jobs
         self._prefill_source(source)
         self.model = self._model_state(model, hparams, gpus_detected)
         if weights:
@@ -153,12 +156,15 @@ class AppState:
             self.data.mode = "sample"
         elif text.startswith("cvat://"):
             self.data.mode = "server"
-            task = text[len("cvat://"):].strip("/")
-            if task.isdigit():
-                self.data.task_id = int(task)
+            try:
+                kind, number = parse_cvat_uri(text)
+            except UsageError as e:
+                self.data.error = str(e)
             else:
-                self.data.error = (f"{text!r}: a CVAT task is named cvat://TASK_ID, "
-                                   "e.g. cvat://42")
+                if kind == "project":
+                    self.data.project_id = number
+                else:
+                    self.data.task_id = number
         else:
             self.data.export_path = text
             self.data.mode = "export"
@@ -240,10 +246,10 @@ class App(W.VBox):
                  store: str | None = None, namespace: str | None = None,
                  weights: str | None = None, background: bool = True,
                  autopoll: bool = True, gpus_detected: int | None = None,
-                 **kwargs: Any) -> None:
+                 jobs: str | None = None, **kwargs: Any) -> None:
         self.state = s = AppState(workdir=workdir, source=source, model=model,
                                   hparams=hparams, store=store, namespace=namespace,
-                                  gpus_detected=gpus_detected, weights=weights)
+                                  gpus_detected=gpus_detected, weights=weights, jobs=jobs)
         self.data = DataPanel(s.data, background=background)
         self.model = ModelPanel(s.model, background=background)
         self.monitor = RunMonitor(s.monitor, plan=s.plan_training, autopoll=autopoll,

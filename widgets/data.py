@@ -24,8 +24,9 @@ import ipywidgets as W
 from traitlets import Bool, Bytes, Enum, HasTraits, Int, List, Unicode, observe
 
 from cvatkit import Frame, Progress, TaskSummary, UsageError, no_progress, write_bytes_file
-from cvatkit.cvat import (SAMPLE_FRAMES, Source, connect, disconnect, list_tasks, open_export,
-                          open_source, server_host, write_sample)
+from cvatkit.cvat import (JOB_CHOICES, JOBS_HELP, SAMPLE_FRAMES, Source, connect, disconnect,
+                          list_projects, list_tasks, open_export, open_source, parse_cvat_uri,
+                          parse_jobs, server_host, write_sample)
 from cvatkit.dataset import Dataset, Report, check_frames, prepare
 from cvatkit.inference import (annotated_frames_figure, box_sizes, label_colors, labels_figure,
                                sizes_figure)
@@ -67,8 +68,11 @@ class DataState(HasTraits):
     user = Unicode("", help="CVAT user name, to log in with a password")
     connected_to = Unicode("", help="the host of the live session, '' when not connected")
     tasks = List(help="TaskSummary records of the server's tasks, newest first")
+    projects = List(help="TaskSummary records of the server's projects, newest first")
     search = Unicode("", help="show only tasks whose id, name, status or labels contain this")
     task_id = Int(None, allow_none=True, help="the picked server task")
+    project_id = Int(None, allow_none=True, help="the picked server project (all its tasks)")
+    jobs = Unicode(JOB_CHOICES[0], help=JOBS_HELP)
     export_path = Unicode("", help="a CVAT export: .zip or folder")
     upload_dir = Unicode("cvatkit-uploads", help="where use_upload keeps uploaded exports")
     sample_dir = Unicode("cvatkit-sample", help="where use_sample writes the sample task")
@@ -97,6 +101,8 @@ class DataState(HasTraits):
     def source_uri(self) -> str:
         """The current source as ``cvatkit prepare`` takes it ('' if none is chosen)."""
         if self.mode == "server":
+            if self.project_id is not None:
+                return f"cvat://project/{self.project_id}"
             return "" if self.task_id is None else f"cvat://{self.task_id}"
         return self.export_path.strip() if self.mode == "export" else self.sample_path
 
@@ -108,16 +114,24 @@ class DataState(HasTraits):
 
     def shown_tasks(self) -> list[TaskSummary]:
         """The tasks that match ``search``."""
+        return self._matching(self.tasks)
+
+    def shown_sources(self) -> list[TaskSummary]:
+        """The projects, then the tasks, that match ``search``."""
+        return self._matching(self.projects) + self._matching(self.tasks)
+
+    def _matching(self, found: list[TaskSummary]) -> list[TaskSummary]:
         needle = self.search.strip().lower()
         if not needle:
-            return list(self.tasks)
-        return [t for t in self.tasks
+            return list(found)
+        return [t for t in found
                 if needle in f"{t.id} {t.name} {t.status} {' '.join(t.labels)}".lower()]
 
     def to_dict(self) -> dict[str, Any]:
         """The choice, without credentials (safe to log or save)."""
         return {name: getattr(self, name) for name in self.trait_names()
-                if name not in ("tasks", "report") and not name.endswith("_picture")}
+                if name not in ("tasks", "projects", "report")
+                and not name.endswith("_picture")}
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if v not in ("", None))
@@ -153,13 +167,39 @@ class DataState(HasTraits):
         if task_id is not None and self.tasks and task_id not in {t.id for t in self.tasks}:
             raise UsageError(f"task {task_id} is not among the tasks of "
                              f"{self.connected_to or 'the server'}; refresh the list")
-        if task_id != self.task_id or self.mode != "server":
-            self.report = ""
-            self.last_report = None
-            self._forget_pictures()
+        if task_id != self.task_id or self.project_id is not None or self.mode != "server":
+            self._forget_report()
+        self.project_id = None
         self.task_id = task_id
         self.mode = "server"
         return True
+
+    @reports_errors()
+    def select_project(self, project_id: int | None) -> bool:
+        """Pick a server project: all its tasks, with its labels."""
+        if project_id is not None and project_id not in {p.id for p in self.projects}:
+            raise UsageError(f"project {project_id} is not among the projects of "
+                             f"{self.connected_to or 'the server'}; refresh the list")
+        if project_id != self.project_id or self.mode != "server":
+            self._forget_report()
+        self.task_id = None
+        self.project_id = project_id
+        self.mode = "server"
+        return True
+
+    @reports_errors()
+    def select_source(self, uri: str | None) -> bool:
+        """Pick ``cvat://TASK_ID`` or ``cvat://project/PROJECT_ID`` (None: nothing)."""
+        found = parse_cvat_uri(uri) if uri else None
+        if found is None:
+            return self.select_task(None)
+        kind, number = found
+        return self.select_project(number) if kind == "project" else self.select_task(number)
+
+    def _forget_report(self) -> None:
+        self.report = ""
+        self.last_report = None
+        self._forget_pictures()
 
     @reports_errors()
     def use_sample(self, out_dir: str | os.PathLike[str] | None = None, *,
@@ -287,9 +327,13 @@ class DataState(HasTraits):
     def _list_tasks(self) -> None:
         if self._client is None:
             raise UsageError("connect to a CVAT server first")
+        self.projects = list_projects(self._client)
         self.tasks = list_tasks(self._client)
         if self.task_id is not None and self.task_id not in {t.id for t in self.tasks}:
             self.task_id = None
+        if self.project_id is not None and self.project_id not in {
+                p.id for p in self.projects}:
+            self.project_id = None
 
     def _open(self) -> Source:
         return self._opener()()
@@ -300,10 +344,11 @@ class DataState(HasTraits):
         if self.mode == "server":
             if self._client is None:
                 raise UsageError("connect to a CVAT server first")
-            if self.task_id is None:
-                raise UsageError("pick a task from the list first")
-            uri, client = self.source_uri, self._client
-            return lambda: open_source(uri, client=client)
+            if not self.source_uri:
+                raise UsageError("pick a task or a project from the list first")
+            uri, client, jobs = self.source_uri, self._client, self.jobs
+            parse_jobs(jobs)  # a mistake is said now, not when the source is read
+            return lambda: open_source(uri, client=client, jobs=jobs)
         if self.mode == "export":
             if not self.export_path.strip():
                 raise UsageError("give the path of a CVAT export (a .zip or a folder)")
@@ -332,8 +377,11 @@ class DataState(HasTraits):
 
 
 def task_row(task: TaskSummary) -> str:
-    """One line of the task list."""
+    """One line of the task list (a project's says so, and how many tasks it has)."""
     labels = ", ".join(task.labels) or "no labels"
+    if task.extra.get("kind") == "project":
+        return (f"project #{task.id}  {task.name}  ·  {task.extra.get('tasks', '?')} tasks  ·  "
+                f"{task.status or '?'}  ·  {labels}")
     return (f"#{task.id}  {task.name}  ·  {task.frames} frames  ·  {task.status or '?'}"
             f"  ·  {labels}")
 
@@ -374,6 +422,13 @@ class DataPanel(W.VBox):
                              continuous_update=True)
         self.refresh_button = W.Button(description="Refresh", icon="refresh")
         self.tasks = W.Select(options=[], rows=8, layout=W.Layout(width="100%"))
+        self.jobs = W.Combobox(description="Jobs", options=list(JOB_CHOICES),
+                               ensure_option=False, layout=wide,
+                               placeholder="auto, finished, all, or stages and states")
+        self.jobs_note = W.HTML(
+            "<small>auto: the frames of finished jobs (completed, or in validation or "
+            "acceptance), or all frames when none is finished; or list stages and states, "
+            "e.g. <code>completed</code></small>")
         self.check_button = W.Button(description="Check task", icon="check")
         self.report = W.HTML()
         self.error = W.HTML()
@@ -382,7 +437,7 @@ class DataPanel(W.VBox):
         self.sizes_picture = W.Image(format="png", layout=W.Layout(max_width="100%"))
         self.frames_picture = W.Image(format="png", layout=W.Layout(max_width="100%"))
 
-        for name in ("mode", "sample_dir", "export_path", "host", "user", "search"):
+        for name in ("mode", "sample_dir", "export_path", "host", "user", "search", "jobs"):
             W.link((s, name), (getattr(self, name), "value"))
         self.sample_button.on_click(lambda _b: s.use_sample())
         self.export_button.on_click(lambda _b: s.use_export())
@@ -391,8 +446,8 @@ class DataPanel(W.VBox):
         self.refresh_button.on_click(lambda _b: s.refresh_tasks())
         self.check_button.on_click(lambda _b: s.load_report())
         self.tasks.observe(self._on_pick, names="value")
-        s.observe(self._show_tasks, names=["tasks", "search"])
-        s.observe(self._show_selected, names="task_id")
+        s.observe(self._show_tasks, names=["tasks", "projects", "search"])
+        s.observe(self._show_selected, names=["task_id", "project_id"])
         s.observe(self._show_mode, names="mode")
         s.observe(self._show_text, names=["report", "error", "connected_to", "tasks"])
         for name in PICTURES:
@@ -409,8 +464,9 @@ class DataPanel(W.VBox):
             W.HBox([self.token, W.HTML("&nbsp;or&nbsp;"), self.user, self.password]),
             self.connection,
             W.HBox([self.search, self.refresh_button]),
-            W.HTML("<small>#id · name · frames · status · labels</small>"),
-            self.tasks, self.check_button])
+            W.HTML("<small>projects, then tasks: #id · name · frames · status · "
+                   "labels</small>"),
+            self.tasks, self.jobs, self.jobs_note, self.check_button])
         charts = W.HBox([self.labels_picture, self.sizes_picture],
                         layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
         super().__init__([self.mode, self._sample_box, self._export_box, self._server_box,
@@ -447,20 +503,19 @@ class DataPanel(W.VBox):
         self.state.connect(token=token, password=password)
 
     def _on_pick(self, change) -> None:
-        if change.new is not None and change.new != self.state.task_id:
-            self.state.select_task(change.new)
+        if change.new is not None and change.new != self.state.source_uri:
+            self.state.select_source(change.new)
 
     def _show_tasks(self, _change=None) -> None:
-        shown = self.state.shown_tasks()
-        self.tasks.options = [(task_row(t), t.id) for t in shown]
-        ids = {t.id for t in shown}
-        self.tasks.value = self.state.task_id if self.state.task_id in ids else None
+        shown = self.state.shown_sources()
+        self.tasks.options = [(task_row(t), t.source) for t in shown]
+        picked = self.state.source_uri
+        self.tasks.value = picked if picked in {t.source for t in shown} else None
 
-    def _show_selected(self, change) -> None:
-        if change.new in {value for _label, value in self.tasks.options}:
-            self.tasks.value = change.new
-        else:
-            self.tasks.value = None
+    def _show_selected(self, _change=None) -> None:
+        picked = self.state.source_uri
+        values = {value for _label, value in self.tasks.options}
+        self.tasks.value = picked if picked in values else None
 
     def _show_mode(self, _change=None) -> None:
         for mode, box in (("sample", self._sample_box), ("export", self._export_box),

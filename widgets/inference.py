@@ -4,7 +4,7 @@
 floor (what COCO AP needs), keeping the pixels of the frames it shows. The score threshold
 then only filters those predictions: moving the slider redraws the gallery and recounts
 the found and false boxes, it never calls the model again. Frames come in the task's
-order or mistakes first (``cvatkit.inference.review``), optionally only those with one
+order or mistakes first (``cvatkit.inference.disagreements``), optionally only those with one
 kind of mistake; frames shown out of order have their pixels read again from the source.
 ``InferenceViewer`` lays out the inputs, the slider, the order and the filter, the
 gallery (a PNG in an ``ipywidgets.Image``, which Voila shows as it is), the evaluation

@@ -169,7 +169,8 @@ def annotate_task(client, task_id: int, detector: Detector, *,
 
     ``frames`` picks the frames that get predictions (``FRAMES_HELP``; by default those
     nobody annotated). ``dry_run=N`` predicts the first N of them and writes nothing.
-    ``progress``: a ``cvat_sdk`` ProgressReporter (e.g. ``cvat_sdk.core.helpers.TqdmProgressReporter``).
+    ``progress``: a ``cvat_sdk`` ProgressReporter (e.g.
+    ``cvat_sdk.core.helpers.TqdmProgressReporter``).
     ``on_mapping`` is shown the label mapping before any frame is predicted.
     """
     from cvat_sdk.auto_annotation import annotate_task as sdk_annotate_task
@@ -226,6 +227,38 @@ def annotate_task(client, task_id: int, detector: Detector, *,
 def _key(frame: Frame) -> str:
     """A frame's name within an export (its subset's folder, then its name)."""
     return f"{frame.subset}/{frame.name}" if frame.subset else frame.name
+
+
+def annotate_project(client, project_id: int, detector: Detector, *,
+                     on_mapping: Callable[[LabelMatch], object] | None = None,
+                     on_task: Callable[[AnnotateResult], object] | None = None,
+                     **options) -> list[AnnotateResult]:
+    """Pre-annotate every task of project ``project_id`` that holds frames, one
+    ``annotate_task`` each (same ``options``); ``on_mapping`` is shown the first task's
+    label mapping (a project's tasks share its labels), ``on_task`` each task's result
+    as it is done. A run that stops half-way is run again: frames already annotated are
+    left alone."""
+    if isinstance(project_id, bool) or not isinstance(project_id, int) or project_id < 1:
+        raise UsageError(f"project {project_id!r}: a CVAT project's id is a whole number "
+                         "from 1 on")
+    host = client.api_map.host
+    try:
+        tasks = sorted(client.projects.retrieve(project_id).get_tasks(),
+                       key=lambda t: int(t.id))
+    except Exception as e:
+        raise server_error(e, host, f"read project {project_id}") from None
+    tasks = [t for t in tasks if int(t.size or 0)]
+    if not tasks:
+        raise UsageError(f"project {project_id} on {host} has no task with frames; add "
+                         "a task with images to it in CVAT")
+    results = []
+    for i, task in enumerate(tasks):
+        result = annotate_task(client, int(task.id), detector,
+                               on_mapping=on_mapping if i == 0 else None, **options)
+        if on_task is not None:
+            on_task(result)
+        results.append(result)
+    return results
 
 
 def _frames_to_skip(source: CvatServerSource, choice: str) -> dict[str, str]:

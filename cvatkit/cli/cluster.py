@@ -78,6 +78,9 @@ def add_commands(sub) -> None:
                    help="the workflow's and its run's name (default: a new one each time)")
     s.add_argument("--val-split", metavar="F", type=float, default=0.1,
                    help="share of the task's frames kept for validation (default 0.1)")
+    s.add_argument("--jobs", metavar="WHICH", default="auto",
+                   help="the task's jobs whose frames the prepare step takes (cvatkit "
+                   "prepare --jobs; default auto: the finished ones, or all when none is)")
     s.add_argument("--eval-task", metavar="ID", type=int,
                    help="the CVAT task to evaluate on (default: the training task)")
     s.add_argument("--annotate-task", metavar="ID", type=int,
@@ -204,7 +207,7 @@ def _cmd_workflow(args: argparse.Namespace) -> int:
         task_id=args.task, model=model, store=args.store,
         workdir=args.workdir or f"{options.mount}/cvatkit-work",
         store_namespace=args.store_namespace, weights=args.weights, hparams=text,
-        val_split=args.val_split, eval_task_id=args.eval_task,
+        val_split=args.val_split, jobs=args.jobs, eval_task_id=args.eval_task,
         annotate_task_id=args.annotate_task, create_bucket=args.create_bucket,
         gpus=args.gpus, run_name=args.run_name, service_account=args.service_account)
     dump_manifest(render_workflow(job, options), args.out)

@@ -17,6 +17,48 @@ def add_commands(sub) -> None:
     _add_evaluate(sub)
     _add_rank(sub)
     _add_annotate(sub)
+    _add_serverless(sub)
+
+
+def _add_serverless(sub) -> None:
+    s = sub.add_parser(
+        "serverless", help="write a model as a CVAT serverless function (Automatic "
+        "annotation in CVAT's own menu)",
+        description="Write MODEL (a run folder, its export/, a SavedModel folder or a "
+        "model-store version URI) into OUT_DIR as a CVAT serverless (Nuclio) function: "
+        "function.yaml and function-gpu.yaml, the handler main.py, the model and what the "
+        "handler needs. Deployed with `nuctl deploy --project-name cvat --path OUT_DIR "
+        "--platform local` (or to the team's Nuclio), it is listed in CVAT's Models and "
+        "runs from a task's Actions > Automatic annotation. Labels that have a text "
+        "attribute 'score' keep each shape's score.")
+    s.add_argument("model", metavar="MODEL")
+    s.add_argument("out_dir", metavar="OUT_DIR", help="a new or empty folder")
+    s.add_argument("--name", metavar="NAME",
+                   help="the Nuclio function's name (default: cvatkit- and the model's)")
+    s.add_argument("--display-name", metavar="TEXT",
+                   help="what CVAT's Models list shows (default: the name)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace OUT_DIR if it holds a function written before")
+    _model_args(s, batch=False)
+    s.set_defaults(func=_cmd_serverless)
+
+
+def _cmd_serverless(args: argparse.Namespace) -> int:
+    from ..annotate.serverless import write_function
+    from ..inference import check_threshold, load_detector
+
+    check_threshold(args.threshold)
+    detector = load_detector(args.model, labels=args.labels)
+    done = write_function(detector, args.out_dir, name=args.name,
+                          display_name=args.display_name, threshold=args.threshold,
+                          max_detections=args.max_detections, overwrite=args.overwrite)
+    print(f"serverless function {done.name} written to {done.path} "
+          f"(labels: {', '.join(done.labels)})")
+    cpu, gpu = done.deploy_lines()
+    print(f"deploy it to the Nuclio CVAT uses:\n  {cpu}\n  on a GPU: {gpu}")
+    print("then in CVAT: a task's Actions > Automatic annotation > "
+          f"{args.display_name or done.name}")
+    return 0
 
 
 def _add_predict(sub) -> None:
@@ -113,6 +155,8 @@ def _add_annotate(sub) -> None:
     s.add_argument("model", metavar="MODEL")
     where = s.add_mutually_exclusive_group(required=True)
     where.add_argument("--task", type=int, metavar="ID", help="a task on the CVAT server")
+    where.add_argument("--project", type=int, metavar="ID",
+                       help="a project on the CVAT server: each of its tasks")
     where.add_argument("--source", metavar="EXPORT", help="a CVAT export (.zip or folder)")
     s.add_argument("--out", metavar="FILE", help="with --source: the annotations file to "
                    "write (.xml, or .zip holding annotations.xml)")
@@ -305,16 +349,19 @@ def _cmd_rank(args: argparse.Namespace) -> int:
 
 
 def _cmd_annotate(args: argparse.Namespace) -> int:
-    from ..annotate import annotate_export, annotate_task, parse_label_pairs
+    from ..annotate import annotate_export, annotate_project, annotate_task, parse_label_pairs
     from ..inference import check_threshold, load_detector
 
     check_threshold(args.threshold)
     mapping = parse_label_pairs(args.map)
     if args.task is not None and args.task < 1:
         raise UsageError(f"task {args.task}: a CVAT task's id is a whole number from 1 on")
-    if args.task is not None and args.out:
-        raise UsageError("--out goes with --source (offline); with --task the shapes go "
-                         "straight to the CVAT server")
+    if args.project is not None and args.project < 1:
+        raise UsageError(f"project {args.project}: a CVAT project's id is a whole number "
+                         "from 1 on")
+    if args.source is None and args.out:
+        raise UsageError("--out goes with --source (offline); with --task or --project the "
+                         "shapes go straight to the CVAT server")
     detector = load_detector(args.model, labels=args.labels)
     common = dict(mapping=mapping, drop_unmapped=args.drop_unmapped,
                   threshold=args.threshold, max_detections=args.max_detections,
@@ -339,10 +386,18 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
         from ..cvat import connect
 
         client = connect(args.server_host)
+        bar = DeferredTqdmProgressReporter({"file": sys.stderr, "disable": None})
         try:
-            result = annotate_task(client, args.task, detector,
-                                   progress=DeferredTqdmProgressReporter(
-                                       {"file": sys.stderr, "disable": None}), **common)
+            if args.project is not None:
+                results = annotate_project(
+                    client, args.project, detector, progress=bar,
+                    on_task=lambda r: print(r.format(mapping=False), flush=True), **common)
+                total = sum(r.total for r in results)
+                verb = "would write" if args.dry_run is not None else "wrote"
+                print(f"project {args.project}: {verb} {total} shapes on "
+                      f"{len(results)} tasks")
+                return 0
+            result = annotate_task(client, args.task, detector, progress=bar, **common)
         finally:
             client.close()
     print(result.format(mapping=False))

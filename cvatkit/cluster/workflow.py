@@ -37,6 +37,8 @@ class WorkflowJob:
     hparams: str = ""
     """Hyperparameters as key=value lines."""
     val_split: float = 0.1
+    jobs: str = "auto"
+    """The task's jobs whose frames are trained on (``cvatkit prepare --jobs``)."""
     eval_task_id: int | None = None
     """The task to evaluate on; None: the training task."""
     annotate_task_id: int | None = None
@@ -61,8 +63,8 @@ def render_workflow(job: WorkflowJob, options: ClusterOptions) -> dict[str, Any]
     store = _check(job, options)
     work = options.require_on_claim(job.workdir, "--workdir")
     p = {name: f"{{{{workflow.parameters.{name}}}}}" for name in
-         ("task-id", "model", "weights", "hparams", "val-split", "eval-task-id", "store",
-          "store-namespace", "annotate-task-id")}
+         ("task-id", "model", "weights", "hparams", "val-split", "jobs", "eval-task-id",
+          "store", "store-namespace", "annotate-task-id")}
     data, run = f"{work}/datasets/{RUN}", f"{work}/runs/{RUN}"
     evaluation = f"{work}/evaluations/{RUN}"
     parameters = [
@@ -76,6 +78,9 @@ def render_workflow(job: WorkflowJob, options: ClusterOptions) -> dict[str, Any]
                   description="hyperparameters, key=value lines"),
         Parameter(name="val-split", value=f"{job.val_split:g}",
                   description="the share of frames kept for validation"),
+        Parameter(name="jobs", value=job.jobs,
+                  description="the task's jobs to train on: auto, finished, all, or "
+                              "stages and states"),
         Parameter(name="eval-task-id", value=str(job.eval_task_id or job.task_id),
                   description="the CVAT task the model is evaluated on"),
         Parameter(name="store", value=store,
@@ -110,7 +115,7 @@ def render_workflow(job: WorkflowJob, options: ClusterOptions) -> dict[str, Any]
             service_account_name=job.service_account) as workflow:
         prepare = step("prepare", [
             "prepare", f"cvat://{p['task-id']}", data, "--model", p["model"],
-            "--val-split", p["val-split"]], cvat=True)
+            "--val-split", p["val-split"], "--jobs", p["jobs"]], cvat=True)
         train = step("train", [
             "train", "--data", data, "--run-dir", run, "--model", p["model"],
             "--weights", p["weights"], "--hparams", p["hparams"]], s3=True, gpus=job.gpus)
@@ -139,6 +144,9 @@ def _check(job: WorkflowJob, options: ClusterOptions) -> str:
         raise UsageError("give --cvat-secret NAME: the Kubernetes Secret with CVAT_HOST and "
                          "CVAT_ACCESS_TOKEN (or CVAT_USER and CVAT_PASSWORD) that the "
                          "prepare, evaluate and annotate steps read the task with")
+    from ..cvat import parse_jobs
+
+    parse_jobs(job.jobs)
     for option, value in (("--task", job.task_id), ("--eval-task", job.eval_task_id),
                           ("--annotate-task", job.annotate_task_id)):
         if value is not None and value < 1:

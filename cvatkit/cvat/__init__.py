@@ -4,7 +4,10 @@ export of its own, and the built-in sample task."""
 
 from .coco import CocoSource, write_coco
 from .cvat_xml import CvatXmlSource, cvat_xml_bytes, write_cvat_xml
+from ..frame_choices import JOB_CHOICES, JOBS_HELP
 from .frame_tags import TagResult, tag_frames
+from .jobs import Job, JobChoice, choose_jobs, parse_jobs
+from .projects import CvatProjectSource, list_projects
 from .sample import DEFAULT_FRAMES as SAMPLE_FRAMES
 from .sample import DEFAULT_TEST_FRAMES as SAMPLE_TEST_FRAMES
 from .sample import LABELS as SAMPLE_LABELS
@@ -21,9 +24,11 @@ from .server import (
 )
 from .source import UNLABELLED, Source
 from .subsets import write_subset
-from .tasks import open_export, open_source
+from .tasks import SOURCE_HELP, open_export, open_source, parse_cvat_uri
 
-__all__ = ["CocoSource", "CvatServerSource", "CvatXmlSource", "HOST_ENV", "SAMPLE_FRAMES",
+__all__ = ["CocoSource", "CvatProjectSource", "CvatServerSource", "CvatXmlSource", "HOST_ENV",
+           "JOBS_HELP", "JOB_CHOICES", "Job", "JobChoice", "SAMPLE_FRAMES", "SOURCE_HELP", "choose_jobs", "list_projects",
+           "parse_cvat_uri", "parse_jobs",
            "SAMPLE_LABELS", "SAMPLE_TEST_FRAMES", "SampleTask", "Source", "TASK_ZIP", "TEST_ZIP",
            "TagResult", "UNLABELLED", "connect", "cvat_xml_bytes", "disconnect", "list_tasks",
            "open_export", "open_source", "sample_frame", "server_error", "server_host",

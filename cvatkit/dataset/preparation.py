@@ -192,7 +192,7 @@ def _read_checked(source: Source) -> tuple[list[Frame], Report]:
         extra = ""
         if report.left_out:
             extra = (" to train on: " + ", ".join(
-                f"{n} {why}" for why, n in sorted(report.left_out.items()))
+                f"{n} frames {why}" for why, n in sorted(report.left_out.items()))
                 + " were left out; finish those jobs in CVAT, or choose others with --jobs "
                 "(--jobs all takes every frame)")
         elif report.skipped.get("track"):

@@ -1,22 +1,36 @@
 """The inference stage: a trained detector loaded, run over frames, drawn, and scored
-against a task's annotations."""
+against a task's annotations.
 
-from .detector import Detector, ModelInfo, check_threshold
-from .drawing import frame_figure, gallery_figure, label_colors, save_png
-from .evaluation import RECALL_POINTS, SCORE_FLOOR, ClassFigures, Evaluation, evaluate
-from .loader import load_detector
-from .plots import (SMALL, annotated_frames_figure, box_sizes, confusion_figure, labels_figure,
-                    pr_curves_figure, save_evaluation_plots, sizes_figure)
-from .predictions import (IMAGE_SUFFIXES, Prediction, frame_pixels, image_files,
-                          open_frames, predict, prediction_record, save_predictions)
-from .ranking import FrameRank, Ranking, rank_frames
-from .review import KINDS, SUSPECT_KINDS, Finding, FrameReview, Review, review
+The names below are imported on first use: loading a detector (cvat-cli's function
+module, a serverless function) does not load the drawing and plotting libraries."""
 
-__all__ = ["ClassFigures", "Detector", "Evaluation", "Finding", "FrameRank", "FrameReview",
-           "IMAGE_SUFFIXES", "KINDS", "ModelInfo", "Prediction", "RECALL_POINTS", "Ranking",
-           "Review", "SCORE_FLOOR", "SMALL", "SUSPECT_KINDS", "annotated_frames_figure",
-           "box_sizes", "check_threshold", "confusion_figure", "evaluate", "frame_figure",
-           "frame_pixels", "gallery_figure", "image_files", "label_colors", "labels_figure",
-           "load_detector", "open_frames", "pr_curves_figure", "predict", "prediction_record",
-           "rank_frames", "review", "save_evaluation_plots", "save_png", "save_predictions",
-           "sizes_figure"]
+from importlib import import_module
+
+_EXPORTS = {
+    "ClassFigures": "evaluation", "Detector": "detector", "Evaluation": "evaluation",
+    "Finding": "disagreements", "FrameRank": "ranking", "FrameReview": "disagreements",
+    "IMAGE_SUFFIXES": "predictions", "KINDS": "disagreements", "ModelInfo": "detector",
+    "Prediction": "predictions", "RECALL_POINTS": "evaluation", "Ranking": "ranking",
+    "Review": "disagreements", "SCORE_FLOOR": "evaluation", "SMALL": "plots",
+    "SUSPECT_KINDS": "disagreements", "annotated_frames_figure": "plots", "box_sizes": "plots",
+    "check_threshold": "detector", "confusion_figure": "plots", "evaluate": "evaluation",
+    "frame_figure": "drawing", "frame_pixels": "predictions", "gallery_figure": "drawing",
+    "image_files": "predictions", "label_colors": "drawing", "labels_figure": "plots",
+    "load_detector": "loader", "open_frames": "predictions", "pr_curves_figure": "plots",
+    "predict": "predictions", "prediction_record": "predictions", "rank_frames": "ranking",
+    "review": "disagreements", "save_evaluation_plots": "plots", "save_png": "drawing",
+    "save_predictions": "predictions", "sizes_figure": "plots",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -29,7 +29,7 @@ from ..records import Frame
 from .drawing import Color, gallery_figure, label_colors, save_png
 from .evaluation import RECALL_POINTS, Evaluation
 from .predictions import frame_pixels
-from .review import Review
+from .disagreements import Review
 
 SMALL = 32.0
 """COCO's small objects: under 32 x 32 pixels of area. Detectors find them worst."""

@@ -14,7 +14,7 @@ from cvatkit.cli import main
 COMMANDS = ["sample", "prepare", "check", "tasks", "models", "train", "worker", "stop",
             "export", "export-pretrained", "status",
             "publish", "list", "pull", "s3-serve", "predict", "evaluate", "rank",
-            "annotate", "cluster"]
+            "annotate", "serverless", "cluster"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

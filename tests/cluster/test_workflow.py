@@ -55,13 +55,14 @@ def test_the_whole_job_as_a_workflow(workflow, claim, pod_args, tmp_path):
     params = {p["name"]: p["value"] for p in spec["arguments"]["parameters"]}
     assert params == {"task-id": "12", "model": "ssd-mobilenet-v2-coco", "weights": "imagenet",
                       "hparams": "num-steps=2000\nbatch-size=16", "val-split": "0.1",
+                      "jobs": "auto",
                       "eval-task-id": "13", "store": "s3://models/team",
                       "store-namespace": "team", "annotate-task-id": "14"}
     # the notebook's parameters, under the workflow's names (interactive has no meaning here;
     # workdir and create_bucket are fixed when rendering, run_name is the workflow's name)
     carried = {"source": "task-id", "task_id": "task-id", "model": "model",
                "weights": "weights", "hparams": "hparams", "hparams_file": "hparams",
-               "store": "store", "namespace": "store-namespace"}
+               "store": "store", "namespace": "store-namespace", "jobs": "jobs"}
     assert set(carried) | {"interactive", "workdir", "create_bucket", "run_name"} \
         == _notebook_parameters()
     assert set(carried.values()) <= set(params)
@@ -74,6 +75,7 @@ def test_the_whole_job_as_a_workflow(workflow, claim, pod_args, tmp_path):
     data = f"{workdir}/datasets/{{{{workflow.name}}}}"
     assert containers["prepare"]["args"][:3] == [
         "prepare", "cvat://{{workflow.parameters.task-id}}", data]
+    assert containers["prepare"]["args"][-2:] == ["--jobs", "{{workflow.parameters.jobs}}"]
     assert containers["train"]["args"][:5] == ["train", "--data", data, "--run-dir", run]
     assert containers["evaluate"]["args"][:3] == [
         "evaluate", run, "cvat://{{workflow.parameters.eval-task-id}}"]

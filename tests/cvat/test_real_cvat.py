@@ -6,10 +6,11 @@ credential in any output or file."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from fakes.saved_models import model_garden_like
-from helpers import folded
+from helpers import MODEL, folded
 from real_cvat import add_shapes, jpeg_files, make_project, make_task, set_job
 
 from cvatkit import open_source, prepare
@@ -22,8 +23,10 @@ from cvatkit.inference import load_detector
 from cvatkit.label_files import write_label_files
 from cvatkit.records import LabelMap
 
-LABELS = [("rectangle", "any"), ("ellipse", "any"), ("triangle", "any")]
-MODEL_LABELS = ("rectangle", "ellipse", "triangle")
+LABELS = [("square", "any"), ("triangle", "any"), ("circle", "any")]
+MODEL_LABELS = ("square", "triangle", "circle")
+TINY = ("batch-size=2;image-size=128;log-interval=2;checkpoint-interval=4;"
+        "eval-interval=4;warmup-steps=2")
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +82,11 @@ def test_a_task_reads_as_its_annotations_and_is_listed(cvat, env, frames, tmp_pa
     read = list(source.frames())
     assert [f.name for f in read] == [f.name for f, _ in frames]
     for got, (want, _) in zip(read, frames):
-        assert sorted((s.label, s.bbox()) for s in got.shapes) == pytest.approx(
-            sorted((s.label, s.bbox()) for s in want.shapes))
+        got_shapes = sorted((s.label, s.bbox()) for s in got.shapes)
+        want_shapes = sorted((s.label, s.bbox()) for s in want.shapes)
+        assert [label for label, _ in got_shapes] == [label for label, _ in want_shapes]
+        for (_, box), (_, expected) in zip(got_shapes, want_shapes):
+            assert box == pytest.approx(expected, abs=0.01)
     assert source.read_image(read[0])[:2] == b"\xff\xd8"  # the JPEG as uploaded
 
 
@@ -94,7 +100,7 @@ def test_job_states_choose_the_frames_trained_on(cvat, env, frames, tmp_path, ca
     report = prepare(open_source(f"cvat://{task}", client=client), tmp_path / "all").report
     assert report.frames == 6 and report.frames_by_job == {"new": 6}
     assert "none of its 2 jobs is finished" in folded(report.format())
-    with pytest.raises(AnnotationError, match="3 in a job new.*--jobs"):
+    with pytest.raises(AnnotationError, match="6 frames in a job new were left out.*--jobs all"):
         prepare(open_source(f"cvat://{task}", client=client, jobs="completed"),
                 tmp_path / "none")
     set_job(client, jobs[0].id, state="completed")
@@ -109,16 +115,26 @@ def test_job_states_choose_the_frames_trained_on(cvat, env, frames, tmp_path, ca
     assert "'done' is not a job stage or state" in folded(capsys.readouterr().err)
 
 
-def test_a_project_of_two_tasks_is_read_as_one(cvat, env, frames, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def project(cvat, frames, tmp_path_factory):
+    """A project of two tasks ("batch 1", "batch 2") whose frames share names; batch 2's
+    last frame nobody annotated yet."""
     _, client = cvat
-    project = make_project(client, "two batches", LABELS)
-    # the second batch reuses the first one's frame names
-    first = new_task(client, frames[:3], tmp_path, name="batch 1", labels=None,
-                     project_id=project)
-    second = new_task(client, frames[3:], tmp_path / "b", name="batch 2", labels=None,
-                      project_id=project)
+    folder = tmp_path_factory.mktemp("project")
+    number = make_project(client, "two batches", LABELS)
+    first = new_task(client, frames[:3], folder, name="batch 1", labels=None,
+                     project_id=number)
+    second = new_task(client, frames[3:], folder / "b", name="batch 2", labels=None,
+                      project_id=number)
     add_shapes(client, first, people_shapes(frames[:3]))
-    add_shapes(client, second, people_shapes(frames[3:], only=range(2)))
+    add_shapes(client, second, [dict(s, frame=s["frame"] - 3)
+                                for s in people_shapes(frames, only={3, 4})])
+    return number, first, second
+
+
+def test_a_project_of_two_tasks_is_read_as_one(cvat, env, project, tmp_path, capsys):
+    _, client = cvat
+    project, first, second = project
     assert any(p.id == project and p.labels == MODEL_LABELS for p in list_projects(client))
     source = open_source(f"cvat://project/{project}", client=client, jobs="all")
     names = [f.name for f in source.frames()]
@@ -131,6 +147,40 @@ def test_a_project_of_two_tasks_is_read_as_one(cvat, env, frames, tmp_path, caps
     assert main(["tasks"]) == 0
     listed = capsys.readouterr().out
     assert f"cvat://project/{project}" in listed and f"cvat://{first}" in listed
+    assert re.search(rf"cvat://project/{project} +2 tasks ", listed)
+
+
+@pytest.mark.slow
+def test_a_project_trains_end_to_end(cvat, env, project, tmp_path):
+    from cvatkit import pipeline
+
+    number, _, _ = project
+    run = pipeline.train(source=f"cvat://project/{number}", model=MODEL,
+                         hparams=f"num-steps=4;val-split=0.2;{TINY}".replace(";", "\n"),
+                         weights="none",
+                         workdir=tmp_path / "work", run_name="project", jobs="all")
+    assert run.status().state == "completed"
+    data = json.loads((tmp_path / "work" / "datasets").glob("project-*/dataset.json")
+                      .__next__().read_text())
+    assert data["source"].startswith(f"cvat://project/{number} on ")
+    assert data["train_frames"] + data["val_frames"] == 6
+
+
+def test_annotate_a_project_writes_only_where_nobody_did(cvat, env, project, model, capsys):
+    _, client = cvat
+    number, first, second = project
+    before = {t: len(client.tasks.retrieve(t).get_annotations().shapes)
+              for t in (first, second)}
+    assert main(["annotate", str(model), "--project", str(number)]) == 0
+    out = folded(capsys.readouterr().out)
+    assert f"project {number}: wrote" in out
+    assert "3 frames already annotated were left as they are" in out
+    assert "2 frames already annotated were left as they are" in out
+    assert len(client.tasks.retrieve(first).get_annotations().shapes) == before[first]
+    added = [s for s in client.tasks.retrieve(second).get_annotations().shapes
+             if s.frame == 2]
+    assert added and len(client.tasks.retrieve(second).get_annotations().shapes) == (
+        before[second] + len(added))
 
 
 def test_annotate_writes_only_on_frames_nobody_annotated(cvat, env, frames, model, tmp_path):

@@ -78,6 +78,8 @@ class NuclioDashboard:
                         status, payload = answer.status, answer.read()
                 except urllib.error.HTTPError as e:
                     status, payload = e.code, e.read()
+                except OSError as e:  # the function's process is gone
+                    status, payload = 503, json.dumps({"error": str(e)}).encode()
                 self._send_raw(status, payload)
 
             def _send(self, status: int, data: Any) -> None:
@@ -131,9 +133,16 @@ class NuclioDashboard:
         }
         return name
 
+    def stop_runtime(self, name: str) -> None:
+        """End the function's process but keep it listed: a function whose container died."""
+        self._end(self._runtimes.pop(name, None))
+
     def remove(self, name: str) -> None:
         self.functions.pop(name, None)
-        process = self._runtimes.pop(name, None)
+        self._end(self._runtimes.pop(name, None))
+
+    @staticmethod
+    def _end(process: subprocess.Popen | None) -> None:
         if process is not None:
             process.terminate()
             try:

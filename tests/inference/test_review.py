@@ -14,7 +14,7 @@ from cvatkit import open_export
 from cvatkit.errors import UsageError
 from cvatkit.geometry import box_ious
 from cvatkit.inference import SCORE_FLOOR, load_detector, predict, review
-from cvatkit.inference.review import NOTHING, STRAY_IOU, STRAY_RECALL
+from cvatkit.inference.disagreements import NOTHING, STRAY_IOU, STRAY_RECALL
 from cvatkit.records import Frame, Shape
 
 

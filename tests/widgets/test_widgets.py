@@ -229,14 +229,14 @@ def test_server_tasks_are_listed_searched_picked_and_checked(cvat, no_cvat_env):
     assert TOKEN not in _serialised(state) and not _panel_holds(panel, TOKEN)
 
     rows = dict((v, label) for label, v in panel.tasks.options)
-    assert set(rows) == {cvat.shapes_task, cvat.other_task}
-    assert "shapes for widgets" in rows[cvat.shapes_task]
-    assert "4 frames" in rows[cvat.shapes_task] and "square, triangle, circle" in rows[
-        cvat.shapes_task]
+    shapes, other = f"cvat://{cvat.shapes_task}", f"cvat://{cvat.other_task}"
+    assert set(rows) == {shapes, other}
+    assert "shapes for widgets" in rows[shapes]
+    assert "4 frames" in rows[shapes] and "square, triangle, circle" in rows[shapes]
     panel.search.value = "TRIANGLE"
-    assert [v for _label, v in panel.tasks.options] == [cvat.shapes_task]
+    assert [v for _label, v in panel.tasks.options] == [shapes]
 
-    panel.tasks.value = cvat.shapes_task
+    panel.tasks.value = shapes
     assert state.task_id == cvat.shapes_task
     assert state.source_uri == f"cvat://{cvat.shapes_task}"
     panel.check_button.click()

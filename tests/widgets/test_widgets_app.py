@@ -308,6 +308,18 @@ def test_annotate_an_export_offline_after_previewing_the_mapping(run, sample, tm
     assert not panel.annotate_button.disabled and not panel.dry_run_button.disabled
 
     panel.dry_run_frames.value = 2
+    panel.dry_run_button.click()  # by default only the frames nobody annotated
+    truth = open_export(sample.test)
+    try:
+        annotated = sum(1 for f in truth.frames() if f.shapes)
+    finally:
+        truth.close()
+    assert 0 < annotated < TEST_FRAMES
+    assert state.error == "" and f"on {TEST_FRAMES - annotated} frames" in state.result
+    assert f"{annotated} frames already annotated were left as they are" in state.result
+    panel.frames.value = "all"
+    assert state.frames == "all" and not state.previewed  # previewed again below
+    panel.preview_button.click()
     panel.dry_run_button.click()
     assert state.error == "" and not out.exists()
     assert "would write 4 shapes on 2 frames" in state.result
