@@ -66,8 +66,9 @@ def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = pri
 
     ``source`` is ``sample`` (the built-in task, with its held-out frames for evaluation),
     a CVAT export path, ``cvat://TASK_ID`` or ``cvat://project/PROJECT_ID``; ``jobs``
-    picks the jobs whose frames are taken (``open_source``). ``masks`` as ``prepare`` takes it (a model's
-    ``ModelSpec.masks``: instance masks only for models that learn them). ``val_split``
+    picks the jobs whose frames are taken (``open_source``). ``masks`` as ``prepare``
+    takes it (a model's ``ModelSpec.masks``: instance masks only for models that learn
+    them). ``val_split``
     is the share of a task's frames kept for validation (default 0.1; the sample keeps
     none unless asked, its held-out frames are a task of their own).
     """

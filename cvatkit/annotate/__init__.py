@@ -9,7 +9,7 @@ from .function import DetectorFunction, create
 from .matching import LabelMatch, match_labels, parse_label_pairs
 from .shapes import shape_key, shape_kind, task_shapes
 
-__all__ = ["AnnotateResult", "FRAMES_HELP", "FRAME_CHOICES", "DetectorFunction", "LabelMatch", "annotate_export",
-           "annotate_project",
-           "annotate_task", "create", "match_labels", "output_kinds", "parse_label_pairs",
-           "shape_key", "shape_kind", "task_shapes"]
+__all__ = ["AnnotateResult", "DetectorFunction", "FRAMES_HELP", "FRAME_CHOICES",
+           "LabelMatch", "annotate_export", "annotate_project", "annotate_task", "create",
+           "match_labels", "output_kinds", "parse_label_pairs", "shape_key", "shape_kind",
+           "task_shapes"]

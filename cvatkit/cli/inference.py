@@ -112,7 +112,7 @@ def _add_evaluate(sub) -> None:
                    "the task) on the frames with likely annotation mistakes, for reviewers "
                    "to filter by in CVAT")
     _model_args(s)
-    server_args(s)
+    server_args(s, jobs=True)
     s.set_defaults(func=_cmd_evaluate)
 
 
@@ -230,7 +230,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..annotate import match_labels, parse_label_pairs
-    from ..cvat import open_source, tag_frames
+    from ..cvat import open_source, tag_source_frames
     from ..files import write_text_file
     from ..inference import (
         SCORE_FLOOR,
@@ -247,16 +247,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     mapping = parse_label_pairs(args.map)
     if args.review_tag is not None and not args.source.startswith("cvat://"):
         raise UsageError(f"--review-tag tags frames of a task on a CVAT server: give the task "
-                         f"as cvat://TASK_ID, not {args.source}")
+                         f"as cvat://TASK_ID (or a project as cvat://project/PROJECT_ID), "
+                         f"not {args.source}")
     if args.mistakes and Path(args.mistakes).is_dir():
         raise UsageError(f"--mistakes {args.mistakes} is a folder; give the CSV file to write")
     if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
         raise UsageError(f"--plots {args.plots} is a file; give the folder to draw into")
     detector = load_detector(args.model, labels=args.labels)
-    source = open_source(args.source, server_host=args.server_host)
+    source = open_source(args.source, server_host=args.server_host, jobs=args.jobs)
     try:
         if args.review_tag is not None:  # the task's tag label, before predicting anything
-            tag_frames(source.client, source.task_id, args.review_tag, ())
+            tag_source_frames(source, args.review_tag, ())
         plan = match_labels(detector.labels.names, source.labels.names, mapping=mapping,
                           drop_unmapped=True, task=source.description)
         print(plan.format(), flush=True)
@@ -288,16 +289,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             drawn = save_evaluation_plots(result, mistakes, args.plots)
             print(f"plots: {', '.join(str(p) for p in drawn)}")
         if args.review_tag is not None:
-            tagged = tag_frames(source.client, source.task_id, args.review_tag,
-                                mistakes.suspect_frames())
-            print(tagged.format())
+            for tagged in tag_source_frames(source, args.review_tag,
+                                            mistakes.suspect_frame_names()):
+                print(tagged.format())
     finally:
         source.close()
     return 0
 
 
 def _cmd_rank(args: argparse.Namespace) -> int:
-    from ..cvat import tag_frames
+    from ..cvat import tag_source_frames
     from ..files import write_text_file
     from ..inference import (
         check_threshold,
@@ -314,7 +315,8 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     server = len(args.source) == 1 and args.source[0].startswith("cvat://")
     if args.tag is not None and not server:
         raise UsageError("--tag puts a frame tag on a task on a CVAT server: give the task as "
-                         f"cvat://TASK_ID, not {' '.join(args.source)}")
+                         "cvat://TASK_ID (or a project as cvat://project/PROJECT_ID), not "
+                         f"{' '.join(args.source)}")
     for flag, path in (("--out", args.out), ("--gallery", args.gallery)):
         if path and Path(path).is_dir():
             raise UsageError(f"{flag} {path} is a folder; give the file to write")
@@ -322,7 +324,7 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     frames = open_frames(args.source, server_host=args.server_host)
     try:
         if args.tag is not None:  # the task's tag label, before predicting anything
-            tag_frames(frames.client, frames.task_id, args.tag, ())
+            tag_source_frames(frames, args.tag, ())
         with frames_bar("ranking") as bar:
             ranking, shown = rank_frames(
                 detector, frames, threshold=args.threshold,
@@ -340,8 +342,9 @@ def _cmd_rank(args: argparse.Namespace) -> int:
                 for i, p in enumerate(shown, start=1)]), args.gallery)
             print(f"gallery: {args.gallery}")
         if args.tag is not None:
-            picked = [r.frame.index for r in ranking.top(args.top)]
-            print(tag_frames(frames.client, frames.task_id, args.tag, picked).format())
+            picked = [(r.frame.index, r.frame.name) for r in ranking.top(args.top)]
+            for tagged in tag_source_frames(frames, args.tag, picked):
+                print(tagged.format())
     finally:
         if hasattr(frames, "close"):
             frames.close()

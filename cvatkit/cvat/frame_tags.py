@@ -78,3 +78,20 @@ def tag_frames(client, task_id: int, tag: str, frames: Iterable[int]) -> TagResu
             raise ServerError(f"{cause} Run the same command again: frames already tagged "
                               "are not tagged twice") from None
     return TagResult(task_id=int(task_id), tag=tag, added=todo, already=already)
+
+
+def tag_source_frames(source, tag: str, frames: Iterable[tuple[int, str]]) -> list[TagResult]:
+    """Put the frame tag ``tag`` on ``frames`` (number and name, as the source gives them)
+    of a server source: a task's, or a project's, each frame in its own task. With no
+    frames, only checks that every task has the tag label. An export has no server to tag
+    on: refused."""
+    place = getattr(source, "task_frame", None)
+    if place is None:
+        raise UsageError(f"{source.description} is not on a CVAT server: tags go on a task "
+                         "or project there; give it as cvat://TASK_ID or "
+                         "cvat://project/PROJECT_ID")
+    by_task: dict[int, list[int]] = {task: [] for task in source.task_ids()}
+    for number, name in frames:
+        task, index = place(number, name)
+        by_task[task].append(index)
+    return [tag_frames(source.client, task, tag, indexes) for task, indexes in by_task.items()]

@@ -97,6 +97,17 @@ class CvatProjectSource:
                          + (f" ({gone} left out)" if gone else ""))
         return lines
 
+    def task_ids(self) -> list[int]:
+        return [p.task_id for p in self.parts]
+
+    def task_frame(self, number: int, name: str) -> tuple[int, int]:
+        """The task and the frame number in it of this source's frame ``name``."""
+        found = self._owners.get(name)
+        if found is None:
+            raise AnnotationError(f"{self.description} has no frame {name!r}")
+        part, own = found
+        return part.task_id, own.index
+
     @property
     def frame_count(self) -> int:
         return sum(p.frame_count for p in self.parts)

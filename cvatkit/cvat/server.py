@@ -253,6 +253,13 @@ class CvatServerSource:
     def task_lines(self) -> list[str]:
         return []
 
+    def task_ids(self) -> list[int]:
+        return [self.task_id]
+
+    def task_frame(self, number: int, name: str) -> tuple[int, int]:
+        """The task and the frame number in it of this source's frame ``number``."""
+        return self.task_id, number
+
     def current_shapes(self) -> dict[str, list[Shape]]:
         """The task's shapes as the server has them now (not from the local cache), by
         frame name."""

@@ -153,7 +153,12 @@ class Review:
 
     def suspect_frames(self) -> list[int]:
         """Frames with a likely annotation mistake, most confident first, no repeats."""
-        return list(dict.fromkeys(f.frame for f in self.suspects))
+        return [number for number, _name in self.suspect_frame_names()]
+
+    def suspect_frame_names(self) -> list[tuple[int, str]]:
+        """(number, name) of the frames with a likely annotation mistake, most confident
+        first, no repeats."""
+        return list(dict.fromkeys((f.frame, f.name) for f in self.suspects))
 
     def format(self, *, top: int = 10) -> str:
         counts = self.counts()

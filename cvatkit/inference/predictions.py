@@ -66,10 +66,12 @@ def image_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 
 def open_frames(items: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
-                client=None, server_host: str | None = None) -> Source | list[str]:
+                client=None, server_host: str | None = None,
+                jobs: str = "all") -> Source | list[str]:
     """What to predict on: a task source for a CVAT export (.zip or a folder with
-    annotations) or ``cvat://ID`` (on ``client`` when given, else ``server_host`` or the
-    environment's server), otherwise the image files and folders named."""
+    annotations), ``cvat://ID`` or ``cvat://project/ID`` (on ``client`` when given, else
+    ``server_host`` or the environment's server), otherwise the image files and folders
+    named. A task's frames are those of all its jobs unless ``jobs`` says otherwise."""
     items = [items] if isinstance(items, (str, os.PathLike)) else list(items)
     texts = [os.fspath(i).strip() for i in items if os.fspath(i).strip()]
     if not texts:
@@ -83,7 +85,7 @@ def open_frames(items: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
         return [str(Path(t).expanduser()) for t in texts]
     if len(texts) > 1:
         raise UsageError(f"{texts[0]} is a task: give it alone, or give image files only")
-    return open_source(texts[0], client=client, server_host=server_host)
+    return open_source(texts[0], client=client, server_host=server_host, jobs=jobs)
 
 
 def predict(detector: Detector, frames: Source | Sequence[str | os.PathLike[str]], *,

@@ -210,28 +210,108 @@ def test_offline_annotations_go_back_through_cvats_importer(cvat, env, frames, m
                                                              tmp_path):
     _, client = cvat
     labels = [(n, "any") for n in MODEL_LABELS]
-    task = new_task(client, frames[:3], tmp_path, name="offline", labels=labels)
+    task = new_task(client, frames[:3], tmp_path, name="offline", labels=labels,
+                    score_attribute=True)
+    add_shapes(client, task, people_shapes(frames, only={1}))
     export = tmp_path / "export.zip"
     client.tasks.retrieve(task).export_dataset("CVAT for images 1.1", str(export),
                                               include_images=True)
     out = tmp_path / "pre.xml"
-    annotate_export(load_detector(model), open_source(export), out)
+    result = annotate_export(load_detector(model), open_source(export), out)
+    assert result.skipped_frames == {"already annotated": 1}
+    before = client.tasks.retrieve(task).get_annotations().shapes
     client.tasks.retrieve(task).import_annotations("CVAT 1.1", str(out))
     shapes = client.tasks.retrieve(task).get_annotations().shapes
-    assert {s.frame for s in shapes} == {0, 1, 2}
+    new = [s for s in shapes if s.frame != 1]
+    assert {s.frame for s in new} == {0, 2}
+    # the people's shapes of frame 1 are as they were (CVAT's import replaces them with
+    # the file's, which holds them unchanged)
+    assert sorted(tuple(s.points) for s in shapes if s.frame == 1) == sorted(
+        tuple(s.points) for s in before)
+    # each new shape's score came back as its "score" attribute
+    scores = [float(a.value) for s in new for a in s.attributes]
+    assert len(scores) == len(new) and all(0.5 <= v <= 1 for v in scores)
 
 
-def test_no_credential_reaches_output_or_files(cvat, env, frames, tmp_path, capsys):
+def test_no_credential_reaches_output_or_files(cvat, env, frames, model, tmp_path, capsys,
+                                              monkeypatch):
+    """The password travels in the server's address (as some users give it) and in the
+    environment; whatever the kit prints or writes holds neither it nor the user."""
     server, client = cvat
     task = new_task(client, frames[:3], tmp_path, name="secrets")
-    add_shapes(client, task, people_shapes(frames[:3]))
-    out = tmp_path / "ds"
-    assert main(["prepare", f"cvat://{task}", str(out), "--val-split", "0"]) == 0
-    printed = capsys.readouterr()
-    text = printed.out + printed.err + "".join(
-        p.read_text(errors="replace") for p in out.rglob("*") if p.is_file()
-        and p.suffix in (".json", ".txt", ".yaml", ".pbtxt", ""))
-    assert server.password not in text
-    assert json.loads((out / "dataset.json").read_text())["source"].startswith("cvat://")
+    add_shapes(client, task, people_shapes(frames, only={0, 1}))
+    host = server.url.replace("http://", f"http://{server.user}:{server.password}@")
+    monkeypatch.setenv("CVAT_HOST", host)
+    monkeypatch.delenv("CVAT_USER")
+    out = tmp_path / "out"
+    commands = [
+        ["tasks"],
+        ["check", f"cvat://{task}"],
+        ["prepare", f"cvat://{task}", str(out / "ds"), "--val-split", "0"],
+        ["evaluate", str(model), f"cvat://{task}", "--json", str(out / "eval.json"),
+         "--plots", str(out / "plots"), "--mistakes", str(out / "mistakes.csv")],
+        ["rank", str(model), f"cvat://{task}", "--out", str(out / "rank.csv")],
+        ["annotate", str(model), "--task", str(task), "--dry-run", "2"],
+        ["annotate", str(model), "--task", str(task)],
+        ["check", "cvat://999999"],  # an error message too
+    ]
+    printed = ""
+    for command in commands:
+        main(command)
+        said = capsys.readouterr()
+        printed += said.out + said.err
+    assert "cannot" in printed or "does not exist" in printed  # the error was printed
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "dataset.json" for p in written)
+    for secret in (server.password, f"{server.user}:"):
+        assert secret not in printed
+        for path in written:
+            assert secret.encode() not in path.read_bytes(), path
+    assert json.loads((out / "ds" / "dataset.json").read_text())["source"].startswith(
+        f"cvat://{task} on {server.url}")
     with pytest.raises(UsageError):
         open_source("cvat://project/x")
+
+
+def test_review_and_rank_tags_land_on_the_frames_once(cvat, env, frames, model, tmp_path,
+                                                     capsys):
+    _, client = cvat
+    labels = [*LABELS, ("needs-review", "tag"), ("next", "tag")]
+    annotated = new_task(client, frames[:3], tmp_path, name="tagged", labels=labels)
+    # frame 0 as the people drew it; frames 1 and 2 hold nothing where the model is sure
+    add_shapes(client, annotated, people_shapes(frames, only={0}))
+    args = ["evaluate", str(model), f"cvat://{annotated}", "--review-tag", "needs-review",
+            "--confident", "0.8", "--jobs", "all"]
+    assert main(args) == 0
+    out = folded(capsys.readouterr().out)
+    tagged = {t.frame for t in client.tasks.retrieve(annotated).get_annotations().tags}
+    assert {1, 2} <= tagged
+    assert f"task {annotated}: tagged {len(tagged)} frames 'needs-review'" in out
+    assert main(args) == 0
+    assert f"tagged 0 frames 'needs-review'; {len(tagged)} had the tag already" in folded(
+        capsys.readouterr().out)
+    assert len(client.tasks.retrieve(annotated).get_annotations().tags) == len(tagged)
+
+    fresh = new_task(client, frames[3:], tmp_path / "next", name="to rank", labels=labels)
+    rank = ["rank", str(model), f"cvat://{fresh}", "--top", "2", "--tag", "next"]
+    assert main(rank) == 0
+    tags = client.tasks.retrieve(fresh).get_annotations().tags
+    assert len(tags) == 2 and len({t.frame for t in tags}) == 2
+    assert main(rank) == 0
+    assert "tagged 0 frames 'next'; 2 had the tag already" in folded(capsys.readouterr().out)
+    assert main([*rank[:-1], "no-such-tag"]) == 2
+    assert "it has no tag label 'no-such-tag'" in folded(capsys.readouterr().err)
+
+
+def test_rank_tags_the_frames_of_a_project_in_their_own_tasks(cvat, env, frames, model,
+                                                              tmp_path, capsys):
+    _, client = cvat
+    project = make_project(client, "to tag", [*LABELS, ("next", "tag")])
+    tasks = [new_task(client, frames[i:i + 2], tmp_path / str(i), name=f"part {i}",
+                      labels=None, project_id=project) for i in (0, 2)]
+    assert main(["rank", str(model), f"cvat://project/{project}", "--top", "4", "--tag",
+                 "next"]) == 0
+    out = folded(capsys.readouterr().out)
+    for task in tasks:
+        assert {t.frame for t in client.tasks.retrieve(task).get_annotations().tags} == {0, 1}
+        assert f"task {task}: tagged 2 frames 'next'" in out
