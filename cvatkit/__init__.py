@@ -9,8 +9,7 @@ are imported on first use, so a command that needs one part of the kit does not 
 the others.
 """
 
-from importlib import import_module
-
+from .lazy import lazy_names
 from .logs import quiet_tensorflow
 
 quiet_tensorflow()
@@ -33,15 +32,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'cvatkit' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

@@ -167,11 +167,7 @@ class DataState(HasTraits):
         if task_id is not None and self.tasks and task_id not in {t.id for t in self.tasks}:
             raise UsageError(f"task {task_id} is not among the tasks of "
                              f"{self.connected_to or 'the server'}; refresh the list")
-        if task_id != self.task_id or self.project_id is not None or self.mode != "server":
-            self._forget_report()
-        self.project_id = None
-        self.task_id = task_id
-        self.mode = "server"
+        self._pick(task_id, None)
         return True
 
     @reports_errors()
@@ -180,12 +176,14 @@ class DataState(HasTraits):
         if project_id is not None and project_id not in {p.id for p in self.projects}:
             raise UsageError(f"project {project_id} is not among the projects of "
                              f"{self.connected_to or 'the server'}; refresh the list")
-        if project_id != self.project_id or self.mode != "server":
-            self._forget_report()
-        self.task_id = None
-        self.project_id = project_id
-        self.mode = "server"
+        self._pick(None, project_id)
         return True
+
+    def _pick(self, task_id: int | None, project_id: int | None) -> None:
+        if (task_id, project_id) != (self.task_id, self.project_id) or self.mode != "server":
+            self._forget_report()
+        self.task_id, self.project_id = task_id, project_id
+        self.mode = "server"
 
     @reports_errors()
     def select_source(self, uri: str | None) -> bool:

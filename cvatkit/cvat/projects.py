@@ -60,7 +60,6 @@ class CvatProjectSource:
                 "images to it in CVAT, or give a task as cvat://TASK_ID")
         for part in self.parts:
             self.notes += part.notes
-        self._owners: dict[str, tuple[CvatServerSource, Frame]] = {}
         self._read: dict[int, int] = {}
 
     @property
@@ -80,10 +79,8 @@ class CvatProjectSource:
         for part in self.parts:
             self._read[part.task_id] = 0
             for frame in part.frames():
-                name = project_frame_name(part.task_id, frame.name)
-                self._owners[name] = (part, frame)
                 self._read[part.task_id] += 1
-                yield replace(frame, name=name)
+                yield replace(frame, name=project_frame_name(part.task_id, frame.name))
             self.skipped.update(part.skipped)
             self.left_out.update(part.left_out)
             self.frames_by_job.update(part.frames_by_job)
@@ -102,21 +99,22 @@ class CvatProjectSource:
 
     def task_frame(self, number: int, name: str) -> tuple[int, int]:
         """The task and the frame number in it of this source's frame ``name``."""
-        found = self._owners.get(name)
-        if found is None:
-            raise AnnotationError(f"{self.description} has no frame {name!r}")
-        part, own = found
-        return part.task_id, own.index
+        part, _ = self._owner(Frame(index=number, name=name, width=0, height=0))
+        return part.task_id, number
 
     @property
     def frame_count(self) -> int:
         return sum(p.frame_count for p in self.parts)
 
     def _owner(self, frame: Frame) -> tuple[CvatServerSource, Frame]:
-        found = self._owners.get(frame.name)
-        if found is None:
+        """The task source a frame of this project comes from, and the frame as that
+        task names it (the frame number is the task's own)."""
+        task, _, name = frame.name.partition("/")
+        part = next((p for p in self.parts if project_frame_name(p.task_id, "") == task + "/"),
+                    None)
+        if part is None or not name:
             raise AnnotationError(f"{self.description} has no frame {frame.name!r}")
-        return found
+        return part, replace(frame, name=name)
 
     def image_name(self, frame: Frame) -> str:
         part, own = self._owner(frame)

@@ -4,7 +4,7 @@ against a task's annotations.
 The names below are imported on first use: loading a detector (cvat-cli's function
 module, a serverless function) does not load the drawing and plotting libraries."""
 
-from importlib import import_module
+from ..lazy import lazy_names
 
 _EXPORTS = {
     "ClassFigures": "evaluation", "Detector": "detector", "Evaluation": "evaluation",
@@ -23,14 +23,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

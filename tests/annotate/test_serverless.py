@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 import yaml
-from fakes.nuclio import Context
+from fakes.nuclio import Context, loaded_modules
 from fakes.saved_models import model_garden_like
 from helpers import folded
 from real_cvat import jpeg_files, make_task
@@ -157,6 +157,9 @@ def test_cvat_runs_automatic_annotation_through_the_function(real_cvat, function
     name = real_cvat.nuclio.deploy(function)
     client = real_cvat.client()
     try:
+        # the handler runs on the cvatkit copied into the function's folder
+        port = real_cvat.nuclio.functions[name]["status"]["httpPort"]
+        assert loaded_modules(port)["cvatkit"] == str(function / "cvatkit" / "__init__.py")
         mine = next(f for f in functions(client) if f["id"] == name)
         assert mine["kind"] == "detector" and mine["name"] == "Shapes"
         assert [label["name"] for label in mine["labels_v2"]] == list(LABELS)

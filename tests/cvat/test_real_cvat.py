@@ -315,3 +315,32 @@ def test_rank_tags_the_frames_of_a_project_in_their_own_tasks(cvat, env, frames,
     for task in tasks:
         assert {t.frame for t in client.tasks.retrieve(task).get_annotations().tags} == {0, 1}
         assert f"task {task}: tagged 2 frames 'next'" in out
+
+
+def test_the_apps_data_step_offers_projects_and_tasks(cvat, env, project):
+    from cvatkit.widgets.data import DataPanel, DataState
+
+    server, _ = cvat
+    number, first, _second = project
+    panel = DataPanel(DataState(host=server.url, user=server.user), background=False)
+    state = panel.state
+    panel.password.value = server.password
+    panel.connect_button.click()
+    assert state.error == "" and state.connected_to
+    rows = dict((value, label) for label, value in panel.tasks.options)
+    assert rows[f"cvat://project/{number}"].startswith(f"project #{number}  two batches")
+    assert "2 tasks" in rows[f"cvat://project/{number}"]
+    assert f"cvat://{first}" in rows
+    panel.tasks.value = f"cvat://project/{number}"
+    assert (state.project_id, state.task_id) == (number, None)
+    assert state.source_uri == f"cvat://project/{number}"
+    panel.jobs.value = "all"
+    panel.check_button.click()
+    assert state.error == "" and "frames: 6" in folded(state.report)
+    assert f"task {first} 'batch 1': 3 frames" in folded(state.report)
+    panel.jobs.value = "done"
+    panel.check_button.click()
+    assert "'done' is not a job stage or state" in state.error
+    panel.tasks.value = f"cvat://{first}"
+    assert (state.project_id, state.task_id) == (None, first)
+    panel.close()

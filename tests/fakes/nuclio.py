@@ -160,11 +160,17 @@ class NuclioDashboard:
 
 
 def _answers(port: int) -> bool:
+    return loaded_modules(port) is not None
+
+
+def loaded_modules(port: int) -> dict[str, str] | None:
+    """Where the runtime on ``port`` loaded the handler's packages from; None when it does
+    not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as answer:
-            return answer.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
+            return json.loads(answer.read()) if answer.status == 200 else None
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
 
 
 # ----------------------------------------------------------------- the runtime
@@ -211,7 +217,11 @@ def run(folder: Path, port: int) -> None:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
-            self._reply(200 if self.path == "/ready" else 404, b"", "text/plain")
+            # ready, and where the handler's packages came from (the function's folder)
+            loaded = {name: getattr(sys.modules[name], "__file__", None)
+                      for name in ("cvatkit",) if name in sys.modules}
+            self._reply(200 if self.path == "/ready" else 404, json.dumps(loaded).encode(),
+                        "application/json")
 
         def do_POST(self) -> None:  # noqa: N802
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
