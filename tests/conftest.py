@@ -104,10 +104,21 @@ def real_cvat(tmp_path_factory):
     if why:
         pytest.skip(why)
     server = real.start(tmp_path_factory.mktemp("real-cvat-logs"))
+    real.STARTED.append(server)
     try:
         yield server
     finally:
         real.stop(server)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How the real CVAT of the session was had, and how long its start took."""
+    import real_cvat as real
+
+    for server in real.STARTED:
+        how = (f"started from source in {server.start_seconds:.0f} s" if server.started
+               else "given by CVATKIT_TEST_CVAT_URL")
+        terminalreporter.write_line(f"real CVAT at {server.url}: {how}")
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = ROOT.parent / "shared" / "cvat-server"
 START_LIMIT = 1800
 """Seconds the first start may take (a fresh machine builds CVAT's venv from PyPI)."""
+STARTED: list[RealCvat] = []
+"""The servers of this session (the summary at its end names them)."""
 
 
 @dataclass
@@ -82,6 +84,7 @@ def start(logs: Path) -> RealCvat:
     folder = Path(os.environ.get("CVATKIT_TEST_CVAT_DIR")
                   or tempfile.mkdtemp(prefix="cvatkit-cvat-"))
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)  # run as root, START.sh runs PostgreSQL as its own user, inside it
     cvat, pg, redis, ondisk, opa, nuclio_port = free_ports(6)
     nuclio = NuclioDashboard(nuclio_port, logs).start()
     env = {**os.environ, "CVAT_REAL_PORT": str(cvat), "CVAT_REAL_PG_PORT": str(pg),
