@@ -52,6 +52,10 @@ def add_commands(sub) -> None:
                    help="continue a stopped run from its last checkpoint")
     s.add_argument("--detach", action="store_true",
                    help="return at once; the trainer goes on in the background")
+    s.add_argument("--plan", action="store_true",
+                   help="show the run's hyperparameters, what the dataset made of the "
+                   "defaults (anchors fitted to its boxes) and the notes; train nothing, "
+                   "download nothing")
     s.add_argument("--workers", metavar="N", type=int, default=1,
                    help="train in N processes on this machine, each on its own CPU where "
                         "there are enough, under MultiWorkerMirroredStrategy (a check of "
@@ -163,10 +167,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
                              "--workers: the run already has them")
         run = resume_run(args.resume)
     else:
-        if not args.data or not args.run_dir:
+        if not args.data or not (args.run_dir or args.plan):
             raise UsageError("train needs --data DATA_DIR and --run-dir RUN_DIR (or "
-                             "--resume RUN_DIR)")
-        check_run_dir(args.run_dir)  # before any download
+                             "--resume RUN_DIR; --plan needs no --run-dir)")
+        if args.run_dir:
+            check_run_dir(args.run_dir)  # before any download
         text, origin = "", "--hparams"
         if args.hparams_file:
             text, origin = read_hparams_file(args.hparams_file), args.hparams_file
@@ -177,9 +182,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
                         reinit_heads=args.reinit_heads,
                         pretrained=args.pretrained, eval_data=args.eval_data,
                         catalog=load_catalog(args.catalog), workers=args.workers,
-                        progress=_download_progress())
+                        progress=_download_progress(), fetch=not args.plan)
+        if args.plan:
+            print(f"{plan.spec.key} on {plan.data.path} ({plan.data.train_frames} training "
+                  f"frames), starting from {plan.weights}")
+            print(plan.hparams.as_lines())
         for note in plan.notes:
             print(f"note: {note}")
+        if args.plan:
+            return 0
         run = start_run(plan, args.run_dir)
     if args.detach:
         print(f"training in the background (pid {run.status().pid}); follow it in "

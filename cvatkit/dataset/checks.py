@@ -41,6 +41,9 @@ class Report:
     """Frames not read, by why (``in a job in progress``)."""
     tasks: list[str] = field(default_factory=list)
     """A line per task of a project."""
+    sizes: list[str] = field(default_factory=list)
+    """The frame sizes, objects per frame and box sizes per label
+    (``statistics.DatasetStatistics.format``)."""
     notes: list[str] = field(default_factory=list)
     train_frames: int = 0
     val_frames: int = 0
@@ -68,6 +71,7 @@ class Report:
         lines.append("  shapes per label:")
         for name in self.labels:
             lines.append(f"    {name:<{width}}  {self.shapes_per_label.get(name, 0)}")
+        lines += [f"  {line}" for line in self.sizes]
         unused = [n for n in self.labels if not self.shapes_per_label.get(n)]
         if unused:
             lines.append(f"  labels with no shapes (the model cannot learn them): "

@@ -27,6 +27,7 @@ from .checks import Checker, Report
 from .folder import (DATASET_JSON, FORMAT_VERSION, REPORT_JSON, VAL_COCO_JSON, Dataset, is_dataset,
                      load_dataset)
 from .split import DEFAULT_VAL_FRACTION, split_val
+from .statistics import STATISTICS_JSON, measure
 from .tfrecords import EncodedFrame, ShardWriter, encode_frame
 
 _IN_FLIGHT = 32
@@ -104,6 +105,10 @@ def _prepare(source: Source, out: Path, pool, *, val_fraction: float, seed: int,
         write_label_files(source.labels, tmp)
         _write_coco_gt(tmp / VAL_COCO_JSON, splits["val"], ids, source.labels, include_masks)
         (tmp / REPORT_JSON).write_text(report.to_json(), encoding="utf-8")
+        # the training frames' sizes: what a run's recipe is fitted to
+        (tmp / STATISTICS_JSON).write_text(
+            measure(splits["train"] or splits["val"], source.labels.names).to_json(),
+            encoding="utf-8")
         meta = {
             "format": FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -184,6 +189,7 @@ def _read_checked(source: Source) -> tuple[list[Frame], Report]:
     checker = Checker(source.labels, report)
     frames = [checker.check(frame) for frame in source.frames()]
     report.skipped = dict(Counter(source.skipped))
+    report.sizes = measure(frames, source.labels.names).format() if frames else []
     report.frames_by_job = dict(source.frames_by_job)
     report.left_out = dict(source.left_out)
     report.tasks = source.task_lines()

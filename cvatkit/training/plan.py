@@ -63,8 +63,10 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
              reinit_heads: bool = False, pretrained: bool = False,
              eval_data: str | os.PathLike[str] | None = None,
              catalog: dict[str, ModelSpec] | None = None, gpus: int | None = None,
-             workers: int = 1, progress: DownloadProgress | None = None) -> RunPlan:
-    """Check a run request and resolve it into a plan (nothing is written).
+             workers: int = 1, progress: DownloadProgress | None = None,
+             fetch: bool = True) -> RunPlan:
+    """Check a run request and resolve it into a plan (nothing is written; with
+    ``fetch`` False, published weights are named but not downloaded: ``init`` is None).
 
     ``weights`` is what the run starts from: 'coco' or 'imagenet' (the entry's published
     weights, downloaded once and cached), 'none' (random initialisation), an earlier run
@@ -101,7 +103,9 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
             "data (--eval-data), or remove early-stopping-patience")
     choice = _weights_choice(spec, weights, init_checkpoint, pretrained)
     init = None
-    if choice in ("coco", "imagenet"):
+    if choice in ("coco", "imagenet") and not fetch:
+        _published(spec, choice)  # a model that has none is refused all the same
+    elif choice in ("coco", "imagenet"):
         published = _published(spec, choice)
         from .weights import fetch_weights
 

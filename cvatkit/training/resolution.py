@@ -129,6 +129,7 @@ def resolve(spec, values: Mapping[str, Any], data, *, gpus: int,
                 f"{key}={r[key]} is not before the run's end (num-steps={r['num-steps']}); "
                 f"the run would never reach it: set {key} below num-steps")
     stopping = _check_early_stopping(r)
+    anchors = _fit_anchors(spec, r)
     resolved = {p.key: r[p.key] for p in PARAMS}
     resolved["log-interval"] = min(resolved["log-interval"], resolved["num-steps"])
     coarsest, size = 2 ** (spec.max_level or 6), resolved["image-size"]
@@ -146,6 +147,8 @@ def resolve(spec, values: Mapping[str, Any], data, *, gpus: int,
              + ("" if r.given("num-steps") else f"; using {r['num-steps']}")]
     if staged:
         notes.append(staged)
+    if anchors:
+        notes.append(anchors)
     if stopping:
         notes.append(stopping)
     if spec.min_gpus and r["num-clones"] < spec.min_gpus:
@@ -161,6 +164,45 @@ def resolve(spec, values: Mapping[str, Any], data, *, gpus: int,
                      f"{spec.key} (" + ", ".join(f"{k}={format_value(resolved[k])}"
                                                 for k in main) + ")")
     return Hyperparameters.from_dict(resolved), notes
+
+
+def _fit_anchors(spec, r: Resolved) -> str:
+    """How well the anchors fit the dataset's training boxes at the run's input size (its
+    ``statistics.json``). When they fit few of them, or few of one label's, and the user
+    set no anchor-size, the size whose worst-fitted label is fitted best is taken. A note
+    saying which (empty for a dataset prepared without statistics)."""
+    from ..dataset.statistics import read_statistics
+    from .anchors import GOOD_FIT, anchor_fit, anchor_grid, best_anchor_size, label_fits
+
+    stats = read_statistics(r.data.path) if getattr(r.data, "path", None) else None
+    if stats is None or not stats.boxes:
+        return ""
+    size = r["image-size"]
+    per_label = {name: stats.boxes_of(name) for name in stats.labels}
+    grid = anchor_grid(spec, r["anchor-size"])
+    fit = anchor_fit(stats.boxes_of(), grid, size)
+    fits = label_fits(per_label, grid, size)
+    poor = min(fits.values(), default=1.0) < GOOD_FIT or fit < GOOD_FIT
+    if poor and not r.given("anchor-size"):
+        best, best_fit = best_anchor_size(per_label, spec, size)
+        if best != grid.anchor_size:
+            r.set("anchor-size", best)
+            return (f"anchor-size={best:g}: at {size} px the model's own anchors "
+                    f"(anchor-size={grid.anchor_size:g}) fit {fit:.0%} of the training "
+                    f"boxes{_poor(fits)}; these fit {best_fit:.0%}"
+                    f"{_poor(label_fits(per_label, anchor_grid(spec, best), size))} "
+                    "(set anchor-size to choose)")
+    return (f"the anchors (anchor-size={grid.anchor_size:g}) fit {fit:.0%} of the training "
+            f"boxes at {size} px{_poor(fits)}"
+            + ("; a larger image-size or another anchor-size may fit more" if poor else ""))
+
+
+def _poor(fits: dict[str, float]) -> str:
+    """`` (Platelets 61%)`` for the labels the anchors fit poorly."""
+    from .anchors import GOOD_FIT
+
+    poor = [f"{name} {fit:.0%}" for name, fit in fits.items() if fit < GOOD_FIT]
+    return f" ({', '.join(poor)})" if poor else ""
 
 
 def _check_devices(spec, r: Resolved, gpus: int) -> None:
