@@ -194,15 +194,13 @@ def annotate_task(client, task_id: int, detector: Detector, *,
     source = CvatServerSource(client, task_id)
     plan = _match(detector, source.labels, where, mapping, drop_unmapped, on_mapping)
     kinds = output_kinds(source.labels, detector.info.has_masks)
-    skip = _frames_to_skip(source, choice)
+    shapes_now, annotated = ({}, set()) if clear_existing else source.current_annotations()
+    skip = _frames_to_skip(source, choice, annotated)
     if dry_run is not None:
         return _dry_run(detector, source, plan, kinds, where, threshold=threshold,
                         max_detections=max_detections, clear_existing=clear_existing,
                         frames=dry_run, progress=no_progress, skip=skip)
-    existing: dict[str, set[tuple]] = {}
-    if not clear_existing:
-        existing = {name: {shape_key(s) for s in shapes}
-                    for name, shapes in source.current_shapes().items()}
+    existing = {name: {shape_key(s) for s in shapes} for name, shapes in shapes_now.items()}
     function = DetectorFunction(detector, mapping=plan, kinds=kinds, threshold=threshold,
                                 max_detections=max_detections, existing=existing, skip=skip)
     try:
@@ -261,12 +259,14 @@ def annotate_project(client, project_id: int, detector: Detector, *,
     return results
 
 
-def _frames_to_skip(source: CvatServerSource, choice: str) -> dict[str, str]:
-    """Frame name -> why it gets no predictions, for the frames ``choice`` leaves out."""
+def _frames_to_skip(source: CvatServerSource, choice: str,
+                    annotated: set[int]) -> dict[str, str]:
+    """Frame name -> why it gets no predictions, for the frames ``choice`` leaves out
+    (``annotated``: the frames that hold annotations)."""
     if choice == ALL_FRAMES:
         return {}
     names = source.frame_names()
-    skip = {names[k]: ANNOTATED for k in source.annotated_frames() if k in names}
+    skip = {names[k]: ANNOTATED for k in annotated if k in names}
     if choice == NEW_JOBS:
         for k, name in names.items():
             state = source.jobs.state_of(k)

@@ -231,21 +231,6 @@ class CvatServerSource:
     def frame_count(self) -> int:
         return len(self._dataset.samples)
 
-    def annotated_frames(self) -> set[int]:
-        """The frames that hold a shape, or lie in a track, on the server now (not from
-        the local cache)."""
-        try:
-            data = self.client.tasks.retrieve(self.task_id).get_annotations()
-        except Exception as e:
-            raise server_error(e, self.client.api_map.host,
-                                f"read the annotations of task {self.task_id}") from None
-        frames = {int(s.frame) for s in data.shapes or []}
-        for track in data.tracks or []:
-            keys = [int(s.frame) for s in track.shapes or []]
-            if keys:
-                frames.update(range(min(keys), max(keys) + 1))
-        return frames
-
     def frame_names(self) -> dict[int, str]:
         """Frame number -> frame name, for every frame of the task."""
         return {sample.frame_index: sample.frame_name for sample in self._dataset.samples}
@@ -260,24 +245,30 @@ class CvatServerSource:
         """The task and the frame number in it of this source's frame ``number``."""
         return self.task_id, number
 
-    def current_shapes(self) -> dict[str, list[Shape]]:
+    def current_annotations(self) -> tuple[dict[str, list[Shape]], set[int]]:
         """The task's shapes as the server has them now (not from the local cache), by
-        frame name."""
+        frame name; and the frames that hold a shape or lie in a track (between its first
+        and last key frame). One read of the task's annotations."""
         try:
             data = self.client.tasks.retrieve(self.task_id).get_annotations()
         except Exception as e:
             raise server_error(e, self.client.api_map.host,
                                 f"read the annotations of task {self.task_id}") from None
-        names = {sample.frame_index: sample.frame_name for sample in self._dataset.samples}
-        out: dict[str, list[Shape]] = {}
+        names = self.frame_names()
+        shapes: dict[str, list[Shape]] = {}
+        annotated = {int(s.frame) for s in data.shapes or []}
         for s in data.shapes or []:
             if s.label_id not in self._label_names:
                 continue
             shape = shape_from_cvat(s, self._label_names, self._attr_names,
                                     where=f"task {self.task_id} frame {s.frame}")
             if shape is not None:
-                out.setdefault(names.get(int(s.frame), str(s.frame)), []).append(shape)
-        return out
+                shapes.setdefault(names.get(int(s.frame), str(s.frame)), []).append(shape)
+        for track in data.tracks or []:
+            keys = [int(s.frame) for s in track.shapes or []]
+            if keys:
+                annotated.update(range(min(keys), max(keys) + 1))
+        return shapes, annotated
 
     def image_name(self, frame: Frame) -> str:
         return f"task {self.task_id} frame {frame.index} ({frame.name})"
