@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import model_and_hparams_args
+from .common import hparams_text, model_and_hparams_args
 
 
 def add_commands(sub) -> None:
@@ -143,15 +143,6 @@ def _options(args: argparse.Namespace):
         secret_env=parse_secret_env(args.secret_env), run_as=run_as)
 
 
-def _hparams(args: argparse.Namespace) -> tuple[str, str]:
-    """The hyperparameter text and where it came from."""
-    from ..training import read_hparams_file
-
-    if args.hparams_file:
-        return read_hparams_file(args.hparams_file), args.hparams_file
-    return "\n".join(h.replace(";", "\n") for h in args.hparams), "--hparams"
-
-
 def _cmd_tfjob(args: argparse.Namespace) -> int:
     from ..cluster import check_job_name, dump_manifest, render_tfjob
     from ..training import DEFAULT_MODEL, check_run_dir, load_catalog, plan_run, start_run
@@ -169,7 +160,7 @@ def _cmd_tfjob(args: argparse.Namespace) -> int:
     if args.name is not None:
         check_job_name(args.name)
     check_run_dir(run_dir)  # before any download
-    text, origin = _hparams(args)
+    text, origin = hparams_text(args)
     plan = plan_run(data, args.model or DEFAULT_MODEL, text, hparams_origin=origin,
                     weights=args.weights, eval_data=evald, catalog=load_catalog(args.catalog),
                     gpus=args.gpus_per_worker, workers=args.workers)
@@ -197,7 +188,7 @@ def _cmd_workflow(args: argparse.Namespace) -> int:
     from ..training import DEFAULT_MODEL, check_request
 
     options = _options(args)
-    text, origin = _hparams(args)
+    text, origin = hparams_text(args)
     # what the pods would refuse is named now: the model, the hyperparameters against it
     # and the GPUs, the weights it starts from
     model = check_request(args.model or DEFAULT_MODEL, text, hparams_origin=origin,

@@ -54,3 +54,13 @@ def model_and_hparams_args(s, file_help: str = "a file of key=value lines") -> N
     g.add_argument("--hparams", metavar="TEXT", action="append", default=[],
                    help="key=value pairs, separated by newlines or ';' (repeatable)")
     g.add_argument("--hparams-file", metavar="FILE", help=file_help)
+
+
+def hparams_text(args: argparse.Namespace) -> tuple[str, str]:
+    """The hyperparameter lines of ``--hparams`` (``;`` separates lines too) or of
+    ``--hparams-file``, and where they came from (for messages)."""
+    from ..training import read_hparams_file
+
+    if args.hparams_file:
+        return read_hparams_file(args.hparams_file), args.hparams_file
+    return "\n".join(h.replace(";", "\n") for h in args.hparams or ()), "--hparams"

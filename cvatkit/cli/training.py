@@ -9,7 +9,7 @@ import textwrap
 import time
 
 from ..run_progress import RunProgress
-from .common import model_and_hparams_args, say_error
+from .common import hparams_text, model_and_hparams_args, say_error
 
 
 def add_commands(sub) -> None:
@@ -152,7 +152,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         check_run_dir,
         load_catalog,
         plan_run,
-        read_hparams_file,
         resume_run,
         start_run,
     )
@@ -172,11 +171,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                              "--resume RUN_DIR; --plan needs no --run-dir)")
         if args.run_dir:
             check_run_dir(args.run_dir)  # before any download
-        text, origin = "", "--hparams"
-        if args.hparams_file:
-            text, origin = read_hparams_file(args.hparams_file), args.hparams_file
-        elif args.hparams:
-            text = "\n".join(h.replace(";", "\n") for h in args.hparams)
+        text, origin = hparams_text(args)
         plan = plan_run(args.data, args.model or DEFAULT_MODEL, text, hparams_origin=origin,
                         weights=args.weights, init_checkpoint=args.init_checkpoint,
                         reinit_heads=args.reinit_heads,
