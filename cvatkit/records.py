@@ -163,6 +163,12 @@ class Frame:
     where: str = ""
     """Where the frame is described, for messages: ``annotations.xml line 42``."""
 
+    @property
+    def key(self) -> str:
+        """The frame's name within its task: its subset's folder, then its name (two
+        subsets may hold frames of the same name)."""
+        return f"{self.subset}/{self.name}" if self.subset else self.name
+
 
 @dataclass(frozen=True, kw_only=True)
 class TaskSummary:

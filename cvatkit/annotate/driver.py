@@ -133,22 +133,22 @@ def annotate_export(detector: Detector, source: Source, out: str | os.PathLike[s
     labels_ = source.labels
     plan = _match(detector, labels_, source.description, mapping, drop_unmapped, on_mapping)
     kinds = output_kinds(labels_, detector.info.has_masks)
-    skip = {} if choice == ALL_FRAMES else {
-        _key(f): ANNOTATED for f in source.frames() if f.shapes}
+    given = list(source.frames())  # read once: what is skipped, and what is written
+    skip = {} if choice == ALL_FRAMES else {f.key: ANNOTATED for f in given if f.shapes}
     if dry_run is not None:
         return _dry_run(detector, source, plan, kinds, source.description, threshold=threshold,
                         max_detections=max_detections, clear_existing=clear_existing,
-                        frames=dry_run, progress=progress, skip=skip, key=_key)
+                        frames=dry_run, progress=progress, skip=skip, key=lambda f: f.key)
     counts: Counter[str] = Counter()
     predicted: dict[str, Frame] = {}
     for p in predict(detector, source, threshold=threshold, max_detections=max_detections,
-                     progress=progress, only=lambda f: _key(f) not in skip):
+                     progress=progress, only=lambda f: f.key not in skip):
         existing = () if clear_existing else p.ground_truth
         new = task_shapes(p.frame, plan.target, kinds.__getitem__,
                           {shape_key(s) for s in existing}, counts)
-        predicted[_key(p.frame)] = replace(p.frame, shapes=tuple(existing) + tuple(new))
+        predicted[p.frame.key] = replace(p.frame, shapes=tuple(existing) + tuple(new))
     assert dest is not None
-    written = [predicted.get(_key(f), f) for f in source.frames()]
+    written = [predicted.get(f.key, f) for f in given]
     result = _result(source.description, plan, len(written), counts,
                      skipped_frames=dict(Counter(skip.values())))
     name = source.summary().name or "pre-annotations"
@@ -220,11 +220,6 @@ def annotate_task(client, task_id: int, detector: Detector, *,
             "reached the task are not written twice") from None
     return _result(where, plan, source.frame_count, function.counts,
                    skipped_frames=dict(Counter(skip.values())))
-
-
-def _key(frame: Frame) -> str:
-    """A frame's name within an export (its subset's folder, then its name)."""
-    return f"{frame.subset}/{frame.name}" if frame.subset else frame.name
 
 
 def annotate_project(client, project_id: int, detector: Detector, *,

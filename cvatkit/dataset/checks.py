@@ -110,7 +110,7 @@ class Checker:
     def check(self, frame: Frame) -> Frame:
         """The frame with shapes clipped to it and unusable shapes dropped."""
         r = self.report
-        key = f"{frame.subset}/{frame.name}" if frame.subset else frame.name
+        key = frame.key
         if key in self._names:
             raise AnnotationError(
                 f"{frame.where}: frame name {frame.name!r} appears twice (also at "

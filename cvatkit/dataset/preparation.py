@@ -92,11 +92,11 @@ def _prepare(source: Source, out: Path, pool, *, val_fraction: float, seed: int,
         if not overwrite:
             _check_out_dir(out, False)  # another dataset is there: refused as usual
 
-    val_names = split_val((_key(f) for f in frames), val_fraction, seed)
-    splits = {"train": [f for f in frames if _key(f) not in val_names],
-              "val": [f for f in frames if _key(f) in val_names]}
+    val_names = split_val((f.key for f in frames), val_fraction, seed)
+    splits = {"train": [f for f in frames if f.key not in val_names],
+              "val": [f for f in frames if f.key in val_names]}
     report.train_frames, report.val_frames = len(splits["train"]), len(splits["val"])
-    ids = {_key(f): n for n, f in enumerate(frames, start=1)}
+    ids = {f.key: n for n, f in enumerate(frames, start=1)}
     with folder_written_aside(out) as tmp:
         formats: Counter[str] = Counter()
         files = {split: _write_split(source, tmp, split, subset, ids, include_masks, workers,
@@ -170,7 +170,7 @@ def check_frames(source: Source, *, val_fraction: float = DEFAULT_VAL_FRACTION,
     unusable ones dropped) and ``check``'s report of them, from one read of the task."""
     _check_fraction(val_fraction)
     frames, report = _read_checked(source)
-    val = split_val((_key(f) for f in frames), val_fraction, seed)
+    val = split_val((f.key for f in frames), val_fraction, seed)
     report.val_frames, report.train_frames = len(val), len(frames) - len(val)
     return frames, report
 
@@ -241,10 +241,6 @@ def _same_dataset(out: Path, digest: str, settings: dict, labels: LabelMap,
     return replace(found, path=out, labels=labels, report=report, reused=True)
 
 
-def _key(frame: Frame) -> str:
-    return f"{frame.subset}/{frame.name}" if frame.subset else frame.name
-
-
 def _start_pool(source: Source, workers: int):
     """Worker processes for big exports (started now, used once the frames are known)."""
     opener = getattr(source, "opener", lambda: None)()
@@ -273,7 +269,7 @@ def _encode_all(source: Source, frames: list[Frame], ids: dict[str, int],
     Big tasks from an export are encoded by worker processes (each opens the export
     itself); others by a small thread pool.
     """
-    jobs = [(f, ids[_key(f)]) for f in frames]
+    jobs = [(f, ids[f.key]) for f in frames]
     if pool is not None:
         batches = [jobs[i:i + _BATCH] for i in range(0, len(jobs), _BATCH)]
         yield from _in_order(pool, lambda batch: pool.submit(_encode_batch, batch,
@@ -346,7 +342,7 @@ def _write_coco_gt(path: Path, frames: list[Frame], ids: dict[str, int], labels:
 
     images, anns = [], []
     for frame in frames:
-        image_id = ids[_key(frame)]
+        image_id = ids[frame.key]
         images.append({"id": image_id, "file_name": frame.name, "width": frame.width,
                        "height": frame.height})
         for shape in frame.shapes:
