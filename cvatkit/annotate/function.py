@@ -37,7 +37,7 @@ class DetectorFunction:
     ``existing`` holds, per frame name, the keys (``shape_key``) of shapes already on the
     task: predictions equal to one of them are not returned again, so running twice
     writes nothing twice. Frames named in ``skip`` get no prediction (the model is not
-    run on them); ``skipped_frames`` counts them by the reason given.
+    run on them).
     """
 
     def __init__(self, detector: Detector, *, mapping: LabelMatch | None = None,
@@ -58,7 +58,6 @@ class DetectorFunction:
         self._kinds = dict(kinds or {})
         self._existing = existing or {}
         self._skip = skip or {}
-        self.skipped_frames: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         """Shapes returned per task label, plus ``shapes.EXISTING``/``DROPPED``."""
         self.spec = cvataa.DetectionFunctionSpec(labels=[
@@ -67,7 +66,6 @@ class DetectorFunction:
 
     def detect(self, context, image) -> list:
         if context.frame_name in self._skip:
-            self.skipped_frames[self._skip[context.frame_name]] += 1
             return []
         threshold = context.conf_threshold
         threshold = self.threshold if threshold is None else threshold

@@ -35,9 +35,6 @@ class Job:
     def holds(self, frame: int) -> bool:
         return self.start <= frame <= self.stop
 
-    def describe(self) -> str:
-        return f"job {self.id} ({self.stage}, {self.state})"
-
 
 def parse_jobs(text: str | None) -> tuple[str, ...]:
     """The words of a ``--jobs`` value, checked: ``auto``, ``all``, ``finished`` or stages

@@ -6,6 +6,7 @@ the anchors), and the report shows them.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import Counter
@@ -129,14 +130,21 @@ def measure(frames: Sequence[Frame], label_names: Sequence[str]) -> DatasetStati
 
 def read_statistics(folder: str | Path) -> DatasetStatistics | None:
     """A dataset folder's statistics; None for a dataset prepared before they were
-    recorded."""
+    recorded. Read once per version of the file (the app plans again on every edit)."""
     path = Path(folder) / STATISTICS_JSON
-    if not path.is_file():
-        return None
-    TEXT.check(path.stat().st_size, str(path))
     try:
-        return DatasetStatistics.from_json(path.read_text(encoding="utf-8"))
-    except (ValueError, TypeError, KeyError):
+        found = path.stat()
+    except OSError:
+        return None
+    TEXT.check(found.st_size, str(path))
+    return _read(str(path.resolve()), found.st_mtime_ns, found.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _read(path: str, _mtime_ns: int, _size: int) -> DatasetStatistics | None:
+    try:
+        return DatasetStatistics.from_json(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, TypeError, KeyError, OSError):
         return None  # damaged: the recipe falls back to the model's defaults
 
 
