@@ -49,7 +49,8 @@ def format_classes_csv(labels: LabelMap) -> str:
 
 
 _ITEM = re.compile(r"item\s*\{(?P<body>[^}]*)\}", re.S)
-_FIELD = re.compile(r"(?P<key>id|name|display_name)\s*:\s*(?P<val>\d+|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")")
+_FIELD = re.compile(r"(?P<key>id|name|display_name)\s*:\s*"
+                    r"(?P<val>\d+|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")")
 
 
 def read_label_map(folder: Path) -> LabelMap:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
@@ -56,3 +57,39 @@ def hyperparameters(**values):
                    val_frames=10, val_fraction=0.1, include_masks=False)
     given = {k.replace("_", "-"): v for k, v in values.items()}
     return resolve(get_model(MODEL), given, data, gpus=0)[0]
+
+
+# -- tasks made for a rule: frames of given sizes with given boxes ---------------------------
+
+def box(label, x, y, w, h):
+    """A rectangle of ``label`` at (x, y), w x h pixels."""
+    from cvatkit.records import Shape
+
+    return Shape(kind="rectangle", label=label, points=(x, y, x + w, y + h))
+
+
+def frames_of(width, height, shapes_per_frame, count=4):
+    """``count`` frames of ``width`` x ``height``, each with the shapes given."""
+    from cvatkit.records import Frame
+
+    return [Frame(index=i, name=f"{i}.jpg", width=width, height=height,
+                  shapes=tuple(shapes_per_frame)) for i in range(count)]
+
+
+def export(tmp_path, frames, labels, name="t"):
+    """``frames`` as a CVAT for images export in ``tmp_path``, grey JPEGs of their sizes."""
+    from PIL import Image
+
+    from cvatkit.cvat import write_cvat_xml
+    from cvatkit.records import LabelMap
+
+    sizes = {(f.width, f.height) for f in frames}
+    jpegs = {}
+    for w, h in sizes:
+        buf = io.BytesIO()
+        Image.new("RGB", (w, h), (90, 90, 90)).save(buf, format="JPEG")
+        jpegs[w, h] = buf.getvalue()
+    path = tmp_path / f"{name}.zip"
+    write_cvat_xml(path, frames, LabelMap.from_names(labels), task_name=name,
+                   images=lambda f: jpegs[f.width, f.height])
+    return path

@@ -237,7 +237,8 @@ class ModelState(HasTraits):
 
     def _set_defaults(self) -> None:
         values = {CLONES: max(1, self.values.get(CLONES, 1))}
-        self.defaults = {key: format_value(default_value(self.spec, key, values, self.data))
+        self.defaults = {key: format_value(default_value(self.spec, key, values, self.data,
+                                                         weights=self.init_checkpoint.strip()))
                          for key in FORM_KEYS}
 
     def _validate(self) -> None:
@@ -252,7 +253,8 @@ class ModelState(HasTraits):
         self._set_defaults()
         try:
             _hp, notes = resolve(self.spec, values, self._data_for_checks(values),
-                                 gpus=self.gpus_detected)
+                                 gpus=self.gpus_detected,
+                                 weights=self.init_checkpoint.strip())
             checkpoint_note = self._check_checkpoint()
         except CvatkitError as e:
             self.message, self.notes = str(e), ""

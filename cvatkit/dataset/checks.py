@@ -123,7 +123,8 @@ class Checker:
         for shape in frame.shapes:
             if shape.label not in self.labels:
                 raise AnnotationError(
-                    f"{shape.where or frame.where}: frame {frame.name!r} has a {shape.kind} labelled "
+                    f"{shape.where or frame.where}: frame {frame.name!r} has a {shape.kind} "
+                    f"labelled "
                     f"{shape.label!r}, which is not in the label map "
                     f"({', '.join(self.labels.names)})")
             why = self._unusable(shape)

@@ -83,8 +83,9 @@ def _model(field_name: str) -> Default:
 
 
 PARAMS: tuple[Param, ...] = (
-    Param("num-steps", int, "training steps", _model("num_steps"), "the model's", min=1,
-          max=MAX_STEPS),
+    Param("num-steps", int, "training steps", lambda r: r.fitted("num-steps"),
+          "from random weights, 60 passes over the training frames; else the model's",
+          min=1, max=MAX_STEPS),
     Param("batch-size", int, "frames per step, over all GPUs (of all workers)",
           lambda r: r.spec.batch_size * r["num-clones"] * r.workers,
           "the model's, times num-clones (times the workers)", min=1, max=4096),
@@ -103,8 +104,9 @@ PARAMS: tuple[Param, ...] = (
           min=0, max=MAX_EPOCHS),
     Param("stage-3-epochs", int, "Mask R-CNN: epochs training all layers at lr/10", 0, min=0,
           max=MAX_EPOCHS),
-    Param("image-size", int, "square input size in pixels", _model("image_size"),
-          "the model's", min=64, max=2048, multiple_of=32,
+    Param("image-size", int, "square input size in pixels", lambda r: r.fitted("image-size"),
+          "fitted to the frames and their smallest objects; without the dataset's "
+          "statistics, the model's", min=64, max=2048, multiple_of=32,
           why_multiple="the coarsest feature level; 64 or 128 for most models"),
     Param("val-split", float, "fraction of frames kept for validation (set when preparing)",
           lambda r: DEFAULT_VAL_FRACTION if r.data is None else r.data.val_fraction,

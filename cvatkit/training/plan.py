@@ -93,8 +93,9 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
                                "--val-split 1 to evaluate on all its frames")
     if not 1 <= workers <= MAX_WORKERS:
         raise UsageError(f"--workers {workers}: give 1 to {MAX_WORKERS}")
+    choice = _weights_choice(spec, weights, init_checkpoint, pretrained)
     hp, notes = resolve(spec, values, data, gpus=count_gpus() if gpus is None else gpus,
-                        workers=workers)
+                        workers=workers, weights=choice)
     if hp.early_stopping_patience and (evald or data).val_frames < 1:
         raise HyperparameterError(
             f"early-stopping-patience={hp.early_stopping_patience} needs evaluations, but "

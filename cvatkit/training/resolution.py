@@ -68,10 +68,14 @@ class Resolved:
     """The values of a run as far as they are known: the user's, else each parameter's
     default, computed on first use (a default may use other values)."""
 
-    def __init__(self, spec, values: Mapping[str, Any], data, *, workers: int = 1) -> None:
+    def __init__(self, spec, values: Mapping[str, Any], data, *, workers: int = 1,
+                 weights: str = "") -> None:
         self.spec, self.data, self.workers = spec, data, workers
+        self.scratch = starts_from_scratch(spec, weights)
         self._values = dict(values)
         self._given = set(values)
+        self.why: dict[str, str] = {}
+        """Why each value fitted to the dataset was chosen, by key."""
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._values:
@@ -87,10 +91,55 @@ class Resolved:
         """Fix a value that follows from others (Mask R-CNN's num-steps from its stages)."""
         self._values[key] = value
 
+    @property
+    def statistics(self):
+        """The dataset's ``statistics.json``; None for a stand-in or an older dataset."""
+        from ..dataset.statistics import read_statistics
 
-def default_value(spec, key: str, values: Mapping[str, Any] | None = None, data=None) -> Any:
-    """What ``key`` is for ``spec`` when the user leaves it out (other ``values`` given)."""
-    return Resolved(spec, values or {}, data)[key]
+        path = getattr(self.data, "path", None)
+        return read_statistics(path) if path is not None and str(path) != "." else None
+
+    def fit(self, key: str) -> tuple[Any, str] | None:
+        """The value of ``key`` fitted to the dataset and why (``recipe``); None when no
+        rule applies (no statistics; num-steps of a run that starts from weights)."""
+        from .recipe import fitted_image_size, fitted_steps
+
+        stats = self.statistics
+        if stats is None:
+            return None
+        if key == "image-size":
+            return fitted_image_size(self.spec, stats)
+        if key == "num-steps" and self.scratch:
+            return fitted_steps(self.data.train_frames, self["batch-size"])
+        return None
+
+    def fitted(self, key: str) -> Any:
+        """The default of ``key``: fitted to the dataset when a rule applies (its note
+        kept in ``why``), else the model's."""
+        found = self.fit(key)
+        if found is None:
+            return getattr(self.spec, key.replace("-", "_"))
+        self.why[key] = found[1]
+        return found[0]
+
+
+FITTED = ("image-size", "num-steps")
+"""The values ``recipe`` fits to the dataset when the user sets them not."""
+
+
+def starts_from_scratch(spec, weights: str = "") -> bool:
+    """Whether a run of ``spec`` told to start from ``weights`` ('' for its default)
+    starts from random weights."""
+    if weights:
+        return weights.strip().lower() == "none"
+    return not spec.init_version and spec.default_weights == "none"
+
+
+def default_value(spec, key: str, values: Mapping[str, Any] | None = None, data=None, *,
+                  weights: str = "") -> Any:
+    """What ``key`` is for ``spec`` when the user leaves it out (other ``values`` given,
+    starting from ``weights``): fitted to ``data`` where a rule applies."""
+    return Resolved(spec, values or {}, data, weights=weights)[key]
 
 
 def recommended_steps(train_frames: int, batch_size: int) -> int:
@@ -100,13 +149,15 @@ def recommended_steps(train_frames: int, batch_size: int) -> int:
     return max(1000, int(raw / 1000.0 + 0.5) * 1000)
 
 
-def resolve(spec, values: Mapping[str, Any], data, *, gpus: int,
-            workers: int = 1) -> tuple[Hyperparameters, list[str]]:
+def resolve(spec, values: Mapping[str, Any], data, *, gpus: int, workers: int = 1,
+            weights: str = "") -> tuple[Hyperparameters, list[str]]:
     """The run's hyperparameters: ``values`` (from ``parse_hparams``) over the table's
-    defaults for ``spec``, checked against the dataset ``data`` and the ``gpus`` this
-    machine (each of ``workers`` machines) has. Returns them and notes worth showing
-    (e.g. the recommended num-steps)."""
-    r = Resolved(spec, values, data, workers=workers)
+    defaults for ``spec``, fitted to the dataset ``data`` where a rule applies
+    (``recipe``), checked against it and the ``gpus`` this machine (each of ``workers``
+    machines) has. ``weights``: what the run starts from ('' for the model's default).
+    Returns them and notes worth showing: why each fitted value was chosen, or what a
+    given one replaced."""
+    r = Resolved(spec, values, data, workers=workers, weights=weights)
     _check_devices(spec, r, gpus)
     staged = _check_stages(spec, r, data)
     _check_precision(spec, r, gpus)
@@ -141,10 +192,13 @@ def resolve(spec, values: Mapping[str, Any], data, *, gpus: int,
     for param in PARAMS:
         if resolved[param.key] is not None:
             check_value(param, resolved[param.key])
-    recommended = recommended_steps(data.train_frames, r["batch-size"])
-    notes = [f"recommended num-steps for {data.train_frames} training frames at batch "
-             f"{r['batch-size']}: {recommended} (the rule of thumb: frames / batch x 1000)"
-             + ("" if r.given("num-steps") else f"; using {r['num-steps']}")]
+    notes = _fit_notes(r)
+    if r.fit("num-steps") is None:  # no rule of this kit's for it: the workflow's
+        recommended = recommended_steps(data.train_frames, r["batch-size"])
+        notes.append(f"recommended num-steps for {data.train_frames} training frames at "
+                     f"batch {r['batch-size']} from trained weights: {recommended} (the "
+                     "original workflow's rule of thumb: frames / batch x 1000)"
+                     + ("" if r.given("num-steps") else f"; using {r['num-steps']}"))
     if staged:
         notes.append(staged)
     if anchors:
@@ -160,10 +214,39 @@ def resolve(spec, values: Mapping[str, Any], data, *, gpus: int,
                      f"{spec.family} input pipeline has no JPEG re-compression")
     if not values:
         main = ("num-steps", "batch-size", "initial-learning-rate", "image-size")
-        notes.insert(0, "no hyperparameters given: training with the defaults for "
-                     f"{spec.key} (" + ", ".join(f"{k}={format_value(resolved[k])}"
-                                                for k in main) + ")")
+        how = "the recipe of" if not r.why else "the recipe fitted to the dataset for"
+        notes.insert(0, f"no hyperparameters given: training with {how} {spec.key} ("
+                     + ", ".join(f"{k}={format_value(resolved[k])}" for k in main) + ")")
     return Hyperparameters.from_dict(resolved), notes
+
+
+def _fit_notes(r: Resolved) -> list[str]:
+    """Why each value fitted to the dataset was chosen; for a value the user set, what
+    the fitted recipe would have taken; then the schedule and augmentation that follow."""
+    notes = []
+    for key in FITTED:
+        if r.given(key):
+            found = r.fit(key)
+            if found is not None and found[0] != r[key]:
+                notes.append(f"{key}={format_value(r[key])} as given, in place of the "
+                             f"fitted {found[1]}")
+        elif key in r.why:
+            notes.append(r.why[key])
+    if not r.why:
+        return notes
+    steps, warmup = r["num-steps"], r["warmup-steps"]
+    if r["schedule-step-1"] is None:
+        notes.append(f"learning rate: {warmup} steps of warm-up to "
+                     f"{format_value(r['initial-learning-rate'])}, then a cosine decay to 0 "
+                     f"over the other {steps - warmup}")
+    if r["aug-hflip"] or r["aug-scale-min"] != 1 or r["aug-scale-max"] != 1:
+        notes.append("augmentation: " + ("random horizontal flips and " if r["aug-hflip"]
+                                         else "") +
+                     f"rescaling by {format_value(r['aug-scale-min'])}-"
+                     f"{format_value(r['aug-scale-max'])}, so that objects are seen at "
+                     "other sizes and sides than the few frames show (aug-hflip, "
+                     "aug-scale-min, aug-scale-max)")
+    return notes
 
 
 def _fit_anchors(spec, r: Resolved) -> str:

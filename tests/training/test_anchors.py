@@ -4,45 +4,19 @@ frame sizes)."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
-from helpers import folded
-from PIL import Image
+from helpers import box, export, folded, frames_of
 
 from cvatkit import open_export, prepare
 from cvatkit.cli import main
-from cvatkit.cvat import write_cvat_xml
 from cvatkit.dataset.statistics import STATISTICS_JSON, measure, read_statistics
-from cvatkit.records import Frame, LabelMap, Shape
 from cvatkit.training import get_model, plan_run
 from cvatkit.training.anchors import (AnchorGrid, anchor_fit, anchor_grid, best_anchor_size,
                                       label_fits)
 
 SMALL = get_model("ssd-mobilenet-v2-small")  # RetinaNet levels 3..5, anchor-size 3
-
-
-def box(label, x, y, w, h):
-    return Shape(kind="rectangle", label=label, points=(x, y, x + w, y + h))
-
-
-def frames_of(width, height, shapes_per_frame, count=4):
-    return [Frame(index=i, name=f"{i}.jpg", width=width, height=height,
-                  shapes=tuple(shapes_per_frame)) for i in range(count)]
-
-
-def export(tmp_path, frames, labels, name="t"):
-    sizes = {(f.width, f.height) for f in frames}
-    jpegs = {}
-    for w, h in sizes:
-        buf = io.BytesIO()
-        Image.new("RGB", (w, h), (90, 90, 90)).save(buf, format="JPEG")
-        jpegs[w, h] = buf.getvalue()
-    path = tmp_path / f"{name}.zip"
-    write_cvat_xml(path, frames, LabelMap.from_names(labels), task_name=name,
-                   images=lambda f: jpegs[f.width, f.height])
-    return path
 
 
 def test_the_statistics_of_mixed_frames_and_labels():

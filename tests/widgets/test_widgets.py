@@ -348,7 +348,17 @@ def test_plan_checks_against_the_prepared_dataset(sample_zip, tmp_path):
     ds = data.prepare_dataset(tmp_path / "data")
     state = ModelState(gpus_detected=0, model=SSD)
     assert state.set_data(str(ds.path))
+    # the recipe fitted to the sample's frames (160x128) and its 40 frames from scratch,
+    # shown in the form's defaults and said in the notes: 160 px to the nearest multiple of
+    # the model's coarsest stride, 64
+    assert state.defaults["image-size"] == "192" and state.defaults["num-steps"] == "300"
+    assert "image-size=192 (the model's is 320): the frames' median longer side is 160 px" \
+        in state.notes
+    assert "num-steps=300: 60 passes over" in state.notes
+    state.init_checkpoint = "imagenet"  # from trained weights: the model's steps
+    assert state.defaults["num-steps"] == "10000"
     assert "recommended num-steps for" in state.notes
+    state.init_checkpoint = ""
     state.text = "num-steps=20\nbatch-size=4\nimage-size=128\nval-split=0.5\n"
     assert "the dataset was split with 0.1" in state.message
     assert state.plan(str(ds.path)) is None and "val-split=0.5" in state.message
