@@ -24,6 +24,8 @@ from .predictions import Prediction
 
 SCORE_FLOOR = 0.01
 """The threshold to predict with for COCO AP."""
+THRESHOLDS = tuple(i / 20 for i in range(1, 20))
+"""The scores ``Evaluation.fewest`` tries: 0.05, 0.1, ..., 0.95."""
 RECALL_POINTS = tuple(i / 100 for i in range(101))
 """The recall levels COCO reads precision at (0, 0.01, ..., 1): the x of ``pr_curves``."""
 
@@ -53,6 +55,11 @@ class Evaluation:
     false: int
     """Predictions at the threshold that match no annotated object."""
     per_class: tuple[ClassFigures, ...]
+    fewest: tuple[float, int, int] | None = None
+    """The threshold (of ``THRESHOLDS``) that leaves a person the fewest corrections on
+    these frames (objects to draw that the model missed, plus false boxes to delete), with
+    the objects found and the false boxes at it; the lowest such threshold on a tie. None
+    when nothing is annotated."""
     pr_curves: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Per label, the precision at each of ``RECALL_POINTS`` at IoU 0.5, from the
     evaluation that gives ``ap50`` (its mean over the points is the label's AP@0.5); -1
@@ -85,6 +92,7 @@ class Evaluation:
             f"at score >= {self.threshold:g}: found {self.found} of {self.annotated} "
             f"annotated objects ({100 * self.found_share:.1f}%), "
             f"{self.false} false boxes ({self.false_per_frame:.2f} per frame)",
+            *self._fewest_lines(),
             "",
             f"{'label':<20} {'AP':>6} {'AP@0.5':>7} {'objects':>8} {'found':>6} {'false':>6}",
         ]
@@ -92,6 +100,16 @@ class Evaluation:
             lines.append(f"{c.label:<20} {num(c.ap):>6} {num(c.ap50):>7} {c.annotated:>8} "
                          f"{c.found:>6} {c.false:>6}")
         return "\n".join(lines)
+
+    def _fewest_lines(self) -> list[str]:
+        if self.fewest is None:
+            return []
+        at, found, false = self.fewest
+        share = found / self.annotated if self.annotated else 0.0
+        return [f"fewest corrections at score >= {at:g}: found {found} "
+                f"({100 * share:.1f}%), {false} false boxes ({false / self.frames:.2f} per "
+                f"frame), {self.annotated - found + false} to correct; pre-annotate with "
+                f"--threshold {at:g}"]
 
 
 def evaluate(predictions: Iterable[Prediction], labels: Sequence[str], *,
@@ -108,7 +126,21 @@ def evaluate(predictions: Iterable[Prediction], labels: Sequence[str], *,
             if s.label not in names:
                 names.append(s.label)
     ap, ap50, ap75, per_ap, curves = _coco(predictions, names)
-    counts = {n: [0, 0, 0] for n in names}  # annotated, found, false
+    counts = _counts(predictions, names, threshold, iou)
+    per_class = tuple(
+        ClassFigures(label=n, ap=per_ap[n][0], ap50=per_ap[n][1], annotated=counts[n][0],
+                     found=counts[n][1], false=counts[n][2]) for n in names)
+    return Evaluation(
+        frames=len(predictions), threshold=threshold, ap=ap, ap50=ap50, ap75=ap75,
+        annotated=sum(c[0] for c in counts.values()), found=sum(c[1] for c in counts.values()),
+        false=sum(c[2] for c in counts.values()), per_class=per_class,
+        fewest=_fewest(predictions, names, iou), pr_curves=curves)
+
+
+def _counts(predictions: list[Prediction], names: list[str], threshold: float,
+            iou: float) -> dict[str, list[int]]:
+    """Per label: annotated objects, those found, and false boxes at ``threshold``."""
+    counts = {n: [0, 0, 0] for n in names}
     for p in predictions:
         kept = [s for s in p.frame.shapes if (s.score or 0.0) >= threshold]
         for name in names:
@@ -118,13 +150,22 @@ def evaluate(predictions: Iterable[Prediction], labels: Sequence[str], *,
             counts[name][0] += len(gt)
             counts[name][1] += found
             counts[name][2] += len(dets) - found
-    per_class = tuple(
-        ClassFigures(label=n, ap=per_ap[n][0], ap50=per_ap[n][1], annotated=counts[n][0],
-                     found=counts[n][1], false=counts[n][2]) for n in names)
-    return Evaluation(
-        frames=len(predictions), threshold=threshold, ap=ap, ap50=ap50, ap75=ap75,
-        annotated=sum(c[0] for c in counts.values()), found=sum(c[1] for c in counts.values()),
-        false=sum(c[2] for c in counts.values()), per_class=per_class, pr_curves=curves)
+    return counts
+
+
+def _fewest(predictions: list[Prediction], names: list[str],
+            iou: float) -> tuple[float, int, int] | None:
+    """``Evaluation.fewest``."""
+    best = None
+    for at in THRESHOLDS:
+        counts = _counts(predictions, names, at, iou)
+        annotated = sum(c[0] for c in counts.values())
+        found, false = sum(c[1] for c in counts.values()), sum(c[2] for c in counts.values())
+        if not annotated:
+            return None
+        if best is None or annotated - found + false < best[0]:
+            best = (annotated - found + false, at, found, false)
+    return best[1:] if best else None
 
 
 def _match(dets: list[Shape], gt: list[Shape], width: int, height: int, iou: float) -> int:

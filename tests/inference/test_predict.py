@@ -221,6 +221,20 @@ def test_evaluation_counts_found_and_false_boxes():
     assert (per["cat"].found, per["cat"].false, per["dog"].found, per["dog"].false) == (
         1, 1, 0, 1)
     assert "found 1 of 3 annotated objects (33.3%)" in ev.format()
+    # corrections (missed + false): 4 at 0.5, 3 at 0.3 (the third cat found), 2 at 0.85
+    # (only the first cat kept, nothing false)
+    assert ev.fewest == (0.85, 1, 0)
+    assert ("fewest corrections at score >= 0.85: found 1 (33.3%), 0 false boxes (0.00 per "
+            "frame), 2 to correct; pre-annotate with --threshold 0.85") in ev.format()
+    noisy = preds + (box("dog", 40, 0.2), box("cat", 70, 0.1), box("cat", 20, 0.12))
+    ev = evaluate([Prediction(frame=Frame(**{**frame.__dict__, "shapes": noisy}),
+                              ground_truth=truth)], ["cat", "dog"], threshold=0.5)
+    # 0.2 and 0.15 find the dog too: 0 missed, 2 false, a tie with 0.85 that the lowest
+    # threshold (more found) wins; 0.1 and lower only add false boxes
+    assert ev.fewest == (0.15, 3, 2)
+    nothing = evaluate([Prediction(frame=Frame(**{**frame.__dict__, "shapes": preds}))],
+                       ["cat", "dog"])
+    assert nothing.fewest is None and "fewest" not in nothing.format()
 
 
 # ------------------------------------------------------------------ bad input
