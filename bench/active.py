@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 CVATKIT = [sys.executable, "-m", "cvatkit"]
-MODEL = "ssd-mobilenet-v2-coco"
+MODEL = "ssd-mobilenet-v2"
 HPARAMS = ("batch-size=8;image-size=128;initial-learning-rate=0.08;warmup-steps=10;"
            "anchor-size=2;log-interval=50;eval-interval=0")
 

@@ -194,7 +194,7 @@ def command(tool: str, src: Path, out: Path) -> list[str]:
         # What `make demo` and the app prepare for the default model: boxes only (it reads
         # no masks), the same kind of output as datumaro's.
         return [str(CVATKIT), "prepare", str(src), str(out), "--val-split", "0.1",
-                "--model", "ssd-mobilenet-v2-coco"]
+                "--model", "ssd-mobilenet-v2"]
     if tool == "cvatkit-masks":
         # What a mask model gets: an instance mask (PNG) for every polygon as well.
         return [str(CVATKIT), "prepare", str(src), str(out), "--val-split", "0.1",

@@ -14,7 +14,7 @@ of each compiled loop of --log-interval steps: start-up, the first loop (tracing
 are printed apart. Then the export of the first run predicts the sample's frames:
 frames/s of `predict()` end to end and of the bare model call, after one warm-up call.
 
-    .venv/bin/python bench/gpu.py [--model ssd-mobilenet-v2-coco] [--steps 300]
+    .venv/bin/python bench/gpu.py [--model ssd-mobilenet-v2] [--steps 300]
         [--log-interval 50] [--batch-per-gpu 16] [--image-size 320] [--frames 400]
         [--predict-batch 16] [--xla] [--work bench/work/gpu]
     .venv/bin/python bench/gpu.py --tiny      # the CPU check
@@ -124,7 +124,7 @@ def predict_rate(export: Path, test: Path, batch: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="ssd-mobilenet-v2-coco", help="catalog key")
+    ap.add_argument("--model", default="ssd-mobilenet-v2", help="catalog key")
     ap.add_argument("--steps", type=int, default=300, help="training steps per run")
     ap.add_argument("--log-interval", type=int, default=50, help="steps per compiled loop")
     ap.add_argument("--batch-per-gpu", type=int, default=16)

@@ -38,7 +38,7 @@ from cvatkit.store.versions import _manifest, _version
 BENCH = Path(__file__).resolve().parent
 CVATKIT = Path(sys.executable).parent / "cvatkit"
 BUCKET, NAMESPACE = "bench-list", "lab"
-KEYS = ("ssd-mobilenet-v2-coco", "frcnn-resnet50-coco", "retinanet-spinenet49-coco",
+KEYS = ("ssd-mobilenet-v2", "frcnn-resnet50-coco", "retinanet-spinenet49-coco",
         "maskrcnn-resnet50-coco")
 FILES = ("saved_model/saved_model.pb", "saved_model/variables/variables.index",
          "saved_model/variables/variables.data-00000-of-00001", "label_map.pbtxt",

@@ -40,7 +40,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 CVATKIT = [sys.executable, "-m", "cvatkit"]
-MODEL = "ssd-mobilenet-v2-coco"
+MODEL = "ssd-mobilenet-v2"
 HPARAMS_FILE = ROOT / "demo" / "sample.hparams"
 THRESHOLD = 0.5
 TARGET = 0.9

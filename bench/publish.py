@@ -32,7 +32,7 @@ BENCH = Path(__file__).resolve().parent
 CVATKIT = BENCH.parent / ".venv" / "bin" / "cvatkit"
 AWS_VENV = BENCH / ".venv-awscli"
 AWS = AWS_VENV / "bin" / "aws"
-BUCKET, NAMESPACE, MODEL_KEY = "bench", "bench", "ssd-mobilenet-v2-coco"
+BUCKET, NAMESPACE, MODEL_KEY = "bench", "bench", "ssd-mobilenet-v2"
 GEN_VERSION = 1  # bump when the generated run changes, to invalidate the cache
 CHUNK = 8 << 20
 

@@ -1,34 +1,44 @@
-"""Benchmark: COCO AP against CPU-seconds, cvatkit vs Ultralytics YOLO, side by side.
+"""Benchmark: COCO AP against CPU-seconds and wall seconds, cvatkit vs Ultralytics YOLO,
+on any pair of CVAT exports (train, test).
 
-Both tools train from random weights on the same 400 frames of the built-in sample on the
-CPU, and both models are scored by the same pycocotools evaluation (COCO AP and AP@0.5,
-boxes, every detection each model gives) on the same 60 held-out frames. A run's cost is
-the CPU-seconds (user + system) of its processes, from start to the trained model: for
-cvatkit, planning the run and its trainer (`cvatkit worker`: start-up, tracing, steps,
-checkpoints, its final evaluation, the export); for YOLO, its `train` (start-up, epochs,
-its final validation). Predicting the held-out frames is not counted for either. Each
-tool runs at its budgets (cvatkit: training steps of its recipe for small tasks,
-ssd-mobilenet-v2-small with `demo/sample.hparams`; YOLO: epochs, 128 px, batch 16). The
-tools run at the same time, each on a CPU core of its own (one compute thread each).
+Both tools train from random weights on the training export's frames on the CPU, at the
+same input size (the one cvatkit's recipe fits to the task), at three or more budgets
+each, and one evaluation (cvatkit's: pycocotools boxes, every detection of score 0.01 or
+more, at most 100 per frame) scores both on the test export's frames: COCO AP, AP@0.5, AP
+per label, and what pre-annotating would leave a person to correct at the threshold
+`cvatkit evaluate` recommends (the fewest missed objects plus false boxes).
+
+cvatkit runs its default: the model given (`ssd-mobilenet-v2-small`, the catalog's pick
+for a task trained without internet) with no hyperparameters, so the recipe is the one
+fitted to the task; its budgets are that recipe's steps times each of `--scales`. YOLO runs
+`yolo11n.yaml` with its own defaults, except the input size and `pretrained=False`, for the
+same passes over the frames (epochs = steps x batch / frames). A run's cost is the
+CPU-seconds (user + system) of its processes from start to the trained model (for
+cvatkit, planning and `cvatkit worker`: start-up, tracing, steps, checkpoints, final
+evaluation, export; for YOLO, `train`), and its wall seconds: the tools run one after the
+other, each free to use every core (what a user waits for). Predicting the test frames
+counts for neither.
 
 Ultralytics lives in its own venv, bench/.venv-ultralytics (made on first use from
 bench/requirements-ultralytics.txt); the model comes from its yaml, nothing is downloaded.
 
-    .venv/bin/python bench/race.py [--steps 700,1100,2400] [--epochs 20,40,90]
-        [--model KEY] [--hparams FILE] [--yolo yolo11n.yaml] [--yolo-imgsz 128]
-        [--work bench/work/race] [--one-after-the-other]
+    .venv/bin/python bench/race.py [--train TRAIN_EXPORT --test TEST_EXPORT]
+        [--model KEY] [--hparams FILE] [--scales 0.5,1,2] [--yolo yolo11n.yaml]
+        [--work bench/work/race]
+
+Without --train/--test: the built-in sample, 400 frames to train and 60 held out.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -36,20 +46,17 @@ ROOT = BENCH.parent
 YOLO_VENV = BENCH / ".venv-ultralytics"
 YOLO_PY = YOLO_VENV / "bin" / "python"
 MODEL = "ssd-mobilenet-v2-small"
-RECIPE = ROOT / "demo" / "sample.hparams"
-IMAGE_SIZE = 128
-BATCH = 16
+YOLO_BATCH = 16
+"""Ultralytics' default batch."""
 
 
-def cpu_seconds_of(cmd: list[str], *, log: Path, env: dict[str, str] | None = None,
-                   core: int | None = None) -> float:
-    """Run ``cmd`` to its end (on CPU ``core`` only, if given); the CPU-seconds (user +
-    system) of it and of the processes it waited for."""
-    pin = (lambda: os.sched_setaffinity(0, {core})) if core is not None else None
+def cpu_seconds_of(cmd: list[str], *, log: Path, env: dict[str, str] | None = None) -> float:
+    """Run ``cmd`` to its end; the CPU-seconds (user + system) of it and of the processes
+    it waited for."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pin,
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own, whatever runs beside
+        _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd[:4])} ... failed; see {log}")
@@ -58,98 +65,100 @@ def cpu_seconds_of(cmd: list[str], *, log: Path, env: dict[str, str] | None = No
 
 # -- the data --------------------------------------------------------------------------------
 
-def make_data(work: Path) -> dict[str, Path]:
-    """The sample (400 frames + 60 held out) as cvatkit prepares it (all 400 to train,
-    the 60 to evaluate) and as a YOLO dataset of the same frames and boxes."""
-    from cvatkit import open_export, prepare, write_sample
+def sample_exports(work: Path) -> tuple[Path, Path]:
+    from cvatkit import write_sample
 
     sample = work / "sample"
     if not (sample / "test.zip").exists():
         shutil.rmtree(sample, ignore_errors=True)
         write_sample(sample, frames=400, test_frames=60)
-    paths = {"train": work / "train-data", "test": work / "test-data", "yolo": work / "yolo"}
-    for key, zip_name, val in (("train", "task.zip", 0.0), ("test", "test.zip", 1.0)):
-        if not (paths[key] / "dataset.json").exists():
-            shutil.rmtree(paths[key], ignore_errors=True)
-            source = open_export(sample / zip_name)
-            try:
-                prepare(source, paths[key], val_fraction=val)
-            finally:
-                source.close()
-    if not (paths["yolo"] / "data.yaml").exists():
-        names = None
-        for split, zip_name in (("train", "task.zip"), ("val", "test.zip")):
-            source = open_export(sample / zip_name)
-            try:
-                names = list(source.labels.names)
-                images, labels = paths["yolo"] / "images" / split, \
-                    paths["yolo"] / "labels" / split
-                images.mkdir(parents=True, exist_ok=True)
-                labels.mkdir(parents=True, exist_ok=True)
-                for f in source.frames():
-                    stem = Path(f.name).stem
-                    (images / f"{stem}.jpg").write_bytes(source.read_image(f))
-                    rows = []
-                    for s in f.shapes:
-                        x0, y0, x1, y1 = s.bbox()
-                        rows.append(f"{names.index(s.label)} {(x0 + x1) / 2 / f.width:.6f} "
-                                    f"{(y0 + y1) / 2 / f.height:.6f} "
-                                    f"{(x1 - x0) / f.width:.6f} {(y1 - y0) / f.height:.6f}")
-                    (labels / f"{stem}.txt").write_text("\n".join(rows) + "\n")
-            finally:
-                source.close()
-        (paths["yolo"] / "data.yaml").write_text(
-            f"path: {paths['yolo']}\ntrain: images/train\nval: images/val\nnames:\n"
-            + "".join(f"  {i}: {n}\n" for i, n in enumerate(names)))
+    return sample / "task.zip", sample / "test.zip"
+
+
+def make_data(train: Path, test: Path, work: Path) -> dict[str, Path]:
+    """Both exports as cvatkit prepares them (all training frames to train, every test
+    frame to evaluate) and as one YOLO dataset; made again when the exports change."""
+    from cvatkit import open_export, prepare
+
+    key = hashlib.sha256(json.dumps([[str(p.resolve()), p.stat().st_size, p.stat().st_mtime]
+                                     for p in (train, test)]).encode()).hexdigest()[:12]
+    data = work / f"data-{key}"
+    paths = {"train": data / "train", "test": data / "test", "yolo": data / "yolo",
+             "test_export": test}
+    if (data / "done").exists():
+        return paths
+    shutil.rmtree(data, ignore_errors=True)
+    for which, export, val in (("train", train, 0.0), ("test", test, 1.0)):
+        source = open_export(export)
+        try:
+            prepare(source, paths[which], val_fraction=val)
+        finally:
+            source.close()
+    names = None
+    for split, export in (("train", train), ("val", test)):
+        source = open_export(export)
+        try:
+            names = list(source.labels.names)
+            images, labels = paths["yolo"] / "images" / split, paths["yolo"] / "labels" / split
+            images.mkdir(parents=True)
+            labels.mkdir(parents=True)
+            for i, f in enumerate(source.frames()):
+                stem = f"{i:06d}"
+                suffix = Path(source.image_name(f)).suffix.lower() or ".jpg"
+                (images / f"{stem}{suffix}").write_bytes(source.read_image(f))
+                rows = []
+                for s in f.shapes:
+                    x0, y0, x1, y1 = s.bbox()
+                    x0, y0 = max(0.0, x0), max(0.0, y0)
+                    x1, y1 = min(float(f.width), x1), min(float(f.height), y1)
+                    if x1 <= x0 or y1 <= y0 or s.label not in names:
+                        continue
+                    rows.append(f"{names.index(s.label)} {(x0 + x1) / 2 / f.width:.6f} "
+                                f"{(y0 + y1) / 2 / f.height:.6f} "
+                                f"{(x1 - x0) / f.width:.6f} {(y1 - y0) / f.height:.6f}")
+                (labels / f"{stem}.txt").write_text("".join(r + "\n" for r in rows))
+                if split == "val":
+                    with open(data / "val-names.tsv", "a") as out:
+                        out.write(f"{stem}{suffix}\t{f.name}\n")
+        finally:
+            source.close()
+    (paths["yolo"] / "data.yaml").write_text(
+        f"path: {paths['yolo']}\ntrain: images/train\nval: images/val\nnames:\n"
+        + "".join(f"  {i}: {json.dumps(n)}\n" for i, n in enumerate(names)))
+    (data / "done").write_text("")
     return paths
 
 
 # -- the two tools ---------------------------------------------------------------------------
 
-def hparams(steps: int, recipe: Path) -> str:
-    lines = [line.strip() for line in recipe.read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
-    kept = [line for line in lines if not line.startswith(("num-steps=",
-                                                            "checkpoint-interval="))]
-    return "\n".join(kept + [f"num-steps={steps}", f"checkpoint-interval={steps}"])
+def fitted_plan(data: dict[str, Path], model: str, hparams: str):
+    """cvatkit's plan of the default run (from random weights): the recipe fitted to the
+    training data, and its notes."""
+    from cvatkit.training import plan_run
+
+    return plan_run(data["train"], model, hparams, weights="none",
+                    eval_data=data["test"], fetch=False)
 
 
-def run_cvatkit(steps: int, data: dict[str, Path], work: Path, *, model: str = MODEL,
-                recipe: Path = RECIPE, core: int | None = None) -> dict:
+def run_cvatkit(steps: int, default_steps: int, data: dict[str, Path], work: Path, *,
+                model: str, hparams: str) -> dict:
     run = work / f"cvatkit-{steps}"
     shutil.rmtree(run, ignore_errors=True)
+    text = hparams if steps == default_steps else (
+        hparams + f"\nnum-steps={steps}")
     plan = ("from cvatkit.training import plan_run, start_run; "
-            f"p = plan_run({str(data['train'])!r}, {model!r}, {hparams(steps, recipe)!r}, "
-            f"weights='none', eval_data={str(data['test'])!r}); "
-            f"start_run(p, {str(run)!r}, launch=False)")
+            f"p = plan_run({str(data['train'])!r}, {model!r}, {text!r}, weights='none', "
+            f"eval_data={str(data['test'])!r}); start_run(p, {str(run)!r}, launch=False)")
     t0 = time.monotonic()
-    cpu = cpu_seconds_of([sys.executable, "-c", plan], log=work / f"cvatkit-{steps}-plan.log",
-                         core=core)
+    cpu = cpu_seconds_of([sys.executable, "-c", plan], log=work / f"cvatkit-{steps}-plan.log")
     cpu += cpu_seconds_of([sys.executable, "-m", "cvatkit", "worker", str(run)],
-                          log=work / f"cvatkit-{steps}.log", core=core)
+                          log=work / f"cvatkit-{steps}.log")
     wall = time.monotonic() - t0
     spec = json.loads((run / "run.json").read_text())
     return {"tool": "cvatkit", "budget": f"{steps} steps", "cpu": cpu, "wall": wall,
             "export": str(run / "export"), "model": spec["model"]["key"],
             "image_size": spec["hparams"]["image-size"],
             "costs": spec.get("costs", {}).get("cpu_s", {})}
-
-
-def cvatkit_detections(export: Path, test: Path) -> list[dict]:
-    from cvatkit import open_export
-    from cvatkit.inference import SCORE_FLOOR, load_detector, predict
-
-    out = []
-    source = open_export(test.parent / "sample" / "test.zip")
-    try:
-        for p in predict(load_detector(export), source, threshold=SCORE_FLOOR):
-            for s in p.frame.shapes:
-                x0, y0, x1, y1 = s.bbox()
-                out.append({"file_name": p.frame.name, "label": s.label,
-                            "bbox": [x0, y0, x1 - x0, y1 - y0], "score": s.score})
-    finally:
-        source.close()
-    return out
 
 
 def ensure_yolo_venv() -> None:
@@ -160,53 +169,65 @@ def ensure_yolo_venv() -> None:
                     str(BENCH / "requirements-ultralytics.txt")], check=True)
 
 
-def run_yolo(epochs: int, model: str, data: dict[str, Path], work: Path, *,
-             imgsz: int = IMAGE_SIZE, core: int | None = None) -> dict:
+def run_yolo(epochs: int, model: str, data: dict[str, Path], work: Path, *, imgsz: int,
+             threads: int) -> dict:
     out = work / f"yolo-{epochs}"
     shutil.rmtree(out, ignore_errors=True)
-    env = {"YOLO_CONFIG_DIR": str(work / "yolo-settings"), "OMP_NUM_THREADS": "1"}
+    env = {"YOLO_CONFIG_DIR": str(work / "yolo-settings"), "OMP_NUM_THREADS": str(threads)}
     t0 = time.monotonic()
     cpu = cpu_seconds_of([str(YOLO_PY), str(BENCH / "race_yolo.py"), "train",
                           str(data["yolo"] / "data.yaml"), str(out), "--model", model,
                           "--epochs", str(epochs), "--imgsz", str(imgsz), "--batch",
-                          str(BATCH), "--threads", "1"], log=work / f"yolo-{epochs}.log",
-                         env=env, core=core)
+                          str(YOLO_BATCH), "--threads", str(threads)],
+                         log=work / f"yolo-{epochs}.log", env=env)
     wall = time.monotonic() - t0
     found = work / f"yolo-{epochs}-detections.json"
     cpu_seconds_of([str(YOLO_PY), str(BENCH / "race_yolo.py"), "predict",
                     str(out / "weights" / "last.pt"), str(data["yolo"] / "images" / "val"),
-                    str(found), "--imgsz", str(imgsz)],
-                   log=work / f"yolo-{epochs}-predict.log", env=env, core=core)
+                    str(found), "--imgsz", str(imgsz), "--threads", str(threads)],
+                   log=work / f"yolo-{epochs}-predict.log", env=env)
     return {"tool": "YOLO", "budget": f"{epochs} epochs", "cpu": cpu, "wall": wall,
-            "model": model, "image_size": imgsz,
-            "detections": json.loads(found.read_text())}
+            "model": model, "image_size": imgsz, "detections": str(found)}
 
 
 # -- one evaluation for both -----------------------------------------------------------------
 
-def coco_ap(detections: list[dict], test: Path) -> tuple[float, float]:
-    """COCO AP and AP@0.5 (pycocotools, boxes) of ``detections`` on the held-out frames."""
-    import contextlib
-    import io
+def score(row: dict, data: dict[str, Path]) -> None:
+    """COCO AP, AP@0.5, AP per label and the fewest corrections of ``row``'s model on the
+    test frames, by cvatkit's evaluation (the same for both tools)."""
+    from dataclasses import replace
 
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    from cvatkit import open_export
+    from cvatkit.inference import SCORE_FLOOR, Prediction, evaluate, load_detector, predict
+    from cvatkit.records import Shape
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(test / "val_coco.json"))
-    image_id = {img["file_name"]: img["id"] for img in gt.dataset["images"]}
-    category = {c["name"]: c["id"] for c in gt.dataset["categories"]}
-    results = [{"image_id": image_id[d["file_name"]], "category_id": category[d["label"]],
-                "bbox": [float(v) for v in d["bbox"]], "score": float(d["score"])}
-               for d in detections]
-    if not results:
-        return 0.0, 0.0
-    with contextlib.redirect_stdout(io.StringIO()):
-        ev = COCOeval(gt, gt.loadRes(results), "bbox")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return float(ev.stats[0]), float(ev.stats[1])
+    source = open_export(data["test_export"])
+    try:
+        names = list(source.labels.names)
+        if row["tool"] == "cvatkit":
+            predictions = list(predict(load_detector(Path(row.pop("export"))), source,
+                                       threshold=SCORE_FLOOR))
+        else:
+            frame_of = dict(line.split("\t") for line in (
+                data["yolo"].parent / "val-names.tsv").read_text().splitlines())
+            by_frame: dict[str, list[Shape]] = {}
+            for d in json.loads(Path(row.pop("detections")).read_text()):
+                if d["score"] < SCORE_FLOOR:
+                    continue
+                x, y, w, h = d["bbox"]
+                by_frame.setdefault(frame_of[d["file_name"]], []).append(
+                    Shape(kind="rectangle", label=d["label"], points=(x, y, x + w, y + h),
+                          score=d["score"]))
+            predictions = [Prediction(frame=replace(f, shapes=tuple(by_frame.get(f.name, ()))),
+                                      ground_truth=f.shapes) for f in source.frames()]
+    finally:
+        source.close()
+    ev = evaluate(predictions, names)
+    row.update(ap=ev.ap, ap50=ev.ap50, per_label={c.label: c.ap for c in ev.per_class},
+               annotated=ev.annotated, frames=ev.frames)
+    if ev.fewest:
+        at, found, false = ev.fewest
+        row.update(threshold=at, found=found / ev.annotated, false_per_frame=false / ev.frames)
 
 
 def versions() -> str:
@@ -221,80 +242,100 @@ def versions() -> str:
             f"{yolo[1]})" if len(yolo) == 2 else "Ultralytics: not found")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", default="700,1100,2400", help="cvatkit's budgets (steps)")
-    p.add_argument("--epochs", default="20,40,90", help="YOLO's budgets (epochs)")
-    p.add_argument("--yolo", default="yolo11n.yaml", help="the YOLO model's yaml")
-    p.add_argument("--model", default=MODEL, help="cvatkit's model (a catalog key)")
-    p.add_argument("--hparams", type=Path, default=RECIPE,
-                   help="cvatkit's hyperparameters (num-steps and checkpoint-interval are "
-                        "the budget's)")
-    p.add_argument("--yolo-imgsz", type=int, default=IMAGE_SIZE,
-                   help="YOLO's input size (a multiple of 32)")
-    p.add_argument("--work", type=Path, default=BENCH / "work" / "race")
-    p.add_argument("--one-after-the-other", action="store_true",
-                   help="run the tools in turn on every core instead of side by side, each "
-                        "on a core of its own")
-    args = p.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
-    ensure_yolo_venv()
-    data = make_data(args.work)
-    steps = [int(s) for s in args.steps.split(",") if s]
-    epochs = [int(e) for e in args.epochs.split(",") if e]
-    side_by_side = not args.one_after_the_other and len(os.sched_getaffinity(0)) >= 2
-    cores = sorted(os.sched_getaffinity(0))[:2] if side_by_side else [None, None]
-
-    def cvatkit_runs() -> list[dict]:
-        return [run_cvatkit(n, data, args.work, model=args.model, recipe=args.hparams,
-                            core=cores[0]) for n in steps]
-
-    def yolo_runs() -> list[dict]:
-        return [run_yolo(n, args.yolo, data, args.work, imgsz=args.yolo_imgsz,
-                         core=cores[1]) for n in epochs]
-
-    if side_by_side:  # at the same time, each tool on a core of its own (one thread each)
-        with ThreadPoolExecutor(2) as pool:
-            ours, theirs = pool.submit(cvatkit_runs), pool.submit(yolo_runs)
-            rows = ours.result() + theirs.result()
-    else:
-        rows = cvatkit_runs() + yolo_runs()
-    for r in rows:  # after the timed runs: predicting does not run beside them
-        if r["tool"] == "cvatkit":
-            r["detections"] = cvatkit_detections(Path(r.pop("export")), data["test"])
-        r["ap"], r["ap50"] = coco_ap(r.pop("detections"), data["test"])
-    print(f"side by side, each tool on CPU core {cores[0]} and {cores[1]}" if side_by_side
-          else "one tool after the other, on every core")
-    print(versions())
-    print(f"{'tool':<8} {'model':<24} {'px':>4} {'budget':<11} {'CPU s':>7} {'wall s':>7} "
-          f"{'COCO AP':>8} {'AP@0.5':>7}")
+def table(rows: list[dict], labels: list[str]) -> list[str]:
+    """The results as a markdown table."""
+    head = (["tool", "model", "px", "budget", "CPU s", "wall s", "COCO AP", "AP@0.5"]
+            + [f"AP {n}" for n in labels] + ["at", "found", "false/frame"])
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        print(f"{r['tool']:<8} {r['model']:<24} {r['image_size']:>4} {r['budget']:<11} "
-              f"{r['cpu']:7.0f} {r['wall']:7.0f} {r['ap']:8.3f} {r['ap50']:7.3f}")
+        cells = [r["tool"], r["model"], str(r["image_size"]), r["budget"], f"{r['cpu']:.0f}",
+                 f"{r['wall']:.0f}", f"{r['ap']:.3f}", f"{r['ap50']:.3f}",
+                 *(f"{r['per_label'].get(n, -1):.3f}" for n in labels),
+                 f"{r.get('threshold', 0):g}", f"{100 * r.get('found', 0):.0f}%",
+                 f"{r.get('false_per_frame', 0):.2f}"]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def comparisons(rows: list[dict]) -> list[str]:
+    """Each run against the other tool's curve at the same CPU-seconds, and the
+    CPU-seconds cvatkit needs for each YOLO run's AP."""
     series = {tool: sorted((r for r in rows if r["tool"] == tool), key=lambda r: r["cpu"])
               for tool in ("cvatkit", "YOLO")}
+    out = []
     for tool, other in (("cvatkit", "YOLO"), ("YOLO", "cvatkit")):
         for r in series[tool]:
-            peer = _at(series[other], r["cpu"])
-            print(f"{tool} {r['budget']}: AP {r['ap']:.3f} in {r['cpu']:.0f} CPU s; {other} "
-                  + (f"at the same CPU s (interpolated): {peer:.3f} (difference "
-                     f"{r['ap'] - peer:+.3f})" if peer is not None
-                     else "has no runs on both sides of it"))
-    for r in series["cvatkit"]:
-        if r.get("costs"):
-            print(f"cvatkit {r['budget']}, its CPU s: " + ", ".join(
-                f"{k} {v:.0f}" for k, v in r["costs"].items()))
-    (args.work / "results.json").write_text(json.dumps(rows, indent=1))
+            peer = _at(series[other], r["cpu"], "cpu", "ap")
+            out.append(f"{tool} {r['budget']}: AP {r['ap']:.3f} in {r['cpu']:.0f} CPU s; "
+                       f"{other} at the same CPU s (interpolated): " +
+                       (f"{peer:.3f} (difference {r['ap'] - peer:+.3f})" if peer is not None
+                        else "outside its runs"))
+    for r in series["YOLO"]:
+        need = _at(series["cvatkit"], r["ap"], "ap", "cpu")
+        out.append(f"YOLO {r['budget']}: AP {r['ap']:.3f} in {r['cpu']:.0f} CPU s; cvatkit "
+                   "reaches it in " + (f"{need:.0f} CPU s ({need / r['cpu']:.2f}x)"
+                                       if need is not None else "none of its runs' range"))
+    return out
 
 
-def _at(series: list[dict], cpu: float) -> float | None:
-    """The AP of ``series`` (sorted by CPU s) at ``cpu``, linearly between its runs;
-    None outside them."""
-    for a, b in zip(series, series[1:]):
-        if a["cpu"] <= cpu <= b["cpu"]:
-            t = (cpu - a["cpu"]) / max(b["cpu"] - a["cpu"], 1e-9)
-            return a["ap"] + t * (b["ap"] - a["ap"])
+def _at(series: list[dict], x: float, xkey: str, ykey: str) -> float | None:
+    """``ykey`` of ``series`` at ``xkey`` = ``x``, linearly between its runs (sorted by
+    ``xkey``); None outside them."""
+    points = sorted(series, key=lambda r: r[xkey])
+    for a, b in zip(points, points[1:]):
+        if a[xkey] <= x <= b[xkey]:
+            t = (x - a[xkey]) / max(b[xkey] - a[xkey], 1e-9)
+            return a[ykey] + t * (b[ykey] - a[ykey])
     return None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train", type=Path, help="the CVAT export to train on")
+    p.add_argument("--test", type=Path, help="the CVAT export to score on")
+    p.add_argument("--model", default=MODEL, help="cvatkit's model (a catalog key)")
+    p.add_argument("--hparams", type=Path,
+                   help="cvatkit's hyperparameters (none: the recipe fitted to the task)")
+    p.add_argument("--scales", default="0.5,1,2",
+                   help="the budgets: the fitted num-steps times each (YOLO: as many passes)")
+    p.add_argument("--yolo", default="yolo11n.yaml", help="the YOLO model's yaml")
+    p.add_argument("--work", type=Path, default=BENCH / "work" / "race")
+    args = p.parse_args()
+    if (args.train is None) != (args.test is None):
+        p.error("give both --train and --test, or neither (the built-in sample)")
+    args.work.mkdir(parents=True, exist_ok=True)
+    ensure_yolo_venv()
+    train, test = (args.train, args.test) if args.train else sample_exports(args.work)
+    data = make_data(train, test, args.work)
+    hparams = args.hparams.read_text() if args.hparams else ""
+    plan = fitted_plan(data, args.model, hparams)
+    size, steps, batch = plan.hparams.image_size, plan.hparams.num_steps, \
+        plan.hparams.batch_size
+    frames = plan.data.train_frames
+    scales = [float(s) for s in args.scales.split(",") if s]
+    budgets = [max(50, round(steps * s / 50) * 50) for s in scales]
+    epochs = [max(1, round(b * batch / frames)) for b in budgets]
+    threads = len(os.sched_getaffinity(0))
+    print(f"{train.name}: {frames} training frames; {test.name}: {plan.eval_data.val_frames} "
+          f"test frames; both tools at {size} px")
+    for note in plan.notes:
+        print(f"  cvatkit's recipe: {note}")
+    rows = [run_cvatkit(b, steps, data, args.work, model=args.model, hparams=hparams)
+            for b in budgets]
+    rows += [run_yolo(e, args.yolo, data, args.work, imgsz=size, threads=threads)
+             for e in epochs]
+    for r in rows:  # after the timed runs: predicting does not run beside them
+        score(r, data)
+    labels = list(plan.data.labels.names)
+    lines = [f"{train} -> {test}, one tool after the other on {threads} cores",
+             versions(), "", *table(rows, labels), "", *comparisons(rows)]
+    for r in rows:
+        if r.get("costs"):
+            lines.append(f"cvatkit {r['budget']}, its CPU s: " + ", ".join(
+                f"{k} {v:.0f}" for k, v in r["costs"].items()))
+    print("\n".join(lines))
+    (args.work / "results.md").write_text("\n".join(lines) + "\n")
+    (args.work / "results.json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ def predict(args: argparse.Namespace) -> None:
 
     model = YOLO(args.weights)
     out = []
-    for path in sorted(Path(args.images).glob("*.jpg")):
+    images = sorted(p for p in Path(args.images).iterdir()
+                    if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp"))
+    for path in images:
         (r,) = model.predict(str(path), imgsz=args.imgsz, conf=0.001, iou=0.7, max_det=100,
                              device="cpu", verbose=False)
         for (x0, y0, x1, y1), cls, score in zip(r.boxes.xyxy.tolist(), r.boxes.cls.tolist(),

@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CVATKIT = [sys.executable, "-m", "cvatkit"]
-MODEL = "ssd-mobilenet-v2-coco"
+MODEL = "ssd-mobilenet-v2"
 BATCH = 8
 
 

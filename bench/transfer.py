@@ -25,7 +25,7 @@ import zipfile
 from pathlib import Path
 
 CVATKIT = [sys.executable, "-m", "cvatkit"]
-MODEL = "ssd-mobilenet-v2-coco"
+MODEL = "ssd-mobilenet-v2"
 RENAMED = {"square": "box", "triangle": "wedge", "circle": "disc"}
 HPARAMS = ("batch-size=8;image-size=128;initial-learning-rate=0.04;warmup-steps=10;"
            "anchor-size=2;log-interval=25;eval-interval=0")

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = "ssd-mobilenet-v2-coco"
+MODEL = "ssd-mobilenet-v2"
 BATCH = 8
 MINUTE_MS = 60_000
 POLL_SECONDS = 0.5  # what the dashboard's run monitor uses (widgets/monitor.py)

@@ -24,7 +24,7 @@ sample's shapes surely, so that what is tested on its output (NMS, evaluation,
 pre-annotation, mistakes) has confident boxes to work on. Measured: after 800 steps it found
 72 of the 74 training objects at a score of 0.5 (best score per frame: median 0.95), COCO AP
 0.886 on its validation frames. After 400 steps, the best scores' median was 0.43 to 0.51
-(this model, and ssd-mobilenet-v2-coco at 128 px): too few objects at 0.5 for the tests
+(this model, and ssd-mobilenet-v2 at 128 px): too few objects at 0.5 for the tests
 that need them."""
 SECRET = "aws-secret-that-must-not-leak"
 PLANTED = {"AWS_SECRET_ACCESS_KEY": SECRET,

@@ -42,9 +42,9 @@ CASES = TESTS / "bad_inputs"
 COMMANDS = {
     "export": ["check {input}", "prepare {input} {out}/dataset"],
     "source": ["check {value}", "prepare {value} {out}/dataset"],
-    "hparams": ["train --model ssd-mobilenet-v2-coco --data {dataset} --run-dir {out}/run "
+    "hparams": ["train --model ssd-mobilenet-v2 --data {dataset} --run-dir {out}/run "
                 "--hparams-file {input}"],
-    "hparams-text": ["train --model ssd-mobilenet-v2-coco --data {dataset} --run-dir "
+    "hparams-text": ["train --model ssd-mobilenet-v2 --data {dataset} --run-dir "
                      "{out}/run --hparams {value}"],
     "catalog": ["models --catalog {input}",
                 "train --data {dataset} --run-dir {out}/run --catalog {input} "

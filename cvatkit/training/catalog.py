@@ -151,13 +151,17 @@ class ModelSpec:
         return tuple(k for k in self.weight_kinds if k != default)
 
 
+_CHOOSE = (
+    "If unsure: retinanet-spinenet-mobile-coco when COCO's weights can be downloaded and "
+    "your objects are like COCO's; ssd-mobilenet-v2-small otherwise.")
 _SSD_ADVICE = (
-    "Fast and usually accurate enough when frames hold one or two objects that are easy "
-    "to tell apart. If unsure, use SSD (or, to start from COCO, "
-    "retinanet-spinenet-mobile-coco).")
+    "Starts from random weights (Model Garden publishes no COCO-trained SSD), or from its "
+    "ImageNet-trained backbone with --weights imagenet. " + _CHOOSE)
 _FRCNN_ADVICE = (
     "More accurate than the SSD models and slower; trains with batch 1 by default, as "
-    "the original workflow did.")
+    "the original workflow did. Starts from random weights, or its ImageNet-trained "
+    "backbone with --weights imagenet (Model Garden publishes no COCO-trained Faster "
+    "R-CNN of it).")
 
 _COCO_NOTE = (
     "Starts from a whole detector trained on COCO's 80 classes (only the class predictor "
@@ -171,9 +175,11 @@ BUILT_IN: tuple[ModelSpec, ...] = (
         batch_size=16, learning_rate=0.02, num_steps=2000, separable_head=True,
         head_filters=48, head_convs=4, max_level=7, activation="swish", anchor_size=3.0,
         default_weights="coco",
-        advice="Recommended for your own task: small and fast (2.3 M parameters, trains on "
-               "a CPU). " + _COCO_NOTE + " If unsure, use this one; for more accuracy, "
-               "retinanet-resnet50-coco.",
+        advice="Recommended when COCO's weights can be downloaded and your objects are "
+               "like COCO's (people, vehicles, animals, everyday things): small and fast "
+               "(2.3 M parameters, trains on a CPU). " + _COCO_NOTE + " The default model; "
+               "for more accuracy on a GPU, retinanet-resnet50-coco. Without internet, or "
+               "for objects COCO has nothing like, ssd-mobilenet-v2-small.",
         coco=Weights(description="Mobile SpineNet-49 RetinaNet trained on COCO at 384 px, "
                                  "box AP 28.1 (TF Model Garden)",
                      urls=(f"{_MG}/retinanet/spinenet49mobile.tar.gz",), modules="all",
@@ -197,27 +203,30 @@ BUILT_IN: tuple[ModelSpec, ...] = (
         batch_size=16, learning_rate=0.08, num_steps=SMALL_TASK_STEPS, separable_head=True,
         head_filters=64, head_convs=2, max_level=5, anchor_size=3.0, box_loss_weight=100.0,
         huber_loss_delta=0.03,
-        advice="For a small task (hundreds of frames, a few kinds of object) trained from "
-               "random weights on a CPU, when COCO's objects are nothing like yours: "
+        advice="Recommended without internet, or when your objects are nothing like COCO's "
+               "(cells, parts, defects, symbols): made to train from random weights on a "
+               "CPU on a small task (hundreds of frames, a few kinds of object). "
                "MobileNetV2 at half width on three feature levels, at a high learning "
-               "rate; a step costs about half of a full-width SSD's. Train at your "
-               "frames' own size when they are small (image-size, a multiple of 32: "
-               "`make demo` trains its 160x128 frames at 160) and, for objects under a "
-               "tenth of the frame, with anchor-size=2."),
+               "rate; a step costs about half of a full-width SSD's. Left to itself, its "
+               "input size, anchors and steps are fitted to your frames and boxes "
+               "(`cvatkit train --plan` shows them)."),
     ModelSpec(
-        key="ssd-mobilenet-v2-coco", title="SSD MobileNetV2 (FPN, RetinaNet head)",
+        key="ssd-mobilenet-v2", title="SSD MobileNetV2 (FPN, RetinaNet head)",
         family="retinanet", backbone="mobilenet_v2", image_size=320, batch_size=24,
         learning_rate=0.004, num_steps=10000, separable_head=True, head_filters=64,
-        head_convs=2, anchor_size=3.0, advice="Recommended default. " + _SSD_ADVICE,
+        head_convs=2, anchor_size=3.0,
+        advice="The full-width MobileNetV2 SSD of CVAT's workflow (which called it "
+               "ssd-mobilenet-v2-coco). " + _SSD_ADVICE,
         weights=Weights(description="ImageNet MobileNetV2 backbone (TF Model Garden)",
                         urls=(f"{_MG}/mobilenet/v2_1.0_float/ckpt-180648.index",
                               f"{_MG}/mobilenet/v2_1.0_float/ckpt-180648.data-00000-of-00001"),
                         checkpoint="ckpt-180648")),
     ModelSpec(
-        key="ssd-mobilenet-v1-coco", title="SSD MobileNetV1 (FPN, RetinaNet head)",
+        key="ssd-mobilenet-v1", title="SSD MobileNetV1 (FPN, RetinaNet head)",
         family="retinanet", backbone="mobilenet_v1", image_size=320, batch_size=24,
         learning_rate=0.004, num_steps=10000, head_filters=64, head_convs=2,
-        anchor_size=3.0, advice="The older, slightly faster MobileNet. " + _SSD_ADVICE,
+        anchor_size=3.0, advice="The older, slightly faster MobileNet; no published "
+        "weights, so it always starts from random ones. " + _CHOOSE,
         weights=None),
     ModelSpec(
         key="ssdlite-mobilenet-v2", title="SSDLite MobileNetV2 (separable convolutions)",
@@ -225,20 +234,21 @@ BUILT_IN: tuple[ModelSpec, ...] = (
         learning_rate=0.004, num_steps=10000, separable_head=True, head_filters=32,
         head_convs=2, anchor_size=3.0,
         advice="The lightest model, for small devices and quick experiments; a little less "
-               "accurate than ssd-mobilenet-v2-coco.",
+               "accurate than ssd-mobilenet-v2. Starts from random weights, or its ImageNet "
+               "backbone with --weights imagenet.",
         weights=Weights(description="ImageNet MobileNetV2 backbone (TF Model Garden)",
                         urls=(f"{_MG}/mobilenet/v2_1.0_float/ckpt-180648.index",
                               f"{_MG}/mobilenet/v2_1.0_float/ckpt-180648.data-00000-of-00001"),
                         checkpoint="ckpt-180648")),
     ModelSpec(
-        key="frcnn-res50-coco", title="Faster R-CNN ResNet-50 FPN", family="fasterrcnn",
+        key="frcnn-res50", title="Faster R-CNN ResNet-50 FPN", family="fasterrcnn",
         backbone="resnet50", image_size=640, batch_size=1, learning_rate=0.0003,
         num_steps=10000, advice="The lightest Faster R-CNN. " + _FRCNN_ADVICE + " For more "
-        "accuracy see frcnn-res101-coco or frcnn-inc-resv2-atr-coco.",
+        "accuracy see frcnn-res101 or frcnn-inc-resv2-atr.",
         weights=Weights(description="ImageNet ResNet-50 backbone (TF Model Garden)",
                         urls=(f"{_MG}/resnet/resnet-50-i224.tar.gz",), checkpoint="")),
     ModelSpec(
-        key="frcnn-res101-coco", title="Faster R-CNN ResNet-101 FPN", family="fasterrcnn",
+        key="frcnn-res101", title="Faster R-CNN ResNet-101 FPN", family="fasterrcnn",
         backbone="resnet101", image_size=640, batch_size=1, learning_rate=0.0003,
         num_steps=10000,
         advice="A deeper backbone for harder data. " + _FRCNN_ADVICE,
@@ -249,16 +259,18 @@ BUILT_IN: tuple[ModelSpec, ...] = (
         family="fasterrcnn", backbone="resnet101", image_size=640, batch_size=1,
         learning_rate=0.0003, num_steps=10000, num_proposals=100,
         advice="ResNet-101 with 100 region proposals instead of 1000: faster, for frames "
-               "with few objects. For more accuracy pick frcnn-res101-coco or "
-               "frcnn-inc-resv2-atr-coco.",
+               "with few objects. For more accuracy pick frcnn-res101 or "
+               "frcnn-inc-resv2-atr. Starts from random weights, or its ImageNet-trained "
+               "backbone with --weights imagenet.",
         weights=Weights(description="ImageNet ResNet-101 backbone (TF Model Garden)",
                         urls=(f"{_MG}/resnet/resnet-101-i224.tar.gz",), checkpoint="")),
     ModelSpec(
-        key="frcnn-inc-resv2-atr-coco", title="Faster R-CNN Inception-ResNet-v2 (FPN)",
+        key="frcnn-inc-resv2-atr", title="Faster R-CNN Inception-ResNet-v2 (FPN)",
         family="fasterrcnn", backbone="inception_resnet_v2", image_size=640, batch_size=1,
         learning_rate=0.0003, num_steps=10000,
         advice="The most complex backbone: for very busy frames (hundreds of objects). "
-               "Needs the most memory and time.",
+               "Needs the most memory and time. Starts from random weights, or its ImageNet-trained "
+               "backbone (Keras Applications) with --weights imagenet.",
         weights=Weights(
             description="ImageNet Inception-ResNet-v2 (Keras Applications)",
             urls=("https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -267,12 +279,13 @@ BUILT_IN: tuple[ModelSpec, ...] = (
             checkpoint="inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
             kind="keras_h5")),
     ModelSpec(
-        key="frcnn-nas-coco", title="Faster R-CNN with a NAS-found backbone (SpineNet-49)",
+        key="frcnn-nas", title="Faster R-CNN with a NAS-found backbone (SpineNet-49)",
         family="fasterrcnn", backbone="spinenet49", image_size=640, batch_size=1,
         learning_rate=0.0003, num_steps=10000,
         advice="A backbone found by architecture search (SpineNet-49: about the memory of "
                "ResNet-50; the original workflow's NAS model wanted 2 GPUs, this one does "
-               "not). If unsure, start with retinanet-spinenet-mobile-coco.",
+               "not). Starts from random weights, or with --weights imagenet from the SpineNet-49 "
+               "backbone of Model Garden's COCO RetinaNet. " + _CHOOSE,
         weights=Weights(description="SpineNet-49 backbone of Model Garden's COCO RetinaNet",
                         urls=(f"{_MG}/spinenet/spinenet-49-i640.tar.gz",), checkpoint="")),
     ModelSpec(
@@ -281,9 +294,10 @@ BUILT_IN: tuple[ModelSpec, ...] = (
         learning_rate=0.0003, num_steps=10000,
         advice="Segmentation: predicts a mask per object, from polygons or masks. Trains "
                "in three stages, as the original workflow did: the heads, then the upper "
-               "backbone, then everything at a tenth of the learning rate; by default 2, 1 "
-               "and 1 epochs. Few epochs are enough, most of them in stage 1 "
-               "(stage-1-epochs, stage-2-epochs, stage-3-epochs).",
+               "backbone, then everything at a tenth of the learning rate; by default one "
+               "epoch each. Few epochs are enough, most of them in stage 1 "
+               "(stage-1-epochs, stage-2-epochs, stage-3-epochs). Starts from random "
+               "weights, or its ImageNet-trained ResNet-50 with --weights imagenet.",
         weights=Weights(description="ImageNet ResNet-50 backbone (TF Model Garden)",
                         urls=(f"{_MG}/resnet/resnet-50-i224.tar.gz",), checkpoint="")),
 )
@@ -297,7 +311,7 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> dict[str, ModelS
 
         models:
           my-ssd:                       # a new key
-            base: ssd-mobilenet-v2-coco # start from an entry (or give every field)
+            base: ssd-mobilenet-v2 # start from an entry (or give every field)
             title: SSD for my cameras
             image_size: 512
             batch_size: 16
@@ -338,20 +352,22 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
 MODEL_ALIASES = {
-    "ssd-mobilenet-v2": "ssd-mobilenet-v2-coco",
-    "ssd-mobilenetv2": "ssd-mobilenet-v2-coco",
-    "ssd-mobilenet-v1": "ssd-mobilenet-v1-coco",
-    "ssd-mobilenetv1": "ssd-mobilenet-v1-coco",
+    "ssd-mobilenet-v2-coco": "ssd-mobilenet-v2",
+    "ssd-mobilenetv2": "ssd-mobilenet-v2",
+    "ssd-mobilenet-v1-coco": "ssd-mobilenet-v1",
+    "ssd-mobilenetv1": "ssd-mobilenet-v1",
     "ssd-mobilenetlite": "ssdlite-mobilenet-v2",
     "ssdlite-mobilenet": "ssdlite-mobilenet-v2",
-    "frcnn-res50": "frcnn-res50-coco",
-    "frcnn-res101": "frcnn-res101-coco",
-    "frcnn-inc-resv2-atr": "frcnn-inc-resv2-atr-coco",
-    "frcnn-nas": "frcnn-nas-coco",
+    "frcnn-res50-coco": "frcnn-res50",
+    "frcnn-res101-coco": "frcnn-res101",
+    "frcnn-inc-resv2-atr-coco": "frcnn-inc-resv2-atr",
+    "frcnn-nas-coco": "frcnn-nas",
     "maskrcnn-training": "maskrcnn",
     "mask-rcnn": "maskrcnn",
 }
-"""The other names CVAT's training workflow used for its models."""
+"""The other names CVAT's training workflow used for its models. Its ``-coco`` names are
+kept as aliases of entries that do not start from COCO's weights (Model Garden publishes
+none for them), whose own names therefore leave COCO out."""
 
 
 def get_model(key: str, catalog: dict[str, ModelSpec] | None = None) -> ModelSpec:
@@ -432,6 +448,7 @@ def _entry(key: str, entry: Any, catalog: dict[str, ModelSpec], file: Path) -> M
         except TypeError as e:
             raise CatalogError(f"{where}: {name}: {e}") from None
     if base_key is not None:
+        base_key = base_key if base_key in catalog else MODEL_ALIASES.get(base_key, base_key)
         if base_key not in catalog:
             raise CatalogError(f"{where}: base {base_key!r} is not a model key")
         spec = replace(catalog[base_key], key=key, source=str(file), **entry)

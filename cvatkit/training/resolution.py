@@ -336,12 +336,12 @@ def _cpu_notes(r: Resolved, gpus: int) -> list[str]:
 
 
 BFLOAT16_CPU_MEASURED = (
-    "on a 2-core AMD EPYC with avx512_bf16 and no AMX, a step of ssd-mobilenet-v2-coco "
+    "on a 2-core AMD EPYC with avx512_bf16 and no AMX, a step of ssd-mobilenet-v2 "
     "(128 px, batch 8) took 1.3x the CPU time of float32")
 JIT_CPU_NOTE = (
     "jit-compile=true on the CPU: XLA compiles the training step for the CPU, but its code "
     "was much slower than TensorFlow's own there: on a 2-core AMD EPYC, "
-    "ssd-mobilenet-v2-coco (128 px, batch 8) trained at 0.65 steps/s against 3.5 without "
+    "ssd-mobilenet-v2 (128 px, batch 8) trained at 0.65 steps/s against 3.5 without "
     "(9x the CPU time per step), after 72 CPU-s of compiling against 10 of tracing; leave "
     "it off on CPUs")
 

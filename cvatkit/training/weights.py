@@ -106,7 +106,8 @@ def _download(url: str, dest: Path, progress, drop: Path) -> str:
 
 def _instead(drop: Path) -> str:
     return (f"On a machine without internet, download it elsewhere and put it at {drop}; "
-            "or train without it (--weights none)")
+            "or train without it (--weights none), best with the model made for that "
+            "(ssd-mobilenet-v2-small)")
 
 
 def _unpack(folder: Path, weights: Weights, names: list[str]) -> str:

@@ -14,7 +14,7 @@ from k8s_schemas import validate_workflow
 
 from cvatkit.cli import main
 
-ALL = ["--task", 12, "--model", "ssd-mobilenet-v2-coco", "--weights", "imagenet",
+ALL = ["--task", 12, "--model", "ssd-mobilenet-v2", "--weights", "imagenet",
        "--hparams", "num-steps=2000;batch-size=16", "--store", "s3://models/team",
        "--store-namespace", "team", "--create-bucket", "--eval-task", 13,
        "--annotate-task", 14, "--gpus", 2, "--s3-secret", "team-s3",
@@ -53,7 +53,7 @@ def test_the_whole_job_as_a_workflow(workflow, claim, pod_args, tmp_path):
     assert doc["metadata"]["generateName"] == "cvatkit-train-"
     assert doc["metadata"]["namespace"] == "ml"
     params = {p["name"]: p["value"] for p in spec["arguments"]["parameters"]}
-    assert params == {"task-id": "12", "model": "ssd-mobilenet-v2-coco", "weights": "imagenet",
+    assert params == {"task-id": "12", "model": "ssd-mobilenet-v2", "weights": "imagenet",
                       "hparams": "num-steps=2000\nbatch-size=16", "val-split": "0.1",
                       "jobs": "auto",
                       "eval-task-id": "13", "store": "s3://models/team",
@@ -185,8 +185,8 @@ def test_a_task_id_below_one_is_refused(workflow):
     (["--store-namespace", "team a"], ["namespace 'team a' may hold letters, digits"]),
     (["--store", "s3://Models/t"], ["'Models' is not a valid S3 bucket name"]),
     (["--weights", "cocoo"], ["--weights 'cocoo': give coco, imagenet, none"]),
-    (["--model", "ssd-mobilenet-v2-coco", "--weights", "coco"],
-     ["ssd-mobilenet-v2-coco has no published coco weights"]),
+    (["--model", "ssd-mobilenet-v2", "--weights", "coco"],
+     ["ssd-mobilenet-v2 has no published coco weights"]),
     (["--gpus", "1", "--hparams", "num-clones=4"], ["num-clones=4"]),
     (["--hparams", "stage-1-epochs=2"], ["stage-N-epochs apply to maskrcnn only"]),
     (["--service-account", "Argo_Runner"], ["--service-account 'Argo_Runner' is not a "

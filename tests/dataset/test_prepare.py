@@ -250,7 +250,7 @@ def test_masks_are_prepared_for_the_models_that_read_them(tmp_path, capsys):
                    images=lambda f: (tmp_path / "img.png").read_bytes())
     out = tmp_path / "ds"
     boxes = prepare(open_export(task), out, val_fraction=0.0, reuse=True,
-                    masks=get_model("ssd-mobilenet-v2-coco").masks)
+                    masks=get_model("ssd-mobilenet-v2").masks)
     assert not boxes.include_masks and boxes.mask_shapes == 4
     assert json.loads((out / "dataset.json").read_text())["mask_shapes"] == 4
     with pytest.raises(HyperparameterError, match="prepared without them .* 4 polygons"):
@@ -261,7 +261,7 @@ def test_masks_are_prepared_for_the_models_that_read_them(tmp_path, capsys):
     assert plan_run(out, "maskrcnn").data.include_masks
     assert prepare(open_export(task), out, val_fraction=0.0, reuse=True, masks="always").reused
 
-    assert main(["prepare", str(task), str(tmp_path / "cli"), "--model", "frcnn-res50-coco"]) == 0
+    assert main(["prepare", str(task), str(tmp_path / "cli"), "--model", "frcnn-res50"]) == 0
     assert "with instance masks" not in folded(capsys.readouterr().out)
     assert main(["prepare", str(task), str(tmp_path / "cli2"), "--model", "maskrcnn"]) == 0
     assert "with instance masks" in folded(capsys.readouterr().out)

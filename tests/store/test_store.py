@@ -27,7 +27,7 @@ def fake_run(path, *, big: int = 0, created="2026-11-20T10:00:00Z"):
     """A completed run directory as the trainer leaves it (no TensorFlow needed)."""
     run = Run(path)
     path.mkdir(parents=True)
-    run.write_spec({"created": created, "model": {"key": "ssd-mobilenet-v2-coco"},
+    run.write_spec({"created": created, "model": {"key": "ssd-mobilenet-v2"},
                     "labels": ["cat", "dog"], "hparams": {"num-steps": 5},
                     "data": {"path": str(path / "nowhere")}})
     run.append(EvalEvent(step=5, time=0, ap=0.5, ap50=0.9, per_class={"cat": 0.4, "dog": 0.6}))
@@ -78,9 +78,9 @@ def store(request, tmp_path):
 def test_publish_list_pull(store, tmp_path):
     run = fake_run(tmp_path / "run")
     v = publish(run.path, store, "lab")
-    assert v.model_key == "ssd-mobilenet-v2-coco" and v.labels == ("cat", "dog")
+    assert v.model_key == "ssd-mobilenet-v2" and v.labels == ("cat", "dog")
     assert v.metrics["ap50"] == 0.9 and v.created == "2026-11-20T10:00:00Z"
-    assert v.uri.endswith(f"/lab/models/ssd-mobilenet-v2-coco/{v.version}")
+    assert v.uri.endswith(f"/lab/models/ssd-mobilenet-v2/{v.version}")
     # The same run again is the same version.
     assert publish(run.path, store, "lab") == v
     fake_run(tmp_path / "newer", created="2026-11-21T10:00:00Z")
@@ -131,7 +131,7 @@ def test_many_versions_list_newest_first_in_pages(store, tmp_path):
     manifest = json.loads(store.get_bytes(f"lab/models/{v.model_key}/{v.version}/manifest.json"))
     made = []
     for day in range(60):
-        key = ("ssd-mobilenet-v2-coco", "frcnn-resnet50-coco")[day % 2]
+        key = ("ssd-mobilenet-v2", "frcnn-resnet50-coco")[day % 2]
         created = f"2026-10-{day // 2 + 1:02d}T{day % 24:02d}:00:00Z"
         version = re.sub(r"[^0-9]", "", created)[:14] + f"-{day:010d}"
         prefix = f"lab/models/{key}/{version}/"
@@ -147,7 +147,7 @@ def test_many_versions_list_newest_first_in_pages(store, tmp_path):
     assert len(pages) == 4 and all(len(p) <= 16 for p in pages)  # 61 folders
     assert [x.version for p in pages for x in p] == want
     assert {x.model_key for x in list_models(store, "lab")} == {
-        "ssd-mobilenet-v2-coco", "frcnn-resnet50-coco"}
+        "ssd-mobilenet-v2", "frcnn-resnet50-coco"}
     assert list(model_pages(store, "nobody")) == []
 
 
@@ -160,7 +160,7 @@ def test_big_file_goes_multipart(s3_env, tmp_path):
     moved = []
     v = publish(run.path, store, "lab", progress=moved.append)
     assert sum(moved) >= 110 * 1024 * 1024
-    key = f"{prefix}/lab/models/ssd-mobilenet-v2-coco/{v.version}/saved_model/variables/" \
+    key = f"{prefix}/lab/models/ssd-mobilenet-v2/{v.version}/saved_model/variables/" \
           "variables.data-00000-of-00001"
     head = boto3.session.Session().client("s3").head_object(Bucket=bucket, Key=key)
     assert head["ContentLength"] == 110 * 1024 * 1024
@@ -265,7 +265,7 @@ def test_corrupted_object_is_named_on_pull(s3_env, tmp_path):
     store = open_store(f"s3://{bucket}/{prefix}", create_bucket=True)
     v = publish(fake_run(tmp_path / "run").path, store, "lab")
     boto3.session.Session().client("s3").put_object(
-        Bucket=bucket, Key=f"{prefix}/lab/models/ssd-mobilenet-v2-coco/{v.version}/classes.csv",
+        Bucket=bucket, Key=f"{prefix}/lab/models/ssd-mobilenet-v2/{v.version}/classes.csv",
         Body=b"labels\nhorse\n")
     with pytest.raises(ChecksumError, match="classes.csv of .* has SHA-256"):
         pull(v.uri, tmp_path / "p")
@@ -354,7 +354,7 @@ def test_catalog_entry_starts_from_a_store_version(s3_env, tmp_path, trained, pr
 def test_damaged_manifest_is_named(tmp_path):
     store = open_store(str(tmp_path / "store"))
     v = publish(fake_run(tmp_path / "run").path, store, "lab")
-    manifest = tmp_path / "store" / "lab" / "models" / "ssd-mobilenet-v2-coco" / v.version / \
+    manifest = tmp_path / "store" / "lab" / "models" / "ssd-mobilenet-v2" / v.version / \
         "manifest.json"
     manifest.write_text("{not json")
     with pytest.raises(StoreError, match=f"{v.version}/manifest.json in the store is damaged"):
@@ -369,7 +369,7 @@ def test_the_metrics_are_those_of_the_exported_checkpoint(tmp_path):
     run.append(EvalEvent(step=3, time=0, ap=0.7, ap50=0.95, per_class={"cat": 0.7, "dog": 0.7},
                          best=True))
     (run.path / "export" / "model.json").write_text(json.dumps(
-        {"model": "ssd-mobilenet-v2-coco", "exported": "best", "step": 3, "ap": 0.7}))
+        {"model": "ssd-mobilenet-v2", "exported": "best", "step": 3, "ap": 0.7}))
     best = run.path / "checkpoints" / "best"
     best.mkdir()
     (best / "ckpt-3.index").write_bytes(b"b")

@@ -13,14 +13,14 @@ from cvatkit.cli import main
 from cvatkit.dataset import Dataset
 from cvatkit.errors import CatalogError, CvatkitError
 from cvatkit.records import LabelMap
-from cvatkit.training import BUILT_IN, get_model, load_catalog, resolve
+from cvatkit.training import BUILT_IN, DEFAULT_MODEL, get_model, load_catalog, resolve
 from cvatkit.training.model_garden import build_experiment
 
 COCO_MODELS = ["retinanet-spinenet-mobile-coco", "retinanet-resnet50-coco"]
 SMALL_MODELS = ["ssd-mobilenet-v2-small"]
-WORKFLOW_MODELS = ["ssd-mobilenet-v2-coco", "ssd-mobilenet-v1-coco", "ssdlite-mobilenet-v2",
-               "frcnn-res50-coco", "frcnn-res101-coco", "frcnn-res101-lowp",
-               "frcnn-inc-resv2-atr-coco", "frcnn-nas-coco", "maskrcnn"]
+WORKFLOW_MODELS = ["ssd-mobilenet-v2", "ssd-mobilenet-v1", "ssdlite-mobilenet-v2",
+               "frcnn-res50", "frcnn-res101", "frcnn-res101-lowp",
+               "frcnn-inc-resv2-atr", "frcnn-nas", "maskrcnn"]
 DATA = Dataset(path=Path("/data"), labels=LabelMap.from_names("ab"), train_frames=20, val_frames=4,
                 include_masks=True, val_fraction=0.1)
 
@@ -36,7 +36,7 @@ def test_every_seed_model_is_there_with_its_defaults_and_advice(monkeypatch, cap
         else:
             assert (spec.batch_size, spec.learning_rate) == (1, 0.0003)
         assert spec.num_steps == 10000
-    assert get_model("frcnn-nas-coco").min_gpus == 0  # SpineNet-49: ResNet-50's memory
+    assert get_model("frcnn-nas").min_gpus == 0  # SpineNet-49: ResNet-50's memory
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     for key in COCO_MODELS + SMALL_MODELS + WORKFLOW_MODELS:
@@ -45,17 +45,49 @@ def test_every_seed_model_is_there_with_its_defaults_and_advice(monkeypatch, cap
     # what a run starts from by default, and what else it could
     entry = out[out.index("retinanet-spinenet-mobile-coco"):out.index("retinanet-resnet50")]
     assert "starts from: coco: Mobile SpineNet-49 RetinaNet trained on COCO" in entry
-    assert "(or --weights none)" in entry and "If unsure, use this one" in entry
-    entry = out[out.index("retinanet-resnet50-coco"):out.index("ssd-mobilenet-v2-coco")]
+    assert "(or --weights none)" in entry and "Recommended when COCO's weights can be" in entry
+    entry = out[out.index("retinanet-resnet50-coco"):out.index("ssd-mobilenet-v2")]
     assert "starts from: coco: RetinaNet ResNet-50 FPN" in entry
     assert "(or --weights imagenet / none)" in entry
-    entry = out[out.index("ssd-mobilenet-v2-coco"):out.index("ssd-mobilenet-v1-coco")]
+    entry = out[out.index("ssd-mobilenet-v2"):out.index("ssd-mobilenet-v1")]
     assert "starts from: none: random initialisation (or --weights imagenet)" in entry
-    assert "also known as: ssd-mobilenet-v2, ssd-mobilenetv2" in entry
+    assert "also known as: ssd-mobilenet-v2-coco, ssd-mobilenetv2" in entry
 
 
-@pytest.mark.parametrize("alias, key", [("ssd-mobilenet-v2", "ssd-mobilenet-v2-coco"),
-                                        ("ssd-mobilenet-v1", "ssd-mobilenet-v1-coco"),
+def test_every_entrys_name_weights_and_advice_agree():
+    """A name says COCO only when the entry starts from COCO's weights; one entry is
+    recommended where COCO's weights can be had, one where they cannot, and no other
+    entry calls itself the default or recommended."""
+    recommended = {}
+    for spec in BUILT_IN:
+        if "coco" in spec.key:
+            assert spec.default_weights == "coco" and spec.weights_for("coco"), spec.key
+        else:
+            assert not spec.weights_for("coco"), spec.key
+        assert "Recommended default" not in spec.advice and "use this one" not in spec.advice
+        if spec.advice.startswith("Recommended"):
+            recommended[spec.key] = spec.advice
+        if spec.default_weights == "none":
+            assert "random" in spec.advice, spec.key
+    assert set(recommended) == {DEFAULT_MODEL, "ssd-mobilenet-v2-small"}
+    assert recommended[DEFAULT_MODEL].startswith("Recommended when COCO's weights can be "
+                                                 "downloaded")
+    assert recommended["ssd-mobilenet-v2-small"].startswith("Recommended without internet")
+    assert "The default model" in recommended[DEFAULT_MODEL]
+
+
+def test_a_user_entry_can_build_on_a_workflow_name(tmp_path):
+    path = tmp_path / "models.yaml"
+    path.write_text("models:\n  mine:\n    base: ssd-mobilenet-v2-coco\n    image_size: 256\n")
+    mine = load_catalog(path)["mine"]
+    assert (mine.backbone, mine.image_size) == ("mobilenet_v2", 256)
+
+
+@pytest.mark.parametrize("alias, key", [("ssd-mobilenet-v2-coco", "ssd-mobilenet-v2"),
+                                        ("ssd-mobilenetv2", "ssd-mobilenet-v2"),
+                                        ("ssd-mobilenet-v1-coco", "ssd-mobilenet-v1"),
+                                        ("frcnn-res101-coco", "frcnn-res101"),
+                                        ("frcnn-nas-coco", "frcnn-nas"),
                                         ("ssd-mobilenetlite", "ssdlite-mobilenet-v2"),
                                         ("maskrcnn-training", "maskrcnn")])
 def test_the_workflows_model_names_are_aliases(alias, key):
@@ -89,7 +121,7 @@ def test_coco_entries_build_model_gardens_published_architecture(key):
 
 
 def test_unknown_model_suggests_the_closest():
-    with pytest.raises(CatalogError, match="did you mean 'ssd-mobilenet-v2-coco'"):
+    with pytest.raises(CatalogError, match="did you mean 'ssd-mobilenet-v2'"):
         get_model("ssd-mobilenet-v2-cocoo")
 
 
@@ -125,7 +157,7 @@ def test_the_small_task_model_is_a_half_width_mobilenet_on_three_levels():
     assert m.backbone.mobilenet.filter_size_scale == 0.5 and (m.min_level, m.max_level) == (3, 5)
     losses = build_experiment(spec, hp, DATA).task.losses  # boxes pulled until nearly exact
     assert (losses.box_loss_weight, losses.huber_loss_delta) == (100.0, 0.03)
-    full = get_model("ssd-mobilenet-v2-coco")
+    full = get_model("ssd-mobilenet-v2")
     hp, _ = resolve(full, {"image-size": 192, "num-steps": 10}, DATA, gpus=0)
     other = build_experiment(full, hp, DATA).task.losses
     assert (other.box_loss_weight, other.huber_loss_delta) == (50.0, 0.1)  # Model Garden's
@@ -140,8 +172,8 @@ def test_the_small_task_model_is_a_half_width_mobilenet_on_three_levels():
     assert sizes[spec.key] < 0.4 * sizes[full.key]
 
 
-@pytest.mark.parametrize("key, levels", [("frcnn-inc-resv2-atr-coco", {"3", "4", "5"}),
-                                         ("frcnn-nas-coco", {"3", "4", "5", "6", "7"})])
+@pytest.mark.parametrize("key, levels", [("frcnn-inc-resv2-atr", {"3", "4", "5"}),
+                                         ("frcnn-nas", {"3", "4", "5", "6", "7"})])
 def test_unusual_backbones_build(key, levels):
     """The backbones Model Garden's own configs do not name build through its factory
     from the config cvatkit makes, with the feature levels the decoder takes."""
@@ -169,7 +201,7 @@ def test_user_catalog_adds_models(tmp_path, monkeypatch, capsys):
     f.write_text("""
 models:
   my-ssd:
-    base: ssd-mobilenet-v2-coco
+    base: ssd-mobilenet-v2
     title: SSD for my cameras
     image_size: 512
     overrides:
@@ -229,25 +261,25 @@ def _config(key: str, values: dict):
 
 
 def test_schedule_steps_make_a_stepwise_decay():
-    opt = _config("ssd-mobilenet-v2-coco", {"schedule-step-1": 400, "schedule-step-2": 800,
+    opt = _config("ssd-mobilenet-v2", {"schedule-step-1": 400, "schedule-step-2": 800,
                                            "initial-learning-rate": 0.1}).trainer.optimizer_config
     assert opt.learning_rate.type == "stepwise"
     assert list(opt.learning_rate.stepwise.boundaries) == [400, 800]
     assert list(opt.learning_rate.stepwise.values) == pytest.approx([0.1, 0.01, 0.001])
-    opt = _config("ssd-mobilenet-v2-coco", {}).trainer.optimizer_config
+    opt = _config("ssd-mobilenet-v2", {}).trainer.optimizer_config
     assert opt.learning_rate.type == "cosine" and opt.learning_rate.cosine.decay_steps == 1000
 
 
 def test_warmup_steps_make_a_linear_warmup_from_a_tenth():
-    opt = _config("frcnn-res50-coco", {"warmup-steps": 30, "initial-learning-rate": 0.02}) \
+    opt = _config("frcnn-res50", {"warmup-steps": 30, "initial-learning-rate": 0.02}) \
         .trainer.optimizer_config
     assert opt.warmup.type == "linear" and opt.warmup.linear.warmup_steps == 30
     assert opt.warmup.linear.warmup_learning_rate == pytest.approx(0.002)
-    assert _config("frcnn-res50-coco", {"warmup-steps": 0}).trainer.optimizer_config \
+    assert _config("frcnn-res50", {"warmup-steps": 0}).trainer.optimizer_config \
         .warmup.type is None
 
 
-@pytest.mark.parametrize("key", ["ssd-mobilenet-v2-coco", "frcnn-res50-coco", "maskrcnn"])
+@pytest.mark.parametrize("key", ["ssd-mobilenet-v2", "frcnn-res50", "maskrcnn"])
 def test_augmentation_keys_reach_the_training_parser_only(key):
     exp = _config(key, {"aug-hflip": False, "aug-scale-min": 0.5, "aug-scale-max": 2.0,
                         "aug-type": "randaugment", "aug-jpeg-quality": True})
@@ -261,7 +293,7 @@ def test_augmentation_keys_reach_the_training_parser_only(key):
         assert not hasattr(train, "aug_rand_jpeg")
 
 
-@pytest.mark.parametrize("key", ["ssd-mobilenet-v2-coco", "frcnn-res50-coco"])
+@pytest.mark.parametrize("key", ["ssd-mobilenet-v2", "frcnn-res50"])
 def test_anchor_size_and_weight_decay_reach_the_config(key):
     exp = _config(key, {"anchor-size": 2.5, "l2-weight-decay": 0.001})
     assert exp.task.model.anchor.anchor_size == 2.5

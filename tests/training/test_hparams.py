@@ -58,7 +58,7 @@ def test_mistakes_name_the_line(text, message):
 
 
 def test_defaults_come_from_the_model_and_user_values_win():
-    spec = get_model("ssd-mobilenet-v2-coco")
+    spec = get_model("ssd-mobilenet-v2")
     hp, notes = resolve(spec, {}, DATA, gpus=0)
     assert (hp.batch_size, hp.initial_learning_rate, hp.num_steps, hp.image_size) == (
         24, 0.004, 10000, 320)
@@ -73,43 +73,43 @@ def test_recommended_steps_follow_the_workflows_rule():
 
 
 def test_batch_scales_with_clones_unless_set():
-    spec = get_model("frcnn-res50-coco")
+    spec = get_model("frcnn-res50")
     hp, _ = resolve(spec, {"num-clones": 2}, DATA, gpus=2)
     assert hp.batch_size == 2 and hp.num_clones == 2
 
 
 @pytest.mark.parametrize("model, values, gpus, message", [
-    ("ssd-mobilenet-v2-coco", {"num-clones": 2, "batch-size": 5}, 2,
+    ("ssd-mobilenet-v2", {"num-clones": 2, "batch-size": 5}, 2,
      "batch-size=5 does not divide over num-clones=2"),
-    ("ssd-mobilenet-v2-coco", {"num-clones": 4}, 1, "asks for 4 GPUs but this machine has 1"),
-    ("ssd-mobilenet-v2-coco", {"num-clones": 2}, 0, "this machine has none"),
+    ("ssd-mobilenet-v2", {"num-clones": 4}, 1, "asks for 4 GPUs but this machine has 1"),
+    ("ssd-mobilenet-v2", {"num-clones": 2}, 0, "this machine has none"),
     ("retinanet-spinenet-mobile-coco", {"image-size": 320}, 0,
      "image-size=320 must be a multiple of 128 for retinanet-spinenet-mobile-coco (its "
      "coarsest feature level); try 384"),
-    ("ssd-mobilenet-v2-coco", {"stage-1-epochs": 1}, 0, "apply to maskrcnn only"),
+    ("ssd-mobilenet-v2", {"stage-1-epochs": 1}, 0, "apply to maskrcnn only"),
     ("maskrcnn", {}, 0, "the dataset has boxes only"),
-    ("ssd-mobilenet-v2-coco", {"image-size": 100}, 0,
-     "image-size=100 must be a multiple of 64 for ssd-mobilenet-v2-coco (its coarsest "
+    ("ssd-mobilenet-v2", {"image-size": 100}, 0,
+     "image-size=100 must be a multiple of 64 for ssd-mobilenet-v2 (its coarsest "
      "feature level); try 128"),
-    ("ssd-mobilenet-v2-coco", {"image-size": 160}, 0,
-     "image-size=160 must be a multiple of 64 for ssd-mobilenet-v2-coco (its coarsest "
+    ("ssd-mobilenet-v2", {"image-size": 160}, 0,
+     "image-size=160 must be a multiple of 64 for ssd-mobilenet-v2 (its coarsest "
      "feature level); try 192"),
     ("ssd-mobilenet-v2-small", {"image-size": 100}, 0,
      "image-size=100 must be a multiple of 32 for ssd-mobilenet-v2-small (its coarsest "
      "feature level); try 96"),
-    ("ssd-mobilenet-v2-coco", {"val-split": 0.2}, 0,
+    ("ssd-mobilenet-v2", {"val-split": 0.2}, 0,
      "the dataset was split with 0.1; prepare it again with --val-split 0.2"),
-    ("ssd-mobilenet-v2-coco", {"schedule-step-2": 5}, 0, "needs schedule-step-1"),
-    ("ssd-mobilenet-v2-coco", {"schedule-step-1": 50, "schedule-step-2": 50}, 0,
+    ("ssd-mobilenet-v2", {"schedule-step-2": 5}, 0, "needs schedule-step-1"),
+    ("ssd-mobilenet-v2", {"schedule-step-1": 50, "schedule-step-2": 50}, 0,
      "schedule-step-2 must come after schedule-step-1"),
-    ("ssd-mobilenet-v2-coco", {"num-steps": 100, "schedule-step-1": 100}, 0,
+    ("ssd-mobilenet-v2", {"num-steps": 100, "schedule-step-1": 100}, 0,
      "schedule-step-1=100 is not before the run's end (num-steps=100)"),
-    ("ssd-mobilenet-v2-coco", {"num-steps": 100, "warmup-steps": 200}, 0,
+    ("ssd-mobilenet-v2", {"num-steps": 100, "warmup-steps": 200}, 0,
      "warmup-steps=200 is not before the run's end"),
-    ("ssd-mobilenet-v2-coco", {"aug-scale-min": 1.5, "aug-scale-max": 1.2}, 0,
+    ("ssd-mobilenet-v2", {"aug-scale-min": 1.5, "aug-scale-max": 1.2}, 0,
      "aug-scale-min=1.5 is above aug-scale-max=1.2"),
-    ("ssd-mobilenet-v2-coco", {"batch-size": 5000}, 0, "batch-size=5000 must be <= 4096"),
-    ("ssd-mobilenet-v2-coco", {"num-steps": 500, "early-stopping-patience": 2}, 0,
+    ("ssd-mobilenet-v2", {"batch-size": 5000}, 0, "batch-size=5000 must be <= 4096"),
+    ("ssd-mobilenet-v2", {"num-steps": 500, "early-stopping-patience": 2}, 0,
      "early-stopping-patience=2 counts the evaluations during training, but with "
      "eval-interval=0 and num-steps=500 the run evaluates only at its end; set eval-interval "
      "below num-steps (for example eval-interval=50) or remove early-stopping-patience"),
@@ -145,26 +145,26 @@ def test_maskrcnn_without_stages_trains_the_workflows_three_stages_with_advice()
 def test_a_model_made_for_more_gpus_is_advice_not_a_refusal():
     from cvatkit.training import ModelSpec
 
-    spec = replace(get_model("frcnn-res50-coco"), key="big", min_gpus=2)
+    spec = replace(get_model("frcnn-res50"), key="big", min_gpus=2)
     hp, notes = resolve(spec, {}, DATA, gpus=0)
     assert hp.num_clones == 1
     assert any("big was made for 2 or more GPUs; on 1 it may run out of memory" in n
                for n in notes)
-    _, notes = resolve(get_model("frcnn-nas-coco"), {}, DATA, gpus=0)  # no longer a refusal
+    _, notes = resolve(get_model("frcnn-nas"), {}, DATA, gpus=0)  # no longer a refusal
     assert not any("GPUs" in n for n in notes)
     assert isinstance(spec, ModelSpec)
 
 
 def test_jpeg_augmentation_is_said_to_do_nothing_where_model_garden_has_none():
-    _, notes = resolve(get_model("frcnn-res50-coco"), {"aug-jpeg-quality": True}, DATA, gpus=0)
-    assert any("aug-jpeg-quality has no effect on frcnn-res50-coco" in n for n in notes)
-    _, notes = resolve(get_model("ssd-mobilenet-v2-coco"), {"aug-jpeg-quality": True}, DATA,
+    _, notes = resolve(get_model("frcnn-res50"), {"aug-jpeg-quality": True}, DATA, gpus=0)
+    assert any("aug-jpeg-quality has no effect on frcnn-res50" in n for n in notes)
+    _, notes = resolve(get_model("ssd-mobilenet-v2"), {"aug-jpeg-quality": True}, DATA,
                        gpus=0)
     assert not any("aug-jpeg-quality" in n for n in notes)
 
 
 def test_one_table_gives_the_defaults_the_ranges_and_the_help():
-    spec = get_model("ssd-mobilenet-v2-coco")
+    spec = get_model("ssd-mobilenet-v2")
     hp, _ = resolve(spec, {}, DATA, gpus=0)
     resolved = hp.to_dict()
     for param in PARAMS:

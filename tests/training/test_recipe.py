@@ -14,7 +14,7 @@ from cvatkit.training.recipe import (MAX_STEPS, MIN_OBJECT_PX, MIN_STEPS, fitted
                                      fitted_steps)
 
 SMALL = get_model("ssd-mobilenet-v2-small")  # 320 px, coarsest stride 32
-SSD = get_model("ssd-mobilenet-v2-coco")  # 320 px, coarsest stride 64
+SSD = get_model("ssd-mobilenet-v2")  # 320 px, coarsest stride 64
 
 
 def stats_of(frames, labels):
@@ -105,7 +105,7 @@ def test_the_plan_takes_the_fitted_recipe_and_what_the_user_sets_wins(tmp_path, 
     assert "num-steps=50 as given, in place of the fitted num-steps=300" in plan.notes[1]
 
     # from trained weights the steps are the model's, with the workflow's rule of thumb
-    plan = plan_run(data.path, "ssd-mobilenet-v2-coco", "", weights="imagenet", fetch=False)
+    plan = plan_run(data.path, "ssd-mobilenet-v2", "", weights="imagenet", fetch=False)
     assert (plan.hparams.image_size, plan.hparams.num_steps) == (448, 10000)
     assert any("recommended num-steps for 20 training frames" in n for n in plan.notes)
     assert main(["train", "--plan", "--data", str(data.path), "--model", SMALL.key]) == 0

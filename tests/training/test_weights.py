@@ -110,7 +110,7 @@ def test_pretrained_backbone_reaches_the_model(http, tmp_path, prepared, monkeyp
     from cvatkit.training.model_garden import build_experiment
 
     root, url, _ = http
-    spec = get_model("ssd-mobilenet-v2-coco")
+    spec = get_model("ssd-mobilenet-v2")
     hp_text = "image-size=128;num-steps=1".replace(";", "\n")
     plan = plan_run(prepared.path, spec.key, hp_text)
     exp = build_experiment(plan.spec, plan.hparams, plan.data)
@@ -373,7 +373,7 @@ def test_export_pretrained_pre_annotates_with_cocos_labels_before_any_training(
 """)
     monkeypatch.setenv("CVATKIT_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "coco-model"
-    assert main(["export-pretrained", "ssd-mobilenet-v2-coco", str(out), "--catalog",
+    assert main(["export-pretrained", "ssd-mobilenet-v2", str(out), "--catalog",
                  str(catalog)]) == 2
     assert "has no COCO-trained detector to export; these have: " \
            "retinanet-spinenet-mobile-coco, retinanet-resnet50-coco, coco-128" in \
@@ -420,7 +420,7 @@ def test_a_wrong_weights_choice_is_named_before_anything_is_fetched(prepared, kw
     from cvatkit.errors import UsageError
     from cvatkit.training import plan_run
 
-    kwargs = {"model": "ssd-mobilenet-v2-coco", **kwargs}
+    kwargs = {"model": "ssd-mobilenet-v2", **kwargs}
     with pytest.raises(UsageError) as e:
         plan_run(prepared.path, hparams_text="image-size=128", **kwargs)
     assert message in str(e.value)
@@ -434,7 +434,7 @@ def test_the_app_shows_the_download_of_published_weights(http, tmp_path, prepare
     _checkpoint(tmp_path / "made", [1.0])
     with tarfile.open(root / "w.tar.gz", "w:gz") as tar:
         tar.add(tmp_path / "made", arcname="ckpt")
-    spec = get_model("ssd-mobilenet-v2-coco")
+    spec = get_model("ssd-mobilenet-v2")
     local = replace(spec, weights=Weights(description="a backbone of this test",
                                           urls=(f"{url}/w.tar.gz",)))
     monkeypatch.setenv("CVATKIT_CACHE", str(tmp_path / "cache"))

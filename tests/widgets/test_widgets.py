@@ -27,7 +27,7 @@ from cvatkit.cvat import SAMPLE_LABELS as LABELS
 from cvatkit.cvat import sample_frame
 from cvatkit.runs import EvalEvent, Run, StatusEvent, StepEvent
 
-SSD = "ssd-mobilenet-v2-coco"  # its catalog defaults are what these tests check
+SSD = "ssd-mobilenet-v2"  # its catalog defaults are what these tests check
 
 SAMPLE_FRAMES = 12
 
@@ -298,7 +298,7 @@ def test_text_edits_fill_the_form_and_form_edits_rewrite_the_text():
     assert panel.text.value == state.text
     assert state.values == {"initial-learning-rate": 0.02, "warmup-steps": 10, "batch-size": 8}
 
-    panel.model.value = "frcnn-res50-coco"
+    panel.model.value = "frcnn-res50"
     assert "Faster R-CNN ResNet-50" in panel.advice.value
     assert state.defaults["initial-learning-rate"] == "0.0003"
 
@@ -338,7 +338,7 @@ def test_gpu_choice_and_num_clones_stay_in_step():
     state.text = "num-clones=4\n"
     assert "num-clones=4 asks for 4 GPUs but this machine has 2" in state.message
     state.text = ""
-    state.model = "frcnn-nas-coco"  # SpineNet-49 needs no more than one GPU
+    state.model = "frcnn-nas"  # SpineNet-49 needs no more than one GPU
     assert state.message == ""
 
 
@@ -366,14 +366,14 @@ def test_plan_checks_against_the_prepared_dataset(sample_zip, tmp_path):
     plan = state.plan(str(ds.path))
     assert state.message == "" and plan is not None
     assert (plan.spec.key, plan.hparams.num_steps, plan.hparams.image_size) == (
-        "ssd-mobilenet-v2-coco", 20, 128)
+        "ssd-mobilenet-v2", 20, 128)
 
 
 def test_starting_checkpoint_is_checked(tmp_path):
     state = ModelState(gpus_detected=0, model=SSD)
     state.init_checkpoint = str(tmp_path / "nowhere")
     assert "is not a cvatkit run folder" in state.message
-    state.init_checkpoint = "s3://bucket/team/models/ssd-mobilenet-v2-coco/20240101-abc"
+    state.init_checkpoint = "s3://bucket/team/models/ssd-mobilenet-v2/20240101-abc"
     assert state.message == ""
     run = Run(tmp_path / "run")
     run.path.mkdir()
@@ -412,7 +412,7 @@ def _write_status(run: Run, state: str, step: int, *, total: int = 100, pid=None
 def _make_run(path: Path, *, steps=(10, 20, 30, 40), evals=(20,), state="running") -> Run:
     run = Run(path)
     run.path.mkdir(parents=True)
-    run.write_spec({"model": {"key": "ssd-mobilenet-v2-coco"}, "hparams": {"num-steps": 100}})
+    run.write_spec({"model": {"key": "ssd-mobilenet-v2"}, "hparams": {"num-steps": 100}})
     run.append(StatusEvent(step=0, time=0.0, state="running", message="training"))
     for s in steps:
         run.append(_step(s))

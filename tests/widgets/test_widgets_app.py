@@ -53,7 +53,7 @@ def completed_run(path: Path, saved_model: Path, *, data_source: str = "",
         (data / "dataset.json").write_text(json.dumps({"source": data_source,
                                                        "labels": list(LABELS.names)}))
     run.write_spec({"created": "2026-11-20T10:00:00Z",
-                    "model": {"key": "ssd-mobilenet-v2-coco"},
+                    "model": {"key": "ssd-mobilenet-v2"},
                     "labels": list(LABELS.names), "hparams": {"num-steps": 5},
                     "data": {"path": str(data)}, "eval_data": None})
     run.append(EvalEvent(step=5, time=0, ap=0.5, ap50=0.9, per_class={"square": 0.4}))
@@ -216,7 +216,7 @@ def test_inference_problems_show_as_messages(run, tmp_path):
 
     unfinished = tmp_path / "unfinished"
     Run(unfinished).path.mkdir()
-    Run(unfinished).write_spec({"model": {"key": "ssd-mobilenet-v2-coco"}})
+    Run(unfinished).write_spec({"model": {"key": "ssd-mobilenet-v2"}})
     state.model = str(unfinished)
     viewer.run_button.click()
     assert "has not exported a model yet" in state.error
@@ -263,7 +263,7 @@ def test_publish_a_run_to_a_local_store_with_progress(run, tmp_path):
     versions = list_models(open_store(str(tmp_path / "store")), "lab")
     assert [v.uri for v in versions] == [publish_state.published_uri]
     assert publish_state.published_uri.startswith(
-        (tmp_path / "store" / "lab" / "models" / "ssd-mobilenet-v2-coco").as_uri())
+        (tmp_path / "store" / "lab" / "models" / "ssd-mobilenet-v2").as_uri())
     assert publish_state.published_uri in panel.published.value
     assert "AP 0.500, AP@0.5 0.900" in publish_state.status
     total = publish_state.total_bytes
@@ -420,7 +420,7 @@ def test_annotate_a_task_on_the_data_steps_server(run, cvat, tmp_path):
 
 
 def test_the_app_builds_with_prefilled_values(sample, tmp_path):
-    app = App(workdir=tmp_path / "work", source=str(sample.task), model="frcnn-res50-coco",
+    app = App(workdir=tmp_path / "work", source=str(sample.task), model="frcnn-res50",
               hparams="num-steps=20\nbatch-size=2\n", store=str(tmp_path / "store"),
               namespace="lab", background=False, autopoll=False, gpus_detected=0)
     assert app.tabs.titles == ("1. Data", "2. Model", "3. Train", "4. Inference",
@@ -429,7 +429,7 @@ def test_the_app_builds_with_prefilled_values(sample, tmp_path):
     assert list(app.tabs.children[4].children) == [app.publish, app.annotate]
     s = app.state
     assert s.data.mode == "export" and app.data.export_path.value == str(sample.task)
-    assert app.model.model.value == "frcnn-res50-coco" and s.model.message == ""
+    assert app.model.model.value == "frcnn-res50" and s.model.message == ""
     assert s.model.values == {"num-steps": 20, "batch-size": 2}
     assert app.publish.store.value == str(tmp_path / "store")
     assert app.publish.namespace.value == "lab"
@@ -523,7 +523,7 @@ def test_store_versions_are_offered_as_starting_points_with_their_class_check(
     # what the model can start from: its published weights, none, versions of its kind
     assert model.start_choices == ["imagenet", "none", version.uri]
     assert app.model.checkpoint.options == ("imagenet", "none", version.uri)
-    model.model = "frcnn-res50-coco"  # another architecture: the version cannot start it
+    model.model = "frcnn-res50"  # another architecture: the version cannot start it
     assert model.start_choices == ["imagenet", "none"]
     model.model = "retinanet-spinenet-mobile-coco"
     assert model.start_choices == ["coco", "none"]
