@@ -23,8 +23,8 @@ from .run_progress import RunProgress
 from .runs import EvalEvent, Run, StatusEvent, StepEvent
 from .store import ModelVersion, open_store
 from .store import publish as publish_run
-from .training import (DEFAULT_MODEL, check_run_dir, get_model, parse_hparams, plan_run,
-                       read_hparams_file, start_run)
+from .training import (DEFAULT_MODEL, check_run_dir, get_model, hparams_given, parse_hparams,
+                       plan_run, start_run)
 
 Say = Callable[[str], object]
 SAMPLE = "sample"
@@ -107,11 +107,7 @@ def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = pri
 
 def hparams_text(hparams: str = "", hparams_file: str = "") -> str:
     """The hyperparameter lines given as text, or read from ``hparams_file``."""
-    if not hparams_file:
-        return hparams
-    if hparams:
-        raise UsageError("give hyperparameters as text or as a file, not both")
-    return read_hparams_file(hparams_file)
+    return hparams_given(hparams, hparams_file)[0]
 
 
 def train(*, source: str = SAMPLE, task_id: int | None = None,
@@ -127,8 +123,7 @@ def train(*, source: str = SAMPLE, task_id: int | None = None,
     coco, imagenet, none, an earlier run or a store version (``plan_run``); by default
     the model's own. ``init_checkpoint`` is the older name for a run or version.
     ``jobs`` picks a CVAT task's jobs to train on (``cvatkit prepare --jobs``)."""
-    origin = str(hparams_file) if hparams_file else "hyperparameters"
-    hparams = hparams_text(hparams, hparams_file)
+    hparams, origin = hparams_given(hparams, hparams_file)
     spec = get_model(model or DEFAULT_MODEL)
     name = run_name or time.strftime(f"{spec.key}-%Y%m%d-%H%M%S")
     check_run_dir(Path(workdir) / "runs" / name)  # before any preparing or download

@@ -59,8 +59,8 @@ def model_and_hparams_args(s, file_help: str = "a file of key=value lines") -> N
 def hparams_text(args: argparse.Namespace) -> tuple[str, str]:
     """The hyperparameter lines of ``--hparams`` (``;`` separates lines too) or of
     ``--hparams-file``, and where they came from (for messages)."""
-    from ..training import read_hparams_file
+    from ..training import hparams_given
 
-    if args.hparams_file:
-        return read_hparams_file(args.hparams_file), args.hparams_file
-    return "\n".join(h.replace(";", "\n") for h in args.hparams or ()), "--hparams"
+    text, origin = hparams_given("\n".join(h.replace(";", "\n") for h in args.hparams or ()),
+                                 args.hparams_file or "")
+    return text, origin if args.hparams_file else "--hparams"

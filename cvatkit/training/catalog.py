@@ -269,8 +269,8 @@ BUILT_IN: tuple[ModelSpec, ...] = (
         family="fasterrcnn", backbone="inception_resnet_v2", image_size=640, batch_size=1,
         learning_rate=0.0003, num_steps=10000,
         advice="The most complex backbone: for very busy frames (hundreds of objects). "
-               "Needs the most memory and time. Starts from random weights, or its ImageNet-trained "
-               "backbone (Keras Applications) with --weights imagenet.",
+               "Needs the most memory and time. Starts from random weights, or its "
+               "ImageNet-trained backbone (Keras Applications) with --weights imagenet.",
         weights=Weights(
             description="ImageNet Inception-ResNet-v2 (Keras Applications)",
             urls=("https://storage.googleapis.com/tensorflow/keras-applications/"

@@ -201,6 +201,16 @@ def parse_hparams(text: str, *, origin: str = "hyperparameters") -> dict[str, An
     return values
 
 
+def hparams_given(text: str = "", file: str | os.PathLike[str] = "") -> tuple[str, str]:
+    """The hyperparameter lines given as ``text`` or in ``file`` (not both), and where they
+    came from, for messages: what the CLI, the pipeline and the notebooks all read."""
+    if not file:
+        return text, "hyperparameters"
+    if text.strip():
+        raise UsageError("give hyperparameters as text or as a file, not both")
+    return read_hparams_file(file), str(file)
+
+
 def read_hparams_file(path: str | os.PathLike[str]) -> str:
     """The text of a hyperparameters file; a UsageError naming it when it cannot be read."""
     try:

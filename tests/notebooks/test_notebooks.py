@@ -85,6 +85,9 @@ def test_train_notebook_runs_headless_on_a_cvat_task_and_publishes(sample_cvat, 
     text, _ = outputs(nb)
     assert f"preparing cvat://{task} on {server.url}" in text
     assert "step 2/2: loss" in text
+    # the recipe fitted to the sample's frames, and what the given values replaced
+    assert "note: image-size=128 as given, in place of the fitted image-size=160" in text
+    assert "note: num-steps=2 as given, in place of the fitted num-steps=" in text
     assert "completed" in text and "published " in text
     assert (tmp_path / "work" / "runs" / "nb" / "export" / "saved_model").is_dir()
     spec = json.loads((tmp_path / "work" / "runs" / "nb" / "run.json").read_text())
