@@ -238,7 +238,7 @@ def show_predictions(predicted: Predicted, *, threshold: float = 0.5,
     the predictions and their pictures saved under ``out`` when given."""
     check_threshold(threshold)
     shown = [replace(p, frame=replace(p.frame, shapes=tuple(
-        s for s in p.frame.shapes if (s.score or 0) >= threshold)))
+        s for s in p.frame.shapes if s.confidence >= threshold)))
         for p in predicted.predictions]
     if out is not None:
         written = save_predictions(shown, out, labels=predicted.model_labels,

@@ -130,6 +130,13 @@ class Shape:
                 f"{where}a {self.kind} labelled {self.label!r} has {what}, not a finite "
                 "number; fix the shape in CVAT (or the file) and export again")
 
+    @property
+    def confidence(self) -> float:
+        """The score; 1.0 for a shape without one (an annotation, or a file's shape: a
+        plain claim), so that it is kept at every threshold and ranks first. Every
+        threshold, ranking and matching reads this, never ``score`` directly."""
+        return 1.0 if self.score is None else self.score
+
     def bbox(self) -> tuple[float, float, float, float]:
         """Axis-aligned (xmin, ymin, xmax, ymax), rotation applied."""
         if self.kind == "rectangle":

@@ -201,7 +201,7 @@ class InferenceState(HasTraits):
     def kept(self, prediction: Prediction) -> tuple:
         """A frame's predicted shapes at the current threshold."""
         return tuple(s for s in prediction.frame.shapes
-                     if (s.score if s.score is not None else 1.0) >= self.threshold)
+                     if s.confidence >= self.threshold)
 
     def shown_predictions(self) -> list[Prediction]:
         """The frames to show, in the chosen order and filter (all of them, not only the

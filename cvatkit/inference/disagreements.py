@@ -77,15 +77,15 @@ class Finding:
         a, p = self.annotated, self.predicted
         text = {
             "missed": lambda: f"missed {a.label}",
-            "false": lambda: f"false {p.label} ({p.score:.2f})",
-            "wrong-label": lambda: f"{a.label} predicted as {p.label} ({p.score:.2f})",
+            "false": lambda: f"false {p.label} ({p.confidence:.2f})",
+            "wrong-label": lambda: f"{a.label} predicted as {p.label} ({p.confidence:.2f})",
             "poorly-placed": lambda: f"{p.label} placed poorly (IoU {self.iou:.2f}, "
-                                     f"{p.score:.2f})",
-            "unannotated": lambda: f"{p.label} ({p.score:.2f}) where nothing is annotated",
+                                     f"{p.confidence:.2f})",
+            "unannotated": lambda: f"{p.label} ({p.confidence:.2f}) where nothing is annotated",
             "other-label": lambda: f"annotated {a.label}, model is sure it is {p.label} "
-                                   f"({p.score:.2f})",
+                                   f"({p.confidence:.2f})",
             "misplaced": lambda: f"{a.label} annotated off the object the model sees "
-                                 f"(IoU {self.iou:.2f}, {p.score:.2f})",
+                                 f"(IoU {self.iou:.2f}, {p.confidence:.2f})",
             "stray": lambda: f"{a.label} annotated where the model sees nothing",
         }[self.kind]
         return text()
@@ -99,7 +99,7 @@ class Finding:
                 "annotated_box": box(self.annotated),
                 "predicted": self.predicted.label if self.predicted else None,
                 "predicted_box": box(self.predicted),
-                "score": round(self.predicted.score or 0.0, 4) if self.predicted else None,
+                "score": round(self.predicted.confidence, 4) if self.predicted else None,
                 "iou": round(self.iou, 4), "confidence": round(self.confidence, 4)}
 
 
@@ -245,8 +245,8 @@ def _review_frame(p: Prediction, *, threshold: float, confident: float, iou: flo
                   ) -> tuple[FrameReview, list[tuple[str | None, str | None]]]:
     frame, w, h = p.frame, p.frame.width, p.frame.height
     gt = list(p.ground_truth)
-    every = sorted(frame.shapes, key=lambda s: -(s.score or 0.0))
-    dets = [s for s in every if (s.score or 0.0) >= threshold]
+    every = sorted(frame.shapes, key=lambda s: -s.confidence)
+    dets = [s for s in every if s.confidence >= threshold]
     overlaps = _overlaps(dets, gt, w, h)
     taken_gt = np.zeros(len(gt), dtype=bool)
     owner: dict[int, tuple[str, int, float]] = {}  # det -> (kind, gt index, iou)
@@ -275,7 +275,7 @@ def _review_frame(p: Prediction, *, threshold: float, confident: float, iou: flo
             confidence: float | None = None) -> Finding:
         return Finding(frame=frame.index, name=frame.name, kind=kind, annotated=a,
                        predicted=d, iou=overlap,
-                       confidence=(d.score or 0.0) if confidence is None else confidence)
+                       confidence=d.confidence if confidence is None else confidence)
 
     found = 0
     for di, d in enumerate(dets):
@@ -299,7 +299,7 @@ def _review_frame(p: Prediction, *, threshold: float, confident: float, iou: flo
 
     suspects = []
     for di, d in enumerate(dets):
-        if (d.score or 0.0) < confident:
+        if d.confidence < confident:
             continue
         row = overlaps[di] if gt else np.zeros(0)
         best_any = float(row.max()) if row.size else 0.0
@@ -315,7 +315,7 @@ def _review_frame(p: Prediction, *, threshold: float, confident: float, iou: flo
     all_overlaps = _overlaps(every, gt, w, h)
     for gi, g in enumerate(gt):
         if not (all_overlaps[:, gi] >= STRAY_IOU).any():
-            near = [s.score or 0.0 for s, o in zip(every, all_overlaps[:, gi]) if o >= NEAR]
+            near = [s.confidence for s, o in zip(every, all_overlaps[:, gi]) if o >= NEAR]
             suspects.append(add("stray", g, None, confidence=1.0 - max(near, default=0.0)))
     suspects.sort(key=lambda f: -f.confidence)
     return FrameReview(frame=frame.index, name=frame.name, annotated=len(gt), found=found,

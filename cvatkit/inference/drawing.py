@@ -95,7 +95,7 @@ def draw_frame(ax: Axes, image: np.ndarray, predictions: Sequence[Shape] = (), *
 
     em = font / 72 / px_in  # one em of the caption font, in frame pixels
     placed: list[tuple[float, float, float, float]] = []
-    ranked = sorted(predictions, key=lambda s: -(s.score if s.score is not None else 1.0))
+    ranked = sorted(predictions, key=lambda s: -s.confidence)
     for shape in ranked:
         text = shape.label
         if show_scores and shape.score is not None:

@@ -142,10 +142,10 @@ def _counts(predictions: list[Prediction], names: list[str], threshold: float,
     """Per label: annotated objects, those found, and false boxes at ``threshold``."""
     counts = {n: [0, 0, 0] for n in names}
     for p in predictions:
-        kept = [s for s in p.frame.shapes if (s.score or 0.0) >= threshold]
+        kept = [s for s in p.frame.shapes if s.confidence >= threshold]
         for name in names:
             gt = [s for s in p.ground_truth if s.label == name]
-            dets = sorted((s for s in kept if s.label == name), key=lambda s: -(s.score or 0))
+            dets = sorted((s for s in kept if s.label == name), key=lambda s: -s.confidence)
             found = _match(dets, gt, p.frame.width, p.frame.height, iou)
             counts[name][0] += len(gt)
             counts[name][1] += found
@@ -205,7 +205,7 @@ def _coco(predictions: list[Prediction], names: list[str]
         for s in p.frame.shapes:
             x0, y0, x1, y1 = clipped_bbox(s, w, h)
             dets.append({"image_id": image_id, "category_id": cat[s.label],
-                         "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(s.score or 0)})
+                         "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(s.confidence)})
     unset = {n: (-1.0, -1.0) for n in names}
     if not gts:
         return -1.0, -1.0, -1.0, unset, {}

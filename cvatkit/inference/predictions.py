@@ -247,7 +247,7 @@ def prediction_record(p: Prediction) -> dict:
     """A prediction as JSON: the frame, then each shape with its label and score."""
     f = p.frame
     return {"index": f.index, "name": f.name, "width": f.width, "height": f.height,
-            "shapes": [{"kind": s.kind, "label": s.label, "score": round(s.score or 0.0, 4),
+            "shapes": [{"kind": s.kind, "label": s.label, "score": round(s.confidence, 4),
                         "points": list(s.points)} for s in f.shapes]}
 
 

@@ -119,9 +119,9 @@ def rank_frames(detector: Detector, source, *, threshold: float = 0.5,
             by_label: dict[str, tuple[float, float]] = {}
             for label in {s.label for s in (*plain, *back)}:
                 mine = [s for s in plain if s.label == label]
-                by_label[label] = (sum(_doubt(s.score or 0.0, threshold) for s in mine),
+                by_label[label] = (sum(_doubt(s.confidence, threshold) for s in mine),
                                    _disagreement(mine, [s for s in back if s.label == label]))
-            shown = tuple(s for s in plain if (s.score or 0.0) >= threshold)
+            shown = tuple(s for s in plain if s.confidence >= threshold)
             ranks.append(FrameRank(frame=replace(p.frame, shapes=shown), uncertainty=0.0,
                                    doubt=0.0, disagreement=0.0, by_label=by_label))
         batch.clear()
@@ -190,24 +190,24 @@ def _unflipped(shape: Shape, width: int) -> Shape:
 
 def _disagreement(plain: Sequence[Shape], mirror: Sequence[Shape]) -> float:
     """How differently the model sees the frame and its mirror image (see the module)."""
-    a = [s for s in plain if (s.score or 0.0) >= RANK_FLOOR]
-    b = [s for s in mirror if (s.score or 0.0) >= RANK_FLOOR]
+    a = [s for s in plain if s.confidence >= RANK_FLOOR]
+    b = [s for s in mirror if s.confidence >= RANK_FLOOR]
     if not a and not b:
         return 0.0
     if not a or not b:
-        return sum(s.score or 0.0 for s in (*a, *b))
+        return sum(s.confidence for s in (*a, *b))
     ious = box_ious(np.array([s.bbox() for s in a]), np.array([s.bbox() for s in b]))
     ious[np.array([[x.label != y.label for y in b] for x in a])] = 0.0
     total, used_b = 0.0, set()
-    for i in np.argsort([-(s.score or 0.0) for s in a]):
+    for i in np.argsort([-s.confidence for s in a]):
         row = np.where([j not in used_b for j in range(len(b))], ious[i], -1.0)
         j = int(np.argmax(row))
         if row[j] >= 0.5:
             used_b.add(j)
-            total += abs((a[i].score or 0.0) - (b[j].score or 0.0)) + (1.0 - row[j])
+            total += abs(a[i].confidence - b[j].confidence) + (1.0 - row[j])
         else:
-            total += a[i].score or 0.0
-    total += sum(b[j].score or 0.0 for j in range(len(b)) if j not in used_b)
+            total += a[i].confidence
+    total += sum(b[j].confidence for j in range(len(b)) if j not in used_b)
     return float(total)
 
 

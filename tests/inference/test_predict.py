@@ -237,6 +237,24 @@ def test_evaluation_counts_found_and_false_boxes():
     assert nothing.fewest is None and "fewest" not in nothing.format()
 
 
+def test_a_shape_without_a_score_is_a_plain_claim_everywhere():
+    """Shapes from a file (no score) are kept at every threshold by the evaluation, the
+    review and the ranking alike, and rank first."""
+    from cvatkit.inference import review
+
+    frame = Frame(index=0, name="a.jpg", width=100, height=50)
+    truth = (Shape(kind="rectangle", label="cat", points=(0, 10, 20, 30)),)
+    plain = Shape(kind="rectangle", label="cat", points=(0, 10, 20, 30))
+    scored = Shape(kind="rectangle", label="cat", points=(50, 10, 70, 30), score=0.6)
+    assert (plain.confidence, scored.confidence) == (1.0, 0.6)
+    p = Prediction(frame=Frame(**{**frame.__dict__, "shapes": (scored, plain)}),
+                   ground_truth=truth)
+    ev = evaluate([p], ["cat"], threshold=0.95)
+    assert (ev.found, ev.false) == (1, 0)  # the plain shape kept, the scored one not
+    assert review([p], threshold=0.95).counts() == {}  # the cat found, the scored one left
+    assert review([p], threshold=0.5).counts() == {"false": 1}
+
+
 # ------------------------------------------------------------------ bad input
 def test_coco_ap_averages_iou_thresholds_and_ap50_does_not():
     """Known partial matches: 'a' is found once with IoU 0.72 (counted at IoU 0.50 to 0.70,
