@@ -379,3 +379,18 @@ def run_of_checkpoint(path: str | os.PathLike[str]) -> Path | None:
     if p.parent.name == BEST and p.parent.parent.name == CHECKPOINTS:
         places.append(p.parent.parent.parent)
     return next((c for c in places if (c / RUN_JSON).is_file()), None)
+
+
+def list_runs(folder: str | os.PathLike[str]) -> list[Path]:
+    """The run folders in ``folder`` (those with a ``run.json``), the most recently
+    written record first; none when the folder does not exist."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        try:
+            found.append(((p / RUN_JSON).stat().st_mtime, p))
+        except OSError:  # not a run folder (or not a folder)
+            continue
+    return [p for _, p in sorted(found, key=lambda t: t[0], reverse=True)]

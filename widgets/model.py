@@ -16,7 +16,7 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Dict, HasTraits, Int, List, Unicode, observe, validate
 
-from cvatkit import (CHECKPOINTS, RUN_JSON, CvatkitError, LabelMap, Run, UsageError,
+from cvatkit import (CHECKPOINTS, CvatkitError, LabelMap, Run, UsageError, list_runs,
                      run_of_checkpoint)
 from cvatkit.dataset import Dataset, load_dataset
 from cvatkit.store import is_version_uri, model_pages, open_store
@@ -126,10 +126,7 @@ class ModelState(HasTraits):
     @reports_errors("message")
     def list_runs(self, runs_root: str) -> list[str]:
         """Add the runs under ``runs_root`` that have a checkpoint to the choices."""
-        root = Path(runs_root).expanduser()
-        runs = sorted((p for p in root.iterdir() if (p / RUN_JSON).is_file()
-                       and (p / CHECKPOINTS / "checkpoint").is_file()),
-                      key=lambda p: p.stat().st_mtime, reverse=True) if root.is_dir() else []
+        runs = [p for p in list_runs(runs_root) if (p / CHECKPOINTS / "checkpoint").is_file()]
         found = []
         for p in runs:  # a damaged run is left out; the others are offered
             try:

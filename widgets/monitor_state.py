@@ -17,7 +17,7 @@ from typing import Any
 
 from traitlets import Float, HasTraits, Int, List, Unicode
 
-from cvatkit import RUN_JSON, TERMINAL, Run, RunProgress, UsageError
+from cvatkit import TERMINAL, Run, RunProgress, UsageError, list_runs
 from cvatkit.training import RunPlan, resume_run, start_run, stop_run
 
 from ._errors import error_text, reports_errors
@@ -160,10 +160,7 @@ class MonitorState(HasTraits):
         return str(path)
 
     def _list_runs(self) -> list[str]:
-        root = Path(self.runs_root).expanduser()
-        found = [p for p in root.iterdir() if (p / RUN_JSON).is_file()] if root.is_dir() else []
-        found.sort(key=lambda p: (p / RUN_JSON).stat().st_mtime, reverse=True)
-        self.runs = [str(p) for p in found]
+        self.runs = [str(p) for p in list_runs(self.runs_root)]
         return list(self.runs)
 
     @staticmethod

@@ -295,7 +295,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import RunError, UsageError
-    from ..runs import RUN_JSON, Run
+    from ..runs import RUN_JSON, Run, list_runs
 
     folder = Path(args.path)
     if (folder / RUN_JSON).is_file():
@@ -308,9 +308,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         elif progress.message:
             print(f"  {progress.message}")
         return 0
-    runs = sorted((p for p in folder.iterdir() if (p / RUN_JSON).is_file()),
-                  key=lambda p: (p / RUN_JSON).stat().st_mtime,
-                  reverse=True) if folder.is_dir() else []
+    runs = list_runs(folder)
     if not runs:
         raise UsageError(f"{folder} is neither a run folder (no {RUN_JSON}) nor a folder "
                          "holding runs")

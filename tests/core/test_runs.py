@@ -111,3 +111,18 @@ def test_a_killed_trainer_not_yet_reaped_is_gone(tmp_path):
     st = run.status()
     assert st.state == "failed" and st.gone and not run.is_alive()
     trainer.wait()
+
+
+def test_the_runs_of_a_folder_are_listed_newest_record_first(tmp_path):
+    import os
+
+    from cvatkit import list_runs
+
+    for name, when in (("old", 1000), ("new", 3000), ("middle", 2000)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text("{}")
+        os.utime(tmp_path / name / "run.json", (when, when))
+    (tmp_path / "not-a-run").mkdir()
+    (tmp_path / "file.txt").write_text("")
+    assert [p.name for p in list_runs(tmp_path)] == ["new", "middle", "old"]
+    assert list_runs(tmp_path / "nowhere") == []
