@@ -10,14 +10,14 @@ DEMO_DIR ?= build/demo
 DEMO_STORE ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lab dashboard lock bench clean
+.PHONY: setup demo test test-fast docs lab dashboard lock bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,cluster]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,cluster,docs]"
 	@touch $(STAMP)
 
 # The sample task -> TFRecords -> SSD MobileNetV2 0.5 (ssd-mobilenet-v2-small, the
@@ -57,6 +57,11 @@ ifeq ($(DEMO_STORE),)
 	@echo "      (on the local S3 server in $(DEMO_DIR)/s3, stopped now; to reach it again:"
 	@echo "       $(BIN)/cvatkit s3-serve $(DEMO_DIR)/s3 --detach > $(DEMO_DIR)/s3.env && . ./$(DEMO_DIR)/s3.env)"
 endif
+
+# The documentation site (docs/, mkdocs.yml) in build/site; a warning (a broken link or
+# anchor) fails it.
+docs: setup
+	$(BIN)/mkdocs build --strict --quiet
 
 test: setup
 	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
