@@ -12,8 +12,8 @@ cvatkit runs its default: the model given (`ssd-mobilenet-v2-small`, the catalog
 for a task trained without internet) with no hyperparameters, so the recipe is the one
 fitted to the task; its budgets are that recipe's steps times each of `--scales`. YOLO runs
 `yolo11n.yaml` with its own defaults, except the input size and `pretrained=False`, for the
-same passes over the frames (epochs = steps x batch / frames). A run's cost is the
-CPU-seconds (user + system) of its processes from start to the trained model (for
+same passes over the frames (epochs = steps x batch / frames) or the epochs given. A run's
+cost is the CPU-seconds (user + system) of its processes from start to the trained model (for
 cvatkit, planning and `cvatkit worker`: start-up, tracing, steps, checkpoints, final
 evaluation, export; for YOLO, `train`), and its wall seconds: the tools run one after the
 other, each free to use every core (what a user waits for). Predicting the test frames
@@ -23,8 +23,8 @@ Ultralytics lives in its own venv, bench/.venv-ultralytics (made on first use fr
 bench/requirements-ultralytics.txt); the model comes from its yaml, nothing is downloaded.
 
     .venv/bin/python bench/race.py [--train TRAIN_EXPORT --test TEST_EXPORT]
-        [--model KEY] [--hparams FILE] [--scales 0.5,1,2] [--yolo yolo11n.yaml]
-        [--work bench/work/race]
+        [--model KEY] [--hparams FILE] [--scales 0.5,1,2] [--yolo-epochs 15,30,60]
+        [--yolo yolo11n.yaml] [--work bench/work/race] [--reuse]
 
 Without --train/--test: the built-in sample, 400 frames to train and 60 held out.
 """
@@ -138,6 +138,17 @@ def fitted_plan(data: dict[str, Path], model: str, hparams: str):
 
     return plan_run(data["train"], model, hparams, weights="none",
                     eval_data=data["test"], fetch=False)
+
+
+def kept(work: Path, name: str, train, *, reuse: bool) -> dict:
+    """The row of run ``name``: trained now (and kept in ``NAME.row.json``), or, with
+    ``reuse``, the one a finished earlier run kept."""
+    row_file = work / f"{name}.row.json"
+    if reuse and row_file.is_file():
+        return json.loads(row_file.read_text())
+    row = train()
+    row_file.write_text(json.dumps(row, indent=1))
+    return row
 
 
 def run_cvatkit(steps: int, default_steps: int, data: dict[str, Path], work: Path, *,
@@ -298,8 +309,12 @@ def main() -> None:
                    help="cvatkit's hyperparameters (none: the recipe fitted to the task)")
     p.add_argument("--scales", default="0.5,1,2",
                    help="the budgets: the fitted num-steps times each (YOLO: as many passes)")
+    p.add_argument("--yolo-epochs", default="",
+                   help="YOLO's budgets in epochs (default: as many passes as cvatkit's)")
     p.add_argument("--yolo", default="yolo11n.yaml", help="the YOLO model's yaml")
     p.add_argument("--work", type=Path, default=BENCH / "work" / "race")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep the runs an earlier race in the same work folder finished")
     args = p.parse_args()
     if (args.train is None) != (args.test is None):
         p.error("give both --train and --test, or neither (the built-in sample)")
@@ -314,16 +329,19 @@ def main() -> None:
     frames = plan.data.train_frames
     scales = [float(s) for s in args.scales.split(",") if s]
     budgets = [max(50, round(steps * s / 50) * 50) for s in scales]
-    epochs = [max(1, round(b * batch / frames)) for b in budgets]
+    epochs = ([int(e) for e in args.yolo_epochs.split(",") if e] if args.yolo_epochs else
+              [max(1, round(b * batch / frames)) for b in budgets])
     threads = len(os.sched_getaffinity(0))
     print(f"{train.name}: {frames} training frames; {test.name}: {plan.eval_data.val_frames} "
           f"test frames; both tools at {size} px")
     for note in plan.notes:
         print(f"  cvatkit's recipe: {note}")
-    rows = [run_cvatkit(b, steps, data, args.work, model=args.model, hparams=hparams)
-            for b in budgets]
-    rows += [run_yolo(e, args.yolo, data, args.work, imgsz=size, threads=threads)
-             for e in epochs]
+    rows = [kept(args.work, f"cvatkit-{b}", lambda b=b: run_cvatkit(
+        b, steps, data, args.work, model=args.model, hparams=hparams), reuse=args.reuse)
+        for b in budgets]
+    rows += [kept(args.work, f"yolo-{e}", lambda e=e: run_yolo(
+        e, args.yolo, data, args.work, imgsz=size, threads=threads), reuse=args.reuse)
+        for e in epochs]
     for r in rows:  # after the timed runs: predicting does not run beside them
         score(r, data)
     labels = list(plan.data.labels.names)
