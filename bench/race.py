@@ -167,7 +167,7 @@ def run_cvatkit(steps: int, default_steps: int, data: dict[str, Path], work: Pat
     wall = time.monotonic() - t0
     spec = json.loads((run / "run.json").read_text())
     return {"tool": "cvatkit", "budget": f"{steps} steps", "cpu": cpu, "wall": wall,
-            "export": str(run / "export"), "model": spec["model"]["key"],
+            "export": str((run / "export").resolve()), "model": spec["model"]["key"],
             "image_size": spec["hparams"]["image-size"],
             "costs": spec.get("costs", {}).get("cpu_s", {})}
 
@@ -316,6 +316,7 @@ def main() -> None:
     p.add_argument("--reuse", action="store_true",
                    help="keep the runs an earlier race in the same work folder finished")
     args = p.parse_args()
+    args.work = args.work.resolve()  # Ultralytics puts a relative folder under its own runs/
     if (args.train is None) != (args.test is None):
         p.error("give both --train and --test, or neither (the built-in sample)")
     args.work.mkdir(parents=True, exist_ok=True)
