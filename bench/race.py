@@ -279,7 +279,7 @@ def comparisons(rows: list[dict]) -> list[str]:
             peer = _at(series[other], r["cpu"], "cpu", "ap")
             out.append(f"{tool} {r['budget']}: AP {r['ap']:.3f} in {r['cpu']:.0f} CPU s; "
                        f"{other} at the same CPU s (interpolated): " +
-                       (f"{peer:.3f} (difference {r['ap'] - peer:+.3f})" if peer is not None
+                       (f"{peer:.3f} ({tool} {r['ap'] - peer:+.3f})" if peer is not None
                         else "outside its runs"))
     for r in series["YOLO"]:
         need = _at(series["cvatkit"], r["ap"], "ap", "cpu")
