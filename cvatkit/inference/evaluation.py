@@ -141,48 +141,63 @@ def _counts(predictions: list[Prediction], names: list[str], threshold: float,
             iou: float) -> dict[str, list[int]]:
     """Per label: annotated objects, those found, and false boxes at ``threshold``."""
     counts = {n: [0, 0, 0] for n in names}
-    for p in predictions:
-        kept = [s for s in p.frame.shapes if s.confidence >= threshold]
-        for name in names:
-            gt = [s for s in p.ground_truth if s.label == name]
-            dets = sorted((s for s in kept if s.label == name), key=lambda s: -s.confidence)
-            found = _match(dets, gt, p.frame.width, p.frame.height, iou)
-            counts[name][0] += len(gt)
-            counts[name][1] += found
-            counts[name][2] += len(dets) - found
+    for name, annotated, dets in _matches(predictions, names, threshold, iou):
+        found = sum(matched for _, matched in dets)
+        counts[name][0] += annotated
+        counts[name][1] += found
+        counts[name][2] += len(dets) - found
     return counts
 
 
 def _fewest(predictions: list[Prediction], names: list[str],
             iou: float) -> tuple[float, int, int] | None:
-    """``Evaluation.fewest``."""
+    """``Evaluation.fewest``, from one matching at the lowest threshold: greedy matching
+    goes best score first, so what a box matches does not depend on the boxes below it,
+    and the matching at a higher threshold is this one's boxes above it."""
+    annotated, scored = 0, []
+    for _name, objects, dets in _matches(predictions, names, THRESHOLDS[0], iou):
+        annotated += objects
+        scored.extend(dets)
+    if not annotated:
+        return None
     best = None
     for at in THRESHOLDS:
-        counts = _counts(predictions, names, at, iou)
-        annotated = sum(c[0] for c in counts.values())
-        found, false = sum(c[1] for c in counts.values()), sum(c[2] for c in counts.values())
-        if not annotated:
-            return None
+        found = sum(1 for score, matched in scored if matched and score >= at)
+        false = sum(1 for score, matched in scored if not matched and score >= at)
         if best is None or annotated - found + false < best[0]:
             best = (annotated - found + false, at, found, false)
-    return best[1:] if best else None
+    return best[1:]
 
 
-def _match(dets: list[Shape], gt: list[Shape], width: int, height: int, iou: float) -> int:
-    """Greedy matching, best score first, as COCO does: how many ``gt`` are found."""
+def _matches(predictions: list[Prediction], names: list[str], threshold: float, iou: float):
+    """Per frame and label: the label, its annotated objects, and each box at
+    ``threshold`` (best first) as (confidence, whether it found an object)."""
+    for p in predictions:
+        kept = [s for s in p.frame.shapes if s.confidence >= threshold]
+        for name in names:
+            gt = [s for s in p.ground_truth if s.label == name]
+            dets = sorted((s for s in kept if s.label == name), key=lambda s: -s.confidence)
+            flags = _match(dets, gt, p.frame.width, p.frame.height, iou)
+            yield name, len(gt), [(d.confidence, f) for d, f in zip(dets, flags)]
+
+
+def _match(dets: list[Shape], gt: list[Shape], width: int, height: int,
+           iou: float) -> list[bool]:
+    """Greedy matching, best score first, as COCO does: whether each of ``dets`` found
+    one of ``gt``."""
     if not dets or not gt:
-        return 0
+        return [False] * len(dets)
     gt_boxes = np.array([clipped_bbox(s, width, height) for s in gt])
     taken = np.zeros(len(gt), dtype=bool)
-    found = 0
+    flags = []
     for det in dets:
         overlaps = box_ious(np.array([clipped_bbox(det, width, height)]), gt_boxes)[0]
         overlaps[taken] = -1
         best = int(np.argmax(overlaps))
-        if overlaps[best] >= iou:
+        flags.append(bool(overlaps[best] >= iou))
+        if flags[-1]:
             taken[best] = True
-            found += 1
-    return found
+    return flags
 
 
 def _coco(predictions: list[Prediction], names: list[str]
