@@ -195,9 +195,10 @@ def resolve(spec, values: Mapping[str, Any], data, *, gpus: int, workers: int = 
     notes = _fit_notes(r)
     if r.fit("num-steps") is None:  # no rule of this kit's for it: the workflow's
         recommended = recommended_steps(data.train_frames, r["batch-size"])
+        start = "" if r.scratch else " from trained weights"
         notes.append(f"recommended num-steps for {data.train_frames} training frames at "
-                     f"batch {r['batch-size']} from trained weights: {recommended} (the "
-                     "original workflow's rule of thumb: frames / batch x 1000)"
+                     f"batch {r['batch-size']}{start}: {recommended} (the original "
+                     "workflow's rule of thumb: frames / batch x 1000)"
                      + ("" if r.given("num-steps") else f"; using {r['num-steps']}"))
     if staged:
         notes.append(staged)

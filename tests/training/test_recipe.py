@@ -107,7 +107,8 @@ def test_the_plan_takes_the_fitted_recipe_and_what_the_user_sets_wins(tmp_path, 
     # from trained weights the steps are the model's, with the workflow's rule of thumb
     plan = plan_run(data.path, "ssd-mobilenet-v2", "", weights="imagenet", fetch=False)
     assert (plan.hparams.image_size, plan.hparams.num_steps) == (448, 10000)
-    assert any("recommended num-steps for 20 training frames" in n for n in plan.notes)
+    assert any("recommended num-steps for 20 training frames at batch 24 from trained "
+               "weights" in n for n in plan.notes)
     assert main(["train", "--plan", "--data", str(data.path), "--model", SMALL.key]) == 0
     out = capsys.readouterr().out
     assert "image-size=416\n" in out and "note: image-size=416 (the model's is 320)" in out
@@ -115,4 +116,5 @@ def test_the_plan_takes_the_fitted_recipe_and_what_the_user_sets_wins(tmp_path, 
     (data.path / STATISTICS_JSON).unlink()  # prepared before the statistics: as before
     plan = plan_run(data.path, SMALL.key, "", weights="none")
     assert (plan.hparams.image_size, plan.hparams.num_steps) == (320, SMALL.num_steps)
-    assert any("recommended num-steps" in n for n in plan.notes)
+    assert any("recommended num-steps for 20 training frames at batch 16:" in n
+               for n in plan.notes)  # from random weights: not said to be trained ones
