@@ -21,7 +21,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/cvatkit
 COPY pyproject.toml constraints.txt README.md ./
 COPY cvatkit ./cvatkit
-COPY widgets ./widgets
 RUN case "$DEVICE" in \
         cpu) extra="" ;; \
         cuda) extra="tensorflow[and-cuda]" ;; \

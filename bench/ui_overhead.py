@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL = "ssd-mobilenet-v2"
 BATCH = 8
 MINUTE_MS = 60_000
-POLL_SECONDS = 0.5  # what the dashboard's run monitor uses (widgets/monitor.py)
+POLL_SECONDS = 0.5  # what the dashboard's run monitor uses (cvatkit/widgets/monitor.py)
 
 
 def hparams_text(steps: int, log_interval: int) -> str:

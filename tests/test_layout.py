@@ -15,7 +15,6 @@ import pytest
 from helpers import ROOT
 
 LIBRARY = ROOT / "cvatkit"
-WIDGETS = ROOT / "widgets"
 STAGES = ("cvat", "dataset", "training", "inference", "annotate", "store", "cluster")
 """The stage packages: each a folder whose ``__init__`` is its public API."""
 CORE = ("errors", "files", "logs", "ports", "processes", "progress", "records", "geometry",
@@ -29,14 +28,13 @@ BELOW_THE_WIDGETS = ("boto3", "botocore", "cvat_sdk", "tensorflow", "tf_keras", 
 
 
 def _modules() -> dict[str, Path]:
-    """Every module of the kit by its dotted name (the widgets are ``cvatkit.widgets``)."""
+    """Every module of the kit by its dotted name."""
     out = {}
-    for root, package in ((LIBRARY, "cvatkit"), (WIDGETS, "cvatkit.widgets")):
-        for path in sorted(root.rglob("*.py")):
-            parts = list(path.relative_to(root).with_suffix("").parts)
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            out[".".join([package, *parts])] = path
+    for path in sorted(LIBRARY.rglob("*.py")):
+        parts = list(path.relative_to(LIBRARY).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(["cvatkit", *parts])] = path
     return out
 
 
