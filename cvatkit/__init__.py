@@ -24,6 +24,7 @@ _EXPORTS = {
     "write_bytes_file": "files", "write_text_file": "files", "redacted": "addresses",
     "Run": "runs", "RUN_JSON": "runs", "CHECKPOINTS": "runs", "TERMINAL": "runs",
     "run_of_checkpoint": "runs", "list_runs": "runs",
+    "new_run_path": "runs", "WorkFolder": "work_folder",
     "RunProgress": "run_progress", "Series": "run_progress",
     "format_duration": "run_progress",
     "Dataset": "dataset", "Report": "dataset", "check": "dataset", "prepare": "dataset",

@@ -7,7 +7,6 @@ Each call prints its progress as plain lines (a notebook's output, a log) and ra
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,9 +24,9 @@ from .store import ModelVersion, open_store
 from .store import publish as publish_run
 from .training import (DEFAULT_MODEL, check_run_dir, get_model, hparams_given, parse_hparams,
                        plan_run, start_run)
+from .work_folder import SAMPLE, WorkFolder
 
 Say = Callable[[str], object]
-SAMPLE = "sample"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,12 +56,15 @@ def task_uri(source: str, task_id: int | None = None) -> str:
     return source
 
 
-def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = print,
+def prepare_data(source: str, workdir: str | os.PathLike[str] | None = None, *,
+                 say: Say = print,
                  sample_frames: int = 400, sample_test_frames: int = 60,
                  masks: str = "auto", val_split: float | None = None,
                  jobs: str = "auto") -> TrainingData:
-    """The dataset(s) to train on, prepared once under ``workdir/datasets/`` and reused
-    (prepared again when the annotations or what is asked of them changed).
+    """The dataset(s) to train on, prepared once in the work folder's ``datasets/`` and
+    reused (prepared again when the annotations or what is asked of them changed).
+    ``workdir``: the work folder (``WorkFolder.at``: by default ``$CVATKIT_WORKDIR``,
+    else ``cvatkit-work``).
 
     ``source`` is ``sample`` (the built-in task, with its held-out frames for evaluation),
     a CVAT export path, ``cvat://TASK_ID`` or ``cvat://project/PROJECT_ID``; ``jobs``
@@ -72,18 +74,18 @@ def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = pri
     is the share of a task's frames kept for validation (default 0.1; the sample keeps
     none unless asked, its held-out frames are a task of their own).
     """
-    work = Path(workdir)
+    work = WorkFolder.at(workdir)
     if source == SAMPLE:
-        sample = work / "sample"
+        sample = work.sample
         if not (sample / "test.zip").exists():
             say(f"writing the sample task to {sample}")
             write_sample(sample, frames=sample_frames, test_frames=sample_test_frames,
                          overwrite=True)
-        pairs = [(sample / "task.zip", work / "datasets" / "sample", val_split or 0.0),
-                 (sample / "test.zip", work / "datasets" / "sample-test", 1.0)]
+        pairs = [(sample / "task.zip", work.dataset(SAMPLE), val_split or 0.0),
+                 (sample / "test.zip", work.dataset(f"{SAMPLE}-test"), 1.0)]
     else:
         pairs = [(Path(source) if "://" not in source else source,
-                  work / "datasets" / dataset_folder_name(source),
+                  work.dataset(dataset_folder_name(source)),
                   DEFAULT_VAL_FRACTION if val_split is None else val_split)]
     for src, out, fraction in pairs:
         opened = open_source(src, jobs=jobs if src is pairs[0][0] else "auto")
@@ -112,7 +114,7 @@ def hparams_text(hparams: str = "", hparams_file: str = "") -> str:
 
 def train(*, source: str = SAMPLE, task_id: int | None = None,
           model: str | None = None, hparams: str = "", hparams_file: str = "",
-          workdir: str | os.PathLike[str] = "cvatkit-work", weights: str | None = None,
+          workdir: str | os.PathLike[str] | None = None, weights: str | None = None,
           init_checkpoint: str | None = None, run_name: str | None = None,
           jobs: str = "auto", say: Say = print) -> Run:
     """Prepare the task, train ``model`` on it in its own process and wait for the end,
@@ -122,20 +124,23 @@ def train(*, source: str = SAMPLE, task_id: int | None = None,
     ``hparams_file`` names a file of them. ``weights`` is what the run starts from:
     coco, imagenet, none, an earlier run or a store version (``plan_run``); by default
     the model's own. ``init_checkpoint`` is the older name for a run or version.
-    ``jobs`` picks a CVAT task's jobs to train on (``cvatkit prepare --jobs``)."""
+    ``jobs`` picks a CVAT task's jobs to train on (``cvatkit prepare --jobs``).
+    ``workdir``: the work folder (``WorkFolder.at``); the run goes to its ``runs/``,
+    named ``run_name`` or after the time and the model."""
     hparams, origin = hparams_given(hparams, hparams_file)
     spec = get_model(model or DEFAULT_MODEL)
-    name = run_name or time.strftime(f"{spec.key}-%Y%m%d-%H%M%S")
-    check_run_dir(Path(workdir) / "runs" / name)  # before any preparing or download
+    work = WorkFolder.at(workdir)
+    run_dir = work.run(run_name) if run_name else work.new_run(spec.key)
+    check_run_dir(run_dir)  # before any preparing or download
     split = parse_hparams(hparams, origin=origin).get("val-split")
-    data = prepare_data(task_uri(source, task_id), workdir, say=say,
+    data = prepare_data(task_uri(source, task_id), work.path, say=say,
                         masks=spec.masks, val_split=split, jobs=jobs)
     plan = plan_run(data.train, spec.key, hparams, hparams_origin=origin,
                     weights=weights or None, init_checkpoint=init_checkpoint or None,
                     eval_data=data.eval, progress=_download_lines(say))
     for note in plan.notes:
         say(f"note: {note}")
-    run = start_run(plan, Path(workdir) / "runs" / name)
+    run = start_run(plan, run_dir)
     say(f"training {plan.spec.key} in {run.path} ({plan.hparams.num_steps} steps)")
     follow(run, say=say)
     return run

@@ -394,3 +394,15 @@ def list_runs(folder: str | os.PathLike[str]) -> list[Path]:
         except OSError:  # not a run folder (or not a folder)
             continue
     return [p for _, p in sorted(found, key=lambda t: t[0], reverse=True)]
+
+
+def new_run_path(folder: str | os.PathLike[str], model_key: str) -> Path:
+    """A run folder in ``folder`` whose name is not yet taken: ``YYYYmmdd-HHMMSS-MODEL``
+    (``-2``, ``-3`` after it when two runs start in the same second), so names sort by
+    time."""
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{model_key}"
+    root = Path(folder).expanduser()
+    path, n = root / base, 2
+    while path.exists():
+        path, n = root / f"{base}-{n}", n + 1
+    return path

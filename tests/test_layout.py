@@ -19,7 +19,7 @@ STAGES = ("cvat", "dataset", "training", "inference", "annotate", "store", "clus
 """The stage packages: each a folder whose ``__init__`` is its public API."""
 CORE = ("errors", "files", "logs", "ports", "processes", "progress", "records", "geometry",
         "images", "label_files", "limits", "addresses", "frame_choices", "lazy", "runs",
-        "run_progress", "coco_metrics")
+        "run_progress", "coco_metrics", "work_folder")
 """The modules every stage may use; they use none of the stages."""
 ENTRY = ("pipeline", "cli", "cvat_function", "__main__")
 """What the user calls: the batch calls, the command line, cvat-cli's module."""

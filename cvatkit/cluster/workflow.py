@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CvatkitError, UsageError
+from ..work_folder import DATASETS, RUNS
 from . import pod
 from .options import _DNS_LABEL, _DNS_SUBDOMAIN, ClusterOptions, _check_name
 
@@ -65,7 +66,7 @@ def render_workflow(job: WorkflowJob, options: ClusterOptions) -> dict[str, Any]
     p = {name: f"{{{{workflow.parameters.{name}}}}}" for name in
          ("task-id", "model", "weights", "hparams", "val-split", "jobs", "eval-task-id",
           "store", "store-namespace", "annotate-task-id")}
-    data, run = f"{work}/datasets/{RUN}", f"{work}/runs/{RUN}"
+    data, run = f"{work}/{DATASETS}/{RUN}", f"{work}/{RUNS}/{RUN}"
     evaluation = f"{work}/evaluations/{RUN}"
     parameters = [
         Parameter(name="task-id", value=str(job.task_id),

@@ -11,7 +11,6 @@ be passed to the constructor.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import ipywidgets as W
 from traitlets import link
 
-from cvatkit import CvatkitError, UsageError
+from cvatkit import CvatkitError, UsageError, WorkFolder
 from cvatkit.cvat import TEST_ZIP, parse_cvat_uri
 from cvatkit.dataset import dataset_folder_name
 from cvatkit.training import RunPlan
@@ -34,17 +33,13 @@ from .monitor_state import MonitorState
 from .publish import PublishPanel, PublishState
 
 STEPS = ("1. Data", "2. Model", "3. Train", "4. Inference", "5. Publish")
-DATASETS = "datasets"
-RUNS = "runs"
-SAMPLE = "sample"
-WORKDIR_ENV = "CVATKIT_WORKDIR"
 
 
 def dataset_name(data: DataState) -> str:
-    """The folder name under ``<workdir>/datasets`` for the Data step's current source
+    """The folder name in the work folder's ``datasets/`` for the Data step's source
     (an export's name and a digest of its path; a task's id and a digest of its server)."""
     if data.mode == "sample":
-        return SAMPLE
+        return "sample"
     if data.mode == "server":
         return dataset_folder_name(data.source_uri, host=data.connected_to)
     return dataset_folder_name(data.export_path.strip().rstrip("/") or "export")
@@ -58,17 +53,17 @@ class AppState:
                  store: str | None = None, namespace: str | None = None,
                  gpus_detected: int | None = None, weights: str | None = None,
                  jobs: str | None = None) -> None:
-        self.workdir = Path(workdir or os.environ.get(WORKDIR_ENV)
-                            or "cvatkit-work").expanduser()
-        self.data = DataState(sample_dir=str(self.workdir / SAMPLE),
-                              upload_dir=str(self.workdir / "uploads"))
+        self.work = WorkFolder.at(workdir)
+        self.workdir = self.work.path
+        self.data = DataState(sample_dir=str(self.work.sample),
+                              upload_dir=str(self.work.uploads))
         if jobs:
             self.data.jobs = jobs
         self._prefill_source(source)
         self.model = self._model_state(model, hparams, gpus_detected)
         if weights:
             self.model.init_checkpoint = str(weights)
-        self.monitor = MonitorState(runs_root=str(self.workdir / RUNS))
+        self.monitor = MonitorState(runs_root=str(self.work.runs))
         self.inference = InferenceState()
         self.publish = PublishState(store=store or "", namespace=namespace or "")
         # One store and namespace for starting points and for publishing.
@@ -85,7 +80,7 @@ class AppState:
         self.monitor.observe(self._run_attached, names="run_dir")
         self.monitor.list_runs()
         message = self.model.message
-        self.model.list_runs(str(self.workdir / RUNS))  # earlier runs to start from
+        self.model.list_runs(str(self.work.runs))  # earlier runs to start from
         self.model.message = self.model.message or message
         if self.data.sample_path:
             self._sample_written()
@@ -93,7 +88,7 @@ class AppState:
     @property
     def dataset_dir(self) -> Path:
         """Where the Data step's current source is prepared for training."""
-        return self.workdir / DATASETS / dataset_name(self.data)
+        return self.work.dataset(dataset_name(self.data))
 
     # -- what the Train step's Start button calls ---------------------------------------
 
@@ -126,7 +121,7 @@ class AppState:
         """Prepare the data if needed and plan the run the Model step describes; None
         with the reason in the Train step's ``error`` (and the step's own)."""
         self.monitor.error = ""
-        self.monitor.runs_root = str(self.workdir / RUNS)
+        self.monitor.runs_root = str(self.work.runs)
         try:
             path = self.prepare_data()
             if path is None:
@@ -152,7 +147,7 @@ class AppState:
 
     def _prefill_source(self, source: str | None) -> None:
         text = (source or "").strip()
-        if not text or text == SAMPLE:
+        if not text or text == "sample":
             self.data.mode = "sample"
         elif text.startswith("cvat://"):
             self.data.mode = "server"

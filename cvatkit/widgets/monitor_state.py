@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from traitlets import Float, HasTraits, Int, List, Unicode
 
-from cvatkit import TERMINAL, Run, RunProgress, UsageError, list_runs
+from cvatkit import TERMINAL, Run, RunProgress, UsageError, list_runs, new_run_path
 from cvatkit.training import RunPlan, resume_run, start_run, stop_run
 
 from ._errors import error_text, reports_errors
@@ -151,13 +150,8 @@ class MonitorState(HasTraits):
         return self._list_runs()
 
     def new_run_dir(self, name: str) -> str:
-        """A fresh folder name under ``runs_root``: ``YYYYmmdd-HHMMSS-name``."""
-        root = Path(self.runs_root).expanduser()
-        base = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-        path, n = root / base, 2
-        while path.exists():
-            path, n = root / f"{base}-{n}", n + 1
-        return str(path)
+        """A fresh folder under ``runs_root`` (``new_run_path``)."""
+        return str(new_run_path(self.runs_root, name))
 
     def _list_runs(self) -> list[str]:
         self.runs = [str(p) for p in list_runs(self.runs_root)]
