@@ -19,11 +19,11 @@ from .inference import (SCORE_FLOOR, Evaluation, Prediction, Review, check_thres
                         open_frames, pr_curves_figure, predict, review, save_evaluation_plots,
                         save_predictions)
 from .run_progress import RunProgress
-from .runs import EvalEvent, Run, StatusEvent, StepEvent
+from .runs import EvalEvent, Event, Run, StatusEvent, StepEvent
 from .store import ModelVersion, open_store
 from .store import publish as publish_run
-from .training import (DEFAULT_MODEL, check_run_dir, get_model, hparams_given, parse_hparams,
-                       plan_run, start_run)
+from .training import (DEFAULT_MODEL, check_run_dir, follow_run, get_model, hparams_given,
+                       parse_hparams, plan_run, run_summary, start_run)
 from .work_folder import SAMPLE, WorkFolder
 
 Say = Callable[[str], object]
@@ -160,11 +160,11 @@ def _download_lines(say: Say):
 
 
 def follow(run: Run, *, say: Say = print) -> str:
-    """Print a run's progress until it ends; raise unless it completed (a failed run, or
-    one stopped before its last step, has no model to publish). Returns its final state."""
-    progress = RunProgress(run.status().total_steps or 0)
-    for event in run.follow():
-        progress.on_event(event)
+    """Print a run's progress until it ends, then what it came to; raise unless it
+    completed (a failed run, or one stopped before its last step, has no model to
+    publish). Interrupting the kernel stops the run at a checkpoint. Returns its final
+    state."""
+    def show(event: Event, progress: RunProgress) -> None:
         if isinstance(event, StepEvent):
             eta = progress.eta()
             say(f"step {event.step}/{progress.total_steps}: loss {event.total_loss:.3f}, lr "
@@ -174,9 +174,13 @@ def follow(run: Run, *, say: Say = print) -> str:
             say(event.summary())
         elif isinstance(event, StatusEvent):
             say(f"{event.state}" + (f": {event.message}" if event.message else ""))
+
+    progress = follow_run(run, show, say=say)
     failure = progress.failure(run.path)
     if failure is not None:
         raise CvatkitError(failure)
+    for line in run_summary(run, progress):
+        say(line)
     return progress.state
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-import time
 
 from ..run_progress import RunProgress
 from .common import hparams_text, model_and_hparams_args, say_error
@@ -224,42 +223,33 @@ def _follow(run) -> int:
     from tqdm import tqdm
 
     from ..runs import EvalEvent, StatusEvent, StepEvent
-    from ..training import COSTS, describe_costs, stop_run
+    from ..training import follow_run, run_summary
 
-    progress = RunProgress(run.status().total_steps or run.spec()["hparams"]["num-steps"])
-    bar = tqdm(total=progress.total_steps, unit="step", desc="training", file=sys.stderr,
-               disable=None, dynamic_ncols=True)
-    started = time.monotonic()
+    bar = tqdm(total=None, unit="step", desc="training", file=sys.stderr, disable=None,
+               dynamic_ncols=True)
+
+    def show(event, progress) -> None:
+        if bar.total != progress.total_steps:
+            bar.total = progress.total_steps
+            bar.refresh()
+        if isinstance(event, StepEvent):
+            bar.update(event.step - bar.n)
+            bar.set_postfix(loss=f"{event.total_loss:.3f}", lr=f"{event.learning_rate:.2g}",
+                            ex_s=f"{event.examples_per_sec:.1f}")
+        elif isinstance(event, EvalEvent):
+            bar.write(event.summary())
+        elif isinstance(event, StatusEvent) and event.state != "running":
+            bar.write(f"{event.state}: {event.message}")
+
     try:
-        for event in run.follow():
-            progress.on_event(event)
-            if isinstance(event, StepEvent):
-                bar.update(event.step - bar.n)
-                bar.set_postfix(loss=f"{event.total_loss:.3f}",
-                                lr=f"{event.learning_rate:.2g}",
-                                ex_s=f"{event.examples_per_sec:.1f}")
-            elif isinstance(event, EvalEvent):
-                bar.write(event.summary())
-            elif isinstance(event, StatusEvent) and event.state != "running":
-                bar.write(f"{event.state}: {event.message}")
-    except KeyboardInterrupt:
-        bar.write("stopping: saving a checkpoint ...")
-        progress.state = stop_run(run.path)
-        bar.write(f"{progress.state}; resume with `cvatkit train --resume {run.path}`")
+        progress = follow_run(run, show, say=bar.write)
     finally:
         bar.close()
     if progress.state == "failed":
         say_error(progress.failure(run.path))
         return 1
-    exported = run.exported_evaluation() if progress.state == "completed" else None
-    if exported is not None:
-        frames = run.spec().get("eval_data") or run.spec()["data"]
-        print(f"{run.spec()['model']['key']}: COCO AP {exported.ap:.3f}, AP@0.5 "
-              f"{exported.ap50:.3f} on {frames['val_frames']} {exported.split} frames (step "
-              f"{exported.step}); {time.monotonic() - started:.0f} s")
-    costs = run.spec().get(COSTS)
-    if progress.state in ("completed", "stopped") and costs:
-        print(describe_costs(costs))
+    for line in run_summary(run, progress):
+        print(line)
     return 0
 
 

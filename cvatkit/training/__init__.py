@@ -5,6 +5,7 @@ from .catalog import (BUILT_IN, DEFAULT_MODEL, FAMILIES, MODEL_ALIASES, WEIGHT_K
                       Weights, get_model, load_catalog)
 from .costs import COSTS, describe_costs
 from .devices import count_gpus
+from .following import follow_run, run_summary
 from .hparams import (BY_KEY, PARAMS, Param, canonical_key, convert, format_hparams, format_value,
                       hparams_given, line_values, parse_hparams, read_hparams_file, set_line)
 from .launcher import check_run_dir, resume_run, start_run, stop_run
@@ -16,7 +17,7 @@ __all__ = ["BUILT_IN", "BY_KEY", "COSTS", "DEFAULT_MODEL", "DownloadProgress", "
            "Hyperparameters", "InitCheckpoint", "MODEL_ALIASES", "ModelSpec", "PARAMS", "Param",
            "RunPlan", "WEIGHT_KINDS", "Weights", "canonical_key", "check_request", "check_run_dir",
            "convert", "count_gpus", "default_value", "describe_costs", "fetch_weights",
-           "format_hparams", "format_value", "get_model", "hparams_given", "line_values",
-           "load_catalog", "parse_hparams", "plan_run",
+           "follow_run", "format_hparams", "format_value", "get_model", "hparams_given",
+           "line_values", "load_catalog", "parse_hparams", "plan_run",
            "read_hparams_file", "recommended_steps", "resolve", "resolve_init_checkpoint",
-           "resume_run", "set_line", "start_run", "stop_run"]
+           "resume_run", "run_summary", "set_line", "start_run", "stop_run"]
