@@ -5,6 +5,7 @@ checkpoint), resolved into a ``RunPlan`` that ``start_run`` carries out."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +120,8 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
 
         local = str(pull(choice)) if is_version_uri(choice) else choice
         init = resolve_init_checkpoint(local, spec, data, reinit_heads=reinit_heads)
+        note = labels_note(choice, init.labels, data.labels.names, reinit_heads=reinit_heads)
+        notes = [*notes, *([note] if note else [])]
     if reinit_heads and (init is None or init.kind != "run"):
         raise UsageError("--reinit-heads applies to a run or store version to start from; "
                          f"the run starts from {choice}")
@@ -185,17 +188,72 @@ def _weights_choice(spec: ModelSpec, weights: str | None, init_checkpoint: str |
     return spec.init_version or spec.default_weights
 
 
+def check_start(spec: ModelSpec, weights: str, labels: Sequence[str] | None, *,
+                trained: Sequence[str] | None = None) -> str:
+    """Check what a run is to start from, as far as it can be known before anything is
+    fetched: published weights the model has, or an earlier run (its folder or one of its
+    checkpoints) of the same architecture, trained on as many classes as ``labels`` (the
+    task's, when known). A store version's labels are checked when the caller knows them
+    (``trained``). Returns a note when the labels' names or order differ ('' when none);
+    what cannot start the model raises."""
+    weights = weights.strip()
+    if not weights or weights.lower() == "none":
+        return ""
+    if weights.lower() in WEIGHT_KINDS:
+        _published(spec, weights.lower())
+        return ""
+    from ..store import is_version_uri
+
+    if not is_version_uri(weights):
+        run_dir, prefix = _run_checkpoint(weights)
+        trained = _trained_labels(run_dir, prefix, spec)
+    if trained is None or labels is None:
+        return ""
+    return labels_note(weights, trained, labels)
+
+
+def labels_note(source: str, trained: Sequence[str], labels: Sequence[str], *,
+                reinit_heads: bool = False) -> str:
+    """Refuse a start trained on another number of classes than the task has (unless its
+    heads start afresh); a note when the names or their order differ ('' when not)."""
+    trained, labels = tuple(trained), tuple(labels)
+    if reinit_heads:
+        return ""
+    if len(trained) != len(labels):
+        raise UsageError(
+            f"{source} was trained on {len(trained)} classes ({', '.join(trained)}), the "
+            f"task has {len(labels)} ({', '.join(labels)}); pick a checkpoint trained on the "
+            "same labels, re-initialise its heads (--reinit-heads) to keep only its "
+            "backbone, or start from the model's own weights")
+    if trained == labels:
+        return ""
+    pairs = ", ".join(f"{a} -> {b}" for a, b in zip(trained, labels) if a != b)
+    return (f"{source} was trained on {', '.join(trained)}; its classes are taken in that "
+            f"order for the task's ({pairs}): fine-tuning re-learns what they mean")
+
+
 def resolve_init_checkpoint(path: str, spec: ModelSpec, data: Dataset, *,
                             reinit_heads: bool = False) -> InitCheckpoint:
     """A starting checkpoint from an earlier run (its folder, or one of its checkpoints),
     with the class check the original workflow warned about."""
-    p = Path(path)
+    run_dir, prefix = _run_checkpoint(path)
+    labels = _trained_labels(run_dir, prefix, spec)
+    labels_note(prefix, labels, data.labels.names, reinit_heads=reinit_heads)
+    modules = "backbone,decoder" if reinit_heads else "all"
+    return InitCheckpoint(path=prefix, kind="run", modules=modules, labels=labels,
+                          source=str(run_dir))
+
+
+def _run_checkpoint(path: str) -> tuple[Path, str]:
+    """The run folder ``path`` names and the prefix of the checkpoint it means: the one
+    the run exported for the folder or its checkpoints/, the best for checkpoints/best."""
+    p = Path(path).expanduser()
     run_dir = run_of_checkpoint(p)
     if run_dir is None:
         raise UsageError(
-            f"{path} is not a cvatkit run or one of its checkpoints; give the folder of an "
-            "earlier run (or its checkpoints/ckpt-N, or checkpoints/best)")
-    prev = Run(run_dir).spec()
+            f"{path} is not a cvatkit run or one of its checkpoints, nor a model-store "
+            "version (s3://BUCKET/NS/models/KEY/VERSION); give the folder of an earlier run "
+            "(or its checkpoints/ckpt-N, or checkpoints/best)")
     if p in (run_dir, run_dir / CHECKPOINTS, run_dir / CHECKPOINTS / BEST) and \
             Run(run_dir).is_alive():
         raise UsageError(
@@ -217,7 +275,12 @@ def resolve_init_checkpoint(path: str, spec: ModelSpec, data: Dataset, *,
         prefix = str(p)
         if not Path(prefix + ".index").is_file():
             raise UsageError(f"{path}: no such checkpoint (expected {prefix}.index)")
-    labels = tuple(prev.get("labels", ()))
+    return run_dir, prefix
+
+
+def _trained_labels(run_dir: Path, prefix: str, spec: ModelSpec) -> tuple[str, ...]:
+    """The labels the run was trained on; refused when its model cannot start ``spec``."""
+    prev = Run(run_dir).spec()
     prev_model = prev.get("model", {})
     built = (prev_model.get("family"), prev_model.get("backbone"))
     if built != (spec.family, spec.backbone):
@@ -225,12 +288,4 @@ def resolve_init_checkpoint(path: str, spec: ModelSpec, data: Dataset, *,
             f"the checkpoint {prefix} is a {built[0]} on {built[1]} "
             f"({prev_model.get('key')!r}); it cannot start {spec.key!r}, a {spec.family} on "
             f"{spec.backbone}: pick a model with the same architecture")
-    if len(labels) != len(data.labels) and not reinit_heads:
-        raise UsageError(
-            f"checkpoint {prefix} was trained on {len(labels)} classes "
-            f"({', '.join(labels)}), the dataset has {len(data.labels)} "
-            f"({', '.join(data.labels.names)}); pick a checkpoint with the same labels, or "
-            "re-initialise the heads (--reinit-heads) to keep only its backbone")
-    modules = "backbone,decoder" if reinit_heads else "all"
-    return InitCheckpoint(path=prefix, kind="run", modules=modules, labels=labels,
-                          source=str(run_dir))
+    return tuple(prev.get("labels", ()))

@@ -16,15 +16,13 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Dict, HasTraits, Int, List, Unicode, observe, validate
 
-from cvatkit import (CHECKPOINTS, CvatkitError, LabelMap, Run, UsageError, list_runs,
-                     run_of_checkpoint)
+from cvatkit import CHECKPOINTS, CvatkitError, LabelMap, Run, UsageError, list_runs
 from cvatkit.dataset import Dataset, load_dataset
-from cvatkit.store import is_version_uri, model_pages, open_store
-from cvatkit.training import (BUILT_IN, BY_KEY, DEFAULT_MODEL, PARAMS, WEIGHT_KINDS,
-                              DownloadProgress, ModelSpec, RunPlan, canonical_key, convert,
+from cvatkit.store import model_pages, open_store
+from cvatkit.training import (BUILT_IN, BY_KEY, DEFAULT_MODEL, PARAMS, DownloadProgress,
+                              ModelSpec, RunPlan, canonical_key, check_start, convert,
                               count_gpus, default_value, format_value, get_model, line_values,
-                              load_catalog, parse_hparams, plan_run, resolve,
-                              resolve_init_checkpoint, set_line)
+                              load_catalog, parse_hparams, plan_run, resolve, set_line)
 
 from ._background import Background
 from ._errors import error_html, reports_errors
@@ -288,45 +286,14 @@ class ModelState(HasTraits):
                        include_masks=True, val_fraction=values.get("val-split", 0.1))
 
     def _check_checkpoint(self) -> str:
-        """Refuse a starting checkpoint trained on another number of classes than the
-        task has; a note when the names or their order differ. Checked against the
-        prepared dataset, else against the task's labels when its report is known."""
+        """What the run is to start from, checked (``check_start``) against the prepared
+        dataset's labels, else the task's when its report is known; a store version
+        against the labels it was listed with."""
         path = self.init_checkpoint.strip()
-        if not path:
-            return ""
-        if path.lower() in WEIGHT_KINDS:
-            if path.lower() not in self.spec.weight_kinds:
-                raise UsageError(f"{self.spec.key} has no published {path.lower()} weights; "
-                                 f"it can start from {', '.join(self.spec.weight_kinds)}, "
-                                 "an earlier run or a store version")
-            return ""
         labels = tuple(self.data.labels.names) if self.data is not None else \
             tuple(self.task_labels) or None
-        if is_version_uri(path):
-            trained = self._version_labels.get(path)
-        elif self.data is not None:
-            trained = resolve_init_checkpoint(path, self.spec, self.data).labels
-        else:
-            run_dir = run_of_checkpoint(Path(path).expanduser())
-            if run_dir is None:
-                raise UsageError(
-                    f"start from {path!r}: that is not a cvatkit run folder or one of its "
-                    "checkpoints, nor a model-store version (s3://BUCKET/NS/models/KEY/VERSION)")
-            trained = tuple(Run(run_dir).spec().get("labels", ()))
-        if trained is None or labels is None:
-            return ""
-        if len(trained) != len(labels):
-            raise UsageError(
-                f"start from {path}: it was trained on {len(trained)} classes "
-                f"({', '.join(trained)}), the task has {len(labels)} ({', '.join(labels)}); "
-                "pick a checkpoint trained on the same labels, or start from the model's own "
-                "weights")
-        if tuple(trained) != labels:
-            pairs = ", ".join(f"{a} -> {b}" for a, b in zip(trained, labels) if a != b)
-            return (f"note: {path} was trained on {', '.join(trained)}; its classes are "
-                    f"taken in that order for the task's ({pairs}): fine-tuning re-learns "
-                    "what they mean")
-        return ""
+        note = check_start(self.spec, path, labels, trained=self._version_labels.get(path))
+        return f"note: {note}" if note else ""
 
     def _add_choices(self, found: list[str]) -> None:
         self.checkpoint_choices = list(dict.fromkeys([*self.checkpoint_choices, *found]))

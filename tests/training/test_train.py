@@ -359,7 +359,7 @@ def test_checkpoint_with_another_class_count(trained, tmp_path, capsys):
     assert main(["train", "--model", MODEL, "--data", str(data), "--run-dir", str(tmp_path / "r"),
                  "--init-checkpoint", str(trained.path)]) == 2
     err = folded(capsys.readouterr().err)
-    assert "was trained on 3 classes (square, triangle, circle), the dataset has 2" in err
+    assert "was trained on 3 classes (square, triangle, circle), the task has 2" in err
     assert "--reinit-heads" in err
     plan = plan_run(data, MODEL, init_checkpoint=str(trained.path),
                     reinit_heads=True)

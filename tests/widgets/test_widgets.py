@@ -26,6 +26,7 @@ from cvatkit import open_export, write_sample
 from cvatkit.cvat import SAMPLE_LABELS as LABELS
 from cvatkit.cvat import sample_frame
 from cvatkit.runs import EvalEvent, Run, StatusEvent, StepEvent
+from cvatkit.training import get_model
 
 SSD = "ssd-mobilenet-v2"  # its catalog defaults are what these tests check
 
@@ -372,14 +373,23 @@ def test_plan_checks_against_the_prepared_dataset(sample_zip, tmp_path):
 def test_starting_checkpoint_is_checked(tmp_path):
     state = ModelState(gpus_detected=0, model=SSD)
     state.init_checkpoint = str(tmp_path / "nowhere")
-    assert "is not a cvatkit run folder" in state.message
+    assert "is not a cvatkit run or one of its checkpoints" in state.message
     state.init_checkpoint = "s3://bucket/team/models/ssd-mobilenet-v2/20240101-abc"
     assert state.message == ""
     run = Run(tmp_path / "run")
     run.path.mkdir()
-    run.write_spec({"hparams": {"num-steps": 10}})
+    run.write_spec({"hparams": {"num-steps": 10},
+                    "model": {"key": "frcnn-res50", "family": "fasterrcnn",
+                              "backbone": "resnet50"}})
     (run.path / "checkpoints").mkdir()
     (run.path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-10"\n')
+    state.init_checkpoint = str(run.path)  # another architecture cannot start the model
+    assert "it cannot start 'ssd-mobilenet-v2'" in state.message
+    model = get_model(SSD)
+    run.write_spec({"hparams": {"num-steps": 10},
+                    "model": {"key": model.key, "family": model.family,
+                              "backbone": model.backbone}})
+    state.init_checkpoint = ""
     state.init_checkpoint = str(run.path)
     assert state.message == ""
     assert state.list_runs(str(tmp_path)) == [str(run.path)]

@@ -53,7 +53,8 @@ def completed_run(path: Path, saved_model: Path, *, data_source: str = "",
         (data / "dataset.json").write_text(json.dumps({"source": data_source,
                                                        "labels": list(LABELS.names)}))
     run.write_spec({"created": "2026-11-20T10:00:00Z",
-                    "model": {"key": "ssd-mobilenet-v2"},
+                    "model": {"key": "ssd-mobilenet-v2", "family": "retinanet",
+                              "backbone": "mobilenet_v2"},
                     "labels": list(LABELS.names), "hparams": {"num-steps": 5},
                     "data": {"path": str(data)}, "eval_data": None})
     run.append(EvalEvent(step=5, time=0, ap=0.5, ap50=0.9, per_class={"square": 0.4}))
