@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
+from ..work_folder import DEFAULT_WORKDIR
 from .common import hparams_text, model_and_hparams_args
 
 
@@ -196,7 +197,7 @@ def _cmd_workflow(args: argparse.Namespace) -> int:
                           val_split=args.val_split).key
     job = WorkflowJob(
         task_id=args.task, model=model, store=args.store,
-        workdir=args.workdir or f"{options.mount}/cvatkit-work",
+        workdir=args.workdir or f"{options.mount}/{DEFAULT_WORKDIR}",
         store_namespace=args.store_namespace, weights=args.weights, hparams=text,
         val_split=args.val_split, jobs=args.jobs, eval_task_id=args.eval_task,
         annotate_task_id=args.annotate_task, create_bucket=args.create_bucket,

@@ -26,7 +26,7 @@ MAX_STEPS = 10_000_000
 """More steps than any run here would take (a 10-million-step run at 10 steps/s is 12
 days): a larger number is a typo, and the trainer's step counters must hold it."""
 MAX_EPOCHS = 10_000
-NMS_VERSIONS = ("batched", "v2")
+NMS_KINDS = ("batched", "v2")
 EXPORT_CHECKPOINTS = ("best", "last")
 PRECISIONS = ("float32", "float16", "bfloat16")
 """mixed-precision values: Model Garden's ``runtime.mixed_precision_dtype``."""
@@ -138,7 +138,7 @@ PARAMS: tuple[Param, ...] = (
     Param("nms", str, "how the exported model (and evaluation during training) prunes "
           "overlapping boxes: batched (TensorFlow's combined NMS) or Model Garden's v2 "
           "(made for TPUs; the same boxes, 20x slower on a CPU)", "batched",
-          choices=NMS_VERSIONS),
+          choices=NMS_KINDS),
     Param("seed", int, "random seed of the initial weights and of the order of frames", 0,
           min=0, max=2**31 - 1),
     Param("mixed-precision", str, "the dtype layers compute in while training (weights "

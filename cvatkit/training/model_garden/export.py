@@ -17,7 +17,7 @@ from ...records import LabelMap
 from ...runs import CHECKPOINTS, EXPORT, MODEL_JSON, RUN_JSON, SAVED_MODEL, TERMINAL, Run
 from ..catalog import ModelSpec
 from ..best import choose_export
-from ..hparams import EXPORT_CHECKPOINTS, NMS_VERSIONS
+from ..hparams import EXPORT_CHECKPOINTS, NMS_KINDS
 from ..resolution import Hyperparameters
 from ..weights import DownloadProgress
 from .precision import float32_layers
@@ -96,8 +96,8 @@ def export_again(run: Run, *, nms: str | None = None, checkpoint: str | None = N
     from . import backbones  # noqa: F401  (registers cvatkit's extra backbones)
     from .config import build_experiment
 
-    if nms is not None and nms not in NMS_VERSIONS:
-        raise UsageError(f"nms {nms!r}: use one of {', '.join(NMS_VERSIONS)}")
+    if nms is not None and nms not in NMS_KINDS:
+        raise UsageError(f"nms {nms!r}: use one of {', '.join(NMS_KINDS)}")
     if checkpoint is not None and checkpoint not in EXPORT_CHECKPOINTS:
         raise UsageError(f"checkpoint {checkpoint!r}: use one of "
                          f"{', '.join(EXPORT_CHECKPOINTS)}")
@@ -156,8 +156,8 @@ def export_pretrained(key: str, out: str | os.PathLike[str], *, nms: str = "batc
     if coco.num_classes != len(COCO_CLASSES) + 1:
         raise UsageError(f"{spec.key}'s detector has {coco.num_classes} classes; only "
                          f"COCO's {len(COCO_CLASSES) + 1} have names cvatkit knows")
-    if nms not in NMS_VERSIONS:
-        raise UsageError(f"nms {nms!r}: use one of {', '.join(NMS_VERSIONS)}")
+    if nms not in NMS_KINDS:
+        raise UsageError(f"nms {nms!r}: use one of {', '.join(NMS_KINDS)}")
     out = Path(out)
     require_new_or_empty(out, "give a new or empty folder for the export")
     checkpoint = fetch_weights(coco, progress=progress)
