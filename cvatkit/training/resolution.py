@@ -319,8 +319,8 @@ def _check_precision(spec, r: Resolved, gpus: int) -> None:
 
 
 def _cpu_notes(r: Resolved, gpus: int) -> list[str]:
-    """What a run on the CPU should know about mixed-precision and jit-compile: what they
-    cost on the CPU this kit was measured on (README, GPUs)."""
+    """What a run on the CPU should know about mixed-precision and jit-compile (their
+    measured costs are in the docs' GPUs page, docs/gpus.md)."""
     if gpus:
         return []
     notes = []
@@ -329,22 +329,17 @@ def _cpu_notes(r: Resolved, gpus: int) -> list[str]:
         has = f"; it has {', '.join(flags)}" if flags else ""
         notes.append(
             f"mixed-precision=bfloat16 on a CPU without AMX (amx_bf16{has}) is usually "
-            "slower than float32: " + BFLOAT16_CPU_MEASURED + "; remove the line to train "
-            "in float32")
+            f"slower than float32 ({MEASURED}); remove the line to train in float32")
     if r["jit-compile"]:
         notes.append(JIT_CPU_NOTE)
     return notes
 
 
-BFLOAT16_CPU_MEASURED = (
-    "on a 2-core AMD EPYC with avx512_bf16 and no AMX, a step of ssd-mobilenet-v2 "
-    "(128 px, batch 8) took 1.3x the CPU time of float32")
+MEASURED = "as measured in the docs, docs/gpus.md"
 JIT_CPU_NOTE = (
     "jit-compile=true on the CPU: XLA compiles the training step for the CPU, but its code "
-    "was much slower than TensorFlow's own there: on a 2-core AMD EPYC, "
-    "ssd-mobilenet-v2 (128 px, batch 8) trained at 0.65 steps/s against 3.5 without "
-    "(9x the CPU time per step), after 72 CPU-s of compiling against 10 of tracing; leave "
-    "it off on CPUs")
+    f"runs several times slower than TensorFlow's own there ({MEASURED}), after a long "
+    "compile; leave it off on CPUs")
 
 
 def _check_early_stopping(r: Resolved) -> str:
