@@ -9,7 +9,7 @@ from .following import follow_run, run_summary
 from .hparams import (BY_KEY, PARAMS, Param, canonical_key, convert, format_hparams, format_value,
                       hparams_given, line_values, parse_hparams, read_hparams_file, set_line)
 from .launcher import check_run_dir, resume_run, start_run, stop_run
-from .plan import (InitCheckpoint, RunPlan, check_request, check_start, labels_note, plan_run,
+from .plan import (InitCheckpoint, RunPlan, check_request, check_start, plan_run,
                    resolve_init_checkpoint)
 from .resolution import Hyperparameters, default_value, recommended_steps, resolve
 from .weights import DownloadProgress, fetch_weights
@@ -20,6 +20,6 @@ __all__ = ["BUILT_IN", "BY_KEY", "COSTS", "DEFAULT_MODEL", "DownloadProgress", "
            "check_start",
            "convert", "count_gpus", "default_value", "describe_costs", "fetch_weights",
            "follow_run", "format_hparams", "format_value", "get_model", "hparams_given",
-           "labels_note", "line_values", "load_catalog", "parse_hparams", "plan_run",
+           "line_values", "load_catalog", "parse_hparams", "plan_run",
            "read_hparams_file", "recommended_steps", "resolve", "resolve_init_checkpoint",
            "resume_run", "run_summary", "set_line", "start_run", "stop_run"]
