@@ -11,8 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .cvat import open_source, write_sample
-from .dataset import DEFAULT_VAL_FRACTION, dataset_folder_name, prepare
+from .dataset import prepare_training_data
 from .errors import CvatkitError, UsageError
 from .inference import (SCORE_FLOOR, Evaluation, Prediction, Review, check_threshold,
                         confusion_figure, evaluate, gallery_figure, label_colors, load_detector,
@@ -27,16 +26,6 @@ from .training import (DEFAULT_MODEL, check_run_dir, follow_run, get_model, hpar
 from .work_folder import SAMPLE, WorkFolder
 
 Say = Callable[[str], object]
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainingData:
-    train: Path
-    """The prepared dataset to train on."""
-    eval: Path | None
-    """Held-out frames to evaluate on (the sample's test frames), when there are any."""
-    test_source: str | None
-    """The held-out frames as a task (an export path), for pictures and evaluation."""
 
 
 def task_uri(source: str, task_id: int | None = None) -> str:
@@ -56,55 +45,8 @@ def task_uri(source: str, task_id: int | None = None) -> str:
     return source
 
 
-def prepare_data(source: str, workdir: str | os.PathLike[str] | None = None, *,
-                 say: Say = print,
-                 sample_frames: int = 400, sample_test_frames: int = 60,
-                 masks: str = "auto", val_split: float | None = None,
-                 jobs: str = "auto") -> TrainingData:
-    """The dataset(s) to train on, prepared once in the work folder's ``datasets/`` and
-    reused (prepared again when the annotations or what is asked of them changed).
-    ``workdir``: the work folder (``WorkFolder.at``: by default ``$CVATKIT_WORKDIR``,
-    else ``cvatkit-work``).
-
-    ``source`` is ``sample`` (the built-in task, with its held-out frames for evaluation),
-    a CVAT export path, ``cvat://TASK_ID`` or ``cvat://project/PROJECT_ID``; ``jobs``
-    picks the jobs whose frames are taken (``open_source``). ``masks`` as ``prepare``
-    takes it (a model's ``ModelSpec.masks``: instance masks only for models that learn
-    them). ``val_split``
-    is the share of a task's frames kept for validation (default 0.1; the sample keeps
-    none unless asked, its held-out frames are a task of their own).
-    """
-    work = WorkFolder.at(workdir)
-    if source == SAMPLE:
-        sample = work.sample
-        if not (sample / "test.zip").exists():
-            say(f"writing the sample task to {sample}")
-            write_sample(sample, frames=sample_frames, test_frames=sample_test_frames,
-                         overwrite=True)
-        pairs = [(sample / "task.zip", work.dataset(SAMPLE), val_split or 0.0),
-                 (sample / "test.zip", work.dataset(f"{SAMPLE}-test"), 1.0)]
-    else:
-        pairs = [(Path(source) if "://" not in source else source,
-                  work.dataset(dataset_folder_name(source)),
-                  DEFAULT_VAL_FRACTION if val_split is None else val_split)]
-    for src, out, fraction in pairs:
-        opened = open_source(src, jobs=jobs if src is pairs[0][0] else "auto")
-        try:
-            for note in opened.notes:
-                say(f"note: {note}")
-            say(f"preparing {opened.description} -> {out}")
-            ds = prepare(opened, out, val_fraction=fraction, masks=masks, overwrite=True,
-                         reuse=True)
-        finally:
-            opened.close()
-        if ds.reused:
-            say(f"dataset {out} was already prepared from these annotations")
-        else:
-            say(ds.report.format())
-    if source == SAMPLE:
-        return TrainingData(train=pairs[0][1], eval=pairs[1][1],
-                            test_source=str(pairs[1][0]))
-    return TrainingData(train=pairs[0][1], eval=None, test_source=None)
+prepare_data = prepare_training_data
+"""The notebooks' name for ``dataset.prepare_training_data``."""
 
 
 def hparams_text(hparams: str = "", hparams_file: str = "") -> str:

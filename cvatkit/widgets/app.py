@@ -20,10 +20,10 @@ from traitlets import link
 
 from cvatkit import CvatkitError, UsageError, WorkFolder
 from cvatkit.cvat import TEST_ZIP, parse_cvat_uri
-from cvatkit.dataset import dataset_folder_name
+from cvatkit.dataset import TrainingData, dataset_folder_name, prepare_training_data
 from cvatkit.training import RunPlan
 
-from ._errors import error_text
+from ._errors import error_text, log
 from .annotate import AnnotatePanel, AnnotateState
 from .data import DataPanel, DataState
 from .inference import InferenceState, InferenceViewer, run_frames
@@ -92,10 +92,11 @@ class AppState:
 
     # -- what the Train step's Start button calls ---------------------------------------
 
-    def prepare_data(self) -> str | None:
-        """The prepared dataset of the Data step's source: written now, unless the one
-        there was made from the same annotations (the sample task is written first when
-        needed); None with the reason in the Data step's ``error``."""
+    def prepare_data(self) -> TrainingData | None:
+        """The prepared datasets of the Data step's source: written now, unless those
+        there were made from the same annotations; None with the reason in the Data step's
+        ``error``. The sample task follows the library's rule (``prepare_training_data``):
+        it trains on all its frames and is evaluated on its held-out ones."""
         data = self.data
         if data.mode == "sample" and not data.sample_path and not data.use_sample():
             return None
@@ -110,12 +111,18 @@ class AppState:
                                          f"{written[0]} frames written")
 
         split = self.model.values.get("val-split")  # the run's choice, else the default
+        if data.mode == "sample" and Path(data.sample_path).parent == self.work.sample:
+            prepared = prepare_training_data("sample", self.workdir, say=log.info,
+                                             progress=advance, masks=self.model.spec.masks,
+                                             val_split=split)
+            data.dataset_path = str(prepared.train)
+            return prepared
         ds = data.prepare_dataset(self.dataset_dir, overwrite=True, reuse=True,
                                   progress=advance, masks=self.model.spec.masks,
                                   **({} if split is None else {"val_fraction": split}))
         if ds is None:
             return None
-        return str(ds.path)
+        return TrainingData(train=ds.path, eval=None, test_source=None)
 
     def plan_training(self) -> RunPlan | None:
         """Prepare the data if needed and plan the run the Model step describes; None
@@ -123,14 +130,15 @@ class AppState:
         self.monitor.error = ""
         self.monitor.runs_root = str(self.work.runs)
         try:
-            path = self.prepare_data()
-            if path is None:
+            prepared = self.prepare_data()
+            if prepared is None:
                 self.monitor.error = f"the data is not ready: {self.data.error}"
                 return None
+            path = str(prepared.train)
             if not self.model.set_data(path):
                 self.monitor.error = f"the model step: {self.model.message}"
                 return None
-            plan = self.model.plan(path, progress=self._downloading)
+            plan = self.model.plan(path, eval_data=prepared.eval, progress=self._downloading)
             if plan is None:
                 self.monitor.error = f"the model step: {self.model.message}"
             return plan

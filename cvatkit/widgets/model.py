@@ -10,6 +10,7 @@ so the message names the line or the key at fault. ``ModelPanel`` lays out the c
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 from typing import Any
 
@@ -165,13 +166,14 @@ class ModelState(HasTraits):
         return found
 
     @reports_errors("message")
-    def plan(self, data_dir: str, *, progress: DownloadProgress | None = None
-             ) -> RunPlan | None:
-        """The checked plan of a run on the prepared dataset ``data_dir``, or None with
-        the reason in ``message``. (A store version or published weights are downloaded
-        here, once; ``progress`` reports the download.)"""
+    def plan(self, data_dir: str, *, eval_data: str | os.PathLike[str] | None = None,
+             progress: DownloadProgress | None = None) -> RunPlan | None:
+        """The checked plan of a run on the prepared dataset ``data_dir`` (evaluated on
+        ``eval_data`` when given), or None with the reason in ``message``. (A store
+        version or published weights are downloaded here, once; ``progress`` reports the
+        download.)"""
         plan = plan_run(data_dir, self.model, self.text,
-                        weights=self.init_checkpoint.strip() or None,
+                        weights=self.init_checkpoint.strip() or None, eval_data=eval_data,
                         catalog=self.catalog, gpus=self.gpus_detected, progress=progress)
         self.notes = "\n".join(plan.notes)
         return plan

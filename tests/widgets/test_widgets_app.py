@@ -482,6 +482,10 @@ def test_start_prepares_the_data_plans_and_hands_the_run_on(sample, saved_model,
     assert plan.data.path == (work / "datasets" / "sample").resolve()
     assert plan.weights == "none" and plan.init is None  # the app's weights choice
     assert plan.data.val_fraction == 0.25 and plan.data.val_frames == 3  # the run's split
+    # evaluated on the sample's held-out frames, as the notebooks and `make demo` are
+    assert plan.eval_data.path == (work / "datasets" / "sample-test").resolve()
+    assert plan.eval_data.val_frames == len(list(open_export(
+        Path(s.data.sample_path).with_name("test.zip")).frames()))
     assert plan.hparams.num_steps == 20 and s.model.data is not None
     run_dir = s.monitor.run_dir
     assert Path(run_dir).parent == work / "runs" and s.monitor.state == "completed"
