@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cvatkit.inference import Prediction
-from cvatkit.inference.frame_match import claim, match_frame, match_prediction
+from cvatkit.inference import FrameMatch, Prediction, match_frame
+from cvatkit.inference.frame_match import claim, match_prediction
 from cvatkit.records import Frame, Shape
 
 
@@ -15,7 +15,7 @@ def box(label, x, y=10, size=20, score=None):
     return Shape(kind="rectangle", label=label, points=(x, y, x + size, y + size), score=score)
 
 
-def match(predictions, annotations, iou=0.5):
+def match(predictions, annotations, iou=0.5) -> FrameMatch:
     return match_frame(predictions, annotations, width=200, height=100, iou=iou)
 
 
