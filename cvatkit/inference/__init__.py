@@ -8,7 +8,8 @@ from ..lazy import lazy_names
 
 _EXPORTS = {
     "ClassFigures": "evaluation", "Detector": "detector", "Evaluation": "evaluation",
-    "Finding": "disagreements", "FrameRank": "ranking", "FrameReview": "disagreements",
+    "Finding": "disagreements", "FrameMatch": "frame_match", "FrameRank": "ranking",
+    "FrameReview": "disagreements",
     "IMAGE_SUFFIXES": "predictions", "KINDS": "disagreements", "ModelInfo": "detector",
     "Prediction": "predictions", "RECALL_POINTS": "evaluation", "Ranking": "ranking",
     "Review": "disagreements", "SCORE_FLOOR": "evaluation", "SMALL": "plots",
@@ -16,7 +17,8 @@ _EXPORTS = {
     "check_threshold": "detector", "confusion_figure": "plots", "evaluate": "evaluation",
     "frame_figure": "drawing", "frame_pixels": "predictions", "gallery_figure": "drawing",
     "image_files": "predictions", "label_colors": "drawing", "labels_figure": "plots",
-    "load_detector": "loader", "open_frames": "predictions", "pr_curves_figure": "plots",
+    "load_detector": "loader", "match_frame": "frame_match", "open_frames": "predictions",
+    "pr_curves_figure": "plots",
     "predict": "predictions", "prediction_record": "predictions", "rank_frames": "ranking",
     "review": "disagreements", "save_evaluation_plots": "plots", "save_png": "drawing",
     "save_predictions": "predictions", "sizes_figure": "plots",

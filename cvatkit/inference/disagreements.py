@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..geometry import box_ious, clipped_bbox
 from ..records import Shape
 from .detector import check_threshold
+from .frame_match import claim, match_prediction
 from .predictions import Prediction
 
 KINDS = ("missed", "false", "wrong-label", "poorly-placed")
@@ -243,31 +244,22 @@ def review(predictions: Iterable[Prediction], labels: Sequence[str] = (), *,
 
 def _review_frame(p: Prediction, *, threshold: float, confident: float, iou: float
                   ) -> tuple[FrameReview, list[tuple[str | None, str | None]]]:
-    frame, w, h = p.frame, p.frame.width, p.frame.height
-    gt = list(p.ground_truth)
-    every = sorted(frame.shapes, key=lambda s: -s.confidence)
-    dets = [s for s in every if s.confidence >= threshold]
-    overlaps = _overlaps(dets, gt, w, h)
-    taken_gt = np.zeros(len(gt), dtype=bool)
-    owner: dict[int, tuple[str, int, float]] = {}  # det -> (kind, gt index, iou)
-    same = np.array([[d.label == g.label for g in gt] for d in dets], dtype=bool).reshape(
-        len(dets), len(gt))
+    frame = p.frame
+    every = match_prediction(p, iou=iou)
+    match = every.at(threshold)
+    dets, gt, overlaps, same = match.predictions, match.annotations, match.ious, match.same_label
+    taken_gt = np.array(match.found, dtype=bool)
+    owner = {di: ("found", gi, overlap) for di, (gi, overlap)
+             in enumerate(zip(match.matched, match.matched_ious)) if gi is not None}
 
-    def claim(kind: str, allowed: np.ndarray, low: float, high: float = 2.0) -> None:
-        for di in range(len(dets)):
-            if di in owner:
-                continue
-            row = np.where(allowed[di] & ~taken_gt, overlaps[di], -1.0)
-            if not row.size:
-                continue
-            gi = int(np.argmax(row))
-            if low <= row[gi] < high:
-                taken_gt[gi] = True
-                owner[di] = (kind, gi, float(row[gi]))
+    def take(kind: str, allowed: np.ndarray, low: float, high: float = math.inf) -> None:
+        rows = [di for di in range(len(dets)) if di not in owner]
+        for di, gi in claim(overlaps, allowed, taken_gt, low=low, high=high,
+                            rows=rows).items():
+            owner[di] = (kind, gi, float(overlaps[di, gi]))
 
-    claim("found", same, iou)
-    claim("wrong-label", ~same, iou)
-    claim("poorly-placed", same, NEAR, iou)
+    take("wrong-label", ~same, iou)
+    take("poorly-placed", same, NEAR, iou)
 
     findings, pairs = [], []
 
@@ -312,20 +304,11 @@ def _review_frame(p: Prediction, *, threshold: float, confident: float, iou: flo
             suspects.append(add("other-label", gt[gi], d, float(row[gi])))
         elif NEAR <= best_own < iou and best_any < iou:
             suspects.append(add("misplaced", gt[int(np.argmax(own))], d, best_own))
-    all_overlaps = _overlaps(every, gt, w, h)
     for gi, g in enumerate(gt):
-        if not (all_overlaps[:, gi] >= STRAY_IOU).any():
-            near = [s.confidence for s, o in zip(every, all_overlaps[:, gi]) if o >= NEAR]
+        if not (every.ious[:, gi] >= STRAY_IOU).any():
+            near = [s.confidence for s, o in zip(every.predictions, every.ious[:, gi])
+                    if o >= NEAR]
             suspects.append(add("stray", g, None, confidence=1.0 - max(near, default=0.0)))
     suspects.sort(key=lambda f: -f.confidence)
     return FrameReview(frame=frame.index, name=frame.name, annotated=len(gt), found=found,
                        findings=tuple(findings), suspects=tuple(suspects)), pairs
-
-
-def _overlaps(dets: Sequence[Shape], gt: Sequence[Shape], width: int,
-              height: int) -> np.ndarray:
-    """IoU of every prediction (rows) with every annotated object (columns)."""
-    if not dets or not gt:
-        return np.zeros((len(dets), len(gt)))
-    return box_ious(np.array([clipped_bbox(s, width, height) for s in dets]),
-                    np.array([clipped_bbox(s, width, height) for s in gt]))

@@ -17,9 +17,9 @@ import numpy as np
 
 from ..coco_metrics import COCOevalWithCategories
 from ..errors import UsageError
-from ..geometry import box_ious, clipped_bbox, shape_area
-from ..records import Shape
+from ..geometry import clipped_bbox, shape_area
 from .detector import check_threshold
+from .frame_match import FrameMatch, match_prediction
 from .predictions import Prediction
 
 SCORE_FLOOR = 0.01
@@ -126,7 +126,8 @@ def evaluate(predictions: Iterable[Prediction], labels: Sequence[str], *,
             if s.label not in names:
                 names.append(s.label)
     ap, ap50, ap75, per_ap, curves = _coco(predictions, names)
-    counts = _counts(predictions, names, threshold, iou)
+    matches = [match_prediction(p, iou=iou) for p in predictions]
+    counts = _counts([m.at(threshold) for m in matches], names)
     per_class = tuple(
         ClassFigures(label=n, ap=per_ap[n][0], ap50=per_ap[n][1], annotated=counts[n][0],
                      found=counts[n][1], false=counts[n][2]) for n in names)
@@ -134,32 +135,26 @@ def evaluate(predictions: Iterable[Prediction], labels: Sequence[str], *,
         frames=len(predictions), threshold=threshold, ap=ap, ap50=ap50, ap75=ap75,
         annotated=sum(c[0] for c in counts.values()), found=sum(c[1] for c in counts.values()),
         false=sum(c[2] for c in counts.values()), per_class=per_class,
-        fewest=_fewest(predictions, names, iou), pr_curves=curves)
+        fewest=_fewest(matches), pr_curves=curves)
 
 
-def _counts(predictions: list[Prediction], names: list[str], threshold: float,
-            iou: float) -> dict[str, list[int]]:
-    """Per label: annotated objects, those found, and false boxes at ``threshold``."""
+def _counts(matches: list[FrameMatch], names: list[str]) -> dict[str, list[int]]:
+    """Per label: annotated objects, those found, and false boxes, over ``matches``."""
     counts = {n: [0, 0, 0] for n in names}
-    for name, annotated, dets in _matches(predictions, names, threshold, iou):
-        found = sum(matched for _, matched in dets)
-        counts[name][0] += annotated
-        counts[name][1] += found
-        counts[name][2] += len(dets) - found
+    for m in matches:
+        for name, tally in m.counts().items():
+            counts[name] = [c + t for c, t in zip(counts[name], tally)]
     return counts
 
 
-def _fewest(predictions: list[Prediction], names: list[str],
-            iou: float) -> tuple[float, int, int] | None:
-    """``Evaluation.fewest``, from one matching at the lowest threshold: greedy matching
-    goes best score first, so what a box matches does not depend on the boxes below it,
-    and the matching at a higher threshold is this one's boxes above it."""
-    annotated, scored = 0, []
-    for _name, objects, dets in _matches(predictions, names, THRESHOLDS[0], iou):
-        annotated += objects
-        scored.extend(dets)
+def _fewest(matches: list[FrameMatch]) -> tuple[float, int, int] | None:
+    """``Evaluation.fewest``, from the matchings of every prediction: the matching at a
+    threshold is their predictions at or above it (``FrameMatch.at``)."""
+    annotated = sum(len(m.annotations) for m in matches)
     if not annotated:
         return None
+    scored = [(p.confidence, j is not None)
+              for m in matches for p, j in zip(m.predictions, m.matched)]
     best = None
     for at in THRESHOLDS:
         found = sum(1 for score, matched in scored if matched and score >= at)
@@ -167,37 +162,6 @@ def _fewest(predictions: list[Prediction], names: list[str],
         if best is None or annotated - found + false < best[0]:
             best = (annotated - found + false, at, found, false)
     return best[1:]
-
-
-def _matches(predictions: list[Prediction], names: list[str], threshold: float, iou: float):
-    """Per frame and label: the label, its annotated objects, and each box at
-    ``threshold`` (best first) as (confidence, whether it found an object)."""
-    for p in predictions:
-        kept = [s for s in p.frame.shapes if s.confidence >= threshold]
-        for name in names:
-            gt = [s for s in p.ground_truth if s.label == name]
-            dets = sorted((s for s in kept if s.label == name), key=lambda s: -s.confidence)
-            flags = _match(dets, gt, p.frame.width, p.frame.height, iou)
-            yield name, len(gt), [(d.confidence, f) for d, f in zip(dets, flags)]
-
-
-def _match(dets: list[Shape], gt: list[Shape], width: int, height: int,
-           iou: float) -> list[bool]:
-    """Greedy matching, best score first, as COCO does: whether each of ``dets`` found
-    one of ``gt``."""
-    if not dets or not gt:
-        return [False] * len(dets)
-    gt_boxes = np.array([clipped_bbox(s, width, height) for s in gt])
-    taken = np.zeros(len(gt), dtype=bool)
-    flags = []
-    for det in dets:
-        overlaps = box_ious(np.array([clipped_bbox(det, width, height)]), gt_boxes)[0]
-        overlaps[taken] = -1
-        best = int(np.argmax(overlaps))
-        flags.append(bool(overlaps[best] >= iou))
-        if flags[-1]:
-            taken[best] = True
-    return flags
 
 
 def _coco(predictions: list[Prediction], names: list[str]

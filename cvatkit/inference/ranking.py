@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry import box_ious
 from ..images import decode_rgb
 from ..progress import Progress, no_progress
 from ..records import Frame, Shape
 from .detector import Detector, check_threshold
+from .frame_match import match_frame
 from .predictions import Prediction, frame_pixels, predict
 
 RANK_FLOOR = 0.05
@@ -116,11 +116,12 @@ def rank_frames(detector: Detector, source, *, threshold: float = 0.5,
             width = p.frame.width
             back = [_unflipped(s, width) for s in mirror]
             plain = list(p.frame.shapes)
+            disagreement = _disagreement(plain, back, width=width, height=p.frame.height)
             by_label: dict[str, tuple[float, float]] = {}
             for label in {s.label for s in (*plain, *back)}:
                 mine = [s for s in plain if s.label == label]
                 by_label[label] = (sum(_doubt(s.confidence, threshold) for s in mine),
-                                   _disagreement(mine, [s for s in back if s.label == label]))
+                                   disagreement.get(label, 0.0))
             shown = tuple(s for s in plain if s.confidence >= threshold)
             ranks.append(FrameRank(frame=replace(p.frame, shapes=shown), uncertainty=0.0,
                                    doubt=0.0, disagreement=0.0, by_label=by_label))
@@ -188,27 +189,25 @@ def _unflipped(shape: Shape, width: int) -> Shape:
                  score=shape.score)
 
 
-def _disagreement(plain: Sequence[Shape], mirror: Sequence[Shape]) -> float:
-    """How differently the model sees the frame and its mirror image (see the module)."""
-    a = [s for s in plain if s.confidence >= RANK_FLOOR]
-    b = [s for s in mirror if s.confidence >= RANK_FLOOR]
-    if not a and not b:
-        return 0.0
-    if not a or not b:
-        return sum(s.confidence for s in (*a, *b))
-    ious = box_ious(np.array([s.bbox() for s in a]), np.array([s.bbox() for s in b]))
-    ious[np.array([[x.label != y.label for y in b] for x in a])] = 0.0
-    total, used_b = 0.0, set()
-    for i in np.argsort([-s.confidence for s in a]):
-        row = np.where([j not in used_b for j in range(len(b))], ious[i], -1.0)
-        j = int(np.argmax(row))
-        if row[j] >= 0.5:
-            used_b.add(j)
-            total += abs(a[i].confidence - b[j].confidence) + (1.0 - row[j])
-        else:
-            total += a[i].confidence
-    total += sum(b[j].confidence for j in range(len(b)) if j not in used_b)
-    return float(total)
+def _disagreement(plain: Sequence[Shape], mirror: Sequence[Shape], *, width: int,
+                  height: int) -> dict[str, float]:
+    """How differently the model sees the frame and its mirror image, per label (see the
+    module): the boxes of one view matched with the other's as predictions with
+    annotations."""
+    match = match_frame([s for s in plain if s.confidence >= RANK_FLOOR],
+                        [s for s in mirror if s.confidence >= RANK_FLOOR],
+                        width=width, height=height, iou=0.5)
+    terms: defaultdict[str, list[float]] = defaultdict(list)
+    for a, j, overlap in zip(match.predictions, match.matched, match.matched_ious):
+        terms[a.label].append(a.confidence if j is None else
+                              abs(a.confidence - match.annotations[j].confidence)
+                              + (1.0 - overlap))
+    alone: defaultdict[str, list[float]] = defaultdict(list)
+    for b, found in zip(match.annotations, match.found):
+        if not found:
+            alone[b.label].append(b.confidence)
+    return {label: float(sum(terms[label]) + sum(alone[label]))
+            for label in {*terms, *alone}}
 
 
 class _Unannotated:

@@ -228,10 +228,12 @@ class InferenceState(HasTraits):
                 continue
             shapes = self.kept(p)
             truth = tuple(p.ground_truth) if self.show_ground_truth else ()
-            title = f"{Path(p.frame.name).name}: {len(shapes)} found"
-            mistakes = frames[p.frame.index].kinds if p.frame.index in frames else {}
-            if mistakes:
-                title += ", " + ", ".join(f"{n} {k}" for k, n in mistakes.items())
+            name, reviewed = Path(p.frame.name).name, frames.get(p.frame.index)
+            if reviewed is None:
+                title = f"{name}: {len(shapes)} found"
+            else:  # found: the annotated objects a box matched, as the evaluation counts
+                title = f"{name}: {reviewed.found} of {reviewed.annotated} found" + "".join(
+                    f", {n} {k}" for k, n in reviewed.kinds.items())
             items.append((image, shapes, truth, title))
         return items
 

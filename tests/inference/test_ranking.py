@@ -36,15 +36,23 @@ def test_doubt_peaks_at_the_threshold():
 
 
 def test_disagreement_between_a_frame_and_its_mirror_image():
+    def disagreement(plain, mirror):
+        return sum(_disagreement(plain, mirror, width=200, height=100).values())
+
     same = [box("cat", 0, 0.9), box("dog", 50, 0.6)]
-    assert _disagreement(same, same) == 0.0
-    assert _disagreement(same, same + [box("cat", 100, 0.4)]) == pytest.approx(0.4)
-    assert _disagreement([box("cat", 0, 0.9)], [box("cat", 0, 0.7)]) == pytest.approx(0.2)
-    shifted = _disagreement([box("cat", 0, 0.9)], [box("cat", 4, 0.9)])
+    assert disagreement(same, same) == 0.0
+    assert disagreement(same, same + [box("cat", 100, 0.4)]) == pytest.approx(0.4)
+    assert disagreement([box("cat", 0, 0.9)], [box("cat", 0, 0.7)]) == pytest.approx(0.2)
+    shifted = disagreement([box("cat", 0, 0.9)], [box("cat", 4, 0.9)])
     assert shifted == pytest.approx(1 - 16 / 24)  # IoU of boxes 4 px apart: 320 / 480
-    # another label in the same place is another object: both count
-    assert _disagreement([box("cat", 0, 0.9)], [box("dog", 0, 0.8)]) == pytest.approx(1.7)
-    assert _disagreement([], []) == 0.0
+    # another label in the same place is another object: both count, each for its label
+    assert _disagreement([box("cat", 0, 0.9)], [box("dog", 0, 0.8)], width=200,
+                         height=100) == pytest.approx({"cat": 0.9, "dog": 0.8})
+    assert disagreement([], []) == 0.0
+    # boxes are compared within the frame: what sticks out of it does not count
+    # (IoU 300 / 400 of the parts in the frame, 300 / 500 of the whole boxes)
+    assert disagreement([box("cat", 185, 0.9)], [box("cat", 180, 0.9)]) == \
+        pytest.approx(1 - 300 / 400)
 
 
 def test_every_label_weighs_the_same_over_the_frames_ranked():

@@ -159,6 +159,7 @@ def test_mistakes_first_and_a_filter_by_kind(run, sample):
     assert [title.split(":")[0] for *_, title in items] == [f.name for f in worst]
     for (_image, _shapes, _truth, title), f in zip(items, worst):
         assert all(f"{n} {k}" in title for k, n in f.kinds.items())
+        assert f": {f.found} of {f.annotated} found" in title
     # frames past the first two were predicted without their pixels: read again
     again = [f.frame for f in worst if f.frame >= 2]
     assert sorted(state._images) == sorted(again)
