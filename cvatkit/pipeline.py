@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .dataset import prepare_training_data
 from .errors import CvatkitError, UsageError
-from .inference import (SCORE_FLOOR, Evaluation, Prediction, Review, check_threshold,
-                        confusion_figure, evaluate, gallery_figure, label_colors, load_detector,
-                        open_frames, pr_curves_figure, predict, review, save_evaluation_plots,
-                        save_predictions)
+from .inference import (Evaluated, Predicted, confusion_figure, gallery_figure, label_colors,
+                        pr_curves_figure, save_evaluation_plots, save_predictions)
+from .inference import predict_frames as predict_once
 from .run_progress import RunProgress
 from .runs import EvalEvent, Event, Run, StatusEvent, StepEvent
 from .store import ModelVersion, open_store
@@ -135,62 +133,20 @@ def publish(run: Run, store: str, namespace: str, *, create_bucket: bool = False
     return version
 
 
-@dataclass(frozen=True, kw_only=True)
-class Predicted:
-    """A model's predictions on some frames, every shape above the score floor (a
-    threshold filters them afterwards)."""
-
-    predictions: tuple[Prediction, ...]
-    model_labels: tuple[str, ...]
-    task_labels: tuple[str, ...]
-    """The labels of the frames' task; () for image files."""
-
-    @property
-    def labels(self) -> list[str]:
-        """The model's labels, then the task's others: what is reported, in colour order."""
-        return list(dict.fromkeys([*self.model_labels, *self.task_labels]))
-
-    @property
-    def annotated(self) -> bool:
-        return any(p.ground_truth for p in self.predictions)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Evaluated:
-    """Annotated frames' predictions at a threshold: AP and counts, and the mistakes."""
-
-    evaluation: Evaluation
-    review: Review
-
-
 def predict_frames(model: str, frames: str, *, count: int = 12) -> Predicted:
     """Predict ``frames`` (an export, ``cvat://ID`` or an image folder) with ``model``
     once, keeping the pixels of the first ``count`` frames for the gallery."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise UsageError(f"count {count!r:.40} is not a number of frames; give a whole "
                          "number from 0, e.g. 12 (papermill: -p count 12)")
-    detector = load_detector(model)
-    source = open_frames(frames)
-    is_task = not isinstance(source, list)
-    try:
-        predictions = tuple(predict(detector, source, threshold=SCORE_FLOOR,
-                                    keep_images=count))
-        task_labels = tuple(source.labels.names) if is_task else ()  # type: ignore
-    finally:
-        if is_task:
-            source.close()  # type: ignore[union-attr]
-    return Predicted(predictions=predictions, model_labels=tuple(detector.labels.names),
-                     task_labels=task_labels)
+    return predict_once(model, frames, keep_images=count)
 
 
 def show_predictions(predicted: Predicted, *, threshold: float = 0.5,
                      out: str | os.PathLike[str] | None = None, say: Say = print):
     """The gallery figure of the frames whose pixels were kept, shapes at ``threshold``;
     the predictions and their pictures saved under ``out`` when given."""
-    check_threshold(threshold)
-    shown = [replace(p, frame=replace(p.frame, shapes=tuple(
-        s for s in p.frame.shapes if s.confidence >= threshold)))
-        for p in predicted.predictions]
+    shown = predicted.at(threshold)
     if out is not None:
         written = save_predictions(shown, out, labels=predicted.model_labels,
                                    task_labels=predicted.task_labels)
@@ -206,12 +162,9 @@ def evaluate_predictions(predicted: Predicted, *, threshold: float = 0.5,
     """Print the evaluation of annotated frames' predictions at ``threshold`` and their
     mistakes; write the precision-recall curves and the confusion matrix into ``plots``
     when given. None (and nothing printed) when the frames are not annotated."""
-    check_threshold(threshold)
-    if not predicted.annotated:
+    evaluated = predicted.evaluate(threshold)
+    if evaluated is None:
         return None
-    evaluated = Evaluated(
-        evaluation=evaluate(predicted.predictions, predicted.labels, threshold=threshold),
-        review=review(predicted.predictions, predicted.labels, threshold=threshold))
     say(evaluated.evaluation.format())
     say(evaluated.review.format())
     if plots is not None:

@@ -8,6 +8,7 @@ from ..lazy import lazy_names
 
 _EXPORTS = {
     "ClassFigures": "evaluation", "Detector": "detector", "Evaluation": "evaluation",
+    "Evaluated": "predicted", "Predicted": "predicted", "predict_frames": "predicted",
     "Finding": "disagreements", "FrameMatch": "frame_match", "FrameRank": "ranking",
     "FrameReview": "disagreements",
     "IMAGE_SUFFIXES": "predictions", "KINDS": "disagreements", "ModelInfo": "detector",

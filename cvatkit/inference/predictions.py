@@ -38,6 +38,10 @@ class Prediction:
     image: np.ndarray | None = None
     """The decoded RGB frame, for the first ``keep_images`` frames only."""
 
+    def shapes_at(self, threshold: float) -> tuple[Shape, ...]:
+        """The predicted shapes scored ``threshold`` or more."""
+        return tuple(s for s in self.frame.shapes if s.confidence >= threshold)
+
 
 @dataclass(frozen=True)
 class _Item:

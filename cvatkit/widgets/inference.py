@@ -26,10 +26,10 @@ from traitlets import Bool, Bytes, Float, HasTraits, Instance, Int, List, Unicod
 from cvatkit import CvatkitError, Run, UsageError
 from cvatkit.cvat import TASK_ZIP, TEST_ZIP
 from cvatkit.dataset import load_dataset
-from cvatkit.inference import (KINDS, SCORE_FLOOR, SUSPECT_KINDS, Detector, Evaluation,
-                               Prediction, Review, confusion_figure, evaluate, frame_pixels,
+from cvatkit.inference import (KINDS, SUSPECT_KINDS, Detector, Evaluation, Predicted,
+                               Prediction, Review, confusion_figure, frame_pixels,
                                gallery_figure, label_colors, load_detector, open_frames,
-                               pr_curves_figure, predict, review)
+                               pr_curves_figure, predict_frames)
 
 from ._background import Background
 from ._errors import error_html, error_text, log, reports_errors
@@ -118,9 +118,8 @@ class InferenceState(HasTraits):
         """A logged-in CVAT client for ``cvat://`` frames (the Data step's session)."""
         self.detector: Detector | None = None
         self._loaded_key: tuple[str, str] | None = None
-        self.predictions: list[Prediction] = []
-        """Every predicted frame, with all shapes above the score floor."""
-        self.task_labels: tuple[str, ...] = ()
+        self.predicted: Predicted | None = None
+        """The last prediction pass: every frame, with all shapes above the score floor."""
         self.predicted_with = ""
         """The model the predictions are from."""
         self._lock = threading.RLock()
@@ -149,7 +148,6 @@ class InferenceState(HasTraits):
 
     def _run(self) -> int:
         detector = self._load()
-        frames = open_frames(self.frames, client=self.client)
         self.frames_done = 0
         self.status = f"predicting {self.frames.strip()} ..."
 
@@ -157,24 +155,18 @@ class InferenceState(HasTraits):
             self.frames_done += n
             self.status = f"predicting: {self.frames_done} frames done"
 
-        try:
-            predictions = list(predict(detector, frames, threshold=SCORE_FLOOR,
-                                       keep_images=self.count, limit=self.limit or None,
-                                       progress=advance))
-            task_labels = tuple(frames.labels.names) if hasattr(frames, "labels") else ()
-        finally:
-            if hasattr(frames, "close"):
-                frames.close()
+        predicted = predict_frames(detector, self.frames, keep_images=self.count,
+                                   limit=self.limit or None, progress=advance,
+                                   client=self.client)
         with self._lock:
             self._close_reader()
-            self.predictions = predictions
-            self.task_labels = task_labels
+            self.predicted = predicted
             self.predicted_with = self.model.strip()
             self._predicted_frames = self.frames
             self._refresh()
-        self.status = (f"{len(predictions)} frames predicted by {self.predicted_with}"
+        self.status = (f"{len(predicted.predictions)} frames predicted by {self.predicted_with}"
                        f"{'' if self.evaluation else ' (no annotations: no evaluation)'}")
-        return len(predictions)
+        return len(predicted.predictions)
 
     def _load(self) -> Detector:
         model = self.model.strip()
@@ -193,15 +185,20 @@ class InferenceState(HasTraits):
     # -- what the gallery and the table show ----------------------------------------------
 
     @property
+    def predictions(self) -> tuple[Prediction, ...]:
+        """The last prediction pass's frames."""
+        return self.predicted.predictions if self.predicted is not None else ()
+
+    @property
     def label_names(self) -> list[str]:
         """The model's labels, then the task's others: the colour order of the gallery."""
-        names = list(self.detector.labels.names) if self.detector is not None else []
-        return list(dict.fromkeys([*names, *self.task_labels]))
+        if self.predicted is not None:
+            return self.predicted.labels
+        return list(self.detector.labels.names) if self.detector is not None else []
 
     def kept(self, prediction: Prediction) -> tuple:
         """A frame's predicted shapes at the current threshold."""
-        return tuple(s for s in prediction.frame.shapes
-                     if s.confidence >= self.threshold)
+        return prediction.shapes_at(self.threshold)
 
     def shown_predictions(self) -> list[Prediction]:
         """The frames to show, in the chosen order and filter (all of them, not only the
@@ -283,11 +280,10 @@ class InferenceState(HasTraits):
             if self.kind and self.kind not in (*KINDS, *SUSPECT_KINDS):
                 raise UsageError(f"kind {self.kind!r}: choose one of "
                                  f"{', '.join((*KINDS, *SUSPECT_KINDS))}")
-            ev, mistakes = None, None
-            if any(p.ground_truth for p in self.predictions):
-                ev = evaluate(self.predictions, self.label_names, threshold=self.threshold)
-                mistakes = review(self.predictions, self.label_names,
-                                  threshold=self.threshold)
+            evaluated = None if self.predicted is None else \
+                self.predicted.evaluate(self.threshold)
+            ev = evaluated.evaluation if evaluated is not None else None
+            mistakes = evaluated.review if evaluated is not None else None
             self.review = mistakes
             items = self.gallery_items()
             png = self.draw()
