@@ -19,6 +19,7 @@ from .inference import (SCORE_FLOOR, Evaluation, Prediction, Review, check_thres
                         confusion_figure, evaluate, gallery_figure, label_colors, load_detector,
                         open_frames, pr_curves_figure, predict, review, save_evaluation_plots,
                         save_predictions)
+from .progress import ProgressBar
 from .run_progress import RunProgress
 from .runs import EvalEvent, Run, StatusEvent, StepEvent
 from .store import ModelVersion, open_store
@@ -28,6 +29,8 @@ from .training import (DEFAULT_MODEL, check_run_dir, get_model, hparams_given, p
 
 Say = Callable[[str], object]
 SAMPLE = "sample"
+LINE_EVERY = 5.0
+"""Seconds between two lines of a download's or a dataset's progress."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,8 +94,9 @@ def prepare_data(source: str, workdir: str | os.PathLike[str], *, say: Say = pri
             for note in opened.notes:
                 say(f"note: {note}")
             say(f"preparing {opened.description} -> {out}")
-            ds = prepare(opened, out, val_fraction=fraction, masks=masks, overwrite=True,
-                         reuse=True)
+            with ProgressBar(say=say, every=LINE_EVERY) as bar:
+                ds = prepare(opened, out, val_fraction=fraction, masks=masks, overwrite=True,
+                             reuse=True, progress=bar)
         finally:
             opened.close()
         if ds.reused:
@@ -130,28 +134,16 @@ def train(*, source: str = SAMPLE, task_id: int | None = None,
     split = parse_hparams(hparams, origin=origin).get("val-split")
     data = prepare_data(task_uri(source, task_id), workdir, say=say,
                         masks=spec.masks, val_split=split, jobs=jobs)
-    plan = plan_run(data.train, spec.key, hparams, hparams_origin=origin,
-                    weights=weights or None, init_checkpoint=init_checkpoint or None,
-                    eval_data=data.eval, progress=_download_lines(say))
+    with ProgressBar(say=say, every=LINE_EVERY) as bar:
+        plan = plan_run(data.train, spec.key, hparams, hparams_origin=origin,
+                        weights=weights or None, init_checkpoint=init_checkpoint or None,
+                        eval_data=data.eval, progress=bar)
     for note in plan.notes:
         say(f"note: {note}")
     run = start_run(plan, Path(workdir) / "runs" / name)
     say(f"training {plan.spec.key} in {run.path} ({plan.hparams.num_steps} steps)")
     follow(run, say=say)
     return run
-
-
-def _download_lines(say: Say):
-    """Download progress as a line per 10%, for logs and notebooks."""
-    shown: dict[str, int] = {}
-
-    def report(name: str, done: int, total: int | None) -> None:
-        tenth = done * 10 // total if total else -1
-        if total and (tenth > shown.get(name, -1) or done == total):
-            shown[name] = tenth
-            say(f"downloading {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
-
-    return report
 
 
 def follow(run: Run, *, say: Say = print) -> str:

@@ -1,4 +1,4 @@
-"""What the command groups share: the CVAT server option, progress bars, the error line."""
+"""What the command groups share: the CVAT server option, the error line."""
 
 from __future__ import annotations
 
@@ -30,19 +30,6 @@ def server_args(p: argparse.ArgumentParser, *, jobs: bool = False) -> None:
                    help="CVAT address, e.g. https://app.cvat.ai (default: $CVAT_HOST)")
     if jobs:
         g.add_argument("--jobs", default=AUTO, metavar="WHICH", help=JOBS_HELP)
-
-
-def bytes_bar(desc: str):
-    from tqdm import tqdm
-
-    return tqdm(unit="B", unit_scale=True, desc=desc, file=sys.stderr, disable=None)
-
-
-def frames_bar(desc: str):
-    """A progress bar of frames on stderr (off when stderr is not a terminal)."""
-    from tqdm import tqdm
-
-    return tqdm(unit="frame", desc=desc, file=sys.stderr, disable=None)
 
 
 def model_and_hparams_args(s, file_help: str = "a file of key=value lines") -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from .common import bytes_bar
+from ..progress import ProgressBar
 
 
 def add_commands(sub) -> None:
@@ -54,9 +54,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     from ..store import open_store, publish
 
     store = open_store(args.store, create_bucket=args.create_bucket)
-    with bytes_bar("uploading") as bar:
+    with ProgressBar() as bar:
         version = publish(args.run_dir, store, args.namespace, args.model_key,
-                          progress=bar.update)
+                          progress=bar)
     print(f"published {version.uri}")
     return 0
 
@@ -83,8 +83,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_pull(args: argparse.Namespace) -> int:
     from ..store import pull
 
-    with bytes_bar("downloading") as bar:
-        path = pull(args.version, args.dest, progress=bar.update)
+    with ProgressBar() as bar:
+        path = pull(args.version, args.dest, progress=bar)
     print(f"pulled {args.version} into {path}")
     return 0
 

@@ -33,6 +33,7 @@ from cvatkit.inference import (KINDS, SCORE_FLOOR, SUSPECT_KINDS, Detector, Eval
 
 from ._background import Background
 from ._errors import error_html, error_text, log, reports_errors
+from ._progress import TraitProgress
 
 SHOWN = 12
 """Frames drawn in the gallery by default."""
@@ -152,15 +153,11 @@ class InferenceState(HasTraits):
         frames = open_frames(self.frames, client=self.client)
         self.frames_done = 0
         self.status = f"predicting {self.frames.strip()} ..."
-
-        def advance(n: int) -> None:
-            self.frames_done += n
-            self.status = f"predicting: {self.frames_done} frames done"
-
         try:
-            predictions = list(predict(detector, frames, threshold=SCORE_FLOOR,
-                                       keep_images=self.count, limit=self.limit or None,
-                                       progress=advance))
+            with TraitProgress(self, "status", done="frames_done") as progress:
+                predictions = list(predict(detector, frames, threshold=SCORE_FLOOR,
+                                           keep_images=self.count, limit=self.limit or None,
+                                           progress=progress))
             task_labels = tuple(frames.labels.names) if hasattr(frames, "labels") else ()
         finally:
             if hasattr(frames, "close"):

@@ -16,12 +16,12 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Dict, HasTraits, Int, List, Unicode, observe, validate
 
-from cvatkit import (CHECKPOINTS, CvatkitError, LabelMap, Run, UsageError, list_runs,
-                     run_of_checkpoint)
+from cvatkit import (CHECKPOINTS, CvatkitError, LabelMap, Progress, Run, UsageError, list_runs,
+                     no_progress, run_of_checkpoint)
 from cvatkit.dataset import Dataset, load_dataset
 from cvatkit.store import is_version_uri, model_pages, open_store
 from cvatkit.training import (BUILT_IN, BY_KEY, DEFAULT_MODEL, PARAMS, WEIGHT_KINDS,
-                              DownloadProgress, ModelSpec, RunPlan, canonical_key, convert,
+                              ModelSpec, RunPlan, canonical_key, convert,
                               count_gpus, default_value, format_value, get_model, line_values,
                               load_catalog, parse_hparams, plan_run, resolve,
                               resolve_init_checkpoint, set_line)
@@ -167,11 +167,10 @@ class ModelState(HasTraits):
         return found
 
     @reports_errors("message")
-    def plan(self, data_dir: str, *, progress: DownloadProgress | None = None
-             ) -> RunPlan | None:
+    def plan(self, data_dir: str, *, progress: Progress = no_progress) -> RunPlan | None:
         """The checked plan of a run on the prepared dataset ``data_dir``, or None with
         the reason in ``message``. (A store version or published weights are downloaded
-        here, once; ``progress`` reports the download.)"""
+        here, once; ``progress`` is told of the download.)"""
         plan = plan_run(data_dir, self.model, self.text,
                         weights=self.init_checkpoint.strip() or None,
                         catalog=self.catalog, gpus=self.gpus_detected, progress=progress)
