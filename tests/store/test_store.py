@@ -103,6 +103,37 @@ def test_publish_list_pull(store, tmp_path):
     assert pull(v.uri, tmp_path / "pulled") == dest  # already there
 
 
+def test_the_store_namespace_has_one_name_and_the_older_one_still_works(tmp_path, capsys):
+    """``--store-namespace`` names the store's namespace; ``--namespace``, its older name
+    in ``publish`` and ``list``, still works, and the help says what it is called now. In
+    the cluster commands ``--namespace`` is Kubernetes'."""
+    run = fake_run(tmp_path / "run")
+    store = str(tmp_path / "store")
+    assert main(["publish", str(run.path), "--store", store, "--store-namespace", "lab"]) == 0
+    assert main(["publish", str(run.path), "--store", store, "--namespace", "old"]) == 0
+    capsys.readouterr()
+    for namespace, spelling in (("lab", "--namespace"), ("old", "--store-namespace")):
+        assert main(["list", "--store", store, spelling, namespace]) == 0
+        assert f"/{namespace}/models/ssd-mobilenet-v2/" in capsys.readouterr().out
+    assert main(["list", "--store", store, "--store-namespace", "nobody"]) == 0
+    assert "namespace 'nobody'" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["list", "--store", store])
+    assert "--store-namespace" in capsys.readouterr().err
+    for command in ("publish", "list"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = folded(capsys.readouterr().out)
+        assert "--store-namespace NS the model store's namespace" in text
+        assert "--namespace NS the older name of --store-namespace" in text
+    with pytest.raises(SystemExit):
+        main(["cluster", "render", "workflow", "--help"])
+    text = folded(capsys.readouterr().out)
+    assert "--store-namespace NS the model store's namespace" in text
+    assert "--namespace NS the Kubernetes namespace (the model store's is --store-namespace)" \
+        in text
+
+
 def test_the_manifest_is_written_last(store, tmp_path):
     """A publish that breaks off leaves a version without its manifest: not listed, not
     pulled; publishing the run again completes it."""
