@@ -37,11 +37,11 @@ demo: setup
 ifeq ($(DEMO_STORE),)
 	$(BIN)/cvatkit s3-serve $(DEMO_DIR)/s3 --detach > $(DEMO_DIR)/s3.env
 	. ./$(DEMO_DIR)/s3.env && $(TRAIN_NB) -p store s3://models/demo && \
-		$(BIN)/cvatkit list --store s3://models/demo --namespace demo | tee $(DEMO_DIR)/models.txt; \
+		$(BIN)/cvatkit list --store s3://models/demo --store-namespace demo | tee $(DEMO_DIR)/models.txt; \
 		status=$$?; $(BIN)/cvatkit s3-serve $(DEMO_DIR)/s3 --stop; exit $$status
 else
 	$(TRAIN_NB) -p store $(DEMO_STORE)
-	$(BIN)/cvatkit list --store $(DEMO_STORE) --namespace demo | tee $(DEMO_DIR)/models.txt
+	$(BIN)/cvatkit list --store $(DEMO_STORE) --store-namespace demo | tee $(DEMO_DIR)/models.txt
 endif
 	$(PAPERMILL) notebooks/inference.ipynb $(DEMO_DIR)/notebooks/inference.ipynb \
 		-p interactive False -p model $(DEMO_DIR)/runs/run \

@@ -86,7 +86,7 @@ def first_page(store) -> list:
 
 
 def cli_list(uri: str, env: dict) -> int:
-    done = subprocess.run([str(CVATKIT), "list", "--store", uri, "--namespace", NAMESPACE],
+    done = subprocess.run([str(CVATKIT), "list", "--store", uri, "--store-namespace", NAMESPACE],
                           capture_output=True, text=True, env=env, check=True)
     return len([line for line in done.stdout.splitlines() if "/models/" in line])
 

@@ -134,7 +134,7 @@ def run_once(tool: str, k: int, run_dir: Path, work: Path, server, s3) -> dict:
     prefix = f"{tool}-{k}/"
     if tool == "cvatkit":
         cmd = [str(CVATKIT), "publish", str(run_dir), "--store", f"s3://{BUCKET}/{tool}-{k}",
-               "--namespace", NAMESPACE]
+               "--store-namespace", NAMESPACE]
     else:
         cmd = [str(AWS), "s3", "cp", "--recursive", "--only-show-errors", str(run_dir),
                f"s3://{BUCKET}/{prefix}"]

@@ -10,11 +10,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .dataset import prepare_training_data
+from .dataset import TrainingData, prepare_training_data
 from .errors import CvatkitError, UsageError
-from .inference import (Evaluated, Predicted, confusion_figure, gallery_figure, label_colors,
-                        pr_curves_figure, save_evaluation_plots, save_predictions)
+from .inference import (Evaluated, Predicted, check_threshold, confusion_figure, gallery_figure,
+                        label_colors, pr_curves_figure, save_evaluation_plots, save_predictions)
 from .inference import predict_frames as predict_once
+from .progress import ProgressBar
 from .run_progress import RunProgress
 from .runs import EvalEvent, Event, Run, StatusEvent, StepEvent
 from .store import ModelVersion, open_store
@@ -24,6 +25,8 @@ from .training import (DEFAULT_MODEL, check_run_dir, follow_run, get_model, hpar
 from .work_folder import SAMPLE, WorkFolder
 
 Say = Callable[[str], object]
+LINE_EVERY = 5.0
+"""Seconds between two lines of a download's or a dataset's progress."""
 
 
 def task_uri(source: str, task_id: int | None = None) -> str:
@@ -43,8 +46,12 @@ def task_uri(source: str, task_id: int | None = None) -> str:
     return source
 
 
-prepare_data = prepare_training_data
-"""The notebooks' name for ``dataset.prepare_training_data``."""
+def prepare_data(source: str, workdir: str | os.PathLike[str] | None = None, *,
+                 say: Say = print, **options) -> TrainingData:
+    """``dataset.prepare_training_data``, its progress printed as lines (``say``): the
+    dataset(s) to train on, prepared once in the work folder and reused."""
+    with ProgressBar(say=say, every=LINE_EVERY) as bar:
+        return prepare_training_data(source, workdir, say=say, progress=bar, **options)
 
 
 def hparams_text(hparams: str = "", hparams_file: str = "") -> str:
@@ -75,28 +82,16 @@ def train(*, source: str = SAMPLE, task_id: int | None = None,
     split = parse_hparams(hparams, origin=origin).get("val-split")
     data = prepare_data(task_uri(source, task_id), work.path, say=say,
                         masks=spec.masks, val_split=split, jobs=jobs)
-    plan = plan_run(data.train, spec.key, hparams, hparams_origin=origin,
-                    weights=weights or None, init_checkpoint=init_checkpoint or None,
-                    eval_data=data.eval, progress=_download_lines(say))
+    with ProgressBar(say=say, every=LINE_EVERY) as bar:
+        plan = plan_run(data.train, spec.key, hparams, hparams_origin=origin,
+                        weights=weights or None, init_checkpoint=init_checkpoint or None,
+                        eval_data=data.eval, progress=bar)
     for note in plan.notes:
         say(f"note: {note}")
     run = start_run(plan, run_dir)
     say(f"training {plan.spec.key} in {run.path} ({plan.hparams.num_steps} steps)")
     follow(run, say=say)
     return run
-
-
-def _download_lines(say: Say):
-    """Download progress as a line per 10%, for logs and notebooks."""
-    shown: dict[str, int] = {}
-
-    def report(name: str, done: int, total: int | None) -> None:
-        tenth = done * 10 // total if total else -1
-        if total and (tenth > shown.get(name, -1) or done == total):
-            shown[name] = tenth
-            say(f"downloading {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
-
-    return report
 
 
 def follow(run: Run, *, say: Say = print) -> str:
@@ -146,6 +141,7 @@ def show_predictions(predicted: Predicted, *, threshold: float = 0.5,
                      out: str | os.PathLike[str] | None = None, say: Say = print):
     """The gallery figure of the frames whose pixels were kept, shapes at ``threshold``;
     the predictions and their pictures saved under ``out`` when given."""
+    check_threshold(threshold)  # before the predictions: papermill passes text
     shown = predicted.at(threshold)
     if out is not None:
         written = save_predictions(shown, out, labels=predicted.model_labels,
@@ -162,6 +158,7 @@ def evaluate_predictions(predicted: Predicted, *, threshold: float = 0.5,
     """Print the evaluation of annotated frames' predictions at ``threshold`` and their
     mistakes; write the precision-recall curves and the confusion matrix into ``plots``
     when given. None (and nothing printed) when the frames are not annotated."""
+    check_threshold(threshold)
     evaluated = predicted.evaluate(threshold)
     if evaluated is None:
         return None

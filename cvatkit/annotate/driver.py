@@ -20,7 +20,7 @@ from ..frame_choices import ALL_FRAMES, FRAME_CHOICES, NEW_JOBS, UNANNOTATED
 from ..errors import CvatkitError, OutputExistsError, ServerError, UsageError
 from ..files import write_bytes_file
 from ..inference import Detector, Prediction, check_threshold, predict
-from ..progress import Progress, no_progress
+from ..progress import FRAMES, Progress, no_progress
 from ..records import Frame, LabelMap
 from .function import DetectorFunction
 from .matching import LabelMatch, match_labels
@@ -163,14 +163,14 @@ def annotate_task(client, task_id: int, detector: Detector, *,
                   mapping: Mapping[str, str] | None = None, drop_unmapped: bool = False,
                   threshold: float = 0.5, max_detections: int = 100,
                   clear_existing: bool = False, dry_run: int | None = None,
-                  progress=None, on_mapping: Callable[[LabelMatch], object] | None = None,
+                  progress: Progress = no_progress,
+                  on_mapping: Callable[[LabelMatch], object] | None = None,
                   frames: str | None = None) -> AnnotateResult:
     """Pre-annotate task ``task_id`` through ``cvat_sdk.auto_annotation.annotate_task``.
 
     ``frames`` picks the frames that get predictions (``FRAMES_HELP``; by default those
     nobody annotated). ``dry_run=N`` predicts the first N of them and writes nothing.
-    ``progress``: a ``cvat_sdk`` ProgressReporter (e.g.
-    ``cvat_sdk.core.helpers.TqdmProgressReporter``).
+    ``progress`` is told of the frames predicted (``predicting task N on HOST``).
     ``on_mapping`` is shown the label mapping before any frame is predicted.
     """
     from cvat_sdk.auto_annotation import annotate_task as sdk_annotate_task
@@ -204,7 +204,7 @@ def annotate_task(client, task_id: int, detector: Detector, *,
     function = DetectorFunction(detector, mapping=plan, kinds=kinds, threshold=threshold,
                                 max_detections=max_detections, existing=existing, skip=skip)
     try:
-        sdk_annotate_task(client, task_id, function, pbar=progress,
+        sdk_annotate_task(client, task_id, function, pbar=_reporter(progress, where),
                           clear_existing=clear_existing, conf_threshold=threshold)
     except CvatkitError:
         raise  # the model or a frame, not the upload: says so itself (retrying won't help)
@@ -252,6 +252,28 @@ def annotate_project(client, project_id: int, detector: Detector, *,
             on_task(result)
         results.append(result)
     return results
+
+
+def _reporter(progress: Progress, where: str):
+    """``progress`` as the ``ProgressReporter`` that cvat-sdk's ``annotate_task`` reports
+    its frames to."""
+    from cvat_sdk.core.progress import ProgressReporter
+
+    class Reporter(ProgressReporter):
+        done = 0
+
+        def start2(self, total: int, *, desc: str | None = None, **kwargs) -> None:
+            self.done = 0
+            progress.start(desc or f"predicting {where}", total, unit=FRAMES)
+
+        def report_status(self, count: int) -> None:  # the count so far
+            self.advance(count - self.done)
+
+        def advance(self, delta: int) -> None:
+            self.done += delta
+            progress.advance(delta)
+
+    return Reporter()
 
 
 def _frames_to_skip(source: CvatServerSource, choice: str,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..work_folder import DEFAULT_WORKDIR
-from .common import hparams_text, model_and_hparams_args
+from .common import STORE_NAMESPACE_HELP, hparams_text, model_and_hparams_args
 
 
 def add_commands(sub) -> None:
@@ -70,7 +70,7 @@ def add_commands(sub) -> None:
     s.add_argument("--store", metavar="URI", required=True,
                    help="where the model is published: s3://bucket/prefix")
     s.add_argument("--store-namespace", metavar="NS", default="default",
-                   help="the model store's namespace (default 'default')")
+                   help=STORE_NAMESPACE_HELP + " (default 'default')")
     s.add_argument("--create-bucket", action="store_true",
                    help="create the S3 bucket if it does not exist")
     s.add_argument("--workdir", metavar="DIR",
@@ -105,7 +105,8 @@ def _pod_args(s: argparse.ArgumentParser) -> None:
     g.add_argument("--mount-path", metavar="PATH", required=True,
                    help="where the claim is mounted here; the pods mount it at the same "
                         "path, so run.json's paths hold in both")
-    g.add_argument("--namespace", metavar="NS", help="the Kubernetes namespace")
+    g.add_argument("--namespace", metavar="NS",
+                   help="the Kubernetes namespace (the model store's is --store-namespace)")
     g.add_argument("--node-selector", metavar="KEY=VALUE", action="append", default=[],
                    help="run on nodes with this label (repeatable)")
     g.add_argument("--toleration", metavar="KEY=VALUE:EFFECT", action="append", default=[],

@@ -1,4 +1,5 @@
-"""What the command groups share: the CVAT server option, progress bars, the error line."""
+"""What the command groups share: the CVAT server option, the model store's namespace,
+the error line."""
 
 from __future__ import annotations
 
@@ -32,17 +33,18 @@ def server_args(p: argparse.ArgumentParser, *, jobs: bool = False) -> None:
         g.add_argument("--jobs", default=AUTO, metavar="WHICH", help=JOBS_HELP)
 
 
-def bytes_bar(desc: str):
-    from tqdm import tqdm
-
-    return tqdm(unit="B", unit_scale=True, desc=desc, file=sys.stderr, disable=None)
+STORE_NAMESPACE_HELP = ("the model store's namespace: a team's or project's folder in "
+                        "the store, e.g. lab")
 
 
-def frames_bar(desc: str):
-    """A progress bar of frames on stderr (off when stderr is not a terminal)."""
-    from tqdm import tqdm
-
-    return tqdm(unit="frame", desc=desc, file=sys.stderr, disable=None)
+def store_namespace_arg(p: argparse.ArgumentParser) -> None:
+    """``--store-namespace NS``, required, and its older spelling ``--namespace``, which
+    the store's commands still take. (The cluster's commands take ``--namespace`` for the
+    Kubernetes namespace.)"""
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--store-namespace", metavar="NS", help=STORE_NAMESPACE_HELP)
+    g.add_argument("--namespace", metavar="NS", dest="store_namespace",
+                   help="the older name of --store-namespace")
 
 
 def model_and_hparams_args(s, file_help: str = "a file of key=value lines") -> None:

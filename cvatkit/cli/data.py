@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..errors import UsageError
 from .common import server_args
@@ -81,10 +80,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..cvat import open_source
     from ..dataset import prepare
+    from ..progress import ProgressBar
 
     masks = args.masks
     if args.model:
@@ -95,13 +93,10 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         masks = get_model(args.model).masks
     source = open_source(args.source, server_host=args.server_host, jobs=args.jobs)
     try:
-        total = source.summary().frames
-        with tqdm(total=total, unit="frame", desc="writing TFRecords", file=sys.stderr,
-                  disable=None, dynamic_ncols=True) as bar:
+        with ProgressBar() as bar:
             ds = prepare(source, args.out_dir, val_fraction=args.val_split, seed=args.seed,
                          masks=masks or "auto", overwrite=args.overwrite,
-                         strict=args.strict,
-                         progress=bar.update)
+                         strict=args.strict, progress=bar)
     finally:
         source.close()
     print(ds.report.format())

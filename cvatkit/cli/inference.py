@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from ..frame_choices import FRAME_CHOICES, FRAMES_HELP
 from ..errors import UsageError
-from .common import frames_bar, server_args
+from ..progress import ProgressBar
+from .common import server_args
 
 
 def add_commands(sub) -> None:
@@ -205,11 +205,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     detector = load_detector(args.model, labels=args.labels)
     frames = open_frames(args.frames, server_host=args.server_host)
     try:
-        with frames_bar("predicting") as bar:
+        with ProgressBar() as bar:
             predictions = predict(detector, frames, threshold=args.threshold,
                                   max_detections=args.max_detections,
                                   batch_size=args.batch_size, limit=args.limit,
-                                  keep_images=max(args.draw, 0), progress=bar.update)
+                                  keep_images=max(args.draw, 0), progress=bar)
             written = save_predictions(
                 predictions, args.out, labels=detector.labels.names,
                 task_labels=frames.labels.names if hasattr(frames, "labels") else (),
@@ -261,14 +261,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         plan = match_labels(detector.labels.names, source.labels.names, mapping=mapping,
                           drop_unmapped=True, task=source.description)
         print(plan.format(), flush=True)
-        with frames_bar("predicting") as bar:
+        with ProgressBar() as bar:
             predictions = [
                 replace(p, frame=replace(p.frame, shapes=plan.rename(
                     p.frame.shapes, keep_unmapped=not args.drop_unmapped)))
                 for p in predict(detector, source, threshold=min(SCORE_FLOOR, args.threshold),
                                  max_detections=args.max_detections,
                                  batch_size=args.batch_size, limit=args.limit,
-                                 progress=bar.update)]
+                                 progress=bar)]
         labels = [*plan.targets, *source.labels.names]
         if not args.drop_unmapped:
             labels += plan.dropped
@@ -325,12 +325,12 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     try:
         if args.tag is not None:  # the task's tag label, before predicting anything
             tag_source_frames(frames, args.tag, ())
-        with frames_bar("ranking") as bar:
+        with ProgressBar() as bar:
             ranking, shown = rank_frames(
                 detector, frames, threshold=args.threshold,
                 include_annotated=args.include_annotated,
                 max_detections=args.max_detections, batch_size=args.batch_size,
-                limit=args.limit, progress=bar.update,
+                limit=args.limit, progress=bar,
                 keep_images=args.top if args.gallery else 0)
         print(ranking.format(top=args.top))
         if args.out:
@@ -378,18 +378,16 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
                              "annotations file, or --dry-run N")
         source = open_export(args.source)
         try:
-            with frames_bar("predicting") as bar:
-                result = annotate_export(detector, source, args.out, progress=bar.update,
+            with ProgressBar() as bar:
+                result = annotate_export(detector, source, args.out, progress=bar,
                                          overwrite=args.overwrite, **common)
         finally:
             source.close()
     else:
-        from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
-
         from ..cvat import connect
 
         client = connect(args.server_host)
-        bar = DeferredTqdmProgressReporter({"file": sys.stderr, "disable": None})
+        bar = ProgressBar()
         try:
             if args.project is not None:
                 results = annotate_project(
@@ -402,6 +400,7 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
                 return 0
             result = annotate_task(client, args.task, detector, progress=bar, **common)
         finally:
+            bar.close()
             client.close()
     print(result.format(mapping=False))
     return 0

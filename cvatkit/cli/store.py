@@ -6,29 +6,30 @@ import argparse
 import sys
 import time
 
-from .common import bytes_bar
+from ..progress import ProgressBar
+from .common import store_namespace_arg
 
 
 def add_commands(sub) -> None:
     s = sub.add_parser(
         "publish", help="push a trained model to the model store (S3 or a folder)",
         description="Upload a completed run (SavedModel, checkpoints, label files, metrics, "
-        "run.json) as a new version under NAMESPACE/models/MODEL_KEY/VERSION/ of the store. "
+        "run.json) as a new version under NS/models/MODEL_KEY/VERSION/ of the store. "
         "S3 credentials come from the standard AWS configuration.")
     s.add_argument("run_dir", metavar="RUN_DIR")
     s.add_argument("--store", required=True, metavar="URI",
                    help="s3://bucket/prefix, or a local folder")
-    s.add_argument("--namespace", required=True, metavar="NS")
+    store_namespace_arg(s)
     s.add_argument("--model-key", metavar="KEY", help="default: the run's model key")
     s.add_argument("--create-bucket", action="store_true",
                    help="create the S3 bucket if it does not exist")
     s.set_defaults(func=_cmd_publish)
 
     s = sub.add_parser("list", help="list the models in the store",
-                       description="List the complete model versions of NAMESPACE, newest "
-                       "first, with labels, metrics and source task.")
+                       description="List the complete model versions in the store's "
+                       "namespace NS, newest first, with labels, metrics and source task.")
     s.add_argument("--store", required=True, metavar="URI")
-    s.add_argument("--namespace", required=True, metavar="NS")
+    store_namespace_arg(s)
     s.set_defaults(func=_cmd_list)
 
     s = sub.add_parser("pull", help="fetch a model version into a folder",
@@ -54,9 +55,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     from ..store import open_store, publish
 
     store = open_store(args.store, create_bucket=args.create_bucket)
-    with bytes_bar("uploading") as bar:
-        version = publish(args.run_dir, store, args.namespace, args.model_key,
-                          progress=bar.update)
+    with ProgressBar() as bar:
+        version = publish(args.run_dir, store, args.store_namespace, args.model_key,
+                          progress=bar)
     print(f"published {version.uri}")
     return 0
 
@@ -65,11 +66,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from ..store import list_models, open_store
 
     damaged: list[str] = []
-    versions = list_models(open_store(args.store), args.namespace, damaged=damaged)
+    versions = list_models(open_store(args.store), args.store_namespace, damaged=damaged)
     for message in damaged:  # the others are listed all the same
         print(f"note: left out: {message}", file=sys.stderr)
     if not versions:
-        print(f"no models in {args.store} namespace {args.namespace!r}")
+        print(f"no models in {args.store} namespace {args.store_namespace!r}")
     for v in versions:
         ap = ", ".join(f"{name} {v.metrics[key]:.3f}" for key, name in
                        (("ap", "AP"), ("ap50", "AP@0.5")) if key in v.metrics) \
@@ -83,8 +84,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_pull(args: argparse.Namespace) -> int:
     from ..store import pull
 
-    with bytes_bar("downloading") as bar:
-        path = pull(args.version, args.dest, progress=bar.update)
+    with ProgressBar() as bar:
+        path = pull(args.version, args.dest, progress=bar)
     print(f"pulled {args.version} into {path}")
     return 0
 

@@ -7,6 +7,7 @@ import argparse
 import sys
 import textwrap
 
+from ..progress import ProgressBar
 from ..run_progress import RunProgress
 from .common import hparams_text, model_and_hparams_args, say_error
 
@@ -171,12 +172,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.run_dir:
             check_run_dir(args.run_dir)  # before any download
         text, origin = hparams_text(args)
-        plan = plan_run(args.data, args.model or DEFAULT_MODEL, text, hparams_origin=origin,
-                        weights=args.weights, init_checkpoint=args.init_checkpoint,
-                        reinit_heads=args.reinit_heads,
-                        pretrained=args.pretrained, eval_data=args.eval_data,
-                        catalog=load_catalog(args.catalog), workers=args.workers,
-                        progress=_download_progress(), fetch=not args.plan)
+        with ProgressBar() as bar:
+            plan = plan_run(args.data, args.model or DEFAULT_MODEL, text,
+                            hparams_origin=origin, weights=args.weights,
+                            init_checkpoint=args.init_checkpoint,
+                            reinit_heads=args.reinit_heads,
+                            pretrained=args.pretrained, eval_data=args.eval_data,
+                            catalog=load_catalog(args.catalog), workers=args.workers,
+                            progress=bar, fetch=not args.plan)
         if args.plan:
             print(f"{plan.spec.key} on {plan.data.path} ({plan.data.train_frames} training "
                   f"frames), starting from {plan.weights}")
@@ -199,23 +202,6 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     Run(args.run_dir).spec()  # a clear error when RUN_DIR is no run
     return main(args.run_dir, resume=None)
-
-
-def _download_progress():
-    state: dict[str, object] = {}
-
-    def report(name: str, done: int, total: int | None) -> None:
-        from tqdm import tqdm
-
-        bar = state.get(name)
-        if bar is None:
-            bar = state[name] = tqdm(total=total, unit="B", unit_scale=True,
-                                     desc=f"downloading {name}", file=sys.stderr)
-        bar.update(done - bar.n)  # type: ignore[attr-defined]
-        if total is not None and done >= total:
-            bar.close()  # type: ignore[attr-defined]
-
-    return report
 
 
 def _follow(run) -> int:
@@ -275,8 +261,9 @@ def _cmd_export_pretrained(args: argparse.Namespace) -> int:
     from ..training import load_catalog
     from ..training.model_garden.export import export_pretrained
 
-    out = export_pretrained(args.key, args.out, nms=args.nms,
-                            catalog=load_catalog(args.catalog), progress=_download_progress())
+    with ProgressBar() as bar:
+        out = export_pretrained(args.key, args.out, nms=args.nms,
+                                catalog=load_catalog(args.catalog), progress=bar)
     print(f"exported the COCO-trained {args.key} to {out}")
     return 0
 

@@ -124,7 +124,8 @@ def render_workflow(job: WorkflowJob, options: ClusterOptions) -> dict[str, Any]
             "evaluate", run, f"cvat://{p['eval-task-id']}", "--json",
             f"{evaluation}/evaluation.json", "--plots", evaluation], cvat=True)
         publish = step("publish", [
-            "publish", run, "--store", p["store"], "--namespace", p["store-namespace"],
+            "publish", run, "--store", p["store"], "--store-namespace",
+            p["store-namespace"],
             *(["--create-bucket"] if job.create_bucket else [])], s3=True)
         annotate = step("annotate", [
             "annotate", run, "--task", p["annotate-task-id"]], cvat=True) \

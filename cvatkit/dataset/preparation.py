@@ -21,7 +21,7 @@ from ..errors import AnnotationError, CvatkitError, OutputExistsError, UsageErro
 from ..files import folder_written_aside, require_new_or_empty
 from ..label_files import write_label_files
 from ..processes import end_with_parent
-from ..progress import Progress, no_progress
+from ..progress import FRAMES, Progress, no_progress
 from ..records import Frame, LabelMap
 from .checks import Checker, Report
 from .folder import (DATASET_JSON, FORMAT_VERSION, REPORT_JSON, VAL_COCO_JSON, Dataset, is_dataset,
@@ -44,7 +44,7 @@ def prepare(source: Source, out_dir: str | os.PathLike[str], *,
 
     ``masks``: ``auto`` writes instance masks when the task has polygons or masks,
     ``always`` / ``never`` force it. ``strict`` turns dropped shapes into an error.
-    ``progress`` is called with the number of frames written since its last call.
+    ``progress`` is told of the frames written (``writing TFRecords``).
     ``reuse``: when ``out_dir`` already holds a dataset made with the same settings from
     the same annotations (frames, sizes, shapes and labels, compared by their digest),
     return it as it is (``reused``) instead of writing it again; else (with
@@ -98,6 +98,7 @@ def _prepare(source: Source, out: Path, pool, *, val_fraction: float, seed: int,
     report.train_frames, report.val_frames = len(splits["train"]), len(splits["val"])
     ids = {f.key: n for n, f in enumerate(frames, start=1)}
     with folder_written_aside(out) as tmp:
+        progress.start("writing TFRecords", len(frames), unit=FRAMES)
         formats: Counter[str] = Counter()
         files = {split: _write_split(source, tmp, split, subset, ids, include_masks, workers,
                                      pool, formats, progress)
@@ -152,7 +153,7 @@ def _write_split(source: Source, folder: Path, split: str, frames: list[Frame],
             writer.write(enc.example)
             formats[enc.image_format + (f" (re-encoded from {enc.reencoded_from})"
                                         if enc.reencoded_from else "")] += 1
-            progress(1)
+            progress.advance(1)
     finally:
         writer.close()
     return tuple(p.name for p in writer.paths)

@@ -21,7 +21,7 @@ from ..cvat import Source, open_source
 from ..errors import SourceError, UsageError
 from ..files import folder_written_aside, require_new_or_empty
 from ..images import decode_rgb
-from ..progress import Progress, no_progress
+from ..progress import FRAMES, Progress, no_progress
 from ..records import Frame, Shape
 from .detector import Detector, check_threshold
 
@@ -101,7 +101,8 @@ def predict(detector: Detector, frames: Source | Sequence[str | os.PathLike[str]
 
     ``only`` picks a task's frames to predict (the others are neither read nor
     predicted); ``limit`` stops after that many frames; ``keep_images`` keeps the decoded pixels of
-    the first that many frames (for pictures); ``progress`` is called with 1 per frame.
+    the first that many frames (for pictures); ``progress`` is told of the frames predicted
+    (``predicting``; how many in all when they are image files).
     """
     check_threshold(threshold)  # here, not when the first prediction is asked for
     if batch_size < 1 or max_detections < 1:
@@ -118,6 +119,11 @@ def _predict(detector: Detector, frames, threshold: float, max_detections: int,
              batch_size: int, polygons: bool, limit: int | None, keep_images: int,
              progress: Progress, workers: int,
              only: Callable[[Frame], bool] | None) -> Iterator[Prediction]:
+    total = None
+    if not _is_source(frames):
+        frames = image_files(frames)  # type: ignore[arg-type]
+        total = len(frames) if limit is None else min(len(frames), limit)
+    progress.start("predicting", total, unit=FRAMES)
     items = _items(frames)
     if only is not None:
         items = (item for item in items if item.frame is None or only(item.frame))
@@ -180,8 +186,12 @@ class _SizeGroups:
             yield self.done.pop(self.order.popleft())
 
 
+def _is_source(frames) -> bool:
+    return hasattr(frames, "read_image") and hasattr(frames, "frames")
+
+
 def _items(frames: Source | Sequence[str | os.PathLike[str]]) -> Iterator[_Item]:
-    if hasattr(frames, "read_image") and hasattr(frames, "frames"):
+    if _is_source(frames):
         source: Source = frames  # type: ignore[assignment]
         for i, frame in enumerate(source.frames()):
             yield _Item(frame, source.image_name(frame),
@@ -237,7 +247,7 @@ def _run(detector: Detector, batch: list[tuple[_Item, np.ndarray]], threshold: f
         frame = Frame(index=given.index if given else item.position,
                       name=given.name if given else item.name, width=width, height=height,
                       shapes=tuple(shapes), subset=given.subset if given else "")
-        progress(1)
+        progress.advance(1)
         yield Prediction(frame=frame, ground_truth=given.shapes if given else (),
                          image=image if item.position < keep_images else None)
 

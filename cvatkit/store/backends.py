@@ -35,7 +35,7 @@ class Store(Protocol):
     def put_files(self, files: Iterable[tuple[Path, str]], *,
                   progress: Progress = no_progress) -> None:
         """Upload (local path, key) pairs; an object appears only once it is whole.
-        ``progress`` is called with the bytes sent."""
+        ``progress`` advances by the bytes sent."""
         ...
 
     def put_bytes(self, key: str, data: bytes) -> None: ...
@@ -95,7 +95,7 @@ class LocalStore:
     def put_files(self, files, *, progress: Progress = no_progress) -> None:
         for path, key in files:
             copy_file(path, self._path(key))
-            progress(path.stat().st_size)
+            progress.advance(path.stat().st_size)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         write_bytes_file(self._path(key), data)
@@ -111,7 +111,7 @@ class LocalStore:
         if not self._path(key).is_file():
             raise StoreError(f"{self._path(key)} is missing from the store")
         copy_file(self._path(key), path)
-        progress(path.stat().st_size)
+        progress.advance(path.stat().st_size)
 
     def list(self, prefix: str) -> list[StoredObject]:
         base = self._path(prefix)
@@ -218,20 +218,17 @@ class S3Store:
         return StoreError(f"could not {doing} at {where}: {code or name}")
 
     def put_files(self, files, *, progress: Progress = no_progress) -> None:
-        from boto3.s3.transfer import TransferConfig, create_transfer_manager
-        from s3transfer.subscribers import BaseSubscriber
+        from boto3.s3.transfer import (ProgressCallbackInvoker, TransferConfig,
+                                       create_transfer_manager)
 
-        class _Progress(BaseSubscriber):
-            def on_progress(self, bytes_transferred, **kwargs):  # noqa: ARG002
-                progress(bytes_transferred)
-
+        sent = ProgressCallbackInvoker(progress.advance)
         config = TransferConfig(multipart_threshold=self.MULTIPART_THRESHOLD,
                                 multipart_chunksize=self.MULTIPART_THRESHOLD,
                                 max_concurrency=self.CONCURRENCY, use_threads=True)
         try:
             with create_transfer_manager(self._client, config) as manager:
                 futures = [manager.upload(str(path), self.bucket, self._key(key),
-                                          subscribers=[_Progress()])
+                                          subscribers=[sent])
                            for path, key in files]
                 for f in futures:
                     f.result()
@@ -265,7 +262,7 @@ class S3Store:
                                 max_concurrency=self.CONCURRENCY)
         try:
             self._client.download_file(self.bucket, self._key(key), str(path), Config=config,
-                                       Callback=progress)
+                                       Callback=progress.advance)
         except Exception as e:  # noqa: BLE001
             raise self._error(e, f"download {key}") from None
 

@@ -24,7 +24,7 @@ from ..errors import ChecksumError, StoreError, UsageError
 from ..files import (cache_root, folder_written_aside, inside, require_new_or_empty,
                      sha256_file)
 from ..label_files import CLASSES_CSV, LABEL_MAP_JSON, PBTXT
-from ..progress import Progress, no_progress
+from ..progress import BYTES, Progress, no_progress
 from ..runs import BEST, CHECKPOINTS, EXPORT, MODEL_JSON, SAVED_MODEL, Run
 from .backends import Store, open_store
 
@@ -55,7 +55,8 @@ class ModelVersion:
 
 def publish(run_dir: str | os.PathLike[str], store: Store, namespace: str,
             model_key: str | None = None, *, progress: Progress = no_progress) -> ModelVersion:
-    """Upload a completed run as a new version (or return the version it already is)."""
+    """Upload a completed run as a new version (or return the version it already is).
+    ``progress`` is told of the upload (``uploading``, in bytes)."""
     _check_name(namespace, "namespace")
     run = Run(run_dir)
     if not run.exists():
@@ -82,11 +83,13 @@ def publish(run_dir: str | os.PathLike[str], store: Store, namespace: str,
     if existing is not None:
         return _version(store, prefix, _manifest(existing, prefix + MANIFEST))
     present = {o.key: o.size for o in store.list(prefix)}
-    todo = [(path, prefix + key) for (path, key), size in zip(files, sizes)
+    todo = [(path, prefix + key, size) for (path, key), size in zip(files, sizes)
             if present.get(prefix + key) != size]
     with ThreadPoolExecutor(max_workers=2) as hashing:
         digests = [hashing.submit(sha256_file, path) for path, _ in files]
-        store.put_files(todo, progress=progress)
+        progress.start(f"uploading {model_key} {version}", sum(s for _, _, s in todo),
+                       unit=BYTES)
+        store.put_files([(path, key) for path, key, _ in todo], progress=progress)
         entries = [{"path": key, "size": size, "sha256": d.result()}
                    for (_, key), size, d in zip(files, sizes, digests)]
     manifest = _write_extras(store, prefix, run, spec, entries, {
@@ -169,7 +172,8 @@ def model_pages(store: Store, namespace: str, *, page: int = 50,
 
 def pull(uri: str, dest: str | os.PathLike[str] | None = None, *,
          progress: Progress = no_progress) -> Path:
-    """A version's files in a local folder (default: a cache), checksums verified."""
+    """A version's files in a local folder (default: a cache), checksums verified.
+    ``progress`` is told of the download (``downloading``, in bytes)."""
     store, prefix = _split_version_uri(uri)
     data = store.get_bytes(prefix + MANIFEST)
     if data is None:
@@ -181,6 +185,8 @@ def pull(uri: str, dest: str | os.PathLike[str] | None = None, *,
         return target
     require_new_or_empty(target, "pull into an empty or new folder")
     with folder_written_aside(target) as tmp:
+        progress.start(f"downloading {manifest['model_key']} {manifest['version']}",
+                       sum(e["size"] for e in manifest["files"]), unit=BYTES)
         for entry in manifest["files"]:
             local = inside(tmp, entry["path"], what=f"{uri}: {MANIFEST} names the file",
                            error=StoreError, fix="the store's copy is not to be trusted: "

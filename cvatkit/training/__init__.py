@@ -12,10 +12,10 @@ from .launcher import check_run_dir, resume_run, start_run, stop_run
 from .plan import (InitCheckpoint, RunPlan, check_request, check_start, plan_run,
                    resolve_init_checkpoint)
 from .resolution import Hyperparameters, default_value, recommended_steps, resolve
-from .weights import DownloadProgress, fetch_weights
+from .weights import fetch_weights
 
-__all__ = ["BUILT_IN", "BY_KEY", "COSTS", "DEFAULT_MODEL", "DownloadProgress", "FAMILIES",
-           "Hyperparameters", "InitCheckpoint", "MODEL_ALIASES", "ModelSpec", "PARAMS", "Param",
+__all__ = ["BUILT_IN", "BY_KEY", "COSTS", "DEFAULT_MODEL", "FAMILIES", "Hyperparameters",
+           "InitCheckpoint", "MODEL_ALIASES", "ModelSpec", "PARAMS", "Param",
            "RunPlan", "WEIGHT_KINDS", "Weights", "canonical_key", "check_request", "check_run_dir",
            "check_start",
            "convert", "count_gpus", "default_value", "describe_costs", "fetch_weights",

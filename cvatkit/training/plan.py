@@ -11,13 +11,13 @@ from pathlib import Path
 
 from ..dataset import Dataset, load_dataset
 from ..errors import DatasetError, HyperparameterError, UsageError
+from ..progress import Progress, no_progress
 from ..records import LabelMap
 from ..runs import BEST, CHECKPOINTS, Run, run_of_checkpoint
 from .catalog import WEIGHT_KINDS, ModelSpec, get_model, load_catalog
 from .devices import count_gpus
 from .hparams import parse_hparams
 from .resolution import Hyperparameters, resolve
-from .weights import DownloadProgress
 
 MAX_WORKERS = 64
 
@@ -64,7 +64,7 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
              reinit_heads: bool = False, pretrained: bool = False,
              eval_data: str | os.PathLike[str] | None = None,
              catalog: dict[str, ModelSpec] | None = None, gpus: int | None = None,
-             workers: int = 1, progress: DownloadProgress | None = None,
+             workers: int = 1, progress: Progress = no_progress,
              fetch: bool = True) -> RunPlan:
     """Check a run request and resolve it into a plan (nothing is written; with
     ``fetch`` False, published weights are named but not downloaded: ``init`` is None).

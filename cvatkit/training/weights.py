@@ -15,26 +15,24 @@ import json
 import tarfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 from ..addresses import redacted
 from ..errors import WeightsError
 from ..files import cache_root, copy_file, folder_written_aside, sha256_file
 from ..limits import ANSWER
+from ..progress import BYTES, Progress, no_progress
 from .catalog import Weights
 
 _CHUNK = 1 << 20
 _DONE = "complete.json"
-DownloadProgress = Callable[[str, int, "int | None"], object]
-"""Called with a file's name, its bytes so far and its size (None when not known): one
-progress bar per file."""
 
 
 def fetch_weights(weights: Weights, *, cache: Path | None = None,
-                  progress: DownloadProgress | None = None) -> Path:
+                  progress: Progress = no_progress) -> Path:
     """The local path of ``weights`` (a checkpoint prefix or an .h5 file), fetching them
-    on first use. ``progress`` reports each file's download."""
+    on first use. ``progress`` is told of each file's download (``downloading NAME``, in
+    bytes)."""
     if not weights.urls:
         raise WeightsError(f"{weights.description}: no files to fetch")
     key = hashlib.sha256("\n".join(weights.urls).encode()).hexdigest()[:16]
@@ -71,7 +69,7 @@ def dropped_files(cache: Path | None = None) -> Path:
     return (cache or cache_root()) / "weights" / "downloads"
 
 
-def _download(url: str, dest: Path, progress, drop: Path) -> str:
+def _download(url: str, dest: Path, progress: Progress, drop: Path) -> str:
     dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     try:
@@ -79,13 +77,13 @@ def _download(url: str, dest: Path, progress, drop: Path) -> str:
                 open(dest, "wb") as out:
             total = resp.headers.get("Content-Length")
             total = int(total) if total and total.isdigit() else None
+            progress.start(f"downloading {dest.name}", total, unit=BYTES)
             done = 0
             while chunk := resp.read(_CHUNK):
                 out.write(chunk)
                 digest.update(chunk)
                 done += len(chunk)
-                if progress:
-                    progress(dest.name, done, total)
+                progress.advance(len(chunk))
             if total is not None and done != total:
                 raise WeightsError(f"{redacted(url)}: the download stopped after {done} of "
                                    f"{total} bytes; try again. " + _instead(drop))

@@ -17,11 +17,13 @@ cvatkit and that tests drive directly, plus a widget that lays out its controls:
   mapping previewed first.
 - ``AppState`` / ``App``: the steps as tabs, passing results from one to the next.
 
+``TraitProgress`` shows a job's progress (``cvatkit.Progress``) on a state's traits.
 ``plain_errors()`` makes a notebook show cvatkit's errors as their message, without a
 traceback.
 """
 
 from ._errors import plain_errors
+from ._progress import TraitProgress
 from .annotate import AnnotatePanel, AnnotateState
 from .app import App, AppState
 from .data import DataPanel, DataState
@@ -34,4 +36,4 @@ from .publish import PublishPanel, PublishState
 __all__ = ["AnnotatePanel", "AnnotateState", "App", "AppState", "DataPanel", "DataState",
            "InferenceState", "InferenceViewer", "ModelPanel", "ModelState", "MonitorState",
            "PublishPanel", "PublishState", "RateLimiter", "RenderMeter", "RunMonitor",
-           "plain_errors"]
+           "TraitProgress", "plain_errors"]

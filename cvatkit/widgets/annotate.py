@@ -23,6 +23,7 @@ from cvatkit.inference import Detector, check_threshold, load_detector
 
 from ._background import Background
 from ._errors import error_html, pre_html, reports_errors
+from ._progress import TraitProgress
 from .data import DataState, task_row
 
 DRY_RUN_FRAMES = 5
@@ -51,7 +52,7 @@ class AnnotateState(HasTraits):
     mapping_preview = Unicode("", help="the mapping as text, shown before writing")
     previewed = Bool(False, help="the mapping was previewed for the current inputs")
     busy = Bool(False)
-    frames_done = Int(0, help="frames predicted so far by the current run (exports)")
+    frames_done = Int(0, help="frames predicted so far by the current run")
     result = Unicode("", help="what the last run wrote (or would write)")
     status = Unicode("")
     error = Unicode("", help="what went wrong last, as the user should read it")
@@ -106,6 +107,7 @@ class AnnotateState(HasTraits):
                           frames=None if self.clear_existing else self.frames,
                           dry_run=dry_run, on_mapping=self._show_mapping)
             what = "dry run" if dry_run is not None else "annotating"
+            progress = TraitProgress(self, "status", done="frames_done")
             if self.target == "export":
                 out = self.out_file.strip()
                 if dry_run is None and not out:
@@ -114,14 +116,17 @@ class AnnotateState(HasTraits):
                 source = self._open_export()
                 try:
                     self.status = f"{what}: {source.description} ..."
-                    result = annotate_export(detector, source, out or None,
-                                             progress=self._frame_done, **common)
+                    with progress:
+                        result = annotate_export(detector, source, out or None,
+                                                 progress=progress, **common)
                 finally:
                     source.close()
             else:
                 client, task_id = self._server_task()
                 self.status = f"{what}: task {task_id} ..."
-                result = annotate_task(client, task_id, detector, **common)
+                with progress:
+                    result = annotate_task(client, task_id, detector, progress=progress,
+                                           **common)
             self.last_result = result
             self.result = result.format(mapping=False)
             self.status = "dry run done: nothing was written" if dry_run is not None else (
@@ -144,10 +149,6 @@ class AnnotateState(HasTraits):
     def _show_mapping(self, plan: LabelMatch) -> None:
         self.mapping = plan
         self.mapping_preview = plan.format()
-
-    def _frame_done(self, n: int) -> None:
-        self.frames_done += n
-        self.status = f"predicting: {self.frames_done} frames done"
 
     def _detector(self) -> Detector:
         model = self.model.strip()

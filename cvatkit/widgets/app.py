@@ -11,7 +11,6 @@ be passed to the constructor.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from cvatkit.dataset import TrainingData, dataset_folder_name, prepare_training_
 from cvatkit.training import RunPlan
 
 from ._errors import error_text, log
+from ._progress import TraitProgress
 from .annotate import AnnotatePanel, AnnotateState
 from .data import DataPanel, DataState
 from .inference import InferenceState, InferenceViewer, run_frames
@@ -101,25 +101,18 @@ class AppState:
         if data.mode == "sample" and not data.sample_path and not data.use_sample():
             return None
         self.monitor.activity = f"preparing the dataset of {data.source_uri} ..."
-        written = [0, 0.0]
-
-        def advance(n: int) -> None:  # at most a few messages a second reach the page
-            written[0] += n
-            if time.monotonic() - written[1] >= 0.25:
-                written[1] = time.monotonic()
-                self.monitor.activity = (f"preparing the dataset of {data.source_uri}: "
-                                         f"{written[0]} frames written")
-
         split = self.model.values.get("val-split")  # the run's choice, else the default
-        if data.mode == "sample" and Path(data.sample_path).parent == self.work.sample:
-            prepared = prepare_training_data("sample", self.workdir, say=log.info,
-                                             progress=advance, masks=self.model.spec.masks,
-                                             val_split=split)
-            data.dataset_path = str(prepared.train)
-            return prepared
-        ds = data.prepare_dataset(self.dataset_dir, overwrite=True, reuse=True,
-                                  progress=advance, masks=self.model.spec.masks,
-                                  **({} if split is None else {"val_fraction": split}))
+        with TraitProgress(self.monitor, "activity",
+                           prefix=f"preparing the dataset of {data.source_uri}: ") as progress:
+            if data.mode == "sample" and Path(data.sample_path).parent == self.work.sample:
+                prepared = prepare_training_data("sample", self.workdir, say=log.info,
+                                                 progress=progress,
+                                                 masks=self.model.spec.masks, val_split=split)
+                data.dataset_path = str(prepared.train)
+                return prepared
+            ds = data.prepare_dataset(self.dataset_dir, overwrite=True, reuse=True,
+                                      progress=progress, masks=self.model.spec.masks,
+                                      **({} if split is None else {"val_fraction": split}))
         if ds is None:
             return None
         return TrainingData(train=ds.path, eval=None, test_source=None)
@@ -138,18 +131,14 @@ class AppState:
             if not self.model.set_data(path):
                 self.monitor.error = f"the model step: {self.model.message}"
                 return None
-            plan = self.model.plan(path, eval_data=prepared.eval, progress=self._downloading)
+            with TraitProgress(self.monitor, "activity") as progress:  # published weights
+                plan = self.model.plan(path, eval_data=prepared.eval, progress=progress)
             if plan is None:
                 self.monitor.error = f"the model step: {self.model.message}"
             return plan
         except Exception as e:  # noqa: BLE001  (the Start button must show, not raise)
             self.monitor.error = error_text(e)
             return None
-
-    def _downloading(self, name: str, done: int, total: int | None) -> None:
-        """A download's progress (the model's published weights, once) in the Train step."""
-        of = f" of {total / 1e6:.1f}" if total else ""
-        self.monitor.activity = f"downloading {name}: {done / 1e6:.1f}{of} MB"
 
     # -- wiring ---------------------------------------------------------------------------
 

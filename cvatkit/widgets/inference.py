@@ -33,6 +33,7 @@ from cvatkit.inference import (KINDS, SUSPECT_KINDS, Detector, Evaluation, Predi
 
 from ._background import Background
 from ._errors import error_html, error_text, log, reports_errors
+from ._progress import TraitProgress
 
 SHOWN = 12
 """Frames drawn in the gallery by default."""
@@ -150,14 +151,10 @@ class InferenceState(HasTraits):
         detector = self._load()
         self.frames_done = 0
         self.status = f"predicting {self.frames.strip()} ..."
-
-        def advance(n: int) -> None:
-            self.frames_done += n
-            self.status = f"predicting: {self.frames_done} frames done"
-
-        predicted = predict_frames(detector, self.frames, keep_images=self.count,
-                                   limit=self.limit or None, progress=advance,
-                                   client=self.client)
+        with TraitProgress(self, "status", done="frames_done") as progress:
+            predicted = predict_frames(detector, self.frames, keep_images=self.count,
+                                       limit=self.limit or None, progress=progress,
+                                       client=self.client)
         with self._lock:
             self._close_reader()
             self.predicted = predicted

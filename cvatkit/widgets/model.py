@@ -17,11 +17,12 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Dict, HasTraits, Int, List, Unicode, observe, validate
 
-from cvatkit import CHECKPOINTS, CvatkitError, LabelMap, Run, UsageError, list_runs
+from cvatkit import (CHECKPOINTS, CvatkitError, LabelMap, Progress, Run, UsageError, list_runs,
+                     no_progress)
 from cvatkit.dataset import Dataset, load_dataset
 from cvatkit.store import model_pages, open_store
-from cvatkit.training import (BUILT_IN, BY_KEY, DEFAULT_MODEL, PARAMS, DownloadProgress,
-                              ModelSpec, RunPlan, canonical_key, check_start, convert,
+from cvatkit.training import (BUILT_IN, BY_KEY, DEFAULT_MODEL, PARAMS, ModelSpec, RunPlan,
+                              canonical_key, check_start, convert,
                               count_gpus, default_value, format_value, get_model, line_values,
                               load_catalog, parse_hparams, plan_run, resolve, set_line)
 
@@ -167,11 +168,11 @@ class ModelState(HasTraits):
 
     @reports_errors("message")
     def plan(self, data_dir: str, *, eval_data: str | os.PathLike[str] | None = None,
-             progress: DownloadProgress | None = None) -> RunPlan | None:
+             progress: Progress = no_progress) -> RunPlan | None:
         """The checked plan of a run on the prepared dataset ``data_dir`` (evaluated on
         ``eval_data`` when given), or None with the reason in ``message``. (A store
-        version or published weights are downloaded here, once; ``progress`` reports the
-        download.)"""
+        version or published weights are downloaded here, once; ``progress`` is told of
+        the download.)"""
         plan = plan_run(data_dir, self.model, self.text,
                         weights=self.init_checkpoint.strip() or None, eval_data=eval_data,
                         catalog=self.catalog, gpus=self.gpus_detected, progress=progress)

@@ -10,7 +10,6 @@ Credentials are never fields here: the store uses the standard AWS configuration
 from __future__ import annotations
 
 import html
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from cvatkit.store import open_store, publish, run_files
 
 from ._background import Background
 from ._errors import error_html, reports_errors
+from ._progress import TraitProgress
 
 CREDENTIALS_NOTE = ("S3 credentials come from the standard AWS configuration: "
                     "AWS_PROFILE or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, and "
@@ -62,10 +62,6 @@ class PublishState(HasTraits):
     status = Unicode("")
     error = Unicode("", help="what went wrong last, as the user should read it")
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._lock = threading.Lock()
-
     @reports_errors()
     def publish(self) -> str:
         """Upload ``run_dir`` as a new version (or find the version it already is);
@@ -88,8 +84,10 @@ class PublishState(HasTraits):
                 self.total_bytes = upload_size(run_dir) if Path(run_dir).is_dir() else 0
                 self.sent_bytes, self.progress = 0, 0.0
             self.status = f"uploading {format_bytes(self.total_bytes)} to {store.uri} ..."
-            version = publish(run_dir, store, namespace, self.model_key.strip() or None,
-                              progress=self._sent)
+            with TraitProgress(self, None, done="sent_bytes", total="total_bytes",
+                               fraction="progress") as progress:
+                version = publish(run_dir, store, namespace, self.model_key.strip() or None,
+                                  progress=progress)
             with self.hold_trait_notifications():
                 self.progress = 1.0
                 self.published_uri = version.uri
@@ -101,15 +99,6 @@ class PublishState(HasTraits):
             return version.uri
         finally:
             self.busy = False
-
-    def _sent(self, n: int) -> None:
-        """The store's progress callback (any thread): ``n`` more bytes uploaded."""
-        with self._lock:
-            sent = self.sent_bytes + int(n)
-            total = max(self.total_bytes, sent, 1)
-            with self.hold_trait_notifications():
-                self.sent_bytes = sent
-                self.progress = min(sent / total, 1.0)
 
 
 class PublishPanel(W.VBox):

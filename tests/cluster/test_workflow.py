@@ -62,7 +62,8 @@ def test_the_whole_job_as_a_workflow(workflow, claim, pod_args, tmp_path):
     # workdir and create_bucket are fixed when rendering, run_name is the workflow's name)
     carried = {"source": "task-id", "task_id": "task-id", "model": "model",
                "weights": "weights", "hparams": "hparams", "hparams_file": "hparams",
-               "store": "store", "namespace": "store-namespace", "jobs": "jobs"}
+               "store": "store", "store_namespace": "store-namespace",
+               "namespace": "store-namespace", "jobs": "jobs"}
     assert set(carried) | {"interactive", "workdir", "create_bucket", "run_name"} \
         == _notebook_parameters()
     assert set(carried.values()) <= set(params)
@@ -80,7 +81,7 @@ def test_the_whole_job_as_a_workflow(workflow, claim, pod_args, tmp_path):
     assert containers["evaluate"]["args"][:3] == [
         "evaluate", run, "cvat://{{workflow.parameters.eval-task-id}}"]
     assert containers["publish"]["args"] == [
-        "publish", run, "--store", "{{workflow.parameters.store}}", "--namespace",
+        "publish", run, "--store", "{{workflow.parameters.store}}", "--store-namespace",
         "{{workflow.parameters.store-namespace}}", "--create-bucket"]
     assert containers["annotate"]["args"] == [
         "annotate", run, "--task", "{{workflow.parameters.annotate-task-id}}"]

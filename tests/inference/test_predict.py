@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 from fakes.saved_models import (DETECTIONS, frame_shift, model_garden_like, od_api_like,
                          unknown_signature)
+from fakes.progress import Recorder
 from helpers import folded
 
 from cvatkit import open_export
@@ -126,12 +127,12 @@ def test_predict_over_image_files_in_batches_of_mixed_sizes(models, frames_dir):
     calls = []
     real_call = detector.call
     detector.call = lambda batch: calls.append(batch.shape) or real_call(batch)
-    done = []
-    preds = list(predict(detector, [frames_dir], batch_size=2, progress=done.append))
+    done = Recorder()
+    preds = list(predict(detector, [frames_dir], batch_size=2, progress=done))
     assert [Path(p.frame.name).name for p in preds] == [f"f{i}.{'jpg' if i < 3 else 'png'}"
                                                         for i in range(5)]
     assert [p.frame.index for p in preds] == list(range(5))
-    assert len(done) == 5
+    assert done.starts == [("predicting", 5, "frame")] and done.advances == [1] * 5
     # batches of at most 2, never mixing frame sizes; the odd one goes last
     assert calls == [(2, 120, 160, 3), (2, 64, 96, 3), (1, 120, 160, 3)]
     shifts = set()

@@ -81,7 +81,7 @@ def test_train_notebook_runs_headless_on_a_cvat_task_and_publishes(sample_cvat, 
     nb = run_notebook("train.ipynb", tmp_path / "train.ipynb", tmp_path,
                       interactive=False, task_id=task, model=MODEL, hparams=TWO_STEPS,
                       weights="none", workdir="work", run_name="nb", store=str(store),
-                      namespace="team")
+                      store_namespace="team")
     text, _ = outputs(nb)
     assert f"preparing cvat://{task} on {server.url}" in text
     assert "step 2/2: loss" in text

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from fakes.progress import Recorder
 from helpers import MODEL, folded
 
 from cvatkit.cli import main
@@ -102,6 +103,37 @@ def test_publish_list_pull(store, tmp_path):
     assert pull(v.uri, tmp_path / "pulled") == dest  # already there
 
 
+def test_the_store_namespace_has_one_name_and_the_older_one_still_works(tmp_path, capsys):
+    """``--store-namespace`` names the store's namespace; ``--namespace``, its older name
+    in ``publish`` and ``list``, still works, and the help says what it is called now. In
+    the cluster commands ``--namespace`` is Kubernetes'."""
+    run = fake_run(tmp_path / "run")
+    store = str(tmp_path / "store")
+    assert main(["publish", str(run.path), "--store", store, "--store-namespace", "lab"]) == 0
+    assert main(["publish", str(run.path), "--store", store, "--namespace", "old"]) == 0
+    capsys.readouterr()
+    for namespace, spelling in (("lab", "--namespace"), ("old", "--store-namespace")):
+        assert main(["list", "--store", store, spelling, namespace]) == 0
+        assert f"/{namespace}/models/ssd-mobilenet-v2/" in capsys.readouterr().out
+    assert main(["list", "--store", store, "--store-namespace", "nobody"]) == 0
+    assert "namespace 'nobody'" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["list", "--store", store])
+    assert "--store-namespace" in capsys.readouterr().err
+    for command in ("publish", "list"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = folded(capsys.readouterr().out)
+        assert "--store-namespace NS the model store's namespace" in text
+        assert "--namespace NS the older name of --store-namespace" in text
+    with pytest.raises(SystemExit):
+        main(["cluster", "render", "workflow", "--help"])
+    text = folded(capsys.readouterr().out)
+    assert "--store-namespace NS the model store's namespace" in text
+    assert "--namespace NS the Kubernetes namespace (the model store's is --store-namespace)" \
+        in text
+
+
 def test_the_manifest_is_written_last(store, tmp_path):
     """A publish that breaks off leaves a version without its manifest: not listed, not
     pulled; publishing the run again completes it."""
@@ -114,7 +146,7 @@ def test_the_manifest_is_written_last(store, tmp_path):
             raise OSError("the network went away")
 
     with pytest.raises((OSError, StoreError)):
-        publish(run.path, store, "lab", progress=break_off)
+        publish(run.path, store, "lab", progress=Recorder(break_off))
     keys = [o.key for o in store.list("lab/")]
     assert keys and not any(k.endswith("/manifest.json") for k in keys)  # some files, no manifest
     assert list_models(store, "lab") == []
@@ -157,9 +189,9 @@ def test_big_file_goes_multipart(s3_env, tmp_path):
     run = fake_run(tmp_path / "run", big=110 * 1024 * 1024)
     bucket, prefix = _bucket().split("/")
     store = open_store(f"s3://{bucket}/{prefix}", create_bucket=True)
-    moved = []
-    v = publish(run.path, store, "lab", progress=moved.append)
-    assert sum(moved) >= 110 * 1024 * 1024
+    moved = Recorder()
+    v = publish(run.path, store, "lab", progress=moved)
+    assert moved.done == moved.starts[0][1] >= 110 * 1024 * 1024
     key = f"{prefix}/lab/models/ssd-mobilenet-v2/{v.version}/saved_model/variables/" \
           "variables.data-00000-of-00001"
     head = boto3.session.Session().client("s3").head_object(Bucket=bucket, Key=key)
@@ -242,7 +274,7 @@ def test_server_killed_during_publish_then_publish_again_completes(tmp_path, mon
                 stopped.append(True)
 
     with pytest.raises(StoreError, match="cannot reach|could not upload"):
-        publish(run.path, store, "lab", progress=kill_midway)
+        publish(run.path, store, "lab", progress=Recorder(kill_midway))
     cp = configparser.ConfigParser()
     cp.read(server.folder / "credentials")
     again = serve(tmp_path / "s3", access_key=cp["cvatkit-local"]["aws_access_key_id"],

@@ -11,6 +11,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from fakes.progress import Recorder
 from helpers import folded
 
 from cvatkit.errors import WeightsError
@@ -55,13 +56,13 @@ def test_archive_is_fetched_once_then_served_from_the_verified_cache(http, tmp_p
     with tarfile.open(root / "w.tar.gz", "w:gz") as tar:
         tar.add(tmp_path / "made", arcname="ckpt")
     weights = Weights(description="test weights", urls=(f"{url}/w.tar.gz",))
-    seen = []
-    path = fetch_weights(weights, cache=tmp_path / "cache",
-                         progress=lambda name, done, total: seen.append((name, done, total)))
+    seen = Recorder()
+    path = fetch_weights(weights, cache=tmp_path / "cache", progress=seen)
     assert path.name == "ckpt-7"
     np.testing.assert_array_equal(tf.train.load_checkpoint(str(path)).get_tensor(
         "v/.ATTRIBUTES/VARIABLE_VALUE"), [1.0, 2.0])
-    assert seen[-1][1] == seen[-1][2] == (root / "w.tar.gz").stat().st_size
+    size = (root / "w.tar.gz").stat().st_size
+    assert seen.starts == [("downloading w.tar.gz", size, "B")] and seen.done == size
     assert fetch_weights(weights, cache=tmp_path / "cache") == path
     assert requests == ["/w.tar.gz"]
     # A cached file that changed on disk is caught before it is used.
@@ -428,7 +429,7 @@ def test_a_wrong_weights_choice_is_named_before_anything_is_fetched(prepared, kw
 
 def test_the_app_shows_the_download_of_published_weights(http, tmp_path, prepared,
                                                          monkeypatch):
-    from cvatkit.widgets import App, ModelState
+    from cvatkit.widgets import App, ModelState, TraitProgress
 
     root, url, _ = http
     _checkpoint(tmp_path / "made", [1.0])
@@ -442,12 +443,13 @@ def test_the_app_shows_the_download_of_published_weights(http, tmp_path, prepare
                        text="image-size=128\nnum-steps=5")
     assert state.start_choices == ["imagenet", "none"]
     state.init_checkpoint = "imagenet"
-    seen = []
-    plan = state.plan(str(prepared.path), progress=lambda *a: seen.append(a))
+    app = App(workdir=tmp_path / "work", background=False, autopoll=False, gpus_detected=0)
+    shown = []
+    app.state.monitor.observe(lambda c: shown.append(c.new), names="activity")
+    with TraitProgress(app.state.monitor, "activity") as progress:  # as plan_training does
+        plan = state.plan(str(prepared.path), progress=progress)
     assert state.message == "" and plan.weights == "imagenet" and plan.init.kind == "imagenet"
     size = (root / "w.tar.gz").stat().st_size
-    assert seen[-1] == ("w.tar.gz", size, size)
-    app = App(workdir=tmp_path / "work", background=False, autopoll=False, gpus_detected=0)
-    app.state._downloading("w.tar.gz", 5_000_000, 20_000_000)
-    assert app.state.monitor.activity == "downloading w.tar.gz: 5.0 of 20.0 MB"
+    assert shown[0] == f"downloading w.tar.gz: 0.0 of {size / 1e6:.1f} MB"
+    assert shown[-1] == f"downloading w.tar.gz: {size / 1e6:.1f} of {size / 1e6:.1f} MB"
     app.close()

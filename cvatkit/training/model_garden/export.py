@@ -13,13 +13,13 @@ from ...dataset import Dataset
 from ...errors import RunError, UsageError
 from ...files import folder_written_aside, require_new_or_empty
 from ...label_files import write_label_files
+from ...progress import Progress, no_progress
 from ...records import LabelMap
 from ...runs import CHECKPOINTS, EXPORT, MODEL_JSON, RUN_JSON, SAVED_MODEL, TERMINAL, Run
 from ..catalog import ModelSpec
 from ..best import choose_export
 from ..hparams import EXPORT_CHECKPOINTS, NMS_KINDS
 from ..resolution import Hyperparameters
-from ..weights import DownloadProgress
 from .precision import float32_layers
 from .tracing import as_written, traced_plainly
 
@@ -136,7 +136,7 @@ def export_again(run: Run, *, nms: str | None = None, checkpoint: str | None = N
 
 def export_pretrained(key: str, out: str | os.PathLike[str], *, nms: str = "batched",
                       catalog: dict[str, ModelSpec] | None = None,
-                      progress: DownloadProgress | None = None) -> Path:
+                      progress: Progress = no_progress) -> Path:
     """The COCO-trained detector of catalog entry ``key`` as a SavedModel with COCO's
     label files, in ``out`` (a new or empty folder): a model to pre-annotate with before
     any training (``predict``, ``evaluate``, ``annotate --map person=pedestrian``)."""
