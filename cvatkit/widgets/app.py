@@ -5,8 +5,8 @@ dataset goes to the Model step's checks and to training; the run being watched b
 the model of the Inference step and the run to publish (and the model to pre-annotate
 with); the Data step's CVAT session and task list serve the Inference (``cvat://``
 frames) and Annotate steps. ``App`` shows the steps' panels in tabs. Everything a
-notebook's parameters cell gives (source, model, hyperparameters, store, namespace) can
-be passed to the constructor.
+notebook's parameters cell gives (source, model, hyperparameters, store, store namespace)
+can be passed to the constructor.
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ class AppState:
 
     def __init__(self, *, workdir: str | Path | None = None, source: str | None = None,
                  model: str | None = None, hparams: str | None = None,
-                 store: str | None = None, namespace: str | None = None,
+                 store: str | None = None, store_namespace: str | None = None,
                  gpus_detected: int | None = None, weights: str | None = None,
-                 jobs: str | None = None) -> None:
+                 jobs: str | None = None, namespace: str | None = None) -> None:
+        """``namespace`` is the older name of ``store_namespace``."""
         self.work = WorkFolder.at(workdir)
         self.workdir = self.work.path
         self.data = DataState(sample_dir=str(self.work.sample),
@@ -65,7 +66,8 @@ class AppState:
             self.model.init_checkpoint = str(weights)
         self.monitor = MonitorState(runs_root=str(self.work.runs))
         self.inference = InferenceState()
-        self.publish = PublishState(store=store or "", namespace=namespace or "")
+        self.publish = PublishState(store=store or "",
+                                    namespace=store_namespace or namespace or "")
         # One store and namespace for starting points and for publishing.
         link((self.publish, "store"), (self.model, "store"))
         link((self.publish, "namespace"), (self.model, "namespace"))
@@ -230,17 +232,20 @@ class App(W.VBox):
 
     ``workdir`` (default ``$CVATKIT_WORKDIR``, else ``cvatkit-work`` in the current
     folder) holds the sample task, the prepared datasets and the runs; the other
-    arguments prefill the steps (a notebook passes its parameters). ``background`` and
+    arguments prefill the steps (a notebook passes its parameters; ``namespace`` is the
+    older name of ``store_namespace``). ``background`` and
     ``autopoll`` are for tests: False runs every action in the caller's thread."""
 
     def __init__(self, *, workdir: str | Path | None = None, source: str | None = None,
                  model: str | None = None, hparams: str | None = None,
-                 store: str | None = None, namespace: str | None = None,
+                 store: str | None = None, store_namespace: str | None = None,
                  weights: str | None = None, background: bool = True,
                  autopoll: bool = True, gpus_detected: int | None = None,
-                 jobs: str | None = None, **kwargs: Any) -> None:
+                 jobs: str | None = None, namespace: str | None = None,
+                 **kwargs: Any) -> None:
         self.state = s = AppState(workdir=workdir, source=source, model=model,
-                                  hparams=hparams, store=store, namespace=namespace,
+                                  hparams=hparams, store=store,
+                                  store_namespace=store_namespace or namespace,
                                   gpus_detected=gpus_detected, weights=weights, jobs=jobs)
         self.data = DataPanel(s.data, background=background)
         self.model = ModelPanel(s.model, background=background)

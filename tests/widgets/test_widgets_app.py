@@ -424,7 +424,8 @@ def test_annotate_a_task_on_the_data_steps_server(run, cvat, tmp_path):
 def test_the_app_builds_with_prefilled_values(sample, tmp_path):
     app = App(workdir=tmp_path / "work", source=str(sample.task), model="frcnn-res50",
               hparams="num-steps=20\nbatch-size=2\n", store=str(tmp_path / "store"),
-              namespace="lab", background=False, autopoll=False, gpus_detected=0)
+              namespace="lab",  # the older name of store_namespace
+              background=False, autopoll=False, gpus_detected=0)
     assert app.tabs.titles == ("1. Data", "2. Model", "3. Train", "4. Inference",
                                "5. Publish")
     assert list(app.tabs.children[:4]) == [app.data, app.model, app.monitor, app.inference]
@@ -517,7 +518,7 @@ def test_store_versions_are_offered_as_starting_points_with_their_class_check(
     store = tmp_path / "store"
     version = publish(run.path, open_store(str(store)), "lab")
     ssd = run.spec()["model"]["key"]  # the published run's model
-    app = App(workdir=tmp_path / "work", store=str(store), namespace="lab", model=ssd,
+    app = App(workdir=tmp_path / "work", store=str(store), store_namespace="lab", model=ssd,
               background=False, autopoll=False)
     model = app.state.model
     assert (model.store, model.namespace) == (str(store), "lab")  # shared with Publish
