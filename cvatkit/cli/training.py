@@ -195,10 +195,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from ..runs import Run
+    from ..training import read_record
     from ..training.worker import main
 
-    Run(args.run_dir).spec()  # a clear error when RUN_DIR is no run
+    read_record(args.run_dir)  # a clear error when RUN_DIR is no run
     return main(args.run_dir, resume=None)
 
 
@@ -224,9 +224,9 @@ def _follow(run) -> int:
     from tqdm import tqdm
 
     from ..runs import EvalEvent, StatusEvent, StepEvent
-    from ..training import COSTS, describe_costs, stop_run
+    from ..training import describe_costs, read_record, stop_run
 
-    progress = RunProgress(run.status().total_steps or run.spec()["hparams"]["num-steps"])
+    progress = RunProgress(run.status().total_steps or read_record(run).hparams.num_steps)
     bar = tqdm(total=progress.total_steps, unit="step", desc="training", file=sys.stderr,
                disable=None, dynamic_ncols=True)
     started = time.monotonic()
@@ -252,14 +252,13 @@ def _follow(run) -> int:
         say_error(progress.failure(run.path))
         return 1
     exported = run.exported_evaluation() if progress.state == "completed" else None
+    record = read_record(run)
     if exported is not None:
-        frames = run.spec().get("eval_data") or run.spec()["data"]
-        print(f"{run.spec()['model']['key']}: COCO AP {exported.ap:.3f}, AP@0.5 "
-              f"{exported.ap50:.3f} on {frames['val_frames']} {exported.split} frames (step "
+        print(f"{record.model.key}: COCO AP {exported.ap:.3f}, AP@0.5 {exported.ap50:.3f} on "
+              f"{record.eval_frames.val_frames} {exported.split} frames (step "
               f"{exported.step}); {time.monotonic() - started:.0f} s")
-    costs = run.spec().get(COSTS)
-    if progress.state in ("completed", "stopped") and costs:
-        print(describe_costs(costs))
+    if progress.state in ("completed", "stopped") and record.costs is not None:
+        print(describe_costs(record.costs))
     return 0
 
 
@@ -325,7 +324,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _progress_of(run) -> RunProgress:
     """What a run's events and status add up to."""
-    progress = RunProgress(int(run.spec().get("hparams", {}).get("num-steps", 0) or 0))
+    from ..training import read_record
+
+    progress = RunProgress(read_record(run).hparams.num_steps)
     for event in run.events():
         progress.on_event(event)
     progress.on_status(run.status())

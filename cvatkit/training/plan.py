@@ -15,28 +15,11 @@ from ..runs import BEST, CHECKPOINTS, Run, run_of_checkpoint
 from .catalog import WEIGHT_KINDS, ModelSpec, get_model, load_catalog
 from .devices import count_gpus
 from .hparams import parse_hparams
+from .record import InitCheckpoint, read_record
 from .resolution import Hyperparameters, resolve
 from .weights import DownloadProgress
 
 MAX_WORKERS = 64
-
-
-@dataclass(frozen=True)
-class InitCheckpoint:
-    """Where a run's first weights come from."""
-
-    path: str
-    """A checkpoint prefix (or a Keras .h5 file)."""
-    kind: str
-    """'run' (an earlier cvatkit run or a store version), 'coco' or 'imagenet' (the
-    catalog entry's published weights)."""
-    modules: str = "all"
-    """What to load: 'all', 'backbone', 'backbone,decoder'."""
-    labels: tuple[str, ...] = ()
-    source: str = ""
-    num_classes: int = 0
-    """A published detector's class count (modules 'all'): the variables whose shape
-    depends on it start afresh when the task's differs."""
 
 
 @dataclass(frozen=True)
@@ -195,7 +178,7 @@ def resolve_init_checkpoint(path: str, spec: ModelSpec, data: Dataset, *,
         raise UsageError(
             f"{path} is not a cvatkit run or one of its checkpoints; give the folder of an "
             "earlier run (or its checkpoints/ckpt-N, or checkpoints/best)")
-    prev = Run(run_dir).spec()
+    prev = read_record(run_dir)
     if p in (run_dir, run_dir / CHECKPOINTS, run_dir / CHECKPOINTS / BEST) and \
             Run(run_dir).is_alive():
         raise UsageError(
@@ -217,13 +200,12 @@ def resolve_init_checkpoint(path: str, spec: ModelSpec, data: Dataset, *,
         prefix = str(p)
         if not Path(prefix + ".index").is_file():
             raise UsageError(f"{path}: no such checkpoint (expected {prefix}.index)")
-    labels = tuple(prev.get("labels", ()))
-    prev_model = prev.get("model", {})
-    built = (prev_model.get("family"), prev_model.get("backbone"))
+    labels = prev.labels
+    built = (prev.model.family, prev.model.backbone)
     if built != (spec.family, spec.backbone):
         raise UsageError(
             f"the checkpoint {prefix} is a {built[0]} on {built[1]} "
-            f"({prev_model.get('key')!r}); it cannot start {spec.key!r}, a {spec.family} on "
+            f"({prev.model.key!r}); it cannot start {spec.key!r}, a {spec.family} on "
             f"{spec.backbone}: pick a model with the same architecture")
     if len(labels) != len(data.labels) and not reinit_heads:
         raise UsageError(

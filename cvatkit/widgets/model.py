@@ -16,14 +16,14 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Dict, HasTraits, Int, List, Unicode, observe, validate
 
-from cvatkit import (CHECKPOINTS, CvatkitError, LabelMap, Run, UsageError, list_runs,
+from cvatkit import (CHECKPOINTS, CvatkitError, LabelMap, UsageError, list_runs,
                      run_of_checkpoint)
 from cvatkit.dataset import Dataset, load_dataset
 from cvatkit.store import is_version_uri, model_pages, open_store
 from cvatkit.training import (BUILT_IN, BY_KEY, DEFAULT_MODEL, PARAMS, WEIGHT_KINDS,
                               DownloadProgress, ModelSpec, RunPlan, canonical_key, convert,
                               count_gpus, default_value, format_value, get_model, line_values,
-                              load_catalog, parse_hparams, plan_run, resolve,
+                              load_catalog, parse_hparams, plan_run, read_record, resolve,
                               resolve_init_checkpoint, set_line)
 
 from ._background import Background
@@ -130,10 +130,10 @@ class ModelState(HasTraits):
         found = []
         for p in runs:  # a damaged run is left out; the others are offered
             try:
-                model = Run(p).spec().get("model", {})
+                model = read_record(p).model
             except CvatkitError:
                 continue
-            self._architectures[str(p)] = (model.get("family"), model.get("backbone"))
+            self._architectures[str(p)] = (model.family, model.backbone)
             found.append(str(p))
         self._add_choices(found)
         return found
@@ -312,7 +312,7 @@ class ModelState(HasTraits):
                 raise UsageError(
                     f"start from {path!r}: that is not a cvatkit run folder or one of its "
                     "checkpoints, nor a model-store version (s3://BUCKET/NS/models/KEY/VERSION)")
-            trained = tuple(Run(run_dir).spec().get("labels", ()))
+            trained = read_record(run_dir).labels
         if trained is None or labels is None:
             return ""
         if len(trained) != len(labels):
