@@ -55,9 +55,11 @@ def make_run(work: Path, size_mb: int) -> Path:
     rng, mb = random.Random(0), size_mb * 10**6
     run = Run(tmp)
     tmp.mkdir(parents=True)
-    run.write_spec({"created": "2026-11-20T10:00:00Z", "model": {"key": MODEL_KEY},
-                    "labels": ["cat", "dog"], "hparams": {"num-steps": 5000},
-                    "data": {"path": "/nowhere"}})
+    # what publishing reads of run.json: these fields, as the file has them
+    (tmp / "run.json").write_text(json.dumps({
+        "created": "2026-11-20T10:00:00Z", "model": {"key": MODEL_KEY},
+        "labels": ["cat", "dog"], "hparams": {"num-steps": 5000},
+        "data": {"path": "/nowhere"}}))
     run.append(EvalEvent(step=5000, time=0, ap=0.5, ap50=0.9, per_class={"cat": 0.4,
                                                                          "dog": 0.6}))
     sm, ck = tmp / "export" / "saved_model", tmp / "checkpoints"

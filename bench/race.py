@@ -165,11 +165,13 @@ def run_cvatkit(steps: int, default_steps: int, data: dict[str, Path], work: Pat
     cpu += cpu_seconds_of([sys.executable, "-m", "cvatkit", "worker", str(run)],
                           log=work / f"cvatkit-{steps}.log")
     wall = time.monotonic() - t0
-    spec = json.loads((run / "run.json").read_text())
+    from cvatkit.training import read_record
+
+    record = read_record(run)
     return {"tool": "cvatkit", "budget": f"{steps} steps", "cpu": cpu, "wall": wall,
-            "export": str((run / "export").resolve()), "model": spec["model"]["key"],
-            "image_size": spec["hparams"]["image-size"],
-            "costs": spec.get("costs", {}).get("cpu_s", {})}
+            "export": str((run / "export").resolve()), "model": record.model.key,
+            "image_size": record.hparams.image_size,
+            "costs": record.costs.cpu_s if record.costs is not None else {}}
 
 
 def ensure_yolo_venv() -> None:

@@ -1,6 +1,7 @@
 """The run directory: the only channel between a trainer process and any UI.
 
-``run.json`` is the resolved spec, ``status.json`` the current state, ``events.jsonl`` an
+``run.json`` is the run's record (``training.record``: what the run is, typed and
+versioned), ``status.json`` the current state, ``events.jsonl`` an
 append-only log of typed events (one JSON object per line), next to ``checkpoints/`` (the
 last few, and in ``checkpoints/best/`` the one whose evaluation gave the best AP),
 ``tensorboard/`` and, at the end, ``export/``. ``Run(path).follow()`` yields the events
@@ -159,6 +160,8 @@ class Run:
         return (self.path / RUN_JSON).is_file()
 
     def spec(self) -> dict[str, Any]:
+        """``run.json`` as it is written, a JSON object: what the store publishes. The
+        record it holds is read by ``cvatkit.training.read_record``."""
         try:
             TEXT.check((self.path / RUN_JSON).stat().st_size, str(self.path / RUN_JSON))
             spec = json.loads((self.path / RUN_JSON).read_text(encoding="utf-8"))
@@ -344,9 +347,6 @@ class Run:
         return out, offset + end
 
     # -- writing (the trainer) -----------------------------------------------------------
-
-    def write_spec(self, spec: dict[str, Any]) -> None:
-        write_text_file(self.path / RUN_JSON, json.dumps(spec, indent=2, default=str) + "\n")
 
     def set_status(self, state: str, *, step: int = 0, error: str = "",
                    total_steps: int = 0) -> None:

@@ -59,6 +59,34 @@ def hyperparameters(**values):
     return resolve(get_model(MODEL), given, data, gpus=0)[0]
 
 
+def run_record(*, labels=("a",), model=MODEL, **values):
+    """The record ``start_run`` writes of a run of ``model`` on a stand-in dataset of
+    ``labels`` (its folder need not exist), with the hyperparameters ``values``
+    (``num_steps=30``) over the tests' model's."""
+    from cvatkit.dataset import Dataset
+    from cvatkit.records import LabelMap
+    from cvatkit.training import RunRecord, Strategy, get_model
+
+    data = Dataset(path=Path("/nowhere/dataset"), labels=LabelMap.from_names(labels),
+                   train_frames=100, val_frames=10, val_fraction=0.1, include_masks=False)
+    hp = hyperparameters(**values)
+    return RunRecord(created="2026-11-20T10:00:00Z", model=get_model(model), hparams=hp,
+                     labels=tuple(labels), data=data,
+                     strategy=Strategy(num_clones=hp.num_clones, planned_workers=1))
+
+
+def write_run(path, **fields):
+    """A run folder at ``path`` holding the record ``run_record(**fields)`` and nothing
+    else (its ``Run``)."""
+    from cvatkit.runs import Run
+    from cvatkit.training import write_record
+
+    run = Run(path)
+    run.path.mkdir(parents=True, exist_ok=True)
+    write_record(run, run_record(**fields))
+    return run
+
+
 # -- tasks made for a rule: frames of given sizes with given boxes ---------------------------
 
 def box(label, x, y, w, h):

@@ -197,10 +197,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from ..runs import Run
+    from ..training import read_record
     from ..training.worker import main
 
-    Run(args.run_dir).spec()  # a clear error when RUN_DIR is no run
+    read_record(args.run_dir)  # a clear error when RUN_DIR is no run
     return main(args.run_dir, resume=None)
 
 
@@ -302,7 +302,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _progress_of(run) -> RunProgress:
     """What a run's events and status add up to."""
-    progress = RunProgress(int(run.spec().get("hparams", {}).get("num-steps", 0) or 0))
+    from ..training import read_record
+
+    progress = RunProgress(read_record(run).hparams.num_steps)
     for event in run.events():
         progress.on_event(event)
     progress.on_status(run.status())

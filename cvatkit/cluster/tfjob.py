@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import RunError, UsageError
 from ..runs import Run
+from ..training import RunRecord, read_record
 from . import pod
 from .options import ClusterOptions
 
@@ -37,12 +38,12 @@ def render_tfjob(run_dir: str | os.PathLike[str], options: ClusterOptions, *, wo
     if gpus_per_worker < 0:
         raise UsageError(f"--gpus-per-worker {gpus_per_worker}: give 0 (CPU only) or more")
     run = Run(run_dir)
-    spec = run.spec()
+    record = read_record(run)
     if run.status().state == "completed":
         raise RunError(f"the run {run.path} has completed; plan a new run to train on the "
                        "cluster")
     path = options.require_on_claim(run.path, "the run folder")
-    for what, where, hint in _paths_read(spec):
+    for what, where, hint in _paths_read(record):
         if not PurePosixPath(where).is_absolute():
             raise RunError(f"{run.path}/run.json names {what} as the relative path {where}, "
                            "which means nothing in a pod; plan the run again with absolute "
@@ -51,7 +52,7 @@ def render_tfjob(run_dir: str | os.PathLike[str], options: ClusterOptions, *, wo
             options.require_on_claim(where, f"{what} of {run.path}:")
         except UsageError as e:
             raise UsageError(f"{e}{hint}") from None
-    _check_strategy(spec, run.path, workers, gpus_per_worker)
+    _check_strategy(record, run.path, workers, gpus_per_worker)
     job = job_name(run.path) if name is None else check_job_name(name)
     container = {
         "name": CONTAINER,
@@ -108,29 +109,27 @@ def check_job_name(name: str) -> str:
     return name
 
 
-def _paths_read(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
+def _paths_read(record: RunRecord) -> list[tuple[str, str, str]]:
     """What the trainer reads besides its run folder: (what, path, a hint where it is not
     on the claim)."""
-    out = [("the data", spec["data"]["path"], "")]
-    if spec.get("eval_data"):
-        out.append(("the evaluation data", spec["eval_data"]["path"], ""))
-    init = spec.get("init") or {}
-    if init.get("path"):
-        cached = init.get("kind") in ("coco", "imagenet") or str(spec.get("weights", "")) \
-            .startswith("s3://")
-        out.append(("the starting checkpoint", init["path"], (
+    out = [("the data", str(record.data.path), "")]
+    if record.eval_data is not None:
+        out.append(("the evaluation data", str(record.eval_data.path), ""))
+    init = record.init
+    if init is not None and init.path:
+        cached = init.kind in ("coco", "imagenet") or record.weights.startswith("s3://")
+        out.append(("the starting checkpoint", init.path, (
             "; published weights and store versions are downloaded to $CVATKIT_CACHE: set "
             "it to a folder on the claim and render again") if cached else ""))
     return out
 
 
-def _check_strategy(spec: dict[str, Any], run_dir, workers: int, gpus: int) -> None:
-    strategy = spec.get("strategy") or {}
-    planned = strategy.get("planned_workers", strategy.get("workers"))
-    if planned is not None and int(planned) != workers:
+def _check_strategy(record: RunRecord, run_dir, workers: int, gpus: int) -> None:
+    planned = record.strategy.planned_workers
+    if planned != workers:
         raise UsageError(f"the run {run_dir} was planned for {planned} workers, not "
                          f"--workers {workers}; plan it again with --workers {workers}")
-    clones = int(spec.get("hparams", {}).get("num-clones", 1) or 1)
+    clones = record.hparams.num_clones
     if clones > max(gpus, 1):
         raise UsageError(f"the run {run_dir} trains on num-clones={clones} GPUs per worker "
                          f"but --gpus-per-worker is {gpus}; give --gpus-per-worker {clones} "

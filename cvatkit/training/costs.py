@@ -13,8 +13,9 @@ process: ``time.process_time``) and wall seconds.
 - ``other``: the rest (events, summaries, status), so that the phases add up to all the
   process spent.
 
-``run.json`` keeps them under ``costs`` (a resumed run adds its process's to them), so the
-trade-offs of a recipe are visible: ``cvatkit train`` prints them at the end.
+The run's record keeps them (``RunRecord.costs``, a ``PhaseCosts``; a resumed run adds
+its process's to them), so the trade-offs of a recipe are visible: ``cvatkit train``
+prints them at the end.
 """
 
 from __future__ import annotations
@@ -23,26 +24,40 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..processes import start_time
 
 PHASES = ("start-up", "tracing", "steps", "checkpoints", "evaluation", "export", "other")
-COSTS = "costs"
-"""The key of ``run.json`` they are kept under."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseCosts:
+    """What a run's trainer processes have spent, phase by phase (``PHASES``)."""
+
+    cpu_s: dict[str, float]
+    """CPU-seconds by phase."""
+    wall_s: dict[str, float]
+    """Wall seconds by phase."""
+    steps: int = 0
+    """The training steps they took."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cpu_s": dict(self.cpu_s), "wall_s": dict(self.wall_s), "steps": self.steps}
 
 
 class Costs:
     """CPU and wall seconds per phase of this process, plus what earlier processes of the
-    same run spent (``before``: ``run.json``'s ``costs``)."""
+    same run spent (``before``: the run record's ``costs``)."""
 
-    def __init__(self, before: dict[str, Any] | None = None) -> None:
+    def __init__(self, before: PhaseCosts | None = None) -> None:
         self.cpu = dict.fromkeys(PHASES, 0.0)
         self.wall = dict.fromkeys(PHASES, 0.0)
         self.steps = 0
         self._first: tuple[float, float, int] | None = None  # cpu, wall, steps
-        self._before = before if isinstance(before, dict) else {}
+        self._before = before or PhaseCosts(cpu_s={}, wall_s={})
         self._mark = (time.process_time(), time.perf_counter())
         self.cpu["start-up"] = self._mark[0]  # the process's CPU time so far
         self.wall["start-up"] = _age()
@@ -74,7 +89,7 @@ class Costs:
         self.wall["steps"] += wall
         self.steps += steps
 
-    def to_json(self) -> dict[str, Any]:
+    def spent(self) -> PhaseCosts:
         """CPU and wall seconds per phase, this process's added to ``before``'s."""
         cpu, wall = dict(self.cpu), dict(self.wall)
         steps = self.steps
@@ -87,13 +102,11 @@ class Costs:
             cpu["steps"] += first_cpu - cpu["tracing"]
             wall["steps"] += first_wall - wall["tracing"]
             steps += first_steps
-        old_cpu = self._before.get("cpu_s") or {}
-        old_wall = self._before.get("wall_s") or {}
-        return {
-            "cpu_s": {p: round(cpu[p] + float(old_cpu.get(p, 0.0)), 2) for p in PHASES},
-            "wall_s": {p: round(wall[p] + float(old_wall.get(p, 0.0)), 2) for p in PHASES},
-            "steps": steps + int(self._before.get("steps", 0) or 0),
-        }
+        old = self._before
+        return PhaseCosts(
+            cpu_s={p: round(cpu[p] + old.cpu_s.get(p, 0.0), 2) for p in PHASES},
+            wall_s={p: round(wall[p] + old.wall_s.get(p, 0.0), 2) for p in PHASES},
+            steps=steps + old.steps)
 
     def _lap(self) -> tuple[float, float]:
         cpu, wall = time.process_time(), time.perf_counter()
@@ -107,11 +120,10 @@ class Costs:
         self.wall[name] += wall
 
 
-def describe_costs(costs: dict[str, Any]) -> str:
-    """``CPU-seconds: start-up 35, tracing 12, steps 354 (...)`` from ``to_json()``."""
-    cpu = costs.get("cpu_s") or {}
-    total = sum(float(v) for v in cpu.values())
-    parts = ", ".join(f"{p} {float(cpu.get(p, 0)):.0f}" for p in PHASES)
+def describe_costs(costs: PhaseCosts) -> str:
+    """``CPU-seconds: start-up 35, tracing 12, steps 354 (...)``."""
+    total = sum(costs.cpu_s.values())
+    parts = ", ".join(f"{p} {costs.cpu_s.get(p, 0.0):.0f}" for p in PHASES)
     return f"CPU-seconds: {parts} (total {total:.0f})"
 
 

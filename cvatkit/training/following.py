@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 from ..run_progress import RunProgress
 from ..runs import Event, Run
-from .costs import COSTS, describe_costs
+from .costs import describe_costs
 from .launcher import stop_run
+from .record import read_record
 
 Show = Callable[[Event, RunProgress], object]
 Say = Callable[[str], object]
@@ -23,9 +24,7 @@ def follow_run(run: Run, show: Show, *, say: Say = print, poll: float = 0.5) -> 
     """Hand every event of ``run`` to ``show`` until the run ends, and return its
     progress; an interrupt while following stops the run (its last checkpoint kept, to
     resume) and ``say`` tells so."""
-    total = run.status().total_steps or int(
-        run.spec().get("hparams", {}).get("num-steps", 0) or 0)
-    progress = RunProgress(total)
+    progress = RunProgress(run.status().total_steps or read_record(run).hparams.num_steps)
     try:
         for event in run.follow(poll=poll):
             progress.on_event(event)
@@ -41,15 +40,12 @@ def run_summary(run: Run, progress: RunProgress) -> list[str]:
     """What the ended run came to: its export's COCO AP on the frames it was evaluated
     on, and what it cost (CPU-seconds per phase). None of it for a failed run."""
     out = []
-    spec = run.spec()
+    record = read_record(run)
     exported = run.exported_evaluation() if progress.state == "completed" else None
     if exported is not None:
-        frames = spec.get("eval_data") or spec.get("data") or {}
-        out.append(f"{spec.get('model', {}).get('key', 'the model')}: COCO AP "
-                   f"{exported.ap:.3f}, AP@0.5 {exported.ap50:.3f} on "
-                   f"{frames.get('val_frames', '?')} {exported.split} frames (step "
-                   f"{exported.step})")
-    costs = spec.get(COSTS)
-    if progress.state in ("completed", "stopped") and costs:
-        out.append(describe_costs(costs))
+        out.append(f"{record.model.key}: COCO AP {exported.ap:.3f}, AP@0.5 "
+                   f"{exported.ap50:.3f} on {record.eval_frames.val_frames} {exported.split} "
+                   f"frames (step {exported.step})")
+    if progress.state in ("completed", "stopped") and record.costs is not None:
+        out.append(describe_costs(record.costs))
     return out

@@ -18,9 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from ..errors import RunError, UsageError
 from ..files import require_new_or_empty
@@ -28,6 +26,7 @@ from ..logs import trainer_environment
 from ..runs import RUN_JSON, STATUS_JSON, TERMINAL, TRAINER_LOG, Run
 from .multiworker import STOP_FILE, TF_CONFIG, WORKERS_JSON, local_cluster
 from .plan import RunPlan
+from .record import RunRecord, Strategy, read_record, write_record
 
 
 def start_run(plan: RunPlan, run_dir: str | os.PathLike[str], *, detach: bool = True,
@@ -53,7 +52,7 @@ def start_run(plan: RunPlan, run_dir: str | os.PathLike[str], *, detach: bool = 
     made = not run.path.exists()
     try:
         run.path.mkdir(parents=True, exist_ok=True)
-        run.write_spec(_spec_json(plan, workers))
+        write_record(run, _record_of(plan, workers))
         if not launch:
             run.set_status("queued", total_steps=plan.hparams.num_steps)
             return run
@@ -79,7 +78,7 @@ def resume_run(run_dir: str | os.PathLike[str]) -> Run:
     if run.status().state == "completed":
         raise RunError(f"the run {run.path} has completed; start a new run from it with "
                        f"--init-checkpoint {run.path}")
-    step, total = run.status().step, run.spec()["hparams"]["num-steps"]
+    step, total = run.status().step, read_record(run).hparams.num_steps
     (run.path / STOP_FILE).unlink(missing_ok=True)
     run.set_status("starting", step=step, total_steps=total)
     try:
@@ -140,7 +139,7 @@ def trainer_command(run_dir: str | os.PathLike[str], *, resume: bool = False) ->
 
 def _spawn(run: Run, *, resume: bool) -> Run:
     """Start the run's trainer, or its workers (the chief's pid is the run's)."""
-    workers = int(run.spec().get("strategy", {}).get("planned_workers", 1))
+    workers = read_record(run).strategy.planned_workers
     env = trainer_environment({**os.environ, "PYTHONUNBUFFERED": "1"})
     env.pop(TF_CONFIG, None)
     configs = local_cluster(workers) if workers > 1 else [None]
@@ -169,7 +168,8 @@ def _spawn(run: Run, *, resume: bool) -> Run:
     return run
 
 
-def _spec_json(plan: RunPlan, workers: int = 1) -> dict[str, Any]:
+def _record_of(plan: RunPlan, workers: int = 1) -> RunRecord:
+    """The record of a new run of ``plan`` on ``workers`` workers."""
     from importlib import metadata
 
     versions = {}
@@ -178,18 +178,10 @@ def _spec_json(plan: RunPlan, workers: int = 1) -> dict[str, Any]:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             pass
-    return {
-        "format": 1,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "model": asdict(plan.spec),
-        "hparams": plan.hparams.to_dict(),
-        "hparams_text": plan.hparams_text,
-        "notes": list(plan.notes),
-        "labels": list(plan.data.labels.names),
-        "data": plan.data.to_json(),
-        "eval_data": plan.eval_data.to_json() if plan.eval_data else None,
-        "weights": plan.weights,
-        "init": asdict(plan.init) if plan.init else None,
-        "strategy": {"num_clones": plan.hparams.num_clones, "planned_workers": workers},
-        "versions": versions,
-    }
+    return RunRecord(
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), model=plan.spec,
+        hparams=plan.hparams, hparams_text=plan.hparams_text, notes=tuple(plan.notes),
+        labels=plan.data.labels.names, data=plan.data, eval_data=plan.eval_data,
+        weights=plan.weights, init=plan.init,
+        strategy=Strategy(num_clones=plan.hparams.num_clones, planned_workers=workers),
+        versions=versions)

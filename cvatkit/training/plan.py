@@ -17,27 +17,10 @@ from ..runs import BEST, CHECKPOINTS, Run, run_of_checkpoint
 from .catalog import WEIGHT_KINDS, ModelSpec, get_model, load_catalog
 from .devices import count_gpus
 from .hparams import parse_hparams
+from .record import InitCheckpoint, read_record
 from .resolution import Hyperparameters, resolve
 
 MAX_WORKERS = 64
-
-
-@dataclass(frozen=True)
-class InitCheckpoint:
-    """Where a run's first weights come from."""
-
-    path: str
-    """A checkpoint prefix (or a Keras .h5 file)."""
-    kind: str
-    """'run' (an earlier cvatkit run or a store version), 'coco' or 'imagenet' (the
-    catalog entry's published weights)."""
-    modules: str = "all"
-    """What to load: 'all', 'backbone', 'backbone,decoder'."""
-    labels: tuple[str, ...] = ()
-    source: str = ""
-    num_classes: int = 0
-    """A published detector's class count (modules 'all'): the variables whose shape
-    depends on it start afresh when the task's differs."""
 
 
 @dataclass(frozen=True)
@@ -280,12 +263,11 @@ def _run_checkpoint(path: str) -> tuple[Path, str]:
 
 def _trained_labels(run_dir: Path, prefix: str, spec: ModelSpec) -> tuple[str, ...]:
     """The labels the run was trained on; refused when its model cannot start ``spec``."""
-    prev = Run(run_dir).spec()
-    prev_model = prev.get("model", {})
-    built = (prev_model.get("family"), prev_model.get("backbone"))
+    prev = read_record(run_dir)
+    built = (prev.model.family, prev.model.backbone)
     if built != (spec.family, spec.backbone):
         raise UsageError(
             f"the checkpoint {prefix} is a {built[0]} on {built[1]} "
-            f"({prev_model.get('key')!r}); it cannot start {spec.key!r}, a {spec.family} on "
+            f"({prev.model.key!r}); it cannot start {spec.key!r}, a {spec.family} on "
             f"{spec.backbone}: pick a model with the same architecture")
-    return tuple(prev.get("labels", ()))
+    return tuple(prev.labels)

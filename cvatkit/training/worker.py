@@ -17,16 +17,14 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
-from ..dataset import Dataset
 from ..errors import CvatkitError
 from ..runs import CHECKPOINTS, EXPORT, EvalEvent, Run, StatusEvent, StepEvent
 from .best import BestKeeper, Exported, choose_export
-from .catalog import ModelSpec
-from .costs import COSTS, Costs
+from .costs import Costs
 from .multiworker import (
     STOP_FILE,
     ChiefEvaluations,
@@ -38,6 +36,7 @@ from .multiworker import (
     read_role,
     worker_failure,
 )
+from .record import RunRecord, read_record, update_record, write_record
 from .resolution import Hyperparameters
 
 _stop_requested = False
@@ -58,7 +57,7 @@ def main(run_dir: str, *, resume: bool | None = False) -> int:
     shared = own = Run(run_dir)
     try:
         role = read_role()
-        spec = shared.spec()
+        record = read_record(shared)
         if resume is None:
             if shared.written_status().state == "completed":
                 print(f"cvatkit: {shared.path} has completed; nothing to do", file=sys.stderr)
@@ -66,8 +65,8 @@ def main(run_dir: str, *, resume: bool | None = False) -> int:
             resume = shared.latest_checkpoint() is not None
         if role is not None and not role.is_chief:
             own = Run(private_folder(shared.path, role))
-            own.write_spec(spec)
-        state = _train(own, spec, resume=resume, shared=shared, role=role)
+            write_record(own, record)
+        state = _train(own, record, resume=resume, shared=shared, role=role)
         if role is not None:  # the worker's own last words, in its log
             print(f"cvatkit: {role.name()} of {role.workers} ended {state} at step "
                   f"{own.written_status().step}", file=sys.stderr, flush=True)
@@ -232,8 +231,8 @@ class CostedLoop:
 
 
 def record_costs(run: Run, costs: Costs) -> None:
-    """Keep the costs so far in ``run.json`` (``costs.py``)."""
-    run.write_spec({**run.spec(), COSTS: costs.to_json()})
+    """Keep the costs so far in the run's record (``costs.py``)."""
+    update_record(run, costs=costs.spent())
 
 
 def end_run(loop: Loop, run: Run, hp: Hyperparameters, outcome: Outcome, *,
@@ -277,18 +276,13 @@ def end_run(loop: Loop, run: Run, hp: Hyperparameters, outcome: Outcome, *,
 # -- the real thing --------------------------------------------------------------------------
 
 
-def _train(run: Run, spec_json: dict[str, Any], *, resume: bool, shared: Run | None = None,
+def _train(run: Run, record: RunRecord, *, resume: bool, shared: Run | None = None,
            role: Role | None = None) -> str:
     """Train ``run``: the run folder, or under ``role`` a worker's private copy of the
     ``shared`` one (where the stop file is looked for and the chief's checkpoints are)."""
     shared = shared or run
-    spec = ModelSpec.from_json(spec_json["model"])
-    hp = Hyperparameters.from_dict(spec_json["hparams"])
-    data = Dataset.from_json(spec_json["data"])
-    evald = Dataset.from_json(spec_json["eval_data"]) if spec_json.get("eval_data") else None
-    init = spec_json.get("init") or None
-    labels = tuple(spec_json["labels"])
-    costs = Costs(spec_json.get(COSTS) if resume else None)
+    spec, hp, init, labels = record.model, record.hparams, record.init, record.labels
+    costs = Costs(record.costs if resume else None)
 
     run.set_status("starting", step=run.status().step, total_steps=hp.num_steps)
     if resume:  # what a killed save left half-written is no checkpoint
@@ -298,7 +292,7 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool, shared: Run | N
 
     if resume and run is not shared:
         copy_latest_checkpoint(shared.path / CHECKPOINTS, run.path / CHECKPOINTS)
-    mg = ModelGardenLoop(run, spec, hp, data, evald, init)
+    mg = ModelGardenLoop(run, spec, hp, record.data, record.eval_data, init)
     step = mg.step()
     replicas = mg.strategy.num_replicas_in_sync
     if hp.batch_size % replicas:
@@ -309,18 +303,16 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool, shared: Run | N
     where = (f"on {replicas} replicas ({kind}"
              + (f", {workers} workers" if workers > 1 else "") + ")" if replicas > 1
              else "on one device")
-    spec_json["strategy"] = {
-        **spec_json.get("strategy", {}), "kind": kind,
-        "workers": workers, "replicas": replicas, "global_batch": hp.batch_size,
-        "per_replica_batch": hp.batch_size // replicas}
-    run.write_spec(spec_json)
+    record = replace(record, strategy=replace(
+        record.strategy, kind=kind, workers=workers, replicas=replicas,
+        global_batch=hp.batch_size, per_replica_batch=hp.batch_size // replicas))
+    write_record(run, record)
     started = f"started {where}"
-    if mg.init_report is not None:
-        loaded = mg.init_report.summary(init.get("source") or init["path"])
+    if mg.init_report is not None and init is not None:
+        loaded = mg.init_report.summary(init.source or init.path)
         print(f"cvatkit: {loaded}", file=sys.stderr, flush=True)  # into trainer.log
         started += "; " + loaded
-        spec_json["init"] = {**init, **mg.init_report.to_json()}
-        run.write_spec(spec_json)
+        write_record(run, replace(record, init_loaded=mg.init_report))
     resumed = f"resumed from step {step} {where}"
     kept = run.best_checkpoint() if resume else None
     if kept is not None:
@@ -361,7 +353,8 @@ def _train(run: Run, spec_json: dict[str, Any], *, resume: bool, shared: Run | N
         export_run(run, mg.experiment, exported.checkpoint, labels, about=exported.about())
 
     state = end_run(loop, run, hp, outcome, labels=labels, can_evaluate=mg.can_evaluate,
-                    best=best, export=export, split="test" if evald else "val", costs=costs)
+                    best=best, export=export, split="test" if record.eval_data else "val",
+                    costs=costs)
     if run is shared:  # every worker has ended at this step: a request is answered
         stop_file.unlink(missing_ok=True)
     return state

@@ -23,13 +23,14 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Bool, Bytes, Float, HasTraits, Instance, Int, List, Unicode, observe
 
-from cvatkit import CvatkitError, Run, UsageError
+from cvatkit import CvatkitError, UsageError
 from cvatkit.cvat import TASK_ZIP, TEST_ZIP
 from cvatkit.dataset import load_dataset
 from cvatkit.inference import (KINDS, SUSPECT_KINDS, Detector, Evaluation, Predicted,
                                Prediction, Review, confusion_figure, frame_pixels,
                                gallery_figure, label_colors, load_detector, open_frames,
                                pr_curves_figure, predict_frames)
+from cvatkit.training import read_record
 
 from ._background import Background
 from ._errors import error_html, error_text, log, reports_errors
@@ -49,23 +50,22 @@ def run_frames(run_dir: str) -> str:
     """The frames to look at a run's model on: its evaluation data's task, else the
     held-out ``test.zip`` beside the sample task it trained on, else its training task
     (as a path or ``cvat://ID``); '' when the run does not say."""
-    spec = Run(run_dir).spec()
-    for section in ("eval_data", "data"):
-        info = spec.get(section)
-        if not isinstance(info, dict) or not info.get("path"):
+    record = read_record(run_dir)
+    for data in (record.eval_data, record.data):
+        if data is None:
             continue
-        source = info.get("source") or _dataset_source(info["path"])
+        source = data.source or _dataset_source(data.path)
         if source.startswith("cvat://"):
             return source.split(" ", 1)[0]  # "cvat://7 on https://host"
         path = Path(source)
-        if section == "data" and path.name == TASK_ZIP and (path.parent / TEST_ZIP).is_file():
+        if data is record.data and path.name == TASK_ZIP and (path.parent / TEST_ZIP).is_file():
             return str(path.parent / TEST_ZIP)
         if source:
             return source
     return ""
 
 
-def _dataset_source(path: str) -> str:
+def _dataset_source(path: Path) -> str:
     """The source of a dataset a run recorded without it (runs of older cvatkit)."""
     try:
         return load_dataset(path).source

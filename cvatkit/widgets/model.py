@@ -17,14 +17,15 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Dict, HasTraits, Int, List, Unicode, observe, validate
 
-from cvatkit import (CHECKPOINTS, CvatkitError, LabelMap, Progress, Run, UsageError, list_runs,
+from cvatkit import (CHECKPOINTS, CvatkitError, LabelMap, Progress, UsageError, list_runs,
                      no_progress)
 from cvatkit.dataset import Dataset, load_dataset
 from cvatkit.store import model_pages, open_store
 from cvatkit.training import (BUILT_IN, BY_KEY, DEFAULT_MODEL, PARAMS, ModelSpec, RunPlan,
                               canonical_key, check_start, convert,
                               count_gpus, default_value, format_value, get_model, line_values,
-                              load_catalog, parse_hparams, plan_run, resolve, set_line)
+                              load_catalog, parse_hparams, plan_run, read_record, resolve,
+                              set_line)
 
 from ._background import Background
 from ._errors import error_html, reports_errors
@@ -130,10 +131,10 @@ class ModelState(HasTraits):
         found = []
         for p in runs:  # a damaged run is left out; the others are offered
             try:
-                model = Run(p).spec().get("model", {})
+                model = read_record(p).model
             except CvatkitError:
                 continue
-            self._architectures[str(p)] = (model.get("family"), model.get("backbone"))
+            self._architectures[str(p)] = (model.family, model.backbone)
             found.append(str(p))
         self._add_choices(found)
         return found

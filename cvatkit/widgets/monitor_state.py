@@ -17,7 +17,7 @@ from typing import Any
 from traitlets import Float, HasTraits, Int, List, Unicode
 
 from cvatkit import TERMINAL, Run, RunProgress, UsageError, list_runs, new_run_path
-from cvatkit.training import RunPlan, resume_run, start_run, stop_run
+from cvatkit.training import RunPlan, read_record, resume_run, start_run, stop_run
 
 from ._errors import error_text, reports_errors
 
@@ -109,9 +109,9 @@ class MonitorState(HasTraits):
     def attach(self, run_dir: str | os.PathLike[str]) -> bool:
         """Follow the run in ``run_dir`` (any run: running, stopped or finished)."""
         run = Run(run_dir)
-        spec = run.spec()  # a RunError says what is wrong with the folder
+        record = read_record(run)  # a RunError says what is wrong with the folder
         with self.lock:
-            self._reset(int(spec.get("hparams", {}).get("num-steps", 0) or 0))
+            self._reset(record.hparams.num_steps)
             self.message = self.run_error = ""
             self.run_dir = str(run.path)
             self._poll(run)

@@ -4,15 +4,18 @@ it, checked against the training operator's models and Kubernetes' schemas."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import yaml
-from helpers import MODEL, PLANTED
+from helpers import MODEL, PLANTED, hyperparameters, run_record
 from k8s_schemas import validate_pod_template, validate_tfjob
 
 from cvatkit.cluster import ClusterOptions, render_tfjob
 from cvatkit.errors import RunError, UsageError
 from cvatkit.runs import Run
+from cvatkit.training import InitCheckpoint, Strategy, read_record, write_record
 
 HPARAMS = "num-steps=20;batch-size=4;image-size=128"
 
@@ -43,9 +46,9 @@ def test_a_planned_run_and_its_tfjob(tfjob, claim, pod_args, tmp_path):
     validate_tfjob(doc)
 
     run = Run(run_dir)
-    spec = run.spec()
+    record = read_record(run)
     assert run.status().state == "queued"
-    assert spec["strategy"]["planned_workers"] == 2
+    assert record.strategy.planned_workers == 2
     assert doc["metadata"] == {"name": "run-1", "namespace": "ml", "labels": {
         "app.kubernetes.io/name": "cvatkit", "app.kubernetes.io/component": "train"}}
     worker = doc["spec"]["tfReplicaSpecs"]["Worker"]
@@ -65,7 +68,7 @@ def test_a_planned_run_and_its_tfjob(tfjob, claim, pod_args, tmp_path):
         {"key": "spot", "operator": "Exists", "effect": "NoExecute"}]
     assert pod["securityContext"] == {"runAsUser": 1000, "runAsGroup": 100}
     # what the pods read lies under the claim's mount, at the paths run.json names
-    for path in (run_dir, spec["data"]["path"]):
+    for path in (run_dir, record.data.path):
         assert claim in Run(path).path.parents
     env = {e["name"]: e for e in container["env"]}
     assert env["CVATKIT_VERBOSE"] == {"name": "CVATKIT_VERBOSE", "value": "1"}
@@ -88,7 +91,7 @@ def test_a_cpu_only_tfjob_goes_to_stdout(tfjob, tmp_path):
     (container,) = doc["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"]
     assert "resources" not in container
     assert doc["spec"]["tfReplicaSpecs"]["Worker"]["replicas"] == 1
-    assert Run(run_dir).spec()["hparams"]["num-clones"] == 1
+    assert read_record(run_dir).hparams.num_clones == 1
 
 
 def test_the_validators_catch_what_the_schemas_forbid(tfjob, tmp_path):
@@ -229,12 +232,12 @@ def test_a_run_folder_holding_a_run_is_refused(tfjob, tmp_path):
 
 # -- the library: a run folder written by hand ----------------------------------------------
 
-def _hand_written_run(run_dir, data, **extra):
+def _hand_written_run(run_dir, data, **fields):
+    """A run of 10 steps on ``data`` planned for 2 workers, with the record's ``fields``."""
+    record = run_record(num_steps=10)
     run_dir.mkdir(parents=True)
-    spec = {"format": 1, "data": {"path": str(data)}, "eval_data": None, "init": None,
-            "hparams": {"num-steps": 10, "num-clones": 1},
-            "strategy": {"num_clones": 1, "planned_workers": 2}, **extra}
-    (run_dir / "run.json").write_text(json.dumps(spec))
+    write_record(run_dir, replace(record, data=replace(record.data, path=Path(data)),
+                                  strategy=Strategy(num_clones=1, planned_workers=2), **fields))
     return run_dir
 
 
@@ -243,8 +246,10 @@ def _options(claim):
 
 
 def test_published_weights_off_the_claim_name_the_cache(claim, prepared, tmp_path):
-    run_dir = _hand_written_run(tmp_path / "run", prepared.path, weights="coco", init={
-        "path": "/root/.cache/cvatkit/weights/retinanet/ckpt-1", "kind": "coco"})
+    run_dir = _hand_written_run(tmp_path / "run", prepared.path, weights="coco",
+                                init=InitCheckpoint(
+                                    path="/root/.cache/cvatkit/weights/retinanet/ckpt-1",
+                                    kind="coco"))
     with pytest.raises(UsageError, match=r"starting checkpoint.*CVATKIT_CACHE"):
         render_tfjob(run_dir, _options(claim), workers=2, gpus_per_worker=1)
 
@@ -258,7 +263,7 @@ def test_workers_other_than_planned_are_refused(claim, prepared, tmp_path):
 
 def test_more_clones_than_gpus_are_refused(claim, prepared, tmp_path):
     run_dir = _hand_written_run(tmp_path / "run", prepared.path,
-                                hparams={"num-steps": 10, "num-clones": 4})
+                                hparams=replace(hyperparameters(num_steps=10), num_clones=4))
     with pytest.raises(UsageError, match="num-clones=4 .* --gpus-per-worker 4"):
         render_tfjob(run_dir, _options(claim), workers=2, gpus_per_worker=2)
 
@@ -307,7 +312,7 @@ def test_the_tfjobs_command_trains_as_two_workers(tfjob, tmp_path):
     assert codes == [0, 0], logs
     run = Run(run_dir)
     assert run.status().state == "completed" and run.status().step == 20
-    assert run.spec()["strategy"]["replicas"] == 2
+    assert read_record(run).strategy.replicas == 2
     assert (run_dir / "export" / "saved_model" / "saved_model.pb").is_file()
     assert "worker 1 of 2 ended completed at step 20" in logs[1]
     # a pod restarted after the end (restartPolicy OnFailure) does nothing more

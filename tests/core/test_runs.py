@@ -64,7 +64,6 @@ def _status(run: Run, **fields) -> None:
 
 def test_a_dead_trainer_is_told_from_a_live_one(tmp_path):
     run = Run(tmp_path)
-    run.write_spec({"hparams": {"num-steps": 40}})
     (tmp_path / "trainer.log").write_text("step 12\nKilled\n")
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -100,7 +99,6 @@ def test_a_killed_trainer_not_yet_reaped_is_gone(tmp_path):
 
     trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     run = Run(tmp_path)
-    run.write_spec({"hparams": {"num-steps": 40}})
     _status(run, pid=trainer.pid, pid_started=start_time(trainer.pid))
     assert run.is_alive()
     trainer.send_signal(signal.SIGKILL)  # and not waited for: a zombie

@@ -10,9 +10,10 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
-from helpers import MODEL, PLANTED, ROOT, SECRET
+from helpers import MODEL, PLANTED, ROOT, SECRET, write_run
 
 from cvatkit.errors import CvatkitError
+from cvatkit.training import read_record
 
 TWO_STEPS = "num-steps=2\nbatch-size=4\nimage-size=128\nlog-interval=1\neval-interval=0\n"
 NOTEBOOKS = ROOT / "notebooks"
@@ -90,8 +91,8 @@ def test_train_notebook_runs_headless_on_a_cvat_task_and_publishes(sample_cvat, 
     assert "note: num-steps=2 as given, in place of the fitted num-steps=" in text
     assert "completed" in text and "published " in text
     assert (tmp_path / "work" / "runs" / "nb" / "export" / "saved_model").is_dir()
-    spec = json.loads((tmp_path / "work" / "runs" / "nb" / "run.json").read_text())
-    assert spec["weights"] == "none" and spec["init"] is None  # the notebook's choice
+    record = read_record(tmp_path / "work" / "runs" / "nb")
+    assert record.weights == "none" and record.init is None  # the notebook's choice
     assert list(store.glob("team/models/*/*/manifest.json"))
     written = (tmp_path / "train.ipynb").read_text()
     assert password not in written and SECRET not in written
@@ -132,11 +133,9 @@ def test_a_batch_run_that_did_not_complete_fails(tmp_path):
     """A run that ended stopped (a scheduler's SIGTERM, `cvatkit stop`) has no model:
     the batch run must not go on as if it had."""
     from cvatkit.pipeline import follow
-    from cvatkit.runs import Run, StatusEvent
+    from cvatkit.runs import StatusEvent
 
-    run = Run(tmp_path / "run")
-    run.path.mkdir()
-    run.write_spec({"hparams": {"num-steps": 100}})
+    run = write_run(tmp_path / "run", num_steps=100)
     run.append(StatusEvent(step=40, time=0.0, state="stopped", message="stop requested"))
     (run.path / "status.json").write_text(json.dumps(
         {"state": "stopped", "step": 40, "total_steps": 100, "pid": 0, "error": ""}))

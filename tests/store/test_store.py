@@ -10,27 +10,27 @@ import re
 import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fakes.progress import Recorder
-from helpers import MODEL, folded
+from helpers import MODEL, folded, run_record
 
 from cvatkit.cli import main
 from cvatkit.errors import ChecksumError, StoreError, UsageError
 from cvatkit.runs import EvalEvent, Run
 from cvatkit.store import list_models, model_pages, open_store, publish, pull
 from cvatkit.store.s3_server import serve
-from cvatkit.training import plan_run
+from cvatkit.training import plan_run, read_record, write_record
 
 
 def fake_run(path, *, big: int = 0, created="2026-11-20T10:00:00Z"):
     """A completed run directory as the trainer leaves it (no TensorFlow needed)."""
     run = Run(path)
     path.mkdir(parents=True)
-    run.write_spec({"created": created, "model": {"key": "ssd-mobilenet-v2"},
-                    "labels": ["cat", "dog"], "hparams": {"num-steps": 5},
-                    "data": {"path": str(path / "nowhere")}})
+    write_record(run, replace(run_record(labels=("cat", "dog"), model="ssd-mobilenet-v2",
+                                         num_steps=5), created=created))
     run.append(EvalEvent(step=5, time=0, ap=0.5, ap50=0.9, per_class={"cat": 0.4, "dog": 0.6}))
     run.set_status("completed", step=5, total_steps=5)
     sm = path / "export" / "saved_model"
@@ -360,7 +360,7 @@ def test_cli_and_no_secret_anywhere(s3_env, tmp_path, capsys, trained):
               if p.is_file() and p.suffix in (".json", ".jsonl", ".log")]
     assert all(secret not in t for t in texts)
     # A store version starts a new run: its labels are checked like a run's.
-    plan = plan_run(trained.spec()["data"]["path"], MODEL,
+    plan = plan_run(read_record(trained).data.path, MODEL,
                     "image-size=128\nnum-steps=1", init_checkpoint=version_uri)
     assert plan.init.kind == "run" and plan.init.path.endswith(_exported(trained))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import MODEL, hyperparameters
+from helpers import MODEL, hyperparameters, write_run
 from fakes.training_loop import FakeTrainingLoop
 
 from cvatkit.errors import HyperparameterError
@@ -260,10 +260,7 @@ def test_an_earlier_runs_best_checkpoint_can_start_a_run(tmp_path):
     from cvatkit.training.plan import resolve_init_checkpoint
 
     spec = get_model(MODEL)
-    run = Run(tmp_path / "run")
-    run.path.mkdir()
-    run.write_spec({"labels": ["a"], "model": {"key": spec.key, "family": spec.family,
-                                               "backbone": spec.backbone}})
+    run = write_run(tmp_path / "run", labels=("a",))
     data = Dataset(path=tmp_path, labels=LabelMap.from_names(["a"]), train_frames=10,
                    val_frames=2, val_fraction=0.2, include_masks=False)
     best = run.path / "checkpoints" / "best"

@@ -1,14 +1,15 @@
 """Where a run's CPU-seconds go: the phases charged on a scripted clock, and a scripted
-run whose costs land in run.json (no TensorFlow)."""
+run whose costs land in its record (no TensorFlow)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
-from helpers import hyperparameters
+from helpers import hyperparameters, run_record, write_run
 from fakes.training_loop import FakeTrainingLoop
 
-from cvatkit.runs import Run
-from cvatkit.training import COSTS, describe_costs
+from cvatkit.training import describe_costs, read_record
 from cvatkit.training import costs as costs_module
 from cvatkit.training.costs import PHASES, Costs
 from cvatkit.training.worker import CostedLoop, Outcome, end_run, run_loop
@@ -44,24 +45,23 @@ def test_each_phase_gets_what_was_spent_in_it(monkeypatch):
         clock.spend(3.0)
     with costs.phase("export"):
         clock.spend(4.0)
-    got = costs.to_json()
-    assert got["cpu_s"] == {"start-up": 5.0, "tracing": 2.0, "steps": 6.0, "checkpoints": 0.0,
+    got = costs.spent()
+    assert got.cpu_s == {"start-up": 5.0, "tracing": 2.0, "steps": 6.0, "checkpoints": 0.0,
                             "evaluation": 3.0, "export": 4.0, "other": 0.5}
-    assert sum(got["cpu_s"].values()) == pytest.approx(clock.cpu)  # all of it, once
-    assert got["wall_s"]["start-up"] == 7.0 + 6.0 and got["wall_s"]["steps"] == 12.0
-    assert got["steps"] == 30
+    assert sum(got.cpu_s.values()) == pytest.approx(clock.cpu)  # all of it, once
+    assert got.wall_s["start-up"] == 7.0 + 6.0 and got.wall_s["steps"] == 12.0
+    assert got.steps == 30
     assert describe_costs(got) == ("CPU-seconds: start-up 5, tracing 2, steps 6, checkpoints "
                                    "0, evaluation 3, export 4, other 0 (total 20)")
     # a resumed run adds its process's costs to what the run had spent before
-    resumed = Costs(got)
-    assert resumed.to_json()["cpu_s"]["steps"] == 6.0 and resumed.to_json()["steps"] == 30
-    assert resumed.to_json()["wall_s"]["steps"] == 12.0  # the wall seconds are kept too
-    assert resumed.to_json()["wall_s"]["start-up"] >= got["wall_s"]["start-up"]
+    resumed = Costs(got).spent()
+    assert resumed.cpu_s["steps"] == 6.0 and resumed.steps == 30
+    assert resumed.wall_s["steps"] == 12.0  # the wall seconds are kept too
+    assert resumed.wall_s["start-up"] >= got.wall_s["start-up"]
 
 
-def test_a_run_keeps_its_costs_in_run_json(tmp_path):
-    run = Run(tmp_path)
-    run.write_spec({"model": {"key": "m"}})
+def test_a_run_keeps_its_costs_in_its_record(tmp_path):
+    run = write_run(tmp_path, labels=("a",))
     hp = hyperparameters(num_steps=40, batch_size=2, log_interval=10, eval_interval=20)
     costs = Costs()
     loop = CostedLoop(FakeTrainingLoop([0.3, 0.4, 0.5]), costs)
@@ -71,19 +71,18 @@ def test_a_run_keeps_its_costs_in_run_json(tmp_path):
     exported = []
     assert end_run(loop, run, hp, outcome, labels=("a",), can_evaluate=True,
                    best=_keeper(run), export=exported.append, costs=costs) == "completed"
-    got = run.spec()[COSTS]
-    assert set(got["cpu_s"]) == set(got["wall_s"]) == set(PHASES)
-    assert got["steps"] == 40 and all(v >= 0 for v in got["cpu_s"].values())
-    assert run.spec()["model"] == {"key": "m"}  # the rest of run.json is kept
+    record = read_record(run)
+    got = record.costs
+    assert set(got.cpu_s) == set(got.wall_s) == set(PHASES)
+    assert got.steps == 40 and all(v >= 0 for v in got.cpu_s.values())
+    assert record == replace(run_record(labels=("a",)), costs=got)  # the rest is kept
     assert len(exported) == 1
 
     # a stopped run says what it spent too
-    stopped = Run(tmp_path / "stopped")
-    stopped.path.mkdir()
-    stopped.write_spec({})
+    stopped = write_run(tmp_path / "stopped")
     end_run(loop, stopped, hp, Outcome("stopped", 10), labels=("a",), can_evaluate=True,
             best=_keeper(stopped), export=exported.append, costs=Costs())
-    assert set(stopped.spec()[COSTS]["cpu_s"]) == set(PHASES) and len(exported) == 1
+    assert set(read_record(stopped).costs.cpu_s) == set(PHASES) and len(exported) == 1
 
 
 def _keeper(run):

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
+
+from helpers import MODEL, run_record
 
 from cvatkit.runs import EvalEvent, Run, StatusEvent, StepEvent
-from cvatkit.training import follow_run, run_summary
+from cvatkit.training import PhaseCosts, follow_run, run_summary, write_record
 
 
 def _ended_run(tmp_path, state="completed"):
     """A run folder as a trainer leaves it: its record, events and last status."""
+    record = run_record(num_steps=20)
     run = Run(tmp_path / "run")
     run.path.mkdir()
-    run.write_spec({"format": 1, "model": {"key": "ssd-mobilenet-v2-small"},
-                    "hparams": {"num-steps": 20}, "data": {"val_frames": 7},
-                    "costs": {"cpu_s": {"steps": 12.4, "export": 3.0}}})
+    write_record(run, replace(record, data=replace(record.data, val_frames=7),
+                              costs=PhaseCosts(cpu_s={"steps": 12.4, "export": 3.0},
+                                               wall_s={"steps": 14.0})))
     now = time.time()
     run.append(StepEvent(step=10, time=now, losses={"cls_loss": 1.0}, total_loss=1.5,
                          learning_rate=0.01, examples_per_sec=4.0, steps_per_sec=0.5))
@@ -35,7 +39,7 @@ def test_every_event_reaches_the_front_end_with_the_progress_so_far(tmp_path):
     assert seen == [("step", 10, 20), ("eval", 10, 20), ("status", 20, 20)]
     assert progress.state == "completed" and progress.failure(run.path) is None
     assert run_summary(run, progress) == [
-        "ssd-mobilenet-v2-small: COCO AP 0.612, AP@0.5 0.900 on 7 val frames (step 20)",
+        f"{MODEL}: COCO AP 0.612, AP@0.5 0.900 on 7 val frames (step 20)",
         "CPU-seconds: start-up 0, tracing 0, steps 12, checkpoints 0, evaluation 0, "
         "export 3, other 0 (total 15)"]
 

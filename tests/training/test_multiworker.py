@@ -20,6 +20,7 @@ from cvatkit.cli import main
 from cvatkit.errors import CvatkitError
 from cvatkit.processes import pid_alive
 from cvatkit.runs import EVENTS_JSONL, Run, StatusEvent, StepEvent, history
+from cvatkit.training import Strategy, read_record
 from cvatkit.training.multiworker import (
     STOP_FILE,
     WORKERS_JSON,
@@ -88,10 +89,9 @@ def test_two_workers_stop_resume_lose_a_worker_and_finish(prepared, tmp_path, mo
     st = run.status()
     assert st.state == "completed" and st.step == 40
     assert _last_words(run, 1) == "cvatkit: worker 1 of 2 ended completed at step 40"
-    strategy = run.spec()["strategy"]
-    assert strategy == {"num_clones": 1, "planned_workers": 2,
-                        "kind": "MultiWorkerMirroredStrategy", "workers": 2, "replicas": 2,
-                        "global_batch": 4, "per_replica_batch": 2}
+    assert read_record(run).strategy == Strategy(
+        num_clones=1, planned_workers=2, kind="MultiWorkerMirroredStrategy", workers=2,
+        replicas=2, global_batch=4, per_replica_batch=2)
     events = run.events()
     starts = [e.message for e in events if isinstance(e, StatusEvent)
               and e.state == "running"]

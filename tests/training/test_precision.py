@@ -18,7 +18,7 @@ from cvatkit.dataset import Dataset
 from cvatkit.errors import HyperparameterError
 from cvatkit.records import LabelMap
 from cvatkit.runs import Run, StatusEvent, StepEvent
-from cvatkit.training import devices, get_model, parse_hparams, resolve
+from cvatkit.training import devices, get_model, parse_hparams, read_record, resolve
 
 DATA = Dataset(path=Path("/nowhere"), labels=LabelMap.from_names("abc"), train_frames=100,
                val_frames=10, include_masks=False, val_fraction=0.1)
@@ -234,7 +234,7 @@ def test_a_bfloat16_run_on_the_cpu_trains_and_exports_in_float32(
     steps = [e for e in run.events() if isinstance(e, StepEvent)]
     assert [e.step for e in steps] == [3, 6]
     assert all(math.isfinite(e.total_loss) and e.total_loss > 0 for e in steps)
-    assert run.spec()["hparams"]["mixed-precision"] == "bfloat16"
+    assert read_record(run).hparams.mixed_precision == "bfloat16"
     assert [e for e in run.events() if isinstance(e, StatusEvent)][-1].state == "completed"
 
     test = open_export(sample_cvat.parent / "test.zip")

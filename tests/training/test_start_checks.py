@@ -4,21 +4,15 @@ notebooks and the app (``check_start``, ``plan_run``)."""
 from __future__ import annotations
 
 import pytest
-from helpers import MODEL
+from helpers import MODEL, write_run
 
 from cvatkit.errors import UsageError
-from cvatkit.runs import Run
 from cvatkit.training import check_start, get_model, plan_run
 
 
 def _earlier_run(path, labels, model=MODEL):
     """A finished run folder with one checkpoint, trained on ``labels``."""
-    spec = get_model(model)
-    run = Run(path)
-    path.mkdir()
-    run.write_spec({"model": {"key": spec.key, "family": spec.family,
-                              "backbone": spec.backbone},
-                    "labels": list(labels), "hparams": {"num-steps": 5}})
+    run = write_run(path, labels=tuple(labels), model=model, num_steps=5)
     run.set_status("completed", step=5, total_steps=5)
     ck = path / "checkpoints"
     ck.mkdir()

@@ -11,10 +11,11 @@ import time
 import numpy as np
 import pytest
 import pacing
-from helpers import MODEL, SECRET, folded, hyperparameters
+from helpers import MODEL, SECRET, folded, hyperparameters, write_run
 
 from cvatkit.cli import main
 from cvatkit.runs import EvalEvent, Run, StatusEvent, StepEvent
+from cvatkit.training import read_record
 from cvatkit.training.worker import run_loop
 
 
@@ -38,12 +39,13 @@ def _wait_for_step(run: Run, above: int = 0, timeout: float = pacing.PATIENCE) -
 
 
 def test_run_directory_contract(trained):
-    spec = trained.spec()
-    assert spec["model"]["key"] == MODEL
-    assert spec["labels"] == ["square", "triangle", "circle"]
-    assert spec["hparams"]["num-steps"] == 800 and spec["hparams"]["batch-size"] == 8
-    assert spec["hparams"]["nms"] == "batched"
-    assert spec["versions"]["tensorflow"] == "2.20.0"
+    record = read_record(trained)
+    assert record.model.key == MODEL
+    assert record.labels == ("square", "triangle", "circle")
+    assert record.hparams.num_steps == 800 and record.hparams.batch_size == 8
+    assert record.hparams.nms == "batched"
+    assert record.versions["tensorflow"] == "2.20.0"
+    assert record.strategy.replicas == 1 and record.strategy.global_batch == 8
     st = trained.status()
     assert (st.state, st.step, st.total_steps) == ("completed", 800, 800)
     events = trained.events()
@@ -75,10 +77,10 @@ def test_run_directory_contract(trained):
     assert list((trained.path / "tensorboard" / "train").iterdir())
     assert (trained.path / "checkpoints" / "ckpt-800.index").exists()
     # where its CPU-seconds went: every phase measured, the 800 steps counted once
-    costs = trained.spec()["costs"]
-    assert costs["steps"] == 800
+    costs = record.costs
+    assert costs.steps == 800
     for phase in ("start-up", "tracing", "steps", "checkpoints", "evaluation", "export"):
-        assert costs["cpu_s"][phase] > 0 and costs["wall_s"][phase] > 0, phase
+        assert costs.cpu_s[phase] > 0 and costs.wall_s[phase] > 0, phase
     for path in trained.path.rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
             assert SECRET.encode() not in path.read_bytes(), path
@@ -110,14 +112,14 @@ def test_export_is_a_savedmodel_with_label_files(trained, sample_cvat):
     out = {k: v.numpy() for k, v in fn(inputs=tf.constant(np.stack(frames))).items()}
     assert {"detection_classes", "detection_scores", "num_detections", "image_info"} <= set(out)
     assert json.loads((export / "model.json").read_text())["nms"] == "batched"
-    size = trained.spec()["hparams"]["image-size"]
+    size = read_record(trained).hparams.image_size
     scale = size / 160  # the frames are 160 px wide: resized to the run's image-size
     for i in range(2):
         n = int(out["num_detections"][i])
         assert 1 <= n <= 100
         # it finds shapes: its best box lies on an annotated shape of the same label
         top = out["detection_boxes"][i][0] / scale  # [ymin, xmin, ymax, xmax] of the frame
-        label = trained.spec()["labels"][int(out["detection_classes"][i][0]) - 1]
+        label = read_record(trained).labels[int(out["detection_classes"][i][0]) - 1]
         assert max(box_iou(top, s) for s in firsts[i].shapes if s.label == label) >= 0.5
         assert out["image_info"][i][2].tolist() == pytest.approx([scale, scale], abs=0.01)
         assert set(out["detection_classes"][i][:n].astype(int)) <= {1, 2, 3}
@@ -139,18 +141,19 @@ def test_stop_and_resume_a_fine_tuning_run_on_two_replicas(trained, prepared, tm
     run = Run(run_dir)
     first = _wait_for_step(run)
     assert math.isfinite(first.total_loss)
-    assert run.spec()["init"]["kind"] == "run" and run.spec()["init"]["modules"] == "all"
+    init = read_record(run).init
+    assert init is not None and (init.kind, init.modules) == ("run", "all")
     started = [e for e in run.events() if isinstance(e, StatusEvent)][0]
     assert "2 replicas" in started.message and "MirroredStrategy" in started.message
-    assert run.spec()["strategy"]["num_clones"] == 2
+    assert read_record(run).strategy.num_clones == 2
     assert main(["stop", str(run_dir)]) == 0
     assert "stopped" in folded(capsys.readouterr().out)
     st = run.status()
     assert st.state == "stopped" and st.step >= first.step
     assert (run_dir / "checkpoints" / f"ckpt-{st.step}.index").exists()
-    spent = run.spec()["costs"]  # a stopped run says where its CPU-seconds went too
-    assert 0 < spent["steps"] <= st.step  # (after one call, all of it counts as tracing)
-    assert spent["cpu_s"]["steps"] + spent["cpu_s"]["tracing"] > 0
+    spent = read_record(run).costs  # a stopped run says where its CPU-seconds went too
+    assert 0 < spent.steps <= st.step  # (after one call, all of it counts as tracing)
+    assert spent.cpu_s["steps"] + spent.cpu_s["tracing"] > 0
     assert main(["train", "--resume", str(run_dir), "--detach"]) == 0
     again = _wait_for_step(run, above=st.step)
     assert again.step > st.step
@@ -271,8 +274,7 @@ def test_stop_request_saves_and_stops(tmp_path):
 
 
 def test_follow_notices_a_trainer_that_died(tmp_path):
-    run = Run(tmp_path)
-    run.write_spec({"hparams": {"num-steps": 5}})
+    run = write_run(tmp_path, num_steps=5)
     run.append(StepEvent(step=1, time=0, losses={}, total_loss=1, learning_rate=0,
                          examples_per_sec=1, steps_per_sec=1))
     status = {"state": "running", "step": 1, "pid": 2 ** 22 - 7, "error": "", "updated": 0,
@@ -459,9 +461,7 @@ def test_a_run_still_training_is_no_start_for_another(prepared, tmp_path):
     from cvatkit.errors import UsageError
     from cvatkit.training import get_model, resolve_init_checkpoint
 
-    run = Run(tmp_path / "live")
-    run.path.mkdir()
-    run.write_spec({"model": {"key": MODEL, "family": "retinanet"}, "labels": ["a"]})
+    run = write_run(tmp_path / "live", labels=("a",))
     run.set_status("running", step=40, total_steps=100)
     run.record_pid(os.getpid())  # a live process stands in for its trainer
     for given in (run.path, run.path / "checkpoints", run.path / "checkpoints" / "best"):

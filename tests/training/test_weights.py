@@ -15,7 +15,7 @@ from fakes.progress import Recorder
 from helpers import folded
 
 from cvatkit.errors import WeightsError
-from cvatkit.training import Weights, fetch_weights, get_model
+from cvatkit.training import Weights, fetch_weights, get_model, read_record
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -303,7 +303,6 @@ def test_cvatkit_train_from_coco_says_what_it_restored(http, tmp_path, prepared,
     """A user catalog entry on the COCO detector; `cvatkit train` downloads its weights,
     the trainer loads them and run.json, the events and trainer.log say how many
     variables came from them and which start afresh."""
-    import json
 
     from cvatkit.cli import main
     from cvatkit.runs import Run, StatusEvent
@@ -338,12 +337,12 @@ def test_cvatkit_train_from_coco_says_what_it_restored(http, tmp_path, prepared,
     finally:
         stop_run(run_dir, wait=600)
     assert started.state == "running", (run_dir / "trainer.log").read_text()[-2000:]
-    spec = json.loads((run_dir / "run.json").read_text())
-    assert spec["weights"] == "coco"
-    init = spec["init"]
-    assert init["kind"] == "coco" and init["restored"] == init["total"] - len(init["fresh"])
-    assert init["fresh"] == ["head/scores/pointwise_kernel", "head/scores/bias"]
-    said = f"restored {init['restored']} of {init['total']} variables from the COCO " \
+    record = read_record(run_dir)
+    loaded = record.init_loaded
+    assert record.weights == "coco" and record.init is not None and record.init.kind == "coco"
+    assert loaded is not None and loaded.restored == loaded.total - len(loaded.fresh)
+    assert loaded.fresh == ("head/scores/pointwise_kernel", "head/scores/bias")
+    said = f"restored {loaded.restored} of {loaded.total} variables from the COCO " \
            "detector of this test; fresh: head/scores/pointwise_kernel, head/scores/bias"
     assert said in started.message
     assert said in (run_dir / "trainer.log").read_text()

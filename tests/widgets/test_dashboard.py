@@ -4,7 +4,6 @@ in build/test-artifacts/dashboard/."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 
@@ -14,7 +13,7 @@ from browser import chromium_page, voila
 from helpers import MODEL, ROOT, SAMPLE_FRAMES
 from playwright.sync_api import expect
 
-from cvatkit.training import get_model
+from cvatkit.training import get_model, read_record
 from cvatkit.training.multiworker import STOP_FILE
 
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "dashboard"
@@ -166,5 +165,5 @@ def test_the_whole_job_in_the_browser(dashboard, s3_env, sample_cvat):
         assert s3_secret(s3_env) not in page.content()
     runs = list((tmp / "work" / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "export" / "saved_model").is_dir()
-    spec = json.loads((runs[0] / "run.json").read_text())
-    assert spec["model"]["key"] == MODEL and spec["weights"] == "none"  # the app's choice
+    record = read_record(runs[0])
+    assert record.model.key == MODEL and record.weights == "none"  # the app's choice

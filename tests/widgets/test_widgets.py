@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from fakes.cvat_server import PASSWORD, TOKEN, USER
+from helpers import write_run
 from pacing import until
 from cvatkit.widgets import (DataPanel, DataState, ModelPanel, ModelState, MonitorState,
                              RateLimiter, RunMonitor)
@@ -26,7 +27,6 @@ from cvatkit import open_export, write_sample
 from cvatkit.cvat import SAMPLE_LABELS as LABELS
 from cvatkit.cvat import sample_frame
 from cvatkit.runs import EvalEvent, Run, StatusEvent, StepEvent
-from cvatkit.training import get_model
 
 SSD = "ssd-mobilenet-v2"  # its catalog defaults are what these tests check
 
@@ -376,19 +376,12 @@ def test_starting_checkpoint_is_checked(tmp_path):
     assert "is not a cvatkit run or one of its checkpoints" in state.message
     state.init_checkpoint = "s3://bucket/team/models/ssd-mobilenet-v2/20240101-abc"
     assert state.message == ""
-    run = Run(tmp_path / "run")
-    run.path.mkdir()
-    run.write_spec({"hparams": {"num-steps": 10},
-                    "model": {"key": "frcnn-res50", "family": "fasterrcnn",
-                              "backbone": "resnet50"}})
+    run = write_run(tmp_path / "run", model="frcnn-res50", num_steps=10)
     (run.path / "checkpoints").mkdir()
     (run.path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-10"\n')
     state.init_checkpoint = str(run.path)  # another architecture cannot start the model
     assert "it cannot start 'ssd-mobilenet-v2'" in state.message
-    model = get_model(SSD)
-    run.write_spec({"hparams": {"num-steps": 10},
-                    "model": {"key": model.key, "family": model.family,
-                              "backbone": model.backbone}})
+    write_run(tmp_path / "run", model=SSD, num_steps=10)
     state.init_checkpoint = ""
     state.init_checkpoint = str(run.path)
     assert state.message == ""
@@ -420,9 +413,7 @@ def _write_status(run: Run, state: str, step: int, *, total: int = 100, pid=None
 
 
 def _make_run(path: Path, *, steps=(10, 20, 30, 40), evals=(20,), state="running") -> Run:
-    run = Run(path)
-    run.path.mkdir(parents=True)
-    run.write_spec({"model": {"key": "ssd-mobilenet-v2"}, "hparams": {"num-steps": 100}})
+    run = write_run(path, model=SSD, num_steps=100)
     run.append(StatusEvent(step=0, time=0.0, state="running", message="training"))
     for s in steps:
         run.append(_step(s))

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fakes.cvat_server import TOKEN
+from helpers import run_record, write_run
 from cvatkit.widgets import (AnnotatePanel, AnnotateState, App, InferenceState, InferenceViewer,
                              PublishPanel, PublishState)
 from cvatkit.widgets.inference import run_frames
@@ -24,6 +26,7 @@ from cvatkit.label_files import write_label_files
 from cvatkit.records import LabelMap
 from cvatkit.runs import EvalEvent, Run
 from cvatkit.store import list_models, open_store
+from cvatkit.training import read_record, write_record
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TEST_FRAMES = 6
@@ -52,11 +55,8 @@ def completed_run(path: Path, saved_model: Path, *, data_source: str = "",
         write_label_files(LABELS, data)
         (data / "dataset.json").write_text(json.dumps({"source": data_source,
                                                        "labels": list(LABELS.names)}))
-    run.write_spec({"created": "2026-11-20T10:00:00Z",
-                    "model": {"key": "ssd-mobilenet-v2", "family": "retinanet",
-                              "backbone": "mobilenet_v2"},
-                    "labels": list(LABELS.names), "hparams": {"num-steps": 5},
-                    "data": {"path": str(data)}, "eval_data": None})
+    record = run_record(labels=LABELS.names, model="ssd-mobilenet-v2", num_steps=5)
+    write_record(run, replace(record, data=replace(record.data, path=Path(data))))
     run.append(EvalEvent(step=5, time=0, ap=0.5, ap50=0.9, per_class={"square": 0.4}))
     run.set_status("completed", step=5, total_steps=5)
     export = path / "export"
@@ -216,9 +216,7 @@ def test_inference_problems_show_as_messages(run, tmp_path):
     viewer.run_button.click()
     assert "nowhere.zip: no such file or folder" in state.error
 
-    unfinished = tmp_path / "unfinished"
-    Run(unfinished).path.mkdir()
-    Run(unfinished).write_spec({"model": {"key": "ssd-mobilenet-v2"}})
+    unfinished = write_run(tmp_path / "unfinished", model="ssd-mobilenet-v2").path
     state.model = str(unfinished)
     viewer.run_button.click()
     assert "has not exported a model yet" in state.error
@@ -230,10 +228,10 @@ def test_inference_problems_show_as_messages(run, tmp_path):
 def test_a_run_names_its_test_frames(run, sample, tmp_path):
     # The sample task's run is looked at on the held-out test.zip beside it.
     assert run_frames(str(run.path)) == str(sample.test)
-    other = Run(tmp_path / "other")  # a run that names its dataset's source itself
-    other.path.mkdir()
-    other.write_spec({"data": {"path": str(tmp_path / "gone"),
-                               "source": "cvat://7 on http://cvat"}})
+    other = write_run(tmp_path / "other")  # a run that names its dataset's source itself
+    record = read_record(other)
+    write_record(other, replace(record, data=replace(
+        record.data, path=tmp_path / "gone", source="cvat://7 on http://cvat")))
     assert run_frames(str(other.path)) == "cvat://7"
 
 
@@ -517,7 +515,7 @@ def test_store_versions_are_offered_as_starting_points_with_their_class_check(
 
     store = tmp_path / "store"
     version = publish(run.path, open_store(str(store)), "lab")
-    ssd = run.spec()["model"]["key"]  # the published run's model
+    ssd = read_record(run).model.key  # the published run's model
     app = App(workdir=tmp_path / "work", store=str(store), store_namespace="lab", model=ssd,
               background=False, autopoll=False)
     model = app.state.model

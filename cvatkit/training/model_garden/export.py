@@ -19,7 +19,7 @@ from ...runs import CHECKPOINTS, EXPORT, MODEL_JSON, RUN_JSON, SAVED_MODEL, TERM
 from ..catalog import ModelSpec
 from ..best import choose_export
 from ..hparams import EXPORT_CHECKPOINTS, NMS_KINDS
-from ..resolution import Hyperparameters
+from ..record import read_record
 from .precision import float32_layers
 from .tracing import as_written, traced_plainly
 
@@ -30,10 +30,9 @@ def export_run(run: Run, experiment, checkpoint: str, labels: tuple[str, ...], *
     in, detections out, through Model Garden's export library) plus ``label_map.pbtxt``,
     ``classes.csv``, ``label_map.json`` and ``model.json`` (with ``about``: which of the
     run's checkpoints it is). Written aside, then renamed into place."""
-    spec = run.spec()
+    model = read_record(run).model
     return export_model(experiment, checkpoint, labels, out or run.path / EXPORT,
-                        model_key=spec["model"]["key"], family=spec["model"]["family"],
-                        about=about)
+                        model_key=model.key, family=model.family, about=about)
 
 
 def export_model(experiment, checkpoint: str, labels: tuple[str, ...], out: Path, *,
@@ -116,21 +115,13 @@ def export_again(run: Run, *, nms: str | None = None, checkpoint: str | None = N
     if checkpoint == "best" and run.best_checkpoint() is None:  # asked for, not defaulted
         raise RunError(f"{run.path} has no best checkpoint: no evaluation during training "
                        "chose one; export its last with --checkpoint last")
-    spec_json = run.spec()
-    try:
-        hp = Hyperparameters.from_dict(spec_json["hparams"])
-        model, data = ModelSpec.from_json(spec_json["model"]), \
-            Dataset.from_json(spec_json["data"])
-        labels = tuple(spec_json["labels"])
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise RunError(f"{run.path / RUN_JSON} lacks what an export needs ({type(e).__name__}: "
-                       f"{e}); it is damaged, or was written by another tool: train the "
-                       "run again") from None
+    record = read_record(run)
+    hp = record.hparams
     if nms is not None:
         hp = replace(hp, nms=nms)
     exported = choose_export(run, checkpoint or hp.export_checkpoint, last)
-    experiment = build_experiment(model, hp, data)
-    return export_run(run, experiment, exported.checkpoint, labels,
+    experiment = build_experiment(record.model, hp, record.data)
+    return export_run(run, experiment, exported.checkpoint, record.labels,
                       out=Path(out) if out is not None else None, about=exported.about())
 
 

@@ -10,28 +10,9 @@ initial values."""
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 from ...errors import CvatkitError
-
-
-@dataclass(frozen=True)
-class FitReport:
-    """What loading a published detector did."""
-
-    restored: int
-    """Variables copied from the checkpoint."""
-    total: int
-    """Variables of the model's backbone, decoder and head."""
-    fresh: tuple[str, ...]
-    """Those that start afresh (their shape depends on the class count)."""
-
-    def summary(self, source: str) -> str:
-        fresh = f"; fresh: {', '.join(self.fresh)}" if self.fresh else ""
-        return f"restored {self.restored} of {self.total} variables from {source}{fresh}"
-
-    def to_json(self) -> dict:
-        return {"restored": self.restored, "total": self.total, "fresh": list(self.fresh)}
+from ..record import FitReport
 
 
 def load_fitting(model, task_config, path: str, num_classes: int) -> FitReport:

@@ -15,6 +15,7 @@ from ...runs import CHECKPOINTS, TENSORBOARD, Run, StepEvent
 from ..catalog import ModelSpec
 from ..devices import CPU_REPLICAS_ENV
 from ..multiworker import read_role
+from ..record import InitCheckpoint
 from ..resolution import Hyperparameters
 from .config import build_experiment
 from .input_paths import input_pattern
@@ -51,7 +52,7 @@ class ModelGardenLoop:
     """Model Garden's task and ``base_trainer.Trainer`` behind the ``Loop`` protocol."""
 
     def __init__(self, run: Run, spec: ModelSpec, hp: Hyperparameters, data: Dataset,
-                 evald: Dataset | None, init: dict[str, Any] | None) -> None:
+                 evald: Dataset | None, init: InitCheckpoint | None) -> None:
         import official.vision  # noqa: F401  (registers tasks and experiments)
         import tensorflow as tf
         from official.core import base_trainer, task_factory
@@ -72,11 +73,11 @@ class ModelGardenLoop:
         # Model Garden's task loads starting weights: 'all' from an earlier run, the
         # backbone (and decoder) from published weights or to re-initialise the heads.
         # A published whole detector (and Keras .h5 weights) is loaded here instead.
-        start = init if init and not init["path"].endswith(".h5") \
+        start = init if init and not init.path.endswith(".h5") \
             and not _published_detector(init) else None
         self.experiment = build_experiment(
-            spec, hp, exp_data, init_checkpoint=start["path"] if start else None,
-            init_modules=start["modules"] if start else "backbone", workers=workers)
+            spec, hp, exp_data, init_checkpoint=start.path if start else None,
+            init_modules=start.modules if start else "backbone", workers=workers)
         if evald is not None:
             t = self.experiment.task
             t.validation_data.input_path = input_pattern(evald.path, "val-*.tfrecord")
@@ -132,13 +133,13 @@ class ModelGardenLoop:
     def _initialize(self) -> None:
         """First weights of a fresh run (not called when resuming from a checkpoint)."""
         init = self._init
-        if init and init["path"].endswith(".h5"):
-            self.trainer.model.backbone.load_keras_weights(init["path"])
+        if init and init.path.endswith(".h5"):
+            self.trainer.model.backbone.load_keras_weights(init.path)
         elif init and _published_detector(init):
             from .fitting import load_fitting
 
             self.init_report = load_fitting(self.trainer.model, self.experiment.task,
-                                            init["path"], init.get("num_classes", 0))
+                                            init.path, init.num_classes)
         else:
             self.trainer.initialize()
 
@@ -197,9 +198,9 @@ class ModelGardenLoop:
         self._writer.flush()
 
 
-def _published_detector(init: dict[str, Any]) -> bool:
+def _published_detector(init: InitCheckpoint) -> bool:
     """A whole detector from the catalog (COCO-trained), loaded where shapes fit."""
-    return init.get("kind") in ("coco", "imagenet") and init.get("modules") == "all"
+    return init.kind in ("coco", "imagenet") and init.modules == "all"
 
 
 def _per_class_coco_metrics() -> None:
