@@ -60,3 +60,14 @@ def test_the_notebooks_calls_use_the_work_folder_of_the_environment(tmp_path, mo
     assert (data.train, data.eval) == (work.dataset("sample"), work.dataset("sample-test"))
     assert (work.sample / "task.zip").is_file() and data.train.is_dir()
     assert not (tmp_path / "cvatkit-work").exists()
+
+
+def test_each_source_has_its_dataset_folder_and_the_sample_its_own_name(tmp_path):
+    from cvatkit.dataset import dataset_folder_name, training_dataset_name
+
+    assert training_dataset_name("sample") == "sample"
+    task = training_dataset_name("cvat://3", host="https://cvat.example.com")
+    assert task.startswith("task-3-")
+    assert task != training_dataset_name("cvat://3", host="https://other.example.com")
+    export = tmp_path / "sample.zip"  # an export that happens to be called sample
+    assert training_dataset_name(str(export)) == dataset_folder_name(str(export)) != "sample"

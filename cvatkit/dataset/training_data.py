@@ -37,6 +37,13 @@ class TrainingData:
     """The held-out frames as a task (an export path), for pictures and evaluation."""
 
 
+def training_dataset_name(source: str, *, host: str | None = None) -> str:
+    """The folder in the work folder's ``datasets/`` that ``source`` is prepared in:
+    ``sample`` for the built-in task, else ``dataset_folder_name`` (``cvat://`` tasks of
+    ``host``, default ``$CVAT_HOST``)."""
+    return SAMPLE if source == SAMPLE else dataset_folder_name(source, host=host)
+
+
 def prepare_training_data(source: str, workdir: str | os.PathLike[str] | None = None, *,
                           say: Say = print, progress: Progress = no_progress,
                           sample_frames: int = SAMPLE_FRAMES,
@@ -59,11 +66,12 @@ def prepare_training_data(source: str, workdir: str | os.PathLike[str] | None = 
             say(f"writing the sample task to {sample}")
             write_sample(sample, frames=sample_frames, test_frames=sample_test_frames,
                          overwrite=True)
-        pairs = [(sample / TASK_ZIP, work.dataset(SAMPLE), val_split or 0.0),
+        pairs = [(sample / TASK_ZIP, work.dataset(training_dataset_name(SAMPLE)),
+                  val_split or 0.0),
                  (sample / TEST_ZIP, work.dataset(f"{SAMPLE}-test"), 1.0)]
     else:
         pairs = [(Path(source) if "://" not in source else source,
-                  work.dataset(dataset_folder_name(source)),
+                  work.dataset(training_dataset_name(source)),
                   DEFAULT_VAL_FRACTION if val_split is None else val_split)]
     for src, out, fraction in pairs:
         opened = open_source(src, jobs=jobs if src is pairs[0][0] else "auto")

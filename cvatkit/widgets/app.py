@@ -19,7 +19,7 @@ from traitlets import link
 
 from cvatkit import CvatkitError, UsageError, WorkFolder
 from cvatkit.cvat import TEST_ZIP, parse_cvat_uri
-from cvatkit.dataset import TrainingData, dataset_folder_name, prepare_training_data
+from cvatkit.dataset import TrainingData, prepare_training_data, training_dataset_name
 from cvatkit.training import RunPlan
 
 from ._errors import error_text, log
@@ -36,13 +36,12 @@ STEPS = ("1. Data", "2. Model", "3. Train", "4. Inference", "5. Publish")
 
 
 def dataset_name(data: DataState) -> str:
-    """The folder name in the work folder's ``datasets/`` for the Data step's source
-    (an export's name and a digest of its path; a task's id and a digest of its server)."""
+    """The folder name in the work folder's ``datasets/`` for the Data step's source."""
     if data.mode == "sample":
-        return "sample"
+        return training_dataset_name("sample")
     if data.mode == "server":
-        return dataset_folder_name(data.source_uri, host=data.connected_to)
-    return dataset_folder_name(data.export_path.strip().rstrip("/") or "export")
+        return training_dataset_name(data.source_uri, host=data.connected_to)
+    return training_dataset_name(data.export_path.strip().rstrip("/") or "export")
 
 
 class AppState:
