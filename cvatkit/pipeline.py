@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 from .dataset import TrainingData, prepare_training_data
 from .errors import CvatkitError, UsageError
 from .inference import (Evaluated, Predicted, check_threshold, confusion_figure, gallery_figure,
-                        label_colors, pr_curves_figure, save_evaluation_plots, save_predictions)
+                        label_colors, picture_title, pr_curves_figure, save_evaluation_plots,
+                        save_predictions)
 from .inference import predict_frames as predict_once
 from .progress import ProgressBar
 from .run_progress import RunProgress
@@ -147,7 +147,7 @@ def show_predictions(predicted: Predicted, *, threshold: float = 0.5,
         written = save_predictions(shown, out, labels=predicted.model_labels,
                                    task_labels=predicted.task_labels)
         say(f"predictions and pictures in {written['predictions'].parent}")
-    tiles = [(p.image, p.frame.shapes, p.ground_truth, Path(p.frame.name).name)
+    tiles = [(p.image, p.frame.shapes, p.ground_truth, picture_title(p))
              for p in shown if p.image is not None]
     return gallery_figure(tiles, colors=label_colors(predicted.labels))
 

@@ -20,9 +20,9 @@ _EXPORTS = {
     "image_files": "predictions", "label_colors": "drawing", "labels_figure": "plots",
     "load_detector": "loader", "match_frame": "frame_match", "open_frames": "predictions",
     "pr_curves_figure": "plots",
-    "predict": "predictions", "prediction_record": "predictions", "rank_frames": "ranking",
+    "predict": "predictions", "prediction_record": "pictures", "rank_frames": "ranking",
     "review": "disagreements", "save_evaluation_plots": "plots", "save_png": "drawing",
-    "save_predictions": "predictions", "sizes_figure": "plots",
+    "picture_title": "pictures", "save_predictions": "pictures", "sizes_figure": "plots",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -7,7 +7,6 @@ when its signature takes batches.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,7 +18,6 @@ import numpy as np
 
 from ..cvat import Source, open_source
 from ..errors import SourceError, UsageError
-from ..files import folder_written_aside, require_new_or_empty
 from ..images import decode_rgb
 from ..progress import FRAMES, Progress, no_progress
 from ..records import Frame, Shape
@@ -255,48 +253,3 @@ def _run(detector: Detector, batch: list[tuple[_Item, np.ndarray]], threshold: f
 def frame_pixels(source: Source, frame: Frame) -> np.ndarray:
     """A task frame's pixels, decoded to RGB (read again, e.g. to draw it later)."""
     return decode_rgb(source.read_image(frame), source.image_name(frame))
-
-
-def prediction_record(p: Prediction) -> dict:
-    """A prediction as JSON: the frame, then each shape with its label and score."""
-    f = p.frame
-    return {"index": f.index, "name": f.name, "width": f.width, "height": f.height,
-            "shapes": [{"kind": s.kind, "label": s.label, "score": round(s.confidence, 4),
-                        "points": list(s.points)} for s in f.shapes]}
-
-
-def save_predictions(predictions: Iterable[Prediction], out_dir: str | os.PathLike[str], *,
-                     labels: Sequence[str], task_labels: Sequence[str] = (),
-                     about: dict | None = None, ground_truth: bool = True,
-                     gallery: int = 12) -> dict[str, Path]:
-    """``out_dir/predictions.json`` (every frame), ``pictures/`` (a PNG per frame that
-    kept its pixels) and ``gallery.png``; written aside, then renamed into place.
-    ``labels`` are the model's; ``task_labels`` the task's, so that every picture gives a
-    label the same colour. Returns the paths written, by kind."""
-    from .drawing import frame_figure, gallery_figure, label_colors, save_png
-
-    out = Path(out_dir)
-    require_new_or_empty(out, "give a new folder for the predictions")
-    colors = label_colors([*labels, *task_labels])
-    records, tiles = [], []
-    with folder_written_aside(out) as tmp:
-        for p in predictions:
-            records.append(prediction_record(p))
-            if p.image is None:
-                continue
-            truth = p.ground_truth if ground_truth else ()
-            title = f"{Path(p.frame.name).name}: {len(p.frame.shapes)} found"
-            name = f"{p.frame.index:06d}_{Path(p.frame.name).stem}.png"
-            save_png(frame_figure(p.image, p.frame.shapes, ground_truth=truth,
-                                  colors=colors, title=title), tmp / "pictures" / name)
-            if len(tiles) < gallery:
-                tiles.append((p.image, p.frame.shapes, truth, title))
-        (tmp / "predictions.json").write_text(json.dumps(
-            {**(about or {}), "labels": list(labels), "frames": records}, indent=1) + "\n")
-        if tiles:
-            save_png(gallery_figure(tiles, colors=colors), tmp / "gallery.png")
-    written = {"predictions": out / "predictions.json"}
-    if tiles:
-        written["gallery"] = out / "gallery.png"
-        written["pictures"] = out / "pictures"
-    return written

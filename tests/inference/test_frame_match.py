@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cvatkit.inference import FrameMatch, Prediction, match_frame
+from cvatkit.inference import FrameMatch, Prediction, match_frame, picture_title
 from cvatkit.inference.frame_match import claim, match_prediction
 from cvatkit.records import Frame, Shape
 
@@ -144,3 +144,17 @@ def test_claim_takes_the_best_allowed_column_in_a_range():
     assert claim(ious, allowed, taken, low=0.3, high=0.5, rows=[1, 2]) == {1: 2, 2: 1}
     assert taken.tolist() == [True, True, True]
     assert claim(np.zeros((2, 0)), np.zeros((2, 0), bool), np.zeros(0, bool), low=0.0) == {}
+
+
+def test_a_pictures_title_counts_what_the_evaluation_counts():
+    truth = (box("cat", 0), box("dog", 100))
+    drawn = (box("cat", 2, score=0.9),     # finds the cat
+             box("dog", 0, score=0.8),     # a dog where the cat is: false
+             box("cat", 160, score=0.7))   # on nothing: false
+    frame = Frame(index=0, name="dir/f.jpg", width=200, height=100, shapes=drawn)
+    assert picture_title(Prediction(frame=frame, ground_truth=truth)) == \
+        "f.jpg: 1 of 2 found, 2 false"
+    assert picture_title(Prediction(frame=frame)) == "f.jpg: 3 found"  # not annotated
+    alone = Prediction(frame=Frame(index=0, name="f.jpg", width=200, height=100,
+                                   shapes=drawn[:1]), ground_truth=truth)
+    assert picture_title(alone) == "f.jpg: 1 of 2 found"
