@@ -159,9 +159,9 @@ class Run:
     def exists(self) -> bool:
         return (self.path / RUN_JSON).is_file()
 
-    def spec(self) -> dict[str, Any]:
+    def record_json(self) -> dict[str, Any]:
         """``run.json`` as it is written, a JSON object: what the store publishes. The
-        record it holds is read by ``cvatkit.training.read_record``."""
+        record it holds is read, typed, by ``cvatkit.training.read_record``."""
         try:
             TEXT.check((self.path / RUN_JSON).stat().st_size, str(self.path / RUN_JSON))
             spec = json.loads((self.path / RUN_JSON).read_text(encoding="utf-8"))

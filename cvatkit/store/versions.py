@@ -25,7 +25,7 @@ from ..files import (cache_root, folder_written_aside, inside, require_new_or_em
                      sha256_file)
 from ..label_files import CLASSES_CSV, LABEL_MAP_JSON, PBTXT
 from ..progress import BYTES, Progress, no_progress
-from ..runs import BEST, CHECKPOINTS, EXPORT, MODEL_JSON, SAVED_MODEL, Run
+from ..runs import BEST, CHECKPOINTS, EXPORT, MODEL_JSON, RUN_JSON, SAVED_MODEL, Run
 from .backends import Store, open_store
 
 MANIFEST = "manifest.json"
@@ -65,18 +65,18 @@ def publish(run_dir: str | os.PathLike[str], store: Store, namespace: str,
         raise UsageError(f"the run {run.path} has not completed (it is "
                          f"{run.status().state}); only a completed run, with its export/, "
                          "can be published")
-    spec = run.spec()
-    model_key = model_key or spec["model"]["key"]
+    record = run.record_json()
+    model_key = model_key or _model_key(record, run)
     _check_name(model_key, "model key")
     files = run_files(run)
     sizes = [path.stat().st_size for path, _ in files]
-    # The version is named after the run (its spec and its files' names and sizes), so the
+    # The version is named after the run (its record and its files' names and sizes), so the
     # same run always lands in the same version and a broken publish is completed by the
     # next one; the files' SHA-256 go into the manifest, computed while they upload.
     identity = hashlib.sha256(json.dumps(
-        [spec, [(key, size) for (_, key), size in zip(files, sizes)]],
+        [record, [(key, size) for (_, key), size in zip(files, sizes)]],
         sort_keys=True, default=str).encode()).hexdigest()
-    created = spec.get("created") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    created = record.get("created") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     version = re.sub(r"[^0-9]", "", created)[:14] + "-" + identity[:10]
     prefix = f"{namespace}/models/{model_key}/{version}/"
     existing = store.get_bytes(prefix + MANIFEST)
@@ -92,21 +92,21 @@ def publish(run_dir: str | os.PathLike[str], store: Store, namespace: str,
         store.put_files([(path, key) for path, key, _ in todo], progress=progress)
         entries = [{"path": key, "size": size, "sha256": d.result()}
                    for (_, key), size, d in zip(files, sizes, digests)]
-    manifest = _write_extras(store, prefix, run, spec, entries, {
+    manifest = _write_extras(store, prefix, run, record, entries, {
         "namespace": namespace, "model_key": model_key, "version": version,
         "created": created})
     store.put_bytes(prefix + MANIFEST, json.dumps(manifest, indent=2).encode())
     return _version(store, prefix, manifest)
 
 
-def _write_extras(store: Store, prefix: str, run: Run, spec: dict[str, Any],
+def _write_extras(store: Store, prefix: str, run: Run, record: dict[str, Any],
                   entries: list[dict[str, Any]], identity: dict[str, str]) -> dict[str, Any]:
     """``metrics.json`` and the public ``run.json`` of a version; then the version's
     manifest (``identity``, then its files: ``entries`` and these two), not yet written."""
     metrics = _metrics(run)
     extra = {
         "metrics.json": json.dumps(metrics, indent=2).encode(),
-        "run.json": json.dumps(_public_spec(spec), indent=2, default=str).encode(),
+        "run.json": json.dumps(_public_record(record), indent=2, default=str).encode(),
     }
     for name, data in extra.items():
         store.put_bytes(prefix + name, data)
@@ -119,9 +119,9 @@ def _write_extras(store: Store, prefix: str, run: Run, spec: dict[str, Any],
         **identity,
         "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "run_digest": digest,
-        "labels": spec.get("labels", []),
+        "labels": record.get("labels", []),
         "metrics": {k: metrics[k] for k in ("ap", "ap50", "split", "step") if k in metrics},
-        "source_task": _source_task(spec.get("data", {})),
+        "source_task": _source_task(record.get("data") or {}),
         "files": entries,
     }
 
@@ -273,9 +273,19 @@ def _metrics(run: Run) -> dict[str, Any]:
             "step": e.step, "coco": e.metrics}
 
 
-def _public_spec(spec: dict[str, Any]) -> dict[str, Any]:
+def _model_key(record: dict[str, Any], run: Run) -> str:
+    """The catalog key the run's record names."""
+    model = record.get("model")
+    key = model.get("key") if isinstance(model, dict) else None
+    if not isinstance(key, str) or not key:
+        raise UsageError(f"{run.path / RUN_JSON} names no model (model.key); give the "
+                         "version's model key (--model-key), or restore the file")
+    return key
+
+
+def _public_record(record: dict[str, Any]) -> dict[str, Any]:
     """run.json as published: what the run was, not where it lay on this machine."""
-    out = json.loads(json.dumps(spec, default=str))
+    out = json.loads(json.dumps(record, default=str))
     for section in ("data", "eval_data"):
         if isinstance(out.get(section), dict):
             out[section].pop("path", None)

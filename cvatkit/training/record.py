@@ -151,7 +151,7 @@ class RunRecord:
 def read_record(run: Run | str | Path) -> RunRecord:
     """The record of the run in ``run`` (a ``Run`` or its folder)."""
     run = run if isinstance(run, Run) else Run(run)
-    return RunRecord.from_json(run.spec(), run.path / RUN_JSON)
+    return RunRecord.from_json(run.record_json(), run.path / RUN_JSON)
 
 
 def write_record(run: Run | str | Path, record: RunRecord) -> None:

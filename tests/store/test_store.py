@@ -134,6 +134,19 @@ def test_the_store_namespace_has_one_name_and_the_older_one_still_works(tmp_path
         in text
 
 
+def test_a_record_that_names_no_model_is_refused_by_name(tmp_path):
+    run = fake_run(tmp_path / "run")
+    damaged = json.loads((run.path / "run.json").read_text())
+    del damaged["model"]["key"]
+    (run.path / "run.json").write_text(json.dumps(damaged))
+    store = open_store(str(tmp_path / "store"))
+    with pytest.raises(UsageError, match=r"run.json names no model \(model.key\); give the "
+                       r"version's model key \(--model-key\)"):
+        publish(run.path, store, "team")
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.json"))
+    assert publish(run.path, store, "team", "ssd-mobilenet-v2").model_key == "ssd-mobilenet-v2"
+
+
 def test_the_manifest_is_written_last(store, tmp_path):
     """A publish that breaks off leaves a version without its manifest: not listed, not
     pulled; publishing the run again completes it."""
