@@ -30,7 +30,7 @@ PAPERMILL := $(BIN)/papermill --log-output --no-progress-bar -k python3
 TRAIN_NB = $(PAPERMILL) notebooks/train.ipynb $(DEMO_DIR)/notebooks/train.ipynb \
 	-p interactive False -p workdir $(DEMO_DIR) -p run_name run \
 	-p model ssd-mobilenet-v2-small -p weights none \
-	-p hparams_file demo/sample.hparams -p namespace demo -p create_bucket True
+	-p hparams_file demo/sample.hparams -p store_namespace demo -p create_bucket True
 demo: setup
 	@rm -rf $(DEMO_DIR)
 	@mkdir -p $(DEMO_DIR)/notebooks
