@@ -69,8 +69,9 @@ class Dataset:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Dataset:
-        """The dataset a run recorded (``to_json``)."""
-        return cls(path=Path(obj["path"]), labels=LabelMap.from_names(obj["labels"]),
+        """The dataset a run recorded (``to_json``); a store version's record names no
+        path (it was the training machine's): it reads as an empty one."""
+        return cls(path=Path(obj.get("path", "")), labels=LabelMap.from_names(obj["labels"]),
                    train_frames=int(obj["train_frames"]), val_frames=int(obj["val_frames"]),
                    val_fraction=float(obj.get("val_fraction", 0.0)),
                    include_masks=bool(obj.get("include_masks", False)),

@@ -173,12 +173,12 @@ def update_record(run: Run | str | Path, **changes: Any) -> RunRecord:
 _SIMPLE = {"int": int, "float": (int, float), "str": str, "bool": bool}
 _WHAT = {"int": "a whole number", "float": "a number", "str": "a string",
          "bool": "true or false", "tuple[str, ...]": "a list of strings"}
-_DATASET = {"path": "str", "labels": "tuple[str, ...]", "train_frames": "int",
-            "val_frames": "int"}
-"""What a run's dataset must say; the rest of ``Dataset.to_json`` has defaults."""
-_DATASET_MORE = {"val_fraction": "float", "include_masks": "bool", "mask_shapes": "int",
-                 "source": "str", "task": "str", "train_files": "tuple[str, ...]",
-                 "val_files": "tuple[str, ...]"}
+_DATASET = {"labels": "tuple[str, ...]", "train_frames": "int", "val_frames": "int"}
+"""What a run's dataset must say; the rest of ``Dataset.to_json`` has defaults (a store
+version's record has no ``path``: it was the path on the machine that trained it)."""
+_DATASET_MORE = {"path": "str", "val_fraction": "float", "include_masks": "bool",
+                 "mask_shapes": "int", "source": "str", "task": "str",
+                 "train_files": "tuple[str, ...]", "val_files": "tuple[str, ...]"}
 
 
 class _Reader:
@@ -212,7 +212,7 @@ class _Reader:
         hparams = self.typed("hparams", Hyperparameters, self.required("hparams"),
                              keys={f.name: f.name.replace("_", "-")
                                    for f in fields(Hyperparameters)})
-        init = self.section("init", InitCheckpoint)
+        init = self.section("init", InitCheckpoint, unpublished={"path": ""})
         loaded = self.section("init_loaded", FitReport)
         if fmt == 1 and isinstance(obj.get("init"), dict) and "restored" in obj["init"]:
             loaded = self.typed("init", FitReport, obj["init"])
@@ -247,9 +247,17 @@ class _Reader:
             raise self.damaged(key, "is missing")
         return self.obj[key]
 
-    def section(self, key: str, cls: type) -> Any:
+    def section(self, key: str, cls: type, *, unpublished: dict[str, Any] | None = None
+                ) -> Any:
+        """``cls`` from the object under ``key`` (None when there is none);
+        ``unpublished``: the fields a store version's record leaves out (this machine's
+        paths), with what they read as."""
         got = self.obj.get(key)
-        return None if got is None else self.typed(key, cls, got)
+        if got is None:
+            return None
+        if unpublished and isinstance(got, dict):
+            got = {**unpublished, **got}
+        return self.typed(key, cls, got)
 
     def typed(self, name: str, cls: type, got: Any, *, keys: dict[str, str] | None = None):
         """``cls(**got)``, each field of a simple type checked; ``keys``: the names the

@@ -22,7 +22,7 @@ from cvatkit.errors import ChecksumError, StoreError, UsageError
 from cvatkit.runs import EvalEvent, Run
 from cvatkit.store import list_models, model_pages, open_store, publish, pull
 from cvatkit.store.s3_server import serve
-from cvatkit.training import plan_run, read_record, write_record
+from cvatkit.training import InitCheckpoint, plan_run, read_record, write_record
 
 
 def fake_run(path, *, big: int = 0, created="2026-11-20T10:00:00Z"):
@@ -145,6 +145,21 @@ def test_a_record_that_names_no_model_is_refused_by_name(tmp_path):
         publish(run.path, store, "team")
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.json"))
     assert publish(run.path, store, "team", "ssd-mobilenet-v2").model_key == "ssd-mobilenet-v2"
+
+
+def test_a_pulled_versions_record_reads_without_this_machines_paths(tmp_path):
+    run = fake_run(tmp_path / "run")
+    record = read_record(run)
+    write_record(run, replace(record, weights=str(tmp_path / "earlier"), init=InitCheckpoint(
+        path=str(tmp_path / "earlier" / "checkpoints" / "ckpt-9"), kind="run",
+        labels=("cat", "dog"), source=str(tmp_path / "earlier"))))
+    store = open_store(str(tmp_path / "store"))
+    pulled = pull(publish(run.path, store, "team").uri, tmp_path / "pulled")
+    published = read_record(pulled)  # the paths were the training machine's: left out
+    assert published.data.path == Path("") and published.init.path == ""
+    assert (published.labels, published.model.key, published.init.source) == (
+        ("cat", "dog"), "ssd-mobilenet-v2", "earlier")
+    assert published.hparams == record.hparams
 
 
 def test_the_manifest_is_written_last(store, tmp_path):
