@@ -147,7 +147,8 @@ def show_predictions(predicted: Predicted, *, threshold: float = 0.5,
         written = save_predictions(shown, out, labels=predicted.model_labels,
                                    task_labels=predicted.task_labels)
         say(f"predictions and pictures in {written['predictions'].parent}")
-    tiles = [(p.image, p.frame.shapes, p.ground_truth, picture_title(p))
+    tiles = [(p.image, p.frame.shapes, p.ground_truth,
+              picture_title(p, labels=predicted.model_labels))
              for p in shown if p.image is not None]
     return gallery_figure(tiles, colors=label_colors(predicted.labels))
 

@@ -8,7 +8,8 @@
         datasets/NAME/            prepared datasets (``dataset_folder_name`` names them)
         runs/YYYYmmdd-HHMMSS-MODEL/   training runs
 
-A cluster's workflow lays out its folder on the claim the same way.
+A cluster's workflow keeps ``datasets/`` and ``runs/`` on its claim too, each named after
+the workflow.
 """
 
 from __future__ import annotations

@@ -70,7 +70,8 @@ class Dataset:
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Dataset:
         """The dataset a run recorded (``to_json``); a store version's record names no
-        path (it was the training machine's): it reads as an empty one."""
+        path (it was the training machine's): it reads as ``Path("")``, the current
+        folder, which nothing of a pulled version reads."""
         return cls(path=Path(obj.get("path", "")), labels=LabelMap.from_names(obj["labels"]),
                    train_frames=int(obj["train_frames"]), val_frames=int(obj["val_frames"]),
                    val_fraction=float(obj.get("val_fraction", 0.0)),

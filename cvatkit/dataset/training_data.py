@@ -1,5 +1,5 @@
 """What a run trains and is evaluated on, for a source given by name: one rule for the
-notebooks, the app and the cluster's workflow.
+notebooks and the app.
 
 The built-in sample task trains on all of its frames (no validation split unless asked)
 and is evaluated on its held-out frames (``test.zip``, a task of its own); any other task

@@ -17,12 +17,16 @@ from .frame_match import match_prediction
 from .predictions import Prediction
 
 
-def picture_title(p: Prediction, *, iou: float = 0.5) -> str:
+def picture_title(p: Prediction, *, labels: Sequence[str] | None = None,
+                  iou: float = 0.5) -> str:
     """A frame's picture title: its name, then for an annotated frame the objects found of
     those annotated and the false boxes (matched as the evaluation matches them), else the
-    shapes found. ``p`` holds the shapes drawn (those at the threshold)."""
+    shapes found. ``p`` holds the shapes drawn (those at the threshold). ``labels``: the
+    model's; a frame whose annotations have none of them (a model of other labels than
+    the task's) is counted as not annotated."""
     name = Path(p.frame.name).name
-    if not p.ground_truth:
+    if not p.ground_truth or (labels is not None and not (
+            set(labels) & {s.label for s in p.ground_truth})):
         return f"{name}: {len(p.frame.shapes)} found"
     match = match_prediction(p, iou=iou)
     false = sum(j is None for j in match.matched)
@@ -56,7 +60,7 @@ def save_predictions(predictions: Iterable[Prediction], out_dir: str | os.PathLi
             if p.image is None:
                 continue
             truth = p.ground_truth if ground_truth else ()
-            title = picture_title(p)
+            title = picture_title(p, labels=labels)
             name = f"{p.frame.index:06d}_{Path(p.frame.name).stem}.png"
             save_png(frame_figure(p.image, p.frame.shapes, ground_truth=truth,
                                   colors=colors, title=title), tmp / "pictures" / name)

@@ -110,14 +110,6 @@ class ModelSpec:
     given another checkpoint: its weights, with the same class check."""
     source: str = "built-in"
 
-    @classmethod
-    def from_json(cls, fields: dict[str, Any]) -> ModelSpec:
-        """Read back ``dataclasses.asdict(spec)`` (``run.json``'s ``model``)."""
-        fields = dict(fields)
-        for name in ("weights", "coco"):
-            if fields.get(name):
-                fields[name] = Weights.from_dict(fields[name])
-        return cls(**fields)
 
     def weights_for(self, kind: str) -> Weights | None:
         """The published weights of ``kind`` ('coco' or 'imagenet'), if it has them."""

@@ -101,7 +101,7 @@ def plan_run(data_dir: str | os.PathLike[str], model: str, hparams_text: str = "
     elif choice != "none":
         from ..store import is_version_uri, pull
 
-        local = str(pull(choice)) if is_version_uri(choice) else choice
+        local = str(pull(choice, progress=progress)) if is_version_uri(choice) else choice
         init = resolve_init_checkpoint(local, spec, data, reinit_heads=reinit_heads)
         note = labels_note(choice, init.labels, data.labels.names, reinit_heads=reinit_heads)
         notes = [*notes, *([note] if note else [])]
@@ -206,8 +206,8 @@ def labels_note(source: str, trained: Sequence[str], labels: Sequence[str], *,
         raise UsageError(
             f"{source} was trained on {len(trained)} classes ({', '.join(trained)}), the "
             f"task has {len(labels)} ({', '.join(labels)}); pick a checkpoint trained on the "
-            "same labels, re-initialise its heads (--reinit-heads) to keep only its "
-            "backbone, or start from the model's own weights")
+            "same labels, start from the model's own weights, or (on the command line) "
+            "re-initialise its heads with --reinit-heads to keep only its backbone")
     if trained == labels:
         return ""
     pairs = ", ".join(f"{a} -> {b}" for a, b in zip(trained, labels) if a != b)

@@ -158,3 +158,8 @@ def test_a_pictures_title_counts_what_the_evaluation_counts():
     alone = Prediction(frame=Frame(index=0, name="f.jpg", width=200, height=100,
                                    shapes=drawn[:1]), ground_truth=truth)
     assert picture_title(alone) == "f.jpg: 1 of 2 found"
+    # a model of other labels than the task's (COCO's person on pedestrians): no match to count
+    assert picture_title(Prediction(frame=frame, ground_truth=truth),
+                         labels=("person", "car")) == "f.jpg: 3 found"
+    assert picture_title(Prediction(frame=frame, ground_truth=truth),
+                         labels=("cat", "car")) == "f.jpg: 1 of 2 found, 2 false"
