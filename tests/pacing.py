@@ -16,7 +16,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from cvatkit.processes import command_line
 from cvatkit.runs import STATUS_JSON, TERMINAL, Run, StepEvent
+
+TRAINER_MODULE = "cvatkit.training.worker"
+"""What the trainer's command line runs (``launcher.trainer_command``)."""
 
 PATIENCE = 1800.0
 """Seconds a test waits for what a trainer does before it fails: generous, since only a
@@ -51,18 +55,24 @@ def _signal(pids: Iterable[int], sig: int) -> None:
 
 def held_trainer(runs: Path, *, patience: float = PATIENCE) -> tuple[Run, int]:
     """The first run that appears in the folder ``runs`` (another process starts it) and
-    its trainer's pid, the trainer held still as soon as its pid is written."""
+    its trainer's pid, the trainer held still as soon as its pid is written. The pid the
+    launcher writes first (its own, while it starts the trainer: the app's kernel) is
+    never held: only a process running the trainer's command."""
 
     def started() -> tuple[Run, int] | None:
         for status in sorted(runs.glob(f"*/{STATUS_JSON}")):
             run = Run(status.parent)
             pid = run.written_status().pid
-            if pid:
+            if pid and _is_trainer(pid):
                 freeze([pid])
                 return run, pid
         return None
 
     return until(f"a trainer to start in {runs}", started, patience=patience)
+
+
+def _is_trainer(pid: int) -> bool:
+    return TRAINER_MODULE in (command_line(pid) or [])
 
 
 def last_step(run: Run) -> int:

@@ -63,3 +63,12 @@ def test_a_failed_run_comes_to_nothing(tmp_path):
     progress = follow_run(run, lambda e, p: None, poll=0.01)
     assert progress.failure(run.path).startswith("training failed")
     assert run_summary(run, progress) == []
+
+
+def test_the_tests_know_the_trainers_command_line():
+    """``pacing.held_trainer`` holds only a process running the trainer's command."""
+    import pacing
+
+    from cvatkit.training.launcher import trainer_command
+
+    assert pacing.TRAINER_MODULE in trainer_command("run")
